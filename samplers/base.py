@@ -1,0 +1,261 @@
+"""The one sampler interface: :class:`Sampler`, :class:`SampleResult` and the registry.
+
+A sampler is fitted once on the training split of a target (``fit``), then moves ``m``
+initial particles ``x0`` of shape ``(m, d)`` for ``n_steps`` steps (``run``). Adding a
+method = one module in ``samplers/`` whose class is decorated with ``@register_sampler``.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from datasets.base import Target
+
+
+class SamplerError(ValueError):
+    """Bad input to a sampler (NaN, wrong shape/dtype, unfitted, unmet requirement)."""
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    """What every sampler returns.
+
+    particles:  (m, d) final particles, on the device of the run.
+    trajectory: (T, m, d) recorded particles when ``record_every > 0``, else None.
+    times:      (T,) cumulative seconds at each recorded step (metrics excluded).
+    info:       steps, sample_seconds, diverged, params used and method-specific facts.
+    """
+
+    particles: Tensor
+    trajectory: Tensor | None
+    times: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def diverged(self) -> bool:
+        return bool(self.info.get("diverged", False))
+
+
+def check_particles(x: Tensor, dim: int | None, what: str = "x0") -> Tensor:
+    """Validate particles: a floating ``(m, d)`` tensor, m > 0, all finite, d == ``dim``."""
+    if not isinstance(x, Tensor):
+        raise SamplerError(f"{what} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != 2:
+        raise SamplerError(f"{what} must have shape (m, d), got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise SamplerError(f"{what} has zero particles; need at least one")
+    if dim is not None and x.shape[1] != dim:
+        raise SamplerError(f"{what} has dimension {x.shape[1]}, the fitted target has {dim}")
+    if not x.dtype.is_floating_point:
+        raise SamplerError(f"{what} must be float32 or float64, got dtype {x.dtype}")
+    if not bool(torch.isfinite(x).all()):
+        raise SamplerError(f"{what} contains NaN or infinite values")
+    return x
+
+
+class Sampler(ABC):
+    """Base class of every method.
+
+    Class attributes: ``name`` (registry key), ``needs`` (subset of {"samples", "score",
+    "log_prob"}), ``defaults`` (documented default parameters; ``__init__`` accepts
+    exactly these keys). Subclasses implement :meth:`_fit` and :meth:`_run`.
+    """
+
+    name: ClassVar[str]
+    needs: ClassVar[frozenset[str]] = frozenset({"samples"})
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **params: Any) -> None:
+        unknown = set(params) - set(self.defaults)
+        if unknown:
+            raise SamplerError(
+                f"{self.name}: unknown parameter(s) {sorted(unknown)}; "
+                f"known: {sorted(self.defaults)}"
+            )
+        self.params: dict[str, Any] = {**self.defaults, **params}
+        self.target: Target | None = None
+        self.train: Tensor | None = None
+        self.fit_seconds: float = 0.0
+        self.fit_info: dict[str, Any] = {}
+
+    # -- public API ----------------------------------------------------------------------
+    def fit(self, train: Tensor, target: Target) -> Sampler:
+        """Prepare the method from the training split ``train`` (N, d) and the target."""
+        if not isinstance(train, Tensor) or train.ndim != 2 or train.shape[0] < 2:
+            shape = tuple(train.shape) if isinstance(train, Tensor) else type(train).__name__
+            raise SamplerError(f"{self.name}: train must be an (N >= 2, d) tensor, got {shape}")
+        check_particles(train, target.dim, what="train")
+        missing = self.unmet_needs(target)
+        if missing:
+            raise SamplerError(f"{self.name}: target {target.name!r} lacks {missing}")
+        self.target = target
+        self.train = train
+        t0 = time.perf_counter()
+        self.fit_info = dict(self._fit(train, target) or {})
+        self.fit_seconds = time.perf_counter() - t0
+        return self
+
+    def run(
+        self,
+        x0: Tensor,
+        n_steps: int,
+        *,
+        seed: int,
+        record_every: int = 0,
+        progress: bool = False,
+    ) -> SampleResult:
+        """Move particles ``x0`` (m, d) for ``n_steps`` steps; deterministic given ``seed``."""
+        if self.target is None:
+            raise SamplerError(f"{self.name}: call fit(train, target) before run()")
+        check_particles(x0, self.target.dim)
+        if not isinstance(n_steps, int) or n_steps < 0:
+            raise SamplerError(f"{self.name}: n_steps must be a non-negative int, got {n_steps!r}")
+        if record_every < 0:
+            raise SamplerError(f"{self.name}: record_every must be >= 0")
+        gen = torch.Generator(device=x0.device)
+        gen.manual_seed(int(seed))
+        t0 = time.perf_counter()
+        result = self._run(x0, n_steps, gen, record_every=record_every, progress=progress)
+        info = {
+            "sampler": self.name,
+            "params": dict(self.params),
+            "fit_seconds": self.fit_seconds,
+            "sample_seconds": time.perf_counter() - t0,
+            **self.fit_info,
+            **result.info,
+        }
+        return SampleResult(result.particles, result.trajectory, result.times, info)
+
+    @classmethod
+    def unmet_needs(cls, target: Target) -> list[str]:
+        """Requirements of this method the target cannot meet (empty when runnable)."""
+        missing = []
+        if "log_prob" in cls.needs and not target.has_log_prob:
+            missing.append("a log density")
+        if "score_exact" in cls.needs and not target.has_score:
+            missing.append("an analytic score")
+        return missing
+
+    # -- to implement --------------------------------------------------------------------
+    @abstractmethod
+    def _fit(self, train: Tensor, target: Target) -> dict[str, Any] | None:
+        """Method-specific fitting; returns facts to record (e.g. bandwidth, n_modes)."""
+
+    @abstractmethod
+    def _run(
+        self,
+        x0: Tensor,
+        n_steps: int,
+        gen: torch.Generator,
+        *,
+        record_every: int,
+        progress: bool,
+    ) -> SampleResult:
+        """Method-specific sampling (inputs already validated)."""
+
+
+StepFn = Callable[[Tensor, int], Tensor]
+
+
+def iterate(
+    step: StepFn,
+    x0: Tensor,
+    n_steps: int,
+    *,
+    record_every: int = 0,
+    progress: bool = False,
+    desc: str = "",
+    max_abs: float = 1e8,
+) -> SampleResult:
+    """Run ``x <- step(x, t)`` for t = 0..n_steps-1 with the shared bookkeeping.
+
+    Records every ``record_every``-th state (and the last) in ``trajectory`` (T, m, d) with
+    cumulative wall times, shows a tqdm bar when ``progress``, and stops early with
+    ``info['diverged'] = True`` when a particle becomes non-finite or exceeds ``max_abs``.
+    """
+    x = x0.clone()
+    frames: list[Tensor] = [x.clone()] if record_every > 0 else []
+    times: list[float] = [0.0] if record_every > 0 else []
+    elapsed = 0.0
+    diverged = False
+    reason = ""
+    steps_done = 0
+    bar = tqdm(total=n_steps, desc=desc, disable=not progress, leave=False, unit="step")
+    for t in range(n_steps):
+        t0 = time.perf_counter()
+        x = step(x, t)
+        elapsed += time.perf_counter() - t0
+        steps_done = t + 1
+        bar.update(1)
+        if not bool(torch.isfinite(x).all()) or float(x.abs().max()) > max_abs:
+            diverged = True
+            reason = f"non-finite or |x| > {max_abs:g} particles at step {t + 1}"
+            break
+        if record_every > 0 and (steps_done % record_every == 0 or steps_done == n_steps):
+            frames.append(x.clone())
+            times.append(elapsed)
+    bar.close()
+    if record_every > 0 and not times:
+        times.append(elapsed)
+    if record_every == 0:
+        times = [elapsed]
+    info = {"steps": steps_done, "diverged": diverged, "step_seconds": elapsed}
+    if diverged:
+        info["diverged_reason"] = reason
+    traj = torch.stack(frames) if frames else None
+    return SampleResult(x, traj, np.asarray(times, dtype=float), info)
+
+
+# ---------------------------------------------------------------------------------------
+# Registry
+# ---------------------------------------------------------------------------------------
+_SAMPLERS: dict[str, type[Sampler]] = {}
+
+
+def register_sampler(cls: type[Sampler]) -> type[Sampler]:
+    """Class decorator: make ``cls`` available under ``cls.name``."""
+    name = getattr(cls, "name", None)
+    if not name:
+        raise SamplerError(f"{cls.__name__} needs a class attribute 'name'")
+    if name in _SAMPLERS and _SAMPLERS[name] is not cls:
+        raise SamplerError(f"sampler {name!r} registered twice")
+    _SAMPLERS[name] = cls
+    return cls
+
+
+def _load_all() -> None:
+    import importlib
+    import pkgutil
+
+    import samplers as pkg
+
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        if not mod.name.startswith("_"):
+            importlib.import_module(f"samplers.{mod.name}")
+
+
+def available_samplers() -> list[str]:
+    """Names of every registered sampler."""
+    _load_all()
+    return sorted(_SAMPLERS)
+
+
+def sampler_class(name: str) -> type[Sampler]:
+    _load_all()
+    if name not in _SAMPLERS:
+        raise SamplerError(f"unknown sampler {name!r}; known: {', '.join(sorted(_SAMPLERS))}")
+    return _SAMPLERS[name]
+
+
+def get_sampler(name: str, **params: Any) -> Sampler:
+    """Instantiate the registered sampler ``name`` with ``params`` over its defaults."""
+    return sampler_class(name)(**params)
