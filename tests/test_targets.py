@@ -446,6 +446,40 @@ def test_reference_sinkhorn_matches_pot_log_domain() -> None:
     cost = (torch.cdist(x, y) ** 2).numpy()
     plan = ot.sinkhorn(a, b, cost, eps, method="sinkhorn_log", numItermax=100_000, stopThr=1e-13)
     expected = (plan * cost).sum() + eps * (plan * np.log(plan / np.outer(a, b))).sum()
-    value, _ = entropic_ot(x, y, eps)
+    value, _ = entropic_ot(x, y, eps, tol=1e-12)
     assert abs(value - expected) < 1e-7 * abs(expected)
     assert abs(sinkhorn_divergence_reference(x, x, eps)) < 1e-9
+
+
+def test_generic_wrong_sample_is_a_half_space() -> None:
+    """Targets without ``corrupted_sample`` get the half-space above the median of x_1."""
+    from tests.gaussian import correlated_gaussian_2d
+
+    target = correlated_gaussian_2d()
+    w = wrong_sample(target, 300, seed=0)
+    assert w.shape == (300, 2)
+    assert float(w[:, 0].min()) > 1.0 - 0.1  # the median of x_1 is the mean 1.0
+    assert torch.equal(w, wrong_sample(target, 300, seed=0))
+
+
+def test_mixture_constructor_errors() -> None:
+    means = [[0.0, 0.0], [1.0, 1.0]]
+    with pytest.raises(TargetError, match="exactly one of covs"):
+        GaussianMixture("m", means)
+    with pytest.raises(TargetError, match="exactly one of covs"):
+        GaussianMixture("m", means, stds=[1.0, 1.0], covs=[[[1.0, 0], [0, 1]]] * 2)
+    with pytest.raises(TargetError, match="weights must be 2 positive"):
+        GaussianMixture("m", means, weights=[1.0, -1.0], stds=[1.0, 1.0])
+    with pytest.raises(TargetError, match="positive definite"):
+        GaussianMixture("m", means, covs=[[[1.0, 2.0], [2.0, 1.0]]] * 2)
+    with pytest.raises(TargetError, match=r"shape \(K, d\)"):
+        GaussianMixture("m", [0.0, 1.0], stds=[1.0])
+
+
+def test_bounded_shapes_must_be_integers() -> None:
+    from datasets.bounded import Dirichlet2Simplex, ProductBeta
+
+    with pytest.raises(TargetError, match="integers >= 1"):
+        ProductBeta("b", a=(2.5,), b=(2,))
+    with pytest.raises(TargetError, match="integers >= 1"):
+        Dirichlet2Simplex("d", alpha=(2, 0, 3))
