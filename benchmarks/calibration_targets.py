@@ -9,9 +9,8 @@ of the reference, in the standardised space. Two sizes: the suites' (300 particl
 1000-point reference) and the calibration test's (500 vs 500).
 
 Produced files: ``results/targets/calibration.csv`` and ``calibration.md``. Command:
-``OMP_NUM_THREADS=1 python -m benchmarks.calibration_targets``. The Sinkhorn solver is
-the registered ``sinkhorn`` metric when ``metrics/sinkhorn.py`` is installed, else the
-test-local reference solver ``tests/sinkhorn_reference.py``; the md header names which.
+``OMP_NUM_THREADS=1 python -m benchmarks.calibration_targets`` (Sinkhorn:
+``metrics.sinkhorn.sinkhorn_divergence`` with its default tolerance).
 """
 
 from __future__ import annotations
@@ -27,34 +26,22 @@ import torch
 from datasets import StandardisedTarget, available_targets, get_target
 from datasets.base import median_sq_distance
 from datasets.calibration import wrong_sample
+from metrics.sinkhorn import sinkhorn_divergence
 
 FAMILIES = ("mixtures", "manifolds", "bounded")
 SIZES = ((300, 1000), (500, 500))  # (particles, reference)
 COMMAND = "OMP_NUM_THREADS=1 python -m benchmarks.calibration_targets"
 
 
-def _divergence():
-    """(fn(x, y, eps) -> float, solver name)."""
-    try:
-        from metrics.base import get_metric
-
-        metric = get_metric("sinkhorn")
-    except Exception:  # metrics/sinkhorn.py not merged yet
-        from tests.sinkhorn_reference import sinkhorn_divergence_reference
-
-        return sinkhorn_divergence_reference, "tests/sinkhorn_reference.py (matrix scaling)"
-
-    def fn(x: torch.Tensor, y: torch.Tensor, eps: float) -> float:
-        res = metric(x, y, scale=eps, seed=0)
-        if not res.converged:
-            raise RuntimeError(f"sinkhorn did not converge: {res.info}")
-        return float(res.value)
-
-    return fn, "metrics.sinkhorn (registered metric 'sinkhorn')"
+def _divergence(x: torch.Tensor, y: torch.Tensor, eps: float) -> float:
+    res = sinkhorn_divergence(x, y, eps=eps)
+    if not res.converged:
+        raise RuntimeError(f"sinkhorn did not converge: {res.info.get('message')}")
+    return float(res.value)
 
 
 def calibrate(names: list[str], seeds: list[int]) -> tuple[pd.DataFrame, str]:
-    divergence, solver = _divergence()
+    divergence, solver = _divergence, "metrics.sinkhorn.sinkhorn_divergence"
     rows = []
     for name in names:
         base = get_target(name)
