@@ -466,3 +466,16 @@ def test_bounded_shapes_must_be_integers() -> None:
         ProductBeta("b", a=(2.5,), b=(2,))
     with pytest.raises(TargetError, match="integers >= 1"):
         Dirichlet2Simplex("d", alpha=(2, 0, 3))
+
+
+def test_rejection_sampling_reports_an_empty_region() -> None:
+    from datasets.base import make_generator
+    from datasets.calibration import sample_where
+
+    target = get_target("circle")
+
+    def never(x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(x.shape[0], dtype=torch.bool)
+
+    with pytest.raises(TargetError, match="rejection sampling got 0 of 10 points"):
+        sample_where(target._sample, never, 10, make_generator(0), max_batches=3)
