@@ -17,9 +17,8 @@ sqrt(eps) ~ 1.9 is still below the standardised mode spacing ~ 3.3).
 Measured separations: ``results/targets/calibration.md``. Note: one dropped mode of 8
 (``ring8``) is 2-11x above the noise floor depending on the seed at 300-500 points; it is
 seen in the mean over seeds, not reliably in every single draw.
-Sinkhorn's iterations converge slowly across well-separated clusters (``unbalanced2``
-couples its two modes through kernel entries ~ 1e-186 at eps = 0.05 x median), so a metric
-tolerance much tighter than 1e-6 on the marginals may not be reached there.
+Sinkhorn's iterations converge slowly across well-separated clusters: ``unbalanced2`` uses
+0.2 because at 0.1 the metric's iterations did not always converge (see its factory).
 """
 
 from __future__ import annotations
@@ -235,13 +234,18 @@ def grid25() -> GaussianMixture:
 
 @register_target("unbalanced2", "mixtures")
 def unbalanced2() -> GaussianMixture:
-    """0.9 N((-2, 0), 0.6^2 I) + 0.1 N((2, 0), 0.4^2 I): a heavy and a light mode."""
+    """0.9 N((-2, 0), 0.6^2 I) + 0.1 N((2, 0), 0.4^2 I): a heavy and a light mode.
+
+    Metric eps 0.2 x median: at 0.1 the Sinkhorn iterations across the two far-apart modes
+    did not reach the metric's 1e-6 marginal tolerance in 5000 iterations for one of six
+    calibration draws (the two modes couple only through tiny kernel entries e^{-C/eps}).
+    """
     return GaussianMixture(
         "unbalanced2",
         [[-2.0, 0.0], [2.0, 0.0]],
         weights=[0.9, 0.1],
         stds=[0.6, 0.4],
-        metric_eps_fraction=0.1,
+        metric_eps_fraction=0.2,
         description="two 2-D Gaussians with weights 0.9/0.1 at (-2,0) (std .6) and (2,0) (std .4)",
     )
 
