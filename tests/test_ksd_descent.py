@@ -184,3 +184,25 @@ def test_bad_parameters_give_clear_errors():
     sampler = get_sampler("ksd_descent", bandwidth="median").fit(train, target)
     with pytest.raises(SamplerError, match="dimension"):
         sampler.run(torch.zeros(4, 3, dtype=torch.float64), 3, seed=0)
+
+
+def test_annealing_targets_the_tempered_score_then_the_true_one():
+    """beta * score of N(0, I) is the score of N(0, I / beta): with anneal_fraction = 1 the
+    cloud spreads to std 1/sqrt(beta); with the switch at 50 % it returns to std 1."""
+    target = GaussianTarget(torch.zeros(2), torch.eye(2))
+    train = target.sample(50, seed=1)
+    x0 = _randn(120, 2, seed=8)
+    tempered = get_sampler("ksd_descent", anneal_beta=0.5, anneal_fraction=1.0).fit(train, target)
+    std_tempered = tempered.run(x0, 50, seed=0).particles.std(0)
+    torch.testing.assert_close(std_tempered, torch.full((2,), 2**0.5).double(), atol=0.1, rtol=0)
+    switched = get_sampler("ksd_descent", anneal_beta=0.5, anneal_fraction=0.5).fit(train, target)
+    std_switched = switched.run(x0, 100, seed=0).particles.std(0)
+    torch.testing.assert_close(std_switched, torch.ones(2).double(), atol=0.05, rtol=0)
+
+
+def test_gradient_descent_divergence_is_recorded():
+    target = GaussianTarget(torch.zeros(2), 1e-4 * torch.eye(2))  # score of size 1e4 |x|
+    sampler = get_sampler("ksd_descent", optimiser="gd").fit(target.sample(20, seed=0), target)
+    res = sampler.run(_randn(30, 2, seed=9), 50, seed=0)
+    assert res.diverged and "non-finite" in res.info["diverged_reason"]
+    assert "ksd2_final" not in res.info
