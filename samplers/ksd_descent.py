@@ -114,13 +114,19 @@ class KSDDescent(Sampler):
         step_size = 0.2       gradient-descent step (ignored by L-BFGS); larger steps throw
                               particles far out early (measured on N(0, I_2) from a shifted
                               start: 0.2 converges in 300 steps, 1.0 leaves std 2.2).
+                              Explicit GD is unstable for steep scores (a standardised
+                              8-mode ring with mode std 0.07 diverges at 0.2; recorded as
+                              diverged); L-BFGS's line search has no such limit.
         score = "auto"        "auto" | "exact" | "kde" (see ``samplers.scores``).
         anneal_beta = 1.0     annealed variant when < 1: the score is scaled by anneal_beta
                               for the first ``anneal_fraction`` of the steps, then by 1
                               (L-BFGS restarts its history at the switch).
         anneal_fraction = 0.3
 
-    n_steps = iterations (L-BFGS iterations or gradient steps).
+    n_steps = iterations (L-BFGS iterations or gradient steps). The first L-BFGS step in a
+    process imports torch._dynamo (torch.optim does so lazily): a one-off 1-4 s.
+    Cost per loss evaluation O(m^2 d) time, O(m^2) memory, plus one score evaluation and
+    one vector-Jacobian product through it.
     info: ``score_source``, ``score_jacobian``, ``bandwidth``, ``ksd2_init``, ``ksd2_final``
     (for the untempered score), ``n_score_evals``, ``n_loss_evals``.
     """
