@@ -18,6 +18,9 @@ from torch import Tensor
 from datasets.base import Target
 from samplers.base import Sampler, SamplerError, SampleResult, iterate, register_sampler
 
+#: score source recorded for targets with a log density but no score (e.g. uniform ones)
+ZERO_DRIFT = "none: zero drift (random-walk Metropolis)"
+
 
 def mala_log_accept_ratio(
     x: Tensor,
@@ -59,7 +62,10 @@ def mala_accept_mask(log_ratio: Tensor, logp_x: Tensor, logp_new: Tensor, u: Ten
 class MALA(Sampler):
     """Metropolis-adjusted Langevin, vectorised over particles (each one an independent chain).
 
-    Needs the target's log density (and its score, exact or by autograd of log p).
+    Needs the target's log density. The drift uses the target's score (analytic or by
+    autograd of log p); a target with a log density but no score (the uniform targets,
+    whose score is a boundary delta) gets zero drift, i.e. random-walk Metropolis with
+    N(x, 2h I) proposals, which is still an exact MH chain (score_source records it).
 
     Parameters (defaults):
         step_size = 0.1       initial h of x' = x + h s(x) + sqrt(2h) xi (standardised targets).
@@ -88,10 +94,15 @@ class MALA(Sampler):
         acc = self.params["target_accept"]
         if not 0.0 < float(acc) < 1.0:
             raise SamplerError(f"mala: target_accept must lie in (0, 1), got {acc!r}")
-        return {"score_source": "exact"}
+        self.use_score = target.has_score
+        self.score_source = "exact" if self.use_score else ZERO_DRIFT
+        return {"score_source": self.score_source}
 
     def _score(self, x: Tensor, finite: Tensor) -> Tensor:
-        """Score at x, zeroed where log p(x) is not finite (those points are rejected)."""
+        """Score at x, zeroed where log p(x) is not finite (those points are rejected);
+        all zeros (random-walk Metropolis) for targets without a score."""
+        if not self.use_score:
+            return torch.zeros_like(x)
         s = self.target.score(x)
         s = torch.where(finite[:, None], s, torch.zeros_like(s))
         return torch.nan_to_num(s, nan=0.0, posinf=0.0, neginf=0.0)
@@ -157,6 +168,6 @@ class MALA(Sampler):
             "n_log_prob_evals": state["n_lp"],
             "n_score_evals": state["n_score"],
             "n_outside_support_init": state["n_outside"],
-            "score_source": "exact",
+            "score_source": self.score_source,
         }
         return SampleResult(res.particles, res.trajectory, res.times, info)

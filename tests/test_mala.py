@@ -33,6 +33,24 @@ class HalfNormal(Target):
         return -x
 
 
+class UnitSquare(Target):
+    """Uniform on [0, 1]^2: log p = 0 inside, -inf outside, and no score (a boundary delta)."""
+
+    def __init__(self) -> None:
+        super().__init__(name="unit_square", dim=2, family="bounded")
+
+    def _sample(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        return torch.rand(n, 2, generator=gen, dtype=torch.float64)
+
+    def _log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        inside = ((x > 0) & (x < 1)).all(1)
+        return torch.where(inside, torch.zeros_like(x[:, 0]), torch.full_like(x[:, 0], -math.inf))
+
+    @property
+    def has_score(self) -> bool:
+        return False
+
+
 class NoDensity(Target):
     def __init__(self) -> None:
         super().__init__(name="no_density", dim=2, family="mixtures")
@@ -133,3 +151,18 @@ def test_mala_is_reproducible_by_seed():
     a = _run(target, m=50, n_steps=10, seed=4).particles
     b = _run(target, m=50, n_steps=10, seed=4).particles
     assert torch.equal(a, b)
+
+
+def test_mala_without_score_is_random_walk_metropolis_and_stays_inside():
+    from samplers.mala import ZERO_DRIFT
+
+    target = UnitSquare()
+    x0 = 0.4 + 0.2 * target.sample(3000, seed=3)  # concentrated in [0.4, 0.6]^2
+    res = get_sampler("mala", step_size=0.05, adapt_fraction=0.0).fit(x0[:50], target)
+    res = res.run(x0, 100, seed=1)
+    x = res.particles
+    assert res.info["score_source"] == ZERO_DRIFT
+    assert bool(((x > 0) & (x < 1)).all())
+    torch.testing.assert_close(x.mean(0), torch.full((2,), 0.5).double(), atol=0.02, rtol=0)
+    torch.testing.assert_close(x.var(0), torch.full((2,), 1 / 12).double(), atol=0.01, rtol=0)
+    assert 0.3 < res.info["accept_rate"] < 0.9  # proposals crossing the boundary rejected
