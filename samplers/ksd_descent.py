@@ -24,12 +24,26 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from datasets.base import Target, median_sq_distance
+from datasets.base import Target, TargetError, median_sq_distance
 from samplers.base import Sampler, SamplerError, SampleResult, iterate, register_sampler
 from samplers.scores import SCORE_SOURCES, resolve_score
 from samplers.stein_kernels import BASE_KERNELS, RadialKernel, ksd_squared_and_partials
 
 OPTIMISERS = ("lbfgs", "gd")
+
+
+class NonFiniteScoreError(ArithmeticError):
+    """The score is NaN/inf at some particles (e.g. outside a bounded support)."""
+
+
+def _check_finite_score(s: Tensor) -> Tensor:
+    bad = ~torch.isfinite(s).all(1)
+    if bool(bad.any()):
+        raise NonFiniteScoreError(
+            f"score is non-finite at {int(bad.sum())} of {s.shape[0]} particles "
+            "(outside the target's support?)"
+        )
+    return s
 
 
 class DifferentiableScore:
@@ -69,6 +83,7 @@ class DifferentiableScore:
                 s = self._with_graph(xr)
             if not s.requires_grad:
                 self.jacobian = "finite_difference"
+        _check_finite_score(s.detach())
         if self.jacobian == "finite_difference":
 
             def vjp(v: Tensor) -> Tensor:
@@ -77,7 +92,7 @@ class DifferentiableScore:
                 e = self.fd_eps
                 self.n_evals += 2
                 diff = self.fn(x + e * unit) - self.fn(x - e * unit)
-                return diff / (2.0 * e) * norm
+                return _check_finite_score(diff / (2.0 * e) * norm)
 
             return s.detach(), vjp
 
@@ -193,7 +208,15 @@ class KSDDescent(Sampler):
         beta0 = float(p["anneal_beta"])
         n_anneal = int(round(float(p["anneal_fraction"]) * n_steps)) if beta0 < 1.0 else 0
         counters = {"loss": 0}
-        ksd2_init, _ = ksd_loss_and_grad(x0, score, kernel)
+        failure: dict[str, str] = {}
+
+        def ksd2(x: Tensor) -> float:
+            try:
+                return float(ksd_loss_and_grad(x, score, kernel)[0])
+            except (NonFiniteScoreError, TargetError):
+                return float("nan")
+
+        ksd2_init = ksd2(x0)
 
         def loss_grad(x: Tensor, beta: float) -> tuple[Tensor, Tensor]:
             counters["loss"] += 1
@@ -202,23 +225,31 @@ class KSDDescent(Sampler):
         if p["optimiser"] == "gd":
             h = float(p["step_size"])
 
-            def step(x: Tensor, t: int) -> Tensor:
+            def update(x: Tensor, t: int) -> Tensor:
                 _, g = loss_grad(x, beta0 if t < n_anneal else 1.0)
                 return x - h * m * g
 
         else:
-            step = _LBFGSStepper(loss_grad, m, beta0, n_anneal)
+            update = _LBFGSStepper(loss_grad, m, beta0, n_anneal)
+
+        def step(x: Tensor, t: int) -> Tensor:
+            try:
+                return update(x, t)
+            except (NonFiniteScoreError, TargetError) as err:
+                failure["reason"] = f"step {t + 1}: {err}"
+                return torch.full_like(x, float("nan"))  # iterate() records the divergence
 
         res = iterate(
             step, x0, n_steps, record_every=record_every, progress=progress, desc="ksd_descent"
         )
         info = dict(res.info)
+        if "reason" in failure:
+            info["diverged_reason"] = failure["reason"]
         if not res.diverged:
-            ksd2_final, _ = ksd_loss_and_grad(res.particles, score, kernel)
-            info["ksd2_final"] = float(ksd2_final)
+            info["ksd2_final"] = ksd2(res.particles)
         info.update(
             {
-                "ksd2_init": float(ksd2_init),
+                "ksd2_init": ksd2_init,
                 "score_source": score.source,
                 "score_jacobian": score.jacobian,
                 "n_score_evals": score.n_evals,

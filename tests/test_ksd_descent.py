@@ -206,3 +206,26 @@ def test_gradient_descent_divergence_is_recorded():
     res = sampler.run(_randn(30, 2, seed=9), 50, seed=0)
     assert res.diverged and "non-finite" in res.info["diverged_reason"]
     assert "ksd2_final" not in res.info
+
+
+class PositiveHalfLine(Target):
+    """Half-normal on x > 0 whose score is NaN outside the support (like the Beta targets)."""
+
+    def __init__(self):
+        super().__init__(name="half_line", dim=1, family="bounded")
+
+    def _sample(self, n, gen):
+        return torch.randn(n, 1, generator=gen, dtype=torch.float64).abs()
+
+    def _score(self, x):
+        return torch.where(x > 0, -x, torch.full_like(x, math.nan))
+
+
+@pytest.mark.parametrize("optimiser", ["lbfgs", "gd"])
+def test_non_finite_score_is_a_recorded_divergence(optimiser):
+    target = PositiveHalfLine()
+    sampler = get_sampler("ksd_descent", optimiser=optimiser).fit(target.sample(30, seed=0), target)
+    res = sampler.run(_randn(20, 1, seed=10), 10, seed=0)  # about half start outside
+    assert res.diverged and res.info["steps"] == 1
+    assert "score is non-finite at" in res.info["diverged_reason"]
+    assert math.isnan(res.info["ksd2_init"])
