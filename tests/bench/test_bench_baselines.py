@@ -3,11 +3,15 @@ N = 5000 training points, d = 16; exact vs sliced MMD gradient also at m = N = 2
 
 Run: OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 pytest tests/bench/test_bench_baselines.py \
         --benchmark-only --benchmark-json results/benchmarks/baselines.json
+Torch threads: BENCH_THREADS (default 1), set for this module and restored after (the
+tests' conftest asks for 2, which on a shared, loaded machine makes small ops ~10x slower).
 The exact MMD gradient at m = N = 20000 (8e8 pairs) is one chunked round (256 rows per
 chunk, ~80 MB), marked slow; everything else uses pytest-benchmark's default rounds.
 """
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
@@ -20,6 +24,15 @@ from samplers.stein_kernels import RadialKernel
 from tests.gaussian import GaussianTarget
 
 M, N, D = 1024, 5000, 16
+BENCH_THREADS = int(os.environ.get("BENCH_THREADS", "1"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def bench_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(BENCH_THREADS)
+    yield
+    torch.set_num_threads(before)
 
 
 def _randn(*shape, seed=0):
@@ -99,7 +112,9 @@ def test_mmd_sliced_gradient_20000(benchmark, big_problem):
     x, y = big_problem
     gen = torch.Generator().manual_seed(0)
     benchmark.pedantic(riesz_gradient_sliced, args=(x, y, 256, gen), rounds=3)
-    benchmark.extra_info.update({"m": 20_000, "N": 20_000, "d": D, "n_projections": 256})
+    benchmark.extra_info.update(
+        {"m": 20_000, "N": 20_000, "d": D, "torch_threads": BENCH_THREADS, "n_projections": 256}
+    )
 
 
 @pytest.mark.slow
@@ -107,4 +122,6 @@ def test_mmd_exact_gradient_20000(benchmark, big_problem):
     """Exact pairwise gradient at m = N = 20000: one round, chunked by 256 rows."""
     x, y = big_problem
     benchmark.pedantic(riesz_gradient_exact, args=(x, y, 1.0, 256), rounds=1, iterations=1)
-    benchmark.extra_info.update({"m": 20_000, "N": 20_000, "d": D, "chunk_size": 256})
+    benchmark.extra_info.update(
+        {"m": 20_000, "N": 20_000, "d": D, "torch_threads": BENCH_THREADS, "chunk_size": 256}
+    )
