@@ -43,6 +43,7 @@ import ot
 import torch
 from torch import Tensor
 
+from metrics._geometry import median_pairwise_sq, squared_distances
 from metrics.base import MetricError, MetricResult, check_clouds, register_metric
 
 STANDARD_MAX_COST_OVER_EPS = 500.0
@@ -74,14 +75,6 @@ class _Solve:
     message: str = ""
 
 
-def squared_distances(x: Tensor, y: Tensor) -> Tensor:
-    """C_ij = |x_i - y_j|^2 for x (m, d), y (n, d) -> (m, n), clamped at 0 (expanded form,
-    so no (m, n, d) tensor; callers centre the clouds to limit cancellation)."""
-    x2 = (x * x).sum(1)
-    y2 = (y * y).sum(1)
-    return (x2[:, None] + y2[None, :] - 2.0 * (x @ y.T)).clamp_min_(0.0)
-
-
 def _median_entry(c: Tensor) -> float:
     """Median of a cost matrix's entries, from a strided sub-grid of at most ~1000^2 entries."""
     si = max(1, c.shape[0] // _MEDIAN_MAX_ENTRIES)
@@ -102,15 +95,7 @@ def relative_eps(
         raise MetricError("reference contains NaN or infinite values")
     if not fraction > 0:
         raise MetricError(f"fraction must be > 0, got {fraction}")
-    y = reference.to(torch.float64)
-    if y.shape[0] > max_points:
-        gen = torch.Generator(device="cpu").manual_seed(seed)
-        idx = torch.randperm(y.shape[0], generator=gen)[:max_points].to(y.device)
-        y = y[idx]
-    y = y - y.mean(0)
-    c = squared_distances(y, y)
-    iu = torch.triu_indices(y.shape[0], y.shape[0], offset=1, device=y.device)
-    return float(fraction * c[iu[0], iu[1]].median())
+    return float(fraction * median_pairwise_sq(reference, max_points=max_points, seed=seed))
 
 
 def _finish(
