@@ -34,8 +34,11 @@ def _brute_entropic_ot(x: torch.Tensor, y: torch.Tensor, eps: float, iters: int)
     f = torch.zeros(x.shape[0], dtype=F64)
     g = torch.zeros(y.shape[0], dtype=F64)
     for _ in range(iters):
+        f_old = f
         f = -eps * torch.logsumexp(log_b[None, :] + (g[None, :] - c) / eps, dim=1)
         g = -eps * torch.logsumexp(log_a[:, None] + (f[:, None] - c) / eps, dim=0)
+        if float((f - f_old).abs().max()) < 1e-12:
+            break
     return float(log_a.exp() @ f + log_b.exp() @ g)
 
 
@@ -75,21 +78,22 @@ def test_sinkhorn_monotone_in_shift():
 
 @pytest.mark.parametrize(
     ("fraction", "method"),
-    [(0.5, "auto"), (0.05, "auto"), (0.05, "log"), (0.01, "standard"), (0.003, "auto")],
+    [(0.5, "auto"), (0.05, "auto"), (0.05, "log"), (0.01, "standard"), (0.01, "auto")],
 )
 def test_sinkhorn_matches_brute_force_log_domain(fraction, method):
-    x, y = _cloud(60, 2, 5), _cloud(50, 2, 6, shift=0.7)
+    x, y = _cloud(40, 2, 5), _cloud(30, 2, 6, shift=0.7)
     eps = relative_eps(y, fraction)
-    res = sinkhorn_divergence(x, y, eps=eps, tol=1e-10, method=method, max_iter=100_000)
+    res = sinkhorn_divergence(x, y, eps=eps, tol=1e-9, method=method, max_iter=20_000)
     assert res.converged, res.info
-    ref = _brute_divergence(x, y, eps, iters=20_000 if fraction < 0.02 else 3000)
+    ref = _brute_divergence(x, y, eps, iters=4000)
     assert res.value == pytest.approx(ref, rel=1e-6, abs=1e-9)
 
 
 def test_sinkhorn_auto_switches_to_log_domain_for_small_eps():
-    x, y = _cloud(60, 2, 5), _cloud(50, 2, 6, shift=0.7)
+    x, y = _cloud(40, 2, 5), _cloud(30, 2, 6, shift=0.7)
     big = sinkhorn_divergence(x, y, eps=relative_eps(y, 0.5))
-    small = sinkhorn_divergence(x, y, eps=relative_eps(y, 0.002), max_iter=100_000)
+    small = sinkhorn_divergence(x, y, eps=relative_eps(y, 0.01))
+    assert small.converged
     assert big.info["method"]["xy"] == "standard"
     assert small.info["method"]["xy"] == "log"
     assert small.info["max_cost_over_eps"] > 500
