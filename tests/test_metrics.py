@@ -135,6 +135,7 @@ def test_sinkhorn_records_solver_facts():
     assert info["eps"] == 0.3 and info["cost"] == "squared_euclidean"
     assert set(info["iterations"]) == {"xy", "xx", "yy"}
     assert all(err <= info["tol"] for err in info["marginal_error"].values())
+    assert all(abs(gap) < 1e-4 for gap in info["primal_dual_gap"].values())
     assert info["method"]["xx"] == "symmetric-standard"
 
 
