@@ -165,15 +165,16 @@ def _symmetric(c: Tensor, a: Tensor, eps: float, method: str, max_iter: int, tol
     Scaling domain ("standard"): T(f) = -eps log(K (a e^{f/eps})), K = e^{-C/eps};
     log domain: T(f)_i = -eps logsumexp_j(log a_j + (f_j - C_ij)/eps).
     Row marginal of P_ij = a_i a_j e^{(f_i + f_j - C_ij)/eps} is r = a e^{(f - T(f))/eps}.
+    ``c`` is overwritten (in place, to hold one (n, n) matrix only).
     """
     log_a = a.log()
     if method == "standard":
-        kernel = torch.exp(c / -eps)
+        kernel = c.div_(-eps).exp_()
 
         def transform(f: Tensor) -> Tensor:
             return -eps * torch.log(kernel @ (a * torch.exp(f / eps)))
     else:
-        neg_c = c / -eps
+        neg_c = c.div_(-eps)
 
         def transform(f: Tensor) -> Tensor:
             return -eps * torch.logsumexp(neg_c + (log_a + f / eps)[None, :], dim=1)

@@ -286,3 +286,14 @@ def test_memorisation_ratio():
     assert "memorisation" not in available_metrics()
     with pytest.raises(MetricError, match="dimension mismatch"):
         memorisation_ratio(fresh, train[:, :1], reference)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_metrics_on_cuda_match_cpu():
+    x, y = _cloud(200, 2, 50), _cloud(180, 2, 51, shift=0.4)
+    for name in available_metrics():
+        fn = get_metric(name)
+        cpu = fn(x, y, scale=0.3, seed=1)
+        gpu = fn(x.cuda(), y.cuda(), scale=0.3, seed=1)
+        assert gpu.value == pytest.approx(cpu.value, rel=1e-9, abs=1e-12), name
