@@ -227,10 +227,13 @@ def build_autoencoder(
     config: AutoencoderConfig, image_shape: tuple[int, int, int], gen: torch.Generator
 ) -> nn.Module:
     """The untrained autoencoder of ``config`` with weights drawn from ``gen``."""
-    if config.arch == "mlp":
-        model: nn.Module = MLPAutoencoder(image_shape, config.latent_dim, config.hidden)
-    else:
-        model = CNNAutoencoder(image_shape, config.latent_dim, config.channels, config.fc_width)
+    # nn.Linear/Conv2d draw throwaway initial weights from the global RNG while being
+    # constructed: fork_rng restores its state, and the real weights come from ``gen``.
+    with torch.random.fork_rng(devices=[]):
+        if config.arch == "mlp":
+            model: nn.Module = MLPAutoencoder(image_shape, config.latent_dim, config.hidden)
+        else:
+            model = CNNAutoencoder(image_shape, config.latent_dim, config.channels, config.fc_width)
     init_parameters_(model, gen)
     return model
 
@@ -297,7 +300,7 @@ def train_autoencoder(
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     best_val, best_epoch, best_state, stale = math.inf, 0, None, 0
     history: dict[str, Any] = {"train_loss": [], "val_loss": []}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     bar = tqdm(
         range(config.epochs),
         desc=f"autoencoder {config.dataset}",
@@ -341,6 +344,7 @@ def train_autoencoder(
         best_val_loss=best_val,
         epochs_run=len(history["val_loss"]),
         train_seconds=time.perf_counter() - t0,
+        train_cpu_seconds=time.process_time() - c0,
         n_train=int(x_train.shape[0]),
         n_val=int(n_val),
         torch_threads=torch.get_num_threads(),

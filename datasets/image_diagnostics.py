@@ -210,7 +210,8 @@ def load_or_train_classifier(
     path = cache_file(cache_dir, "classifier", meta)
 
     def build() -> nn.Module:
-        model = ImageClassifier(image_shape, n_classes)
+        with torch.random.fork_rng(devices=[]):  # see datasets.autoencoders.build_autoencoder
+            model = ImageClassifier(image_shape, n_classes)
         _init_from(model, make_generator(config.seed))
         return model
 

@@ -43,14 +43,18 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "particle-bench"
 
 
-def cache_file(cache_dir: str | os.PathLike[str], kind: str, meta: dict[str, Any]) -> Path:
-    """A readable file name from ``kind`` and the key fields of ``meta`` (sorted)."""
-    parts = [kind] + [f"{k}={meta[k]}" for k in sorted(meta)]
-    name = "__".join(parts)
-    name = re.sub(r"[^A-Za-z0-9_.=,-]+", "-", name)
-    if len(name) > 200:
-        digest = hashlib.sha256(name.encode()).hexdigest()[:16]
-        name = f"{name[:180]}__{digest}"
+def cache_file(
+    cache_dir: str | os.PathLike[str],
+    kind: str,
+    meta: dict[str, Any],
+    head: tuple[str, ...] = ("dataset", "arch", "latent_dim", "epochs", "seed"),
+) -> Path:
+    """``<cache_dir>/<kind>__dataset=..__arch=..__..__<digest>.pt``: the ``head`` fields of
+    ``meta`` in that order (readable), then a digest of the whole sorted ``meta``."""
+    parts = [kind] + [f"{k}={meta[k]}" for k in head if k in meta]
+    full = repr(sorted((str(k), repr(v)) for k, v in meta.items()))
+    parts.append(hashlib.sha256(full.encode()).hexdigest()[:16])
+    name = re.sub(r"[^A-Za-z0-9_.=,-]+", "-", "__".join(parts))
     return Path(cache_dir) / f"{name}.pt"
 
 
