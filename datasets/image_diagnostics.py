@@ -388,7 +388,7 @@ def diffusion_map(
     z = (z - z.mean(dim=0)) / torch.where(std > 0, std, torch.ones_like(std))
     d2 = torch.cdist(z, z).pow(2)
     m = z.shape[0]
-    eps = float(d2.median()) / (2.0 * math.log(m))
+    eps = float(np.median(d2.numpy())) / (2.0 * math.log(m))  # np: mean of the middle two
     k = torch.exp(-d2 / (2.0 * eps))
     deg = k.sum(dim=1)
     a = k / torch.sqrt(deg[:, None] * deg[None, :])
