@@ -26,6 +26,11 @@ disjoint by construction. Use :meth:`LatentTarget.sample_split`; ``finite_pool =
 flags this. ``sample(n, seed=...)`` draws from the union of both pools. Draws are without
 replacement while ``n`` <= pool size and with replacement beyond it (with a warning).
 ``decode`` maps latent codes (original latent space) to images ``(n, C, H, W)`` in [0, 1].
+
+Image-space diagnostics for a run: ``target.image_report(z, grid_path=...)`` (decoded PNG
+grid + class coverage under ``target.classifier()``); the diffusion-map plot of the codes is
+:func:`datasets.image_diagnostics.diffusion_map_plot` (``target.pool("train")``,
+``target.pool_labels["train"]``).
 """
 
 from __future__ import annotations
@@ -45,6 +50,12 @@ from datasets.autoencoders import (
     load_or_train_autoencoder,
 )
 from datasets.base import Target, TargetError, check_points, make_generator, register_target
+from datasets.image_diagnostics import (
+    TrainedClassifier,
+    class_coverage,
+    load_or_train_classifier,
+    save_image_grid,
+)
 from datasets.images import DataMissingError, ImageDataset, default_data_root, load_images
 from datasets.model_cache import default_cache_dir
 
@@ -148,6 +159,8 @@ class LatentTarget(Target):
             ),
         }
         self.pool_labels = {"train": train.labels.clone(), "reference": reference.labels.clone()}
+        self.train_images = train
+        self._classifier: TrainedClassifier | None = None
         self.train_label_frequencies = train.label_frequencies()
         self.reconstruction_mse = autoencoder.reconstruction_mse(reference.images())
         cfg = autoencoder.config
@@ -221,6 +234,38 @@ class LatentTarget(Target):
         (original latent space; a ``StandardisedTarget`` maps back first)."""
         check_points(z, self.dim, "latent codes")
         return self.autoencoder.decode(z)
+
+    def classifier(self, *, progress: bool | None = None) -> TrainedClassifier:
+        """The class-coverage classifier of this data set, trained on the training images
+        (cached under :func:`get_cache_dir`; loaded once per target)."""
+        if self._classifier is None:
+            self._classifier = load_or_train_classifier(
+                self.train_images,
+                cache_dir=get_cache_dir(),
+                progress=get_progress() if progress is None else progress,
+            )
+        return self._classifier
+
+    def image_report(
+        self,
+        z: Tensor,
+        *,
+        grid_path: str | os.PathLike[str] | None = None,
+        n_grid: int = 64,
+    ) -> dict[str, Any]:
+        """Decode latent codes ``z`` ``(n, dim)`` (original latent space), compute class
+        coverage against the training-label frequencies and, if ``grid_path`` is given,
+        write the first ``n_grid`` decoded images as a PNG grid.
+
+        Returns ``{"class_counts", "class_tv", "class_kl", "classes_missing", "grid"}``.
+        Particles with NaN/inf raise :class:`~datasets.base.TargetError`.
+        """
+        images = self.decode_latents(z)
+        report = class_coverage(images, self.classifier(), self.train_label_frequencies).as_dict()
+        report["grid"] = None
+        if grid_path is not None:
+            report["grid"] = str(save_image_grid(images[:n_grid], grid_path))
+        return report
 
     def encode_images(self, images: Tensor) -> Tensor:
         """Latent codes ``(n, dim)`` float64 of images ``(n, C, H, W)`` in [0, 1]."""

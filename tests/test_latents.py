@@ -340,3 +340,14 @@ def test_mlp_autoencoder_is_the_notebook_mlp() -> None:
         (1024, 3072),
     ]
     assert np.prod(model(torch.rand(2, 3, 32, 32))[0].shape) == 2 * 3072
+
+
+def test_image_report(settings) -> None:
+    target = _tiny_target(settings)
+    z = target.pool("reference")
+    report = target.image_report(z, grid_path=settings / "grid.png", n_grid=4)
+    assert sum(report["class_counts"]) == 10 and len(report["class_counts"]) == 3
+    assert 0.0 <= report["class_tv"] <= 1.0 and Path(report["grid"]).stat().st_size > 0
+    assert target.classifier() is target.classifier()
+    with pytest.raises(TargetError, match="NaN"):
+        target.image_report(z * float("nan"))
