@@ -345,18 +345,19 @@ def find_idx_files(name: str, split: str, root: Path) -> tuple[Path, Path] | Non
 def _missing_idx_message(name: str, split: str, root: Path) -> str:
     stems = _IDX_FILES[split]
     tv = "MNIST" if name == "mnist" else "FashionMNIST"
+    flat = "mnist" if name == "mnist" else "fashion-mnist"
     dirs = ", ".join(str(p) for p in _idx_candidates(name, root))
+    hint = (
+        " On Debian/Ubuntu `apt-get install dataset-fashion-mnist` puts them in "
+        "/usr/share/datasets/fashion-mnist: use --data-root /usr/share/datasets."
+        if name == "fashion_mnist"
+        else ""
+    )
     return (
-        f"{name} ({split} split) not found under data root {root}. Place the IDX files "
-        f"{stems[0]}.gz and {stems[1]}.gz (plain or .gz) in {root / tv / 'raw'} "
-        f"(or any of: {dirs}), then pass --data-root {root} (or set ${DATA_ROOT_ENV}). "
-        + (
-            "On Debian/Ubuntu `apt-get install dataset-fashion-mnist` installs them under "
-            "/usr/share/datasets/fashion-mnist: use --data-root /usr/share/datasets. "
-            if name == "fashion_mnist"
-            else ""
-        )
-        + "Or allow torchvision to download them (download=True)."
+        f"{name} {split}: place {stems[0]}.gz, {stems[1]}.gz in {root / tv / 'raw'} "
+        f"(or pass --data-root DIR holding {tv}/raw/ or {flat}/; ${DATA_ROOT_ENV} works "
+        f"too). Searched: {dirs}; plain or .gz IDX files.{hint} Online, download=True "
+        "($PARTICLE_BENCH_DOWNLOAD=1) lets torchvision fetch them."
     )
 
 
@@ -413,11 +414,12 @@ def write_cifar_batch(path: str | os.PathLike[str], images: np.ndarray, labels: 
 
 def _missing_cifar_message(split: str, root: Path) -> str:
     files = ", ".join(_CIFAR_BATCHES[split])
+    dirs = ", ".join(str(root / sub / "cifar-10-batches-py") for sub in _CIFAR_DIRS)
     return (
-        f"cifar10 ({split} split) not found under data root {root}. Place the python batches "
-        f"({files}) in {root / 'cifar-10-batches-py'} (unpack cifar-10-python.tar.gz there), "
-        f"then pass --data-root {root} (or set ${DATA_ROOT_ENV}); or allow torchvision to "
-        "download them (download=True)."
+        f"cifar10 {split}: place {files} in {root / 'cifar-10-batches-py'} (or pass "
+        f"--data-root DIR holding cifar-10-batches-py/; ${DATA_ROOT_ENV} works too); unpack "
+        f"cifar-10-python.tar.gz there. Searched: {dirs}. Online, download=True "
+        "($PARTICLE_BENCH_DOWNLOAD=1) lets torchvision fetch them."
     )
 
 
