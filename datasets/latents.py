@@ -23,7 +23,8 @@ A :class:`LatentTarget` holds two finite pools of latent codes (float64, the aut
 latent space): ``train`` = the encoded training images, ``reference`` = the encoded test
 images (never used to train the autoencoder), so the fairness rule's two splits are
 disjoint by construction. Use :meth:`LatentTarget.sample_split`; ``finite_pool = True``
-flags this. ``sample(n, seed=...)`` draws from the union of both pools. Draws are without
+flags this. ``sample(n, seed=...)`` draws from the train pool (so the ``cap`` init,
+which uses it, never sees reference codes). Draws are without
 replacement while ``n`` <= pool size and with replacement beyond it (with a warning).
 ``decode`` maps latent codes (original latent space) to images ``(n, C, H, W)`` in [0, 1].
 
@@ -216,17 +217,14 @@ class LatentTarget(Target):
         return self.pool_labels[split][idx]
 
     def _sample(self, n: int, gen: torch.Generator) -> Tensor:
-        both = torch.cat([self.pools["train"], self.pools["reference"]])
-        if n <= both.shape[0]:
-            idx = torch.randperm(both.shape[0], generator=gen)[:n]
-        else:
-            warnings.warn(
-                f"{self.name}: {n} points requested from a pool of {both.shape[0]}; "
-                "drawing with replacement",
-                stacklevel=3,
-            )
-            idx = torch.randint(both.shape[0], (n,), generator=gen)
-        return both[idx]
+        """``sample()`` draws from the train pool: it also feeds ``sample_cap`` (the ``cap``
+        init), which must never hand reference codes to a sampler."""
+        pool = self.pools["train"]
+        if n <= pool.shape[0]:
+            idx = torch.randperm(pool.shape[0], generator=gen)[:n]
+        else:  # i.i.d. from the empirical distribution (no warning: sample_cap asks for 20k)
+            idx = torch.randint(pool.shape[0], (n,), generator=gen)
+        return pool[idx]
 
     # -- images ----------------------------------------------------------------------------
     def decode_latents(self, z: Tensor) -> Tensor:

@@ -290,11 +290,13 @@ def test_split_pools_are_disjoint_and_reproducible(tmp_path: Path) -> None:
     assert big.shape == (25, 3)
     with pytest.raises(TargetError, match="unknown split"):
         target.sample_split(3, split="test", seed=0)
-    # sample() draws from the union of both pools
-    every = target.sample(30, seed=0)
-    both = torch.cat([train_pool, ref_pool])
-    assert bool((torch.cdist(every, both).min(dim=1).values == 0).all())
-    assert torch.linalg.matrix_rank(torch.cdist(every, every)) > 1
+    # sample() and the cap init draw from the train pool only
+    drawn = target.sample(20, seed=0)
+    assert bool((torch.cdist(drawn, train_pool).min(dim=1).values == 0).all())
+    assert len({tuple(r) for r in drawn.tolist()}) == 20
+    std = StandardisedTarget.from_samples(target, train_pool)
+    cap = std.to_original(std.sample_cap(3, seed=0))
+    assert bool((torch.cdist(cap, train_pool).min(dim=1).values < 1e-9).all())
 
 
 def test_decode_and_standardised_view(tmp_path: Path) -> None:
