@@ -49,15 +49,17 @@ class ClassifierConfig:
     lr: float = 1e-3
     val_fraction: float = 0.1
     patience: int = 4
+    threads: int | None = None  # cap on torch threads while training (speed only)
 
     def cache_meta(self) -> dict[str, Any]:
         meta = asdict(self)
+        del meta["threads"]
         meta["max_train_images"] = -1 if self.max_train_images is None else self.max_train_images
         return meta
 
 
 DEFAULT_CLASSIFIERS = {
-    "digits": ClassifierConfig("digits", epochs=60, batch_size=64, lr=3e-3, patience=8),
+    "digits": ClassifierConfig("digits", epochs=60, batch_size=64, lr=3e-3, patience=8, threads=1),
     "mnist": ClassifierConfig("mnist", epochs=4),
     "fashion_mnist": ClassifierConfig("fashion_mnist", epochs=4),
     "cifar10": ClassifierConfig("cifar10", epochs=8),
@@ -216,15 +218,18 @@ def load_or_train_classifier(
         return model
 
     def train(model: nn.Module) -> dict[str, Any]:
+        from datasets.autoencoders import torch_threads
+
         n = len(data)
         if config.max_train_images is not None and config.max_train_images < n:
             index = torch.randperm(n, generator=make_generator(config.seed + 2))
             index = index[: config.max_train_images]
         else:
             index = torch.arange(n)
-        return train_classifier(
-            model, data.images(index), data.labels[index], config, progress=progress
-        )
+        with torch_threads(config.threads):
+            return train_classifier(
+                model, data.images(index), data.labels[index], config, progress=progress
+            )
 
     cached = load_or_train(path, meta, build, train)
     return TrainedClassifier(

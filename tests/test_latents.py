@@ -353,3 +353,15 @@ def test_image_report(settings) -> None:
     assert target.classifier() is target.classifier()
     with pytest.raises(TargetError, match="NaN"):
         target.image_report(z * float("nan"))
+
+
+def test_torch_threads_caps_and_restores() -> None:
+    from datasets.autoencoders import torch_threads
+
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
+    assert "threads" not in default_autoencoder_config("digits").cache_meta()
