@@ -33,7 +33,9 @@ from datasets.latents import (
 )
 from datasets.model_cache import CacheWarning, save_module
 
-TINY = AutoencoderConfig("digits", "mlp", latent_dim=3, epochs=2, hidden=(16,), batch_size=256)
+TINY = AutoencoderConfig(
+    "digits", "mlp", latent_dim=3, epochs=2, hidden=(16,), batch_size=256, threads=1
+)
 
 
 @pytest.fixture(scope="module")
