@@ -105,8 +105,10 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 rows.append(report_dataset(name, data_root, cache, out, args.pca_max))
             except DataMissingError as err:
-                skipped.append(f"- {name}: skipped (data missing: {str(err).split('.')[0]})")
-            print(rows[-1] if rows else skipped[-1], flush=True)
+                skipped.append(f"- {name}: skipped (data missing: {str(err).split(' (or')[0]})")
+                print(skipped[-1], flush=True)
+                continue
+            print(rows[-1], flush=True)
     cmd = "python -m benchmarks.latents_autoencoders " + " ".join(argv or sys.argv[1:])
     lines = [
         "# Autoencoders and classifiers of the latent targets",
@@ -116,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{platform.processor() or platform.machine()}; wall times depend on machine load, "
         "CPU seconds less so).",
         "",
+        "Training times are those recorded when the weights were trained (stored with "
+        "them in the cache); `build s` is this run's load-or-train time. "
         "MSE per pixel on the test split; baselines: the mean training image and PCA with as "
         "many components as the latent dimension. Classifier: test accuracy; TV = total "
         "variation between predicted-class frequencies and the training label frequencies, "
