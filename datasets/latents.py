@@ -132,8 +132,10 @@ def get_progress() -> bool:
 class LatentTarget(Target):
     """Empirical distribution of autoencoder latent codes of an image data set.
 
-    ``train_pool`` ``(n_train, d)`` / ``reference_pool`` ``(n_ref, d)`` float64 with labels
-    ``train_labels`` / ``reference_labels``; ``autoencoder`` maps images <-> codes.
+    ``pool("train")`` ``(n_train, d)`` = encoded training images, ``pool("reference")``
+    ``(n_ref, d)`` = encoded test images, float64, with labels ``pool_labels[split]``;
+    ``autoencoder`` maps images <-> codes; ``reconstruction_mse`` is its per-pixel test MSE;
+    ``train_label_frequencies`` the real class frequencies (for class coverage).
     No density: score-driven samplers use a score estimated from the train split.
     """
 
@@ -145,19 +147,14 @@ class LatentTarget(Target):
         autoencoder: TrainedAutoencoder,
         train: ImageDataset,
         reference: ImageDataset,
-        *,
-        train_pool: Tensor | None = None,
-        reference_pool: Tensor | None = None,
     ) -> None:
         self.autoencoder = autoencoder
         self.dataset = train.name
         self.classes = train.classes
         self.image_shape = train.image_shape
         self.pools = {
-            "train": autoencoder.encode(train.images()) if train_pool is None else train_pool,
-            "reference": (
-                autoencoder.encode(reference.images()) if reference_pool is None else reference_pool
-            ),
+            "train": autoencoder.encode(train.images()),
+            "reference": autoencoder.encode(reference.images()),
         }
         self.pool_labels = {"train": train.labels.clone(), "reference": reference.labels.clone()}
         self.train_images = train
