@@ -67,8 +67,11 @@ def prepare(
     ref_raw = _draw(
         base, n_reference, derive_seed(suite_seed, target_name, rep, "reference"), "reference"
     )
+    # the exact row must not share points with the reference it is scored against: for
+    # finite pools (image latents) it is drawn from the training pool, a disjoint set
+    exact_split = "train" if getattr(base, "finite_pool", False) else "reference"
     exact_raw = _draw(
-        base, n_particles, derive_seed(suite_seed, target_name, rep, "exact"), "reference"
+        base, n_particles, derive_seed(suite_seed, target_name, rep, "exact"), exact_split
     )
     target = StandardisedTarget.from_samples(base, train_raw)
     reference = target.to_standard(ref_raw)

@@ -63,6 +63,8 @@ def _cell(r: pd.Series) -> str:
             return "skipped"
         if "diverged" in st:
             return "diverged"
+        if "metric_failed" in st:
+            return "metric failed"
         return "failed" if ("failed" in st) else "not converged"
     text = _fmt(r["mean"], r["std"])
     if r["n_ok"] < r["n_runs"]:

@@ -74,10 +74,19 @@ def plan(suite: Suite, samplers: list[str], device: str = "cpu") -> list[RunSpec
                         metrics=suite.metrics,
                         suite_seed=suite.suite_seed,
                         device=device,
-                        params=dict(suite.sampler_params.get(name, {})),
+                        params=_params(suite, name),
                     )
                 )
     return specs
+
+
+def _params(suite: Suite, name: str) -> dict[str, Any]:
+    """The suite's overrides of a sampler's defaults (smoke suites add its smoke_params)."""
+    params: dict[str, Any] = {}
+    if suite.use_smoke_params and name != EXACT:
+        params.update(sampler_class(name).smoke_params)
+    params.update(suite.sampler_params.get(name, {}))
+    return params
 
 
 def _base_row(spec: RunSpec, init: str) -> dict[str, Any]:
@@ -137,6 +146,8 @@ def _metric_rows(
                 row["converged"] = bool(res.converged)
                 row["metric_info"] = json.dumps(res.info, sort_keys=True, default=str)
             except Exception as exc:
+                row["status"] = "metric_failed"
+                row["message"] = f"{name}: {type(exc).__name__}: {exc}"
                 row["metric_info"] = json.dumps({"error": f"{type(exc).__name__}: {exc}"})
         rows.append(row)
     return rows

@@ -35,6 +35,7 @@ class Suite:
     metrics: tuple[str, ...] = ("sinkhorn", "sliced_wasserstein", "mmd_gaussian")
     sampler_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     suite_seed: int = 20261125
+    use_smoke_params: bool = False
     description: str = ""
 
     def with_overrides(self, **kw: Any) -> Suite:
@@ -55,7 +56,8 @@ SUITES: dict[str, Suite] = {
             seeds=(0,),
             inits=("gaussian", "cap"),
             metrics=("sinkhorn",),
-            description="seconds-long end-to-end check of every sampler",
+            use_smoke_params=True,
+            description="seconds-long end-to-end check of every sampler (their smoke_params)",
         ),
         Suite(
             name="manifolds",
@@ -77,7 +79,7 @@ SUITES: dict[str, Suite] = {
             name="latents",
             targets=("digits_latent", "fashion_mnist_latent", "mnist_latent", "cifar10_latent"),
             n_particles=256,
-            n_train=1500,
+            n_train=1200,
             n_reference=300,
             description="autoencoded image latents (digits always; others when data is present)",
         ),
