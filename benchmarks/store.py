@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 ROWS_FILE = "runs.jsonl"
+#: metric along the trajectory (``--curve-every``): one row per (run, recorded step)
+CURVES_FILE = "curves.jsonl"
 
 
 @dataclass
