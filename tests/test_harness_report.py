@@ -3,6 +3,7 @@ link and image resolves to a file."""
 
 from __future__ import annotations
 
+import json
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlparse
@@ -102,3 +103,32 @@ def test_projection_is_identity_in_2d_and_pca_above(d):
         # the top principal direction of a diagonal covariance is the widest axis
         assert abs(basis[4, 0]) > 0.95
         assert np.allclose(basis.T @ basis, np.eye(2), atol=1e-10)
+
+
+def test_timing_summary_from_pytest_benchmark_json(tmp_path):
+    from benchmarks.timing_summary import main as timing_main
+
+    stats = {"median": 0.0123, "mean": 0.0125, "stddev": 0.0004, "rounds": 7}
+    info = {"sampler": "ula", "n_particles": 1024, "n_train": 5000, "dim": 16}
+    info |= {"device": "cpu", "device_name": "cpu", "torch": "2.x", "torch_threads": 1}
+    data = {
+        "machine_info": {"python_version": "3.11", "cpu": {"brand_raw": "TestCPU", "count": 2}},
+        "commit_info": {"id": "abcdef1234567890", "dirty": False},
+        "datetime": "2026-01-01T00:00:00",
+        "benchmarks": [
+            {
+                "name": "test_sampler_single_step[ula-cpu]",
+                "group": "sampler step",
+                "extra_info": info,
+                "stats": stats,
+            },
+        ],
+    }
+    (tmp_path / "samplers.json").write_text(json.dumps(data))
+    assert timing_main(["--dir", str(tmp_path)]) == 0
+    md = (tmp_path / "summary.md").read_text()
+    assert "Produced by: `python -m benchmarks.timing_summary`" in md
+    assert (
+        "| ula | cpu | n_particles=1024, n_train=5000, dim=16 | 1 | 12.3 | 12.5 ± 0.4 | 7 |" in md
+    )
+    assert "TestCPU, 2 cores" in md and "commit abcdef123456" in md
