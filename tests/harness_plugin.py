@@ -1,6 +1,7 @@
 """Test-local plug-in for the harness tests: a 2-D Gaussian target, an energy-distance
-metric and a deliberately slow sampler, registered on import (``--import
-tests.harness_plugin``, also in worker processes).
+metric and a deliberately slow sampler. ``--import tests.harness_register`` registers them
+(here and in every worker process); importing this module registers nothing, so the
+contract tests, parametrised over the registries at collection, never see them.
 
 Independent of the target catalogue and of the Sinkhorn metric, so the harness tests do
 not depend on other modules' numerics. In-process tests use the ``harness_plugin``
@@ -92,9 +93,6 @@ def register() -> None:
     """Add the entries (idempotent)."""
     for registry, key, value in ENTRIES:
         registry.setdefault(key, value)
-
-
-register()
 
 
 def use_in_process(monkeypatch: Any) -> None:

@@ -33,7 +33,7 @@ def plugin(monkeypatch):
 def _run(tmp_path: Path, out: str, *extra: str) -> list[dict]:
     suite = hp.tiny_suite_file(tmp_path / "tiny.json")
     argv = ["run", "--suite-file", str(suite), "--out", str(tmp_path / out), "--no-progress"]
-    main([*argv, "--import", "tests.harness_plugin", *extra])
+    main([*argv, "--import", "tests.harness_register", *extra])
     report = load_rows(tmp_path / out / "tiny" / ROWS_FILE)
     assert report.clean
     return report.rows
@@ -98,7 +98,7 @@ def test_killed_suite_resumes_with_every_row_exactly_once(tmp_path, plugin):
     out = tmp_path / "res"
     rows_path = out / "tiny" / ROWS_FILE
     cmd = [sys.executable, "-m", "benchmarks", "run", "--suite-file", str(suite)]
-    cmd += ["--out", str(out), "--no-progress", "--import", "tests.harness_plugin"]
+    cmd += ["--out", str(out), "--no-progress", "--import", "tests.harness_register"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
