@@ -106,6 +106,10 @@ def run_suite(
         raise
     finally:
         bar.close()
+        try:
+            units.close()  # stop workers / cancel futures of unfinished units now
+        except Exception as exc:  # a backend failing to shut down must not lose the board
+            log(f"warning: shutting down workers: {type(exc).__name__}: {exc}")
         rows = in_plan_order(load_rows(rows_path).rows, specs)
         path = write_leaderboard(rows, out_dir, suite.name, command, env)
         log(

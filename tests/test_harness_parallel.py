@@ -3,11 +3,13 @@ suite resumed gives every row exactly once; damaged row files are repaired via t
 
 from __future__ import annotations
 
+import _thread
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -91,31 +93,54 @@ def _keys_exactly_once(rows: list[dict], expected: int) -> None:
     assert len(keys) == len(set(keys)) == expected
 
 
-def test_killed_suite_resumes_with_every_row_exactly_once(tmp_path, plugin):
-    suite = hp.tiny_suite_file(
-        tmp_path / "tiny.json", samplers=["ula", hp.SLOW], sampler_params={hp.SLOW: {}}
+def _start_and_wait(cmd: list[str], rows_path: Path, n_rows: int) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
+    deadline = time.monotonic() + 90
+    while not (rows_path.exists() and len(load_rows(rows_path).rows) >= n_rows):
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, "suite did not start"
+        time.sleep(0.02)
+    return proc
+
+
+def test_interrupted_then_killed_suite_resumes_with_every_row_exactly_once(
+    tmp_path, plugin, capsys
+):
+    suite = hp.tiny_suite_file(tmp_path / "tiny.json", samplers=["ula", hp.SLOW], seeds=[0, 1, 2])
     out = tmp_path / "res"
     rows_path = out / "tiny" / ROWS_FILE
     cmd = [sys.executable, "-m", "benchmarks", "run", "--suite-file", str(suite)]
     cmd += ["--out", str(out), "--no-progress", "--import", "tests.harness_register"]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
+
+    # 1. Ctrl-C (KeyboardInterrupt in the main thread, as Python's SIGINT handler raises it):
     # exact and ula of seed 0 finish at once; harness_slow takes ~0.75 s per run
-    while not (rows_path.exists() and len(load_rows(rows_path).rows) >= 2):
-        assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.monotonic() < deadline, "suite did not start"
-        time.sleep(0.02)
+    def press_ctrl_c() -> None:
+        while not (rows_path.exists() and len(load_rows(rows_path).rows) >= 2):
+            time.sleep(0.01)
+        _thread.interrupt_main()
+
+    watcher = threading.Thread(target=press_ctrl_c, daemon=True)
+    watcher.start()
+    assert main(["run", "--suite-file", str(suite), "--out", str(out), "--no-progress"]) == 130
+    watcher.join(timeout=5)
+    assert "interrupted: finished rows are saved" in capsys.readouterr().err
+    first = load_rows(rows_path).rows
+    assert 2 <= len(first) < 9 and (out / "tiny" / "leaderboard.md").exists()
+    # 2. SIGKILL (no clean-up at all) while the resumed run is going
+    proc = _start_and_wait([*cmd, "--resume"], rows_path, len(first) + 1)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     proc.stderr.close()
     before = load_rows(rows_path).rows
-    assert 2 <= len(before) < 6, "the kill must land mid-suite"
+    assert len(first) < len(before) < 9, "the kill must land mid-suite"
+    # 3. resume to the end
     main(["run", "--suite-file", str(suite), "--out", str(out), "--no-progress", "--resume"])
     after = load_rows(rows_path)
     assert after.clean
-    _keys_exactly_once(after.rows, 6)
+    _keys_exactly_once(after.rows, 9)
     assert {json.dumps(r, sort_keys=True) for r in before} <= {
         json.dumps(r, sort_keys=True) for r in after.rows
     }, "finished rows were rewritten"
