@@ -228,3 +228,29 @@ def test_samplers_and_metrics_accept_numpy_and_dlpack():
         check_clouds([[0.0, 1.0]], train)
     with pytest.raises(SamplerError, match="contains NaN"):
         s.run(np.full((2, 2), np.nan), 1, seed=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_suite_on_cuda_matches_device_and_records_it(tmp_path, plugin):
+    suite = _suite(samplers=("ula", "svgd"))
+    run_suite(suite, out_root=tmp_path, progress=False, device="cuda", curve_every=2)
+    rows = load_rows(tmp_path / "tiny" / ROWS_FILE).rows
+    assert [r["status"] for r in rows] == ["ok"] * 3
+    assert all(r["device"].startswith("cuda") for r in rows)
+    assert all(np.isfinite(r["value"]) for r in rows)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cupy_arrays_at_sampler_and_metric_boundaries():
+    cp = pytest.importorskip("cupy")
+    target = correlated_gaussian_2d()
+    train = cp.asarray(target.sample(50, seed=0).numpy())
+    x0 = cp.zeros((8, 2))
+    t = as_torch(x0)
+    assert t.device.type == "cuda" and t.data_ptr() == x0.data.ptr
+    out = get_sampler("ula", step_size=0.1).fit(train, target).run(x0, 2, seed=1)
+    assert out.particles.device.type == "cuda"
+    x, y = check_clouds(x0, train)
+    assert x.device.type == y.device.type == "cuda"
