@@ -106,7 +106,7 @@ def particles_figure(suite_dir: Path, df: pd.DataFrame, target: str) -> Path | N
             ax.set_ylim(-lim, lim)
             ax.set_title(f"{sampler}" + (f"\n{init}" if len(inits) > 1 else ""), fontsize=8)
             ax.tick_params(labelsize=6)
-    axes[0][0].set_xlabel(f"{axis}1", fontsize=7)
+    axes[-1][0].set_xlabel(f"{axis}1", fontsize=7)
     axes[0][0].set_ylabel(f"{axis}2", fontsize=7)
     fig.suptitle(f"{target}: final particles (red) over the reference (grey)", fontsize=9)
     return _save(fig, suite_dir / FIG_DIR / f"particles_{_slug(target)}.png")
