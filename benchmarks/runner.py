@@ -7,10 +7,15 @@ and give the same rows. Failures become rows with a status and a message; they n
 the suite.
 
 Statuses: ``ok``, ``diverged``, ``failed`` (an exception), ``skipped`` (unmet needs or
-missing data) and ``timeout`` (fit + sampling exceeded ``RunSpec.timeout`` seconds; the
-limit is cooperative: ``samplers.base.iterate`` stops at the first step boundary after the
-deadline and ``samplers.base.check_deadline`` lets long fits stop, and any run whose measured
-fit + sampling time exceeds the limit is marked ``timeout`` even if its sampler did not stop).
+missing data) and ``timeout`` (fit + sampling exceeded ``RunSpec.timeout`` seconds).
+The limit is enforced in three layers: (1) cooperative: ``samplers.base.iterate`` stops at
+the first step boundary after the deadline (keeping the steps done) and
+``samplers.base.check_deadline`` lets long fits stop; (2) a hard stop for code that never
+checks: where the unit runs in a process's main thread (serial runs and ``--jobs`` loky
+workers), a ``SIGALRM`` timer raises :class:`~samplers.base.DeadlineExceeded` inside the
+running Python code ``HARD_GRACE`` after the deadline (a single long C call finishes
+first); (3) post hoc: a run whose measured fit + sampling time exceeds the limit is marked
+``timeout`` whatever its sampler did. On Dask workers (threads) layers 1 and 3 apply.
 
 Besides rows, :func:`execute_unit` returns the final particles of each run (float32, saved
 by the parent as ``particles/*.npz``) and, with ``RunSpec.curve_every = K``, the first
@@ -19,10 +24,14 @@ metric evaluated every K steps along the trajectory (``curves.jsonl``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import signal
+import threading
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -119,6 +128,36 @@ def plan(
                         )
                     )
     return specs
+
+
+#: seconds after the cooperative deadline at which the SIGALRM hard stop fires
+HARD_GRACE = 1.0
+
+
+@contextlib.contextmanager
+def hard_deadline(deadline: float | None) -> Iterator[None]:
+    """Raise :class:`DeadlineExceeded` in this thread's Python code at ``deadline +
+    HARD_GRACE`` (a ``perf_counter`` value) via ``SIGALRM``; a no-op without a deadline,
+    off the main thread or where ``signal.setitimer`` does not exist (Windows)."""
+    usable = (
+        deadline is not None
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+    )
+    if not usable:
+        yield
+        return
+
+    def fire(signum: int, frame: object) -> None:
+        raise DeadlineExceeded("interrupted by the hard wall-time stop")
+
+    previous = signal.signal(signal.SIGALRM, fire)
+    signal.setitimer(signal.ITIMER_REAL, max(deadline + HARD_GRACE - time.perf_counter(), 1e-3))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def without_timing(row: dict[str, Any]) -> dict[str, Any]:
@@ -322,7 +361,8 @@ def execute_unit(spec: RunSpec, progress: bool = False) -> UnitOutput:
         if unmet:
             return failure_output(spec, "skipped", f"{spec.sampler} needs {', '.join(unmet)}")
         sampler = cls(**spec.params)
-        sampler.fit(data.train.to(device), data.target, deadline=deadline)
+        with hard_deadline(deadline):
+            sampler.fit(data.train.to(device), data.target, deadline=deadline)
     except DeadlineExceeded as exc:
         return failure_output(spec, TIMEOUT, f"fit: {exc} ({spec.timeout:g} s limit)")
     except Exception as exc:
@@ -337,14 +377,15 @@ def execute_unit(spec: RunSpec, progress: bool = False) -> UnitOutput:
         try:
             t0 = time.perf_counter()
             run_deadline = None if spec.timeout is None else t0 + spec.timeout - sampler.fit_seconds
-            result: SampleResult = sampler.run(
-                data.x0[init].to(device),
-                spec.n_steps,
-                seed=base["seed"],
-                progress=progress,
-                record_every=spec.curve_every,
-                deadline=run_deadline,
-            )
+            with hard_deadline(run_deadline):
+                result: SampleResult = sampler.run(
+                    data.x0[init].to(device),
+                    spec.n_steps,
+                    seed=base["seed"],
+                    progress=progress,
+                    record_every=spec.curve_every,
+                    deadline=run_deadline,
+                )
             wall = time.perf_counter() - t0
             info = dict(result.info)
             info.pop("record_steps", None)
@@ -374,7 +415,12 @@ def execute_unit(spec: RunSpec, progress: bool = False) -> UnitOutput:
             if spec.curve_every > 0:
                 out.curves.extend(_curve_rows(base, result, data, spec))
         except DeadlineExceeded as exc:
-            base.update(status=TIMEOUT, message=f"run: {exc} ({spec.timeout:g} s limit)")
+            base.update(
+                status=TIMEOUT,
+                message=f"run: {exc} ({spec.timeout:g} s limit)",
+                sample_seconds=time.perf_counter() - t0,
+                fit_seconds=sampler.fit_seconds,
+            )
         except Exception as exc:
             base.update(
                 status="failed", message=f"run: {type(exc).__name__}: {exc} | {_where(exc)}"

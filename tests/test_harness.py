@@ -4,6 +4,8 @@ and array interop at the sampler/metric boundaries."""
 from __future__ import annotations
 
 import json
+import signal
+import time
 
 import numpy as np
 import pytest
@@ -144,6 +146,22 @@ def test_timeout_of_non_cooperative_sampler_and_of_fit(plugin):
     (fit,) = execute_unit(_spec(hp.SLOW, params={"fit_sleep": 2.0}, timeout=0.1)).rows
     assert fit["status"] == "timeout"
     assert "wall-time limit reached during harness_slow fit" in fit["message"]
+
+
+def test_hard_stop_interrupts_code_that_never_checks_the_deadline(plugin):
+    from benchmarks.runner import HARD_GRACE
+
+    params = {"step_sleep": 2.0, "cooperative": False}  # one 10 s sleep, no checks
+    t0 = time.perf_counter()
+    (row,) = execute_unit(_spec(hp.SLOW, params=params, timeout=0.2)).rows
+    assert time.perf_counter() - t0 < 0.2 + HARD_GRACE + 2.0
+    assert row["status"] == "timeout"
+    assert "interrupted by the hard wall-time stop" in row["message"]
+    assert 0.2 + HARD_GRACE - 0.05 <= row["sample_seconds"] < 0.2 + HARD_GRACE + 1.0
+    # the timer is gone afterwards: a later unit without a limit runs normally
+    (ok,) = execute_unit(_spec(hp.SLOW, params={"step_sleep": 0.01})).rows
+    assert ok["status"] == "ok"
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
 
 def test_iterate_deadline_and_record_steps():
