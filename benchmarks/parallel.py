@@ -7,6 +7,11 @@ No home-made scheduling: ``joblib.Parallel(backend="loky", return_as="generator_
 for ``--jobs N`` and ``distributed.Client(address).map`` + ``as_completed`` for
 ``--scheduler ADDRESS``.
 
+On a cluster (``--scheduler``) every worker must import this repository at the same commit
+(``pip install -e .`` or the same checkout on ``PYTHONPATH``) and the modules given with
+``--import``; no shared filesystem is needed, since rows, curves and particle arrays travel
+back to the parent, which alone writes files.
+
 Workers use one torch thread each by default (``threads``), so N workers do not
 oversubscribe N cores. Units are deterministic functions of their spec, so every backend
 gives the same rows; only wall times and the BLAS thread report differ
