@@ -3,6 +3,7 @@ wall time, average rank, with the ``exact`` row (fresh i.i.d. samples: the noise
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,30 @@ import pandas as pd
 EXACT = "exact"
 
 
+def grid_labels(df: pd.DataFrame) -> pd.Series:
+    """Sampler names, with the swept parameters appended where one sampler ran with several
+    parameter sets (a grid): ``dmps[step_size=0.1]``; plain names otherwise."""
+    labels = df["sampler"].astype(str).copy()
+    if "params" not in df:
+        return labels
+    for sampler, g in df.groupby("sampler", sort=False):
+        distinct = g["params"].unique()
+        if len(distinct) < 2:
+            continue
+        parsed = {p: json.loads(p) for p in distinct}
+        keys = sorted({k for d in parsed.values() for k in d})
+        swept = [k for k in keys if len({json.dumps(d.get(k)) for d in parsed.values()}) > 1]
+        for p, d in parsed.items():
+            tag = ",".join(f"{k}={d.get(k)}" for k in swept)
+            labels[(df["sampler"] == sampler) & (df["params"] == p)] = f"{sampler}[{tag}]"
+    return labels
+
+
 def rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     if df.empty:
         return df
+    df["sampler"] = grid_labels(df)
     df["column"] = df["target"]
     if df["init"].nunique() > 1:
         df["column"] = df["target"] + " / " + df["init"]
@@ -63,6 +84,8 @@ def _cell(r: pd.Series) -> str:
             return "skipped"
         if "diverged" in st:
             return "diverged"
+        if "timeout" in st:
+            return "timeout"
         if "metric_failed" in st:
             return "metric failed"
         return "failed" if ("failed" in st) else "not converged"

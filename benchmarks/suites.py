@@ -21,6 +21,8 @@ class Suite:
     (what data-driven samplers see and what KDE scores are fitted on); n_reference: the
     held-out sample the metric compares against; seeds: repetitions; inits: x0 schemes.
     sampler_params: per-sampler overrides of documented defaults for this suite.
+    param_grid: sampler -> parameter -> values swept (one unit per combination, on top of
+    ``sampler_params``; see ``benchmarks.grid``).
     """
 
     name: str
@@ -34,6 +36,7 @@ class Suite:
     samplers: tuple[str, ...] | None = None
     metrics: tuple[str, ...] = ("sinkhorn", "sliced_wasserstein", "mmd_gaussian")
     sampler_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    param_grid: dict[str, dict[str, tuple[Any, ...]]] = field(default_factory=dict)
     suite_seed: int = 20261125
     use_smoke_params: bool = False
     description: str = ""
