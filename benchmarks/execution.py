@@ -112,6 +112,13 @@ def run_suite(
             log(f"warning: shutting down workers: {type(exc).__name__}: {exc}")
         rows = in_plan_order(load_rows(rows_path).rows, specs)
         path = write_leaderboard(rows, out_dir, suite.name, command, env)
+        if any(r.get("family") == "latents" for r in rows):
+            try:
+                from benchmarks.latent_images import write_latent_images
+
+                write_latent_images(out_dir, rows)
+            except Exception as exc:  # diagnostics must not lose the leaderboard
+                log(f"warning: latent image diagnostics failed: {type(exc).__name__}: {exc}")
         log(
             f"{len(rows)} rows in {rows_path}; leaderboard {path} "
             f"({time.perf_counter() - t0:.1f} s)"

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 EXACT = "exact"
+UNRANKED = ("memorisation",)
 
 
 def grid_labels(df: pd.DataFrame) -> pd.Series:
@@ -103,7 +104,9 @@ def leaderboard_table(df: pd.DataFrame, metric: str = "sinkhorn") -> pd.DataFram
         return pd.DataFrame()
     columns = list(dict.fromkeys(df["column"]))
     means = s.pivot(index="sampler", columns="column", values="mean").reindex(columns=columns)
-    ranks = means.drop(index=EXACT, errors="ignore").rank(axis=0, method="average")
+    # memorisation is a diagnostic (about 1 is right, lower means copying): not ranked
+    sign = 1.0 if metric not in UNRANKED else float("nan")
+    ranks = (sign * means.drop(index=EXACT, errors="ignore")).rank(axis=0, method="average")
     avg_rank = ranks.mean(axis=1)
     cells = (
         s.assign(cell=s.apply(_cell, axis=1))
@@ -162,20 +165,20 @@ def write_leaderboard(
         ]
         for metric in [m for m in df["metric"].unique() if m != "sinkhorn"]:
             md += [f"## Secondary metric: {metric}", "", to_markdown(leaderboard_table(df, metric))]
-        problems = df[(df["status"] != "ok") & (df["metric"] == df["metric"].iloc[0])]
+        first_metric = df["metric"].iloc[0]
+        problems = df[(df["status"] != "ok") & (df["metric"] == first_metric)]
         if not problems.empty:
             md += [
                 "## Runs that did not finish normally",
                 "",
-                "| sampler | target | init | rep | status | message |",
+                "| sampler | target | init | seeds | status | message |",
                 "|---|---|---|---|---|---|",
             ]
-            for _, r in problems.iterrows():
-                msg = str(r["message"]).replace("|", "/")[:160]
-                md.append(
-                    f"| {r['sampler']} | {r['target']} | {r['init']} | {r['rep']} | "
-                    f"{r['status']} | {msg} |"
-                )
+            keys = ["sampler", "target", "init", "status"]
+            for (sampler, target, init, status), g in problems.groupby(keys, sort=False):
+                msg = str(next((m for m in g["message"] if m), "")).replace("|", "/")[:200]
+                seeds = ",".join(str(v) for v in sorted(g["rep"].unique()))
+                md.append(f"| {sampler} | {target} | {init} | {seeds} | {status} | {msg} |")
             md.append("")
         if env:
             md += ["## Environment", ""] + [f"- {k}: {v}" for k, v in env.items()] + [""]

@@ -44,6 +44,7 @@ from benchmarks.grid import expand
 from benchmarks.seeding import derive_seed
 from benchmarks.suites import Suite
 from metrics.base import get_metric
+from metrics.memorisation import memorisation_ratio
 from samplers.base import DeadlineExceeded, SampleResult, sampler_class
 
 EXACT = "exact"
@@ -228,6 +229,12 @@ def _base_row(spec: RunSpec, init: str) -> dict[str, Any]:
     }
 
 
+#: not a registered metric (it needs the training split): median nearest-neighbour distance
+#: of the particles to the training split over that to the reference (about 1 for an
+#: independent sample, near 0 for copies of training points)
+MEMORISATION = "memorisation"
+
+
 def _metric_rows(
     base: dict[str, Any], particles: torch.Tensor | None, data: PreparedTarget, spec: RunSpec
 ) -> list[dict[str, Any]]:
@@ -244,12 +251,17 @@ def _metric_rows(
         if particles is not None and base["status"] == "ok":
             try:
                 ref = data.reference.to(particles.device)
-                res = get_metric(name)(
-                    particles.to(torch.float64),
-                    ref,
-                    scale=data.scale,
-                    seed=_metric_seed(spec),
-                )
+                if name == MEMORISATION:
+                    res = memorisation_ratio(
+                        particles.to(torch.float64), data.train.to(particles.device), ref
+                    )
+                else:
+                    res = get_metric(name)(
+                        particles.to(torch.float64),
+                        ref,
+                        scale=data.scale,
+                        seed=_metric_seed(spec),
+                    )
                 row["value"] = float(res.value)
                 row["converged"] = bool(res.converged)
                 row["metric_info"] = json.dumps(res.info, sort_keys=True, default=str)
@@ -258,6 +270,10 @@ def _metric_rows(
                 row["message"] = f"{name}: {type(exc).__name__}: {exc}"
                 row["metric_info"] = json.dumps({"error": f"{type(exc).__name__}: {exc}"})
         rows.append(row)
+    if data is not None and data.target.family == "latents":
+        from benchmarks.latent_images import class_tv_row
+
+        rows.append(class_tv_row(base, particles, data.target))
     return rows
 
 

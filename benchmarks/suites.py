@@ -34,7 +34,7 @@ class Suite:
     seeds: tuple[int, ...] = (0, 1, 2)
     inits: tuple[str, ...] = ("gaussian",)
     samplers: tuple[str, ...] | None = None
-    metrics: tuple[str, ...] = ("sinkhorn", "sliced_wasserstein", "mmd_gaussian")
+    metrics: tuple[str, ...] = ("sinkhorn", "sliced_wasserstein", "mmd_gaussian", "memorisation")
     sampler_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     param_grid: dict[str, dict[str, tuple[Any, ...]]] = field(default_factory=dict)
     suite_seed: int = 20261125
@@ -81,7 +81,7 @@ SUITES: dict[str, Suite] = {
         Suite(
             name="latents",
             targets=("digits_latent", "fashion_mnist_latent", "mnist_latent", "cifar10_latent"),
-            n_particles=256,
+            n_particles=200,
             n_train=1200,
             n_reference=300,
             description="autoencoded image latents (digits always; others when data is present)",
