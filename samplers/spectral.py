@@ -414,10 +414,12 @@ def top_eigenpairs(
 
     Builds the Krylov space span[Q0, P Q0, ..., P^s Q0] from a random (N, b) start (block
     Lanczos with full re-orthogonalisation, two Gram-Schmidt passes per block), then a
-    Rayleigh-Ritz step: eigh of T = Q^T P Q, (s + 1) b square. Defaults: b = min(32, max(4, ceil(k / 16)))
-    and s + 1 = max(12, ceil(4 k / b)) blocks (a space of about 4k vectors; small blocks and a deep
-    space converge best on the slowly decaying diffusion-map spectra, see
-    ``benchmarks/eigensolvers_dmps.py``). The products with P run in
+    Rayleigh-Ritz step: eigh of T = Q^T P Q, (s + 1) b square. Defaults:
+    b = min(32, max(4, ceil(k / 16))) and s + 1 = max(12, ceil(4 k / b)) blocks (a space of
+    about 4k vectors; small blocks and a deep space converge best on the slowly decaying
+    diffusion-map spectra, see ``benchmarks/eigensolvers_dmps.py``). Eigenpairs next to the
+    cut converge slowest when k splits a cluster of near-equal eigenvalues; the returned
+    subspace then mixes modes whose LAWGD weights are nearly equal. The products with P run in
     ``matmul_dtype`` (float32 by default: P's entries need no more; None keeps P's dtype);
     the orthogonalisation and Ritz step run in float64. Cost: (s + 1) products of P with
     (N, b) blocks, O(N^2 k) in all, plus O(N k^2); memory: two (N, (s + 1) b) bases.
