@@ -15,8 +15,9 @@ LAWGD transport with S = Phi diag(w) Phi^T (any eigenfunction/weight pair):
     x_i <- x_i - (h / m) sum_a grad Kt_a(x_i) s_a,   s = S @ sum_l Kt(x_l),
 
 computed in O(m N d + N K) per step without any (m, N, d) tensor
-(:func:`spectral_transport_step`). :func:`brute_force_transport_step` is the direct
-(m, N, d) transcription, kept as the reference for tests and benchmarks.
+(:func:`spectral_transport_step`). :func:`brute_force_transport_step` (the (m, N, d)
+gradient tensor contracted with s) and :func:`notebook_transport_step` (the reference
+notebook's literal double sum, O(m^2 N d)) are kept as references for tests and benchmarks.
 
 Public pieces: :class:`DiffusionMapKernel` (fit on X; also the out-of-sample kernel, alias
 :data:`OutOfSampleKernel`), :func:`diffusion_map_spectrum` (dense or truncated top-K
@@ -154,11 +155,22 @@ class DiffusionMapKernel:
         With c = exp(-r_min / (2 eps)): k = c k~, p = c p~, M = sqrt(c) M~ (sc = sqrt(c)),
         so every quantity below stays finite for particles far from the data.
         """
-        r = squared_distances(x, self.X)
-        r_min = r.min(dim=1, keepdim=True).values
-        k = r.sub_(r_min).mul_(-0.5 / self.eps).exp_()
-        sc = torch.exp(-0.25 * r_min.squeeze(1) / self.eps)
+        k, sc = self._kernel_block(x)
         return k, k.sum(1), sc
+
+    def _kernel_block(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """k~ (m, N) and sc (m,) of :meth:`_stable_parts` in three passes over (m, N).
+
+        z = -(|X_a|^2 - 2 x.X_a) / (2 eps) comes out of one GEMM with the bias folded in
+        (|x|^2 is constant along a row, so it cancels in r - r_min), then k~ = exp(z - max z).
+        """
+        c = -0.5 / self.eps
+        sq_X = (self.X * self.X).sum(1)
+        z = torch.addmm(sq_X[None, :], x, self.X.T, beta=c, alpha=-2.0 * c)
+        z_max = z.amax(dim=1, keepdim=True)
+        k = z.sub_(z_max).exp_()
+        r_min = ((x * x).sum(1) + z_max.squeeze(1) / c).clamp_min(0.0)
+        return k, torch.exp(-0.25 * r_min / self.eps)
 
     def evaluate(self, x: Tensor) -> Tensor:
         """Kt(x) (m, N) for particles x (m, d)."""
@@ -201,65 +213,73 @@ OutOfSampleKernel = DiffusionMapKernel
 # ---------------------------------------------------------------------------------------
 def kernel_push(kernel: DiffusionMapKernel, x: Tensor, Phi: Tensor, w: Tensor) -> Tensor:
     """s = Phi diag(w) Phi^T sum_l Kt(x_l), shape (N,). Costs O(m N d + N K)."""
-    k, pt, sc = kernel._stable_parts(x)
-    return _push_from_parts(kernel, k, pt, sc, Phi, w)
+    _check_matrix(x, "x", kernel.dim)
+    _check_modes(kernel, Phi, w)
+    k, sc = kernel._kernel_block(x)
+    return _push(kernel, k, sc, _first_moments(kernel, k), Phi, w)
 
 
-def _push_from_parts(
-    kernel: DiffusionMapKernel, k: Tensor, pt: Tensor, sc: Tensor, Phi: Tensor, w: Tensor
+def _first_moments(kernel: DiffusionMapKernel, k: Tensor) -> Tensor:
+    """k~ @ [X, 1, X / sqrt(p), 1 / sqrt(p)], shape (m, 2, d + 1): k~X, p~, M-moments."""
+    X = kernel.X
+    inv_sqrt_p = kernel.p.rsqrt()[:, None]
+    Xa = torch.cat([X, torch.ones_like(inv_sqrt_p)], dim=1)
+    return (k @ torch.cat([Xa, Xa * inv_sqrt_p], dim=1)).reshape(k.shape[0], 2, -1)
+
+
+def _push(
+    kernel: DiffusionMapKernel, k: Tensor, sc: Tensor, moments: Tensor, Phi: Tensor, w: Tensor
 ) -> Tensor:
-    inv_sqrt_p = kernel.p.rsqrt()
-    inv_sqrt_pt = pt.rsqrt()
-    # M~ = k diag(1/sqrt(p_a)) / sqrt(p~_i);  Q~ = M~ @ 1
-    q_t = (k @ inv_sqrt_p) * inv_sqrt_pt
-    # sum_l Kt_la = (sum_l sc_l M~_la / D_a + sum_l M~_la / Q~_l) / 2
-    coef = torch.stack([sc * inv_sqrt_pt, inv_sqrt_pt / q_t], dim=1)  # (m, 2)
-    cols = (k.T @ coef) * inv_sqrt_p[:, None]  # (N, 2)
+    """s = Phi diag(w) Phi^T sum_l Kt(x_l) from k~ (m, N) and its first moments."""
+    d = kernel.dim
+    pt = moments[:, 0, d]  # p~ = k~ @ 1
+    q_s = moments[:, 1, d]  # k~ @ (1 / sqrt(p)) = sqrt(p~) Q~
+    # sum_l Kt_la = (sum_l sc_l M~_la / D_a + sum_l M~_la / Q~_l) / 2,  M~ = k~ / sqrt(p~ p_a)
+    coef = torch.stack([sc * pt.rsqrt(), q_s.reciprocal()], dim=1)  # (m, 2)
+    cols = (k.T @ coef) * kernel.p.rsqrt()[:, None]  # (N, 2)
     kt_sum = 0.5 * (cols[:, 0] / kernel.D + cols[:, 1])
     return Phi @ (w * (Phi.T @ kt_sum))
 
 
-def _direction_from_parts(
-    kernel: DiffusionMapKernel, x: Tensor, k: Tensor, pt: Tensor, sc: Tensor, s: Tensor
+def _direction(
+    kernel: DiffusionMapKernel, x: Tensor, k: Tensor, sc: Tensor, moments: Tensor, s: Tensor
 ) -> Tensor:
-    """v_i = sum_a grad Kt_a(x_i) s_a from the stabilised kernel parts; (m, d).
+    """v_i = sum_a grad Kt_a(x_i) s_a from k~ (m, N); shape (m, d), no (m, N, d) tensor.
 
-    With A_w = M~ @ (w X), B_w = M~ @ w (m,), Q~ = B_1, A_0 = M~ @ X:
-    v = (sc ((A_{s/D} - x B_{s/D}) / eps - gbar B_{s/D} / 2) + (A_s - B_s A_0 / Q~) / (eps Q~)) / 2,
-    gbar = ((k~ @ X) / p~ - x) / eps. One (m, N) @ (N, 4 (d + 1)) product, no (m, N, d) tensor.
+    With primes for products with k~ (unnormalised by sqrt(p~)): A'_u = k~ @ (u X / sqrt(p)),
+    B'_u = k~ @ (u / sqrt(p)), u1 = s / D, u2 = s, u0 = 1 (B'_1 = sqrt(p~) Q~):
+    v = (sc / sqrt(p~) ((A'_1 - x B'_1) / eps - gbar B'_1 / 2)
+         + (A'_2 - B'_2 A'_0 / B'_0) / (eps B'_0)) / 2,   gbar = (k~ X / p~ - x) / eps.
+    One (m, N) @ (N, 2 (d + 1)) product per call besides the moments.
     """
-    X = kernel.X
-    eps = kernel.eps
-    d = X.shape[1]
+    X, eps, d = kernel.X, kernel.eps, kernel.dim
     inv_sqrt_p = kernel.p.rsqrt()
-    ones = torch.ones_like(s)
-    s_d = s / kernel.D
-    # columns: [X, 1] weighted by 1, 1/sqrt(p), s/(D sqrt(p)), s/sqrt(p)
-    weights = torch.stack([ones, inv_sqrt_p, s_d * inv_sqrt_p, s * inv_sqrt_p], dim=1)  # (N, 4)
-    Xa = torch.cat([X, ones[:, None]], dim=1)  # (N, d + 1)
-    Y = (weights[:, :, None] * Xa[:, None, :]).reshape(X.shape[0], 4 * (d + 1))
-    Z = (k @ Y).reshape(k.shape[0], 4, d + 1)
-    inv_sqrt_pt = pt.rsqrt()[:, None]
-    kX = Z[:, 0, :d]  # k~ @ X   (p~ = Z[:, 0, d])
-    A0, Q = Z[:, 1, :d] * inv_sqrt_pt, Z[:, 1, d : d + 1] * inv_sqrt_pt
-    A1, B1 = Z[:, 2, :d] * inv_sqrt_pt, Z[:, 2, d : d + 1] * inv_sqrt_pt
-    A2, B2 = Z[:, 3, :d] * inv_sqrt_pt, Z[:, 3, d : d + 1] * inv_sqrt_pt
-    gbar = (kX / pt[:, None] - x) / eps
-    term_d = sc[:, None] * ((A1 - x * B1) / eps - 0.5 * gbar * B1)
-    term_q = (A2 - B2 * A0 / Q) / (eps * Q)
+    u = torch.stack([s / kernel.D * inv_sqrt_p, s * inv_sqrt_p], dim=1)  # (N, 2)
+    Xa = torch.cat([X, torch.ones_like(s)[:, None]], dim=1)
+    Y = (u[:, :, None] * Xa[:, None, :]).reshape(X.shape[0], 2 * (d + 1))
+    Z = (k @ Y).reshape(k.shape[0], 2, d + 1)
+    kX, pt = moments[:, 0, :d], moments[:, 0, d : d + 1]
+    A0, B0 = moments[:, 1, :d], moments[:, 1, d : d + 1]
+    A1, B1 = Z[:, 0, :d], Z[:, 0, d : d + 1]
+    A2, B2 = Z[:, 1, :d], Z[:, 1, d : d + 1]
+    gbar = (kX / pt - x) / eps
+    term_d = (sc[:, None] * pt.rsqrt()) * ((A1 - x * B1) / eps - 0.5 * gbar * B1)
+    term_q = (A2 - B2 * A0 / B0) / (eps * B0)
     return 0.5 * (term_d + term_q)
 
 
 def transport_direction(kernel: DiffusionMapKernel, x: Tensor, Phi: Tensor, w: Tensor) -> Tensor:
     """v_i = sum_a grad Kt_a(x_i) (S @ sum_l Kt(x_l))_a, S = Phi diag(w) Phi^T; (m, d).
 
-    The step is x <- x - (h / m) v. O(m N d + N K) time, O(m N) memory.
+    The step is x <- x - (h / m) v. O(m N d + N K) time, O(m N) memory: one (m, N)
+    kernel block (one GEMM, max, exp) read by three thin GEMMs.
     """
     _check_matrix(x, "x", kernel.dim)
     _check_modes(kernel, Phi, w)
-    k, pt, sc = kernel._stable_parts(x)
-    s = _push_from_parts(kernel, k, pt, sc, Phi, w)
-    return _direction_from_parts(kernel, x, k, pt, sc, s)
+    k, sc = kernel._kernel_block(x)
+    moments = _first_moments(kernel, k)
+    s = _push(kernel, k, sc, moments, Phi, w)
+    return _direction(kernel, x, k, sc, moments, s)
 
 
 def spectral_transport_step(
@@ -301,6 +321,30 @@ def brute_force_transport_step(
         ]
     )
     return x - (h / m) * v
+
+
+def notebook_transport_step(
+    x: Tensor,
+    kernel: DiffusionMapKernel,
+    Phi: Tensor,
+    w: Tensor,
+    h: float,
+    chunk_size: int | None = None,
+) -> Tensor:
+    """The reference notebook's literal form: push = S Kt(x)^T (N, m), grad Kt (m, N, d),
+    then per coordinate x_i -= (h/m) sum_l (grad[:, :, dim] @ push)_il. O(m^2 N d) time;
+    the gradient is built in particle chunks of ``chunk_size``."""
+    _check_modes(kernel, Phi, w)
+    m = x.shape[0]
+    push = Phi @ (w[:, None] * (Phi.T @ kernel.evaluate(x).T))  # (N, m)
+    chunk_size = chunk_size or m
+    parts = []
+    for lo in range(0, m, chunk_size):
+        grad = kernel.gradient(x[lo : lo + chunk_size])
+        parts.append(
+            torch.stack([(grad[:, :, dim] @ push).sum(1) for dim in range(x.shape[1])], dim=1)
+        )
+    return x - (h / m) * torch.cat(parts)
 
 
 def _check_modes(kernel: DiffusionMapKernel, Phi: Tensor, w: Tensor) -> None:

@@ -16,7 +16,9 @@ from samplers.spectral import (
     auto_step_size,
     brute_force_transport_step,
     diffusion_map_spectrum,
+    kernel_push,
     lawgd_weights,
+    notebook_transport_step,
     spectral_transport_step,
     top_eigenpairs,
     transport_direction,
@@ -113,17 +115,20 @@ def test_fast_step_matches_brute_force(fitted, chunk) -> None:
     assert float((fast - brute).abs().max()) < 1e-10
 
 
-def test_brute_force_matches_notebook_double_sum(fitted) -> None:
+@pytest.mark.parametrize("chunk", [None, 4])
+def test_fast_step_matches_notebook_double_sum(fitted, chunk) -> None:
     """The (N, m) push-matrix form of the reference: sum_l grad Kt(x_i) . S Kt(x_l)."""
     kernel, Phi, w, x = fitted
-    h, m = 3.0, x.shape[0]
-    push = Phi @ (w[:, None] * (Phi.T @ kernel.evaluate(x).T))  # (N, m)
-    grad = kernel.gradient(x)
-    moved = torch.stack(
-        [x[:, dim] - (h / m) * (grad[:, :, dim] @ push).sum(1) for dim in range(x.shape[1])], 1
-    )
-    fast = spectral_transport_step(x, kernel, Phi, w, h)
-    assert float((fast - moved).abs().max()) < 1e-10
+    fast = spectral_transport_step(x, kernel, Phi, w, 3.0)
+    literal = notebook_transport_step(x, kernel, Phi, w, 3.0, chunk_size=chunk)
+    assert float((fast - literal).abs().max()) < 1e-10
+
+
+def test_kernel_push_matches_dense_form(fitted) -> None:
+    kernel, Phi, w, x = fitted
+    S = Phi @ torch.diag(w) @ Phi.T
+    expected = S @ naive_kt(kernel, x).sum(0)
+    torch.testing.assert_close(kernel_push(kernel, x, Phi, w), expected, rtol=1e-10, atol=1e-12)
 
 
 def test_far_particles_stay_finite(fitted) -> None:
