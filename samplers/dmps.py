@@ -23,8 +23,20 @@ from samplers.spectral import (
     auto_step_size,
     diffusion_map_spectrum,
     lawgd_weights,
-    spectral_transport_step,
+    transport_direction,
 )
+
+
+def clipped_displacement(v: Tensor, scale: float, max_norm: float | None) -> tuple[Tensor, int]:
+    """dx = scale * v (m, d) with each row's norm capped at ``max_norm``; (dx, rows capped)."""
+    dx = scale * v
+    if max_norm is None:
+        return dx, 0
+    norms = dx.norm(dim=1, keepdim=True)
+    over = norms > max_norm
+    factor = torch.where(over, max_norm / norms.clamp_min(1e-300), torch.ones_like(norms))
+    return dx * factor, int(over.sum())
+
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -48,6 +60,11 @@ class DMPS(Sampler):
       by ``step_fraction * sqrt(eps)`` (then kept fixed); a positive float fixes h. The h used
       is recorded in ``info["step_size"]``.
     - ``step_fraction`` = 0.2: the fraction of sqrt(eps) of the automatic rule.
+    - ``max_step`` = 1.0: safeguard, no particle moves more than ``max_step * sqrt(eps)`` in
+      one step (its displacement is scaled down; ``info["n_clipped"]`` counts how often).
+      The explicit step can kick a particle that comes close to an isolated training point
+      far out (measured: one jump of 173 with the median at 0.2 on N(0, I_16), N = 400);
+      None disables it.
     - ``dtype`` = "float64" ("float32" runs kernel, eigensolver and steps in float32).
     - ``max_abs`` = 1e4: a particle with a coordinate beyond this (standardised units) or a
       non-finite one ends the run with ``info["diverged"] = True``.
@@ -67,6 +84,7 @@ class DMPS(Sampler):
         "weights": "intended",
         "step_size": "auto",
         "step_fraction": 0.2,
+        "max_step": 1.0,
         "dtype": "float64",
         "max_abs": 1e4,
     }
@@ -133,8 +151,16 @@ class DMPS(Sampler):
             h = float(self.params["step_size"])
             rule = "fixed"
 
+        max_disp = self.params["max_step"]
+        max_disp = None if max_disp is None else float(max_disp) * math.sqrt(kernel.eps)
+        n_clipped = [0]
+
         def step(x: Tensor, t: int) -> Tensor:
-            return spectral_transport_step(x, kernel, Phi, w, h)
+            dx, clipped = clipped_displacement(
+                transport_direction(kernel, x, Phi, w), h / x.shape[0], max_disp
+            )
+            n_clipped[0] += clipped
+            return x - dx
 
         result = iterate(
             step,
@@ -150,5 +176,6 @@ class DMPS(Sampler):
             "step_size": h,
             "step_rule": rule,
             "step_size_ref_units": h * kernel.eps if math.isfinite(h) else h,
+            "n_clipped": n_clipped[0],
         }
         return SampleResult(result.particles, result.trajectory, result.times, info)

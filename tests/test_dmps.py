@@ -260,7 +260,15 @@ def test_fixed_step_size_and_divergence_detection(circle_run) -> None:
     fixed = get_sampler("dmps", step_size=7.0).fit(sampler.train, sampler.target)
     res = fixed.run(x0, 3, seed=0)
     assert res.info["step_size"] == 7.0 and res.info["step_rule"] == "fixed"
-    wild = get_sampler("dmps", step_size=1e9, max_abs=5.0).fit(sampler.train, sampler.target)
+    # the max_step safeguard holds a huge step to sqrt(eps) per particle per step
+    capped = get_sampler("dmps", step_size=1e9).fit(sampler.train, sampler.target)
+    res = capped.run(x0, 2, seed=0)
+    moved = (res.particles - x0).norm(dim=1)
+    assert float(moved.max()) <= 2 * math.sqrt(capped.kernel.eps) + 1e-12
+    assert res.info["n_clipped"] == 2 * x0.shape[0]
+    wild = get_sampler("dmps", step_size=1e9, max_step=None, max_abs=5.0).fit(
+        sampler.train, sampler.target
+    )
     bad = wild.run(x0, 10, seed=0)
     assert bad.diverged and bad.info["steps"] < 10
 
