@@ -1,0 +1,433 @@
+"""Diffusion-map spectral numerics shared by DMPS and EDMD-KSWGD.
+
+Targets X (N, d), bandwidth eps (median heuristic eps = median|X_a - X_b|^2 / (2 log(N+1))):
+
+    k_ab = exp(-|X_a - X_b|^2 / (2 eps)),  p_a = sum_b k_ab,  kt_ab = k_ab / sqrt(p_a p_b),
+    D_b = sum_a kt_ab,  P = (kt / D[None, :] + kt / D[:, None]) / 2 = Phi diag(lam) Phi^T.
+
+Out-of-sample kernel at particles x (m, d) (alpha = 1/2 normalisation, symmetrised):
+
+    k_a(x) = exp(-|x - X_a|^2 / (2 eps)),  p(x) = sum_a k_a(x),  M_a(x) = k_a(x) / sqrt(p(x) p_a),
+    Kt_a(x) = (M_a(x) / D_a + M_a(x) / sum_b M_b(x)) / 2.
+
+LAWGD transport with S = Phi diag(w) Phi^T (any eigenfunction/weight pair):
+
+    x_i <- x_i - (h / m) sum_a grad Kt_a(x_i) s_a,   s = S @ sum_l Kt(x_l),
+
+computed in O(m N d + N K) per step without any (m, N, d) tensor
+(:func:`spectral_transport_step`). :func:`brute_force_transport_step` is the direct
+(m, N, d) transcription, kept as the reference for tests and benchmarks.
+
+Public pieces: :class:`DiffusionMapKernel` (fit on X; also the out-of-sample kernel, alias
+:data:`OutOfSampleKernel`), :func:`diffusion_map_spectrum` (dense or truncated top-K
+eigenpairs), :func:`lawgd_weights`, :func:`spectral_transport_step`,
+:func:`transport_direction`, :func:`auto_step_size`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from samplers.scores import median_bandwidth_sq
+
+SolverName = Literal["auto", "dense", "topk"]
+
+DENSE_MAX_N = 3000
+"""``solver="auto"`` uses the dense eigensolver up to this many training points and the
+truncated top-K solver above (measured in ``benchmarks/scaling_dmps.py``)."""
+
+
+class SpectralError(ValueError):
+    """Bad input to the spectral numerics (shapes, NaN, non-positive bandwidth, ...)."""
+
+
+def _check_matrix(x: Tensor, what: str, dim: int | None = None) -> None:
+    if not isinstance(x, Tensor):
+        raise SpectralError(f"{what} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise SpectralError(f"{what} must be a non-empty (n, d) tensor, got {tuple(x.shape)}")
+    if not x.dtype.is_floating_point:
+        raise SpectralError(f"{what} must be float32 or float64, got {x.dtype}")
+    if dim is not None and x.shape[1] != dim:
+        raise SpectralError(f"{what} has dimension {x.shape[1]}, the kernel has {dim}")
+    if not bool(torch.isfinite(x).all()):
+        raise SpectralError(f"{what} contains NaN or infinite values")
+
+
+def squared_distances(x: Tensor, y: Tensor) -> Tensor:
+    """|x_i - y_a|^2 as an (m, N) tensor via |x|^2 + |y|^2 - 2 x.y (clamped at 0)."""
+    d2 = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :]
+    d2.addmm_(x, y.T, alpha=-2.0)
+    return d2.clamp_min_(0.0)
+
+
+def median_heuristic_eps(X: Tensor) -> float:
+    """eps = median(|X_a - X_b|^2) / (2 log(N + 1)) (the suite's median heuristic)."""
+    return median_bandwidth_sq(X)
+
+
+@dataclass
+class DiffusionMapKernel:
+    """Diffusion-map kernel fitted on targets X; evaluates Kt and its gradient out of sample.
+
+    Attributes: X (N, d), eps (bandwidth, k = exp(-|.|^2 / (2 eps))), p (N,) kernel degrees,
+    D (N,) degrees of the alpha = 1/2 normalised kernel. Build with :meth:`fit`.
+    """
+
+    X: Tensor
+    eps: float
+    p: Tensor
+    D: Tensor
+
+    # -- fitting ----------------------------------------------------------------------------
+    @classmethod
+    def fit(
+        cls, X: Tensor, eps: float | None = None, *, chunk_size: int = 2048
+    ) -> DiffusionMapKernel:
+        """Fit on X (N, d): p = k @ 1 and D = kt @ 1, in row chunks (memory O(chunk N))."""
+        _check_matrix(X, "X")
+        if X.shape[0] < 2:
+            raise SpectralError(f"need at least 2 target points, got {X.shape[0]}")
+        if eps is None:
+            eps = median_heuristic_eps(X)
+        eps = float(eps)
+        if not math.isfinite(eps) or eps <= 0:
+            raise SpectralError(f"bandwidth eps must be a positive finite number, got {eps!r}")
+        n = X.shape[0]
+        p = torch.empty(n, dtype=X.dtype, device=X.device)
+        for lo in range(0, n, chunk_size):
+            k = squared_distances(X[lo : lo + chunk_size], X).mul_(-0.5 / eps).exp_()
+            p[lo : lo + chunk_size] = k.sum(1)
+        inv_sqrt_p = p.rsqrt()
+        D = torch.empty_like(p)
+        for lo in range(0, n, chunk_size):
+            k = squared_distances(X[lo : lo + chunk_size], X).mul_(-0.5 / eps).exp_()
+            D[lo : lo + chunk_size] = (k @ inv_sqrt_p) * inv_sqrt_p[lo : lo + chunk_size]
+        return cls(X=X, eps=eps, p=p, D=D)
+
+    @property
+    def n_targets(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.X.shape[1]
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None):
+        """A copy of the kernel on ``device`` / in ``dtype``."""
+        return DiffusionMapKernel(
+            X=self.X.to(device=device, dtype=dtype),
+            eps=self.eps,
+            p=self.p.to(device=device, dtype=dtype),
+            D=self.D.to(device=device, dtype=dtype),
+        )
+
+    def markov_matrix(self, dtype: torch.dtype | None = None, chunk_size: int = 2048) -> Tensor:
+        """The symmetric matrix P (N, N) = (kt / D[None, :] + kt / D[:, None]) / 2.
+
+        Built in row chunks straight into one (N, N) buffer of ``dtype`` (default X's), so
+        the peak memory is one N x N matrix plus O(chunk N).
+        """
+        dtype = dtype or self.X.dtype
+        n = self.n_targets
+        out = torch.empty(n, n, dtype=dtype, device=self.X.device)
+        inv_sqrt_p = self.p.rsqrt()
+        inv_D = self.D.reciprocal()
+        for lo in range(0, n, chunk_size):
+            hi = min(lo + chunk_size, n)
+            k = squared_distances(self.X[lo:hi], self.X).mul_(-0.5 / self.eps).exp_()
+            k.mul_(inv_sqrt_p[lo:hi, None] * inv_sqrt_p[None, :])
+            k.mul_(0.5 * (inv_D[None, :] + inv_D[lo:hi, None]))
+            out[lo:hi] = k
+        return out
+
+    # -- out-of-sample evaluation -------------------------------------------------------------
+    def _stable_parts(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """k~ = exp(-(r - r_min) / (2 eps)) (m, N), p~ = k~ @ 1 (m,), sc = exp(-r_min / (4 eps)).
+
+        With c = exp(-r_min / (2 eps)): k = c k~, p = c p~, M = sqrt(c) M~ (sc = sqrt(c)),
+        so every quantity below stays finite for particles far from the data.
+        """
+        r = squared_distances(x, self.X)
+        r_min = r.min(dim=1, keepdim=True).values
+        k = r.sub_(r_min).mul_(-0.5 / self.eps).exp_()
+        sc = torch.exp(-0.25 * r_min.squeeze(1) / self.eps)
+        return k, k.sum(1), sc
+
+    def evaluate(self, x: Tensor) -> Tensor:
+        """Kt(x) (m, N) for particles x (m, d)."""
+        _check_matrix(x, "x", self.dim)
+        k, pt, sc = self._stable_parts(x)
+        m_t = k.mul_(self.p.rsqrt()[None, :]).div_(pt.sqrt()[:, None])  # M~ (m, N)
+        q_t = m_t.sum(1)
+        return 0.5 * (sc[:, None] * m_t / self.D[None, :] + m_t / q_t[:, None])
+
+    def gradient(self, x: Tensor) -> Tensor:
+        """grad_x Kt_a(x_i) as an (m, N, d) tensor (analytic; for tests and small sizes).
+
+        With g_a = (X_a - x) / eps and gbar = sum_a k_a g_a / p:
+        grad M_a = M_a (g_a - gbar / 2),  grad Q = sum_b grad M_b (Q = sum_b M_b),
+        grad Kt_a = (grad M_a (1 / D_a + 1 / Q) - M_a grad Q / Q^2) / 2.
+        """
+        _check_matrix(x, "x", self.dim)
+        k, pt, sc = self._stable_parts(x)
+        g = (self.X[None, :, :] - x[:, None, :]) / self.eps  # (m, N, d)
+        gbar = (k[:, :, None] * g).sum(1) / pt[:, None]  # (m, d)
+        m_t = k * self.p.rsqrt()[None, :] / pt.sqrt()[:, None]  # M~
+        q_t = m_t.sum(1)
+        grad_m = m_t[:, :, None] * (g - 0.5 * gbar[:, None, :])  # grad M~
+        grad_q = grad_m.sum(1)  # (m, d)
+        # grad_m = grad M / sc (the shift r_min cancels in g - gbar / 2), so
+        # grad (M / D) = sc grad_m / D and grad (M / Q) = grad_m / Q~ - M~ grad_q / Q~^2.
+        term_d = sc[:, None, None] * grad_m / self.D[None, :, None]
+        term_q = (
+            grad_m / q_t[:, None, None] - m_t[:, :, None] * (grad_q / q_t[:, None] ** 2)[:, None, :]
+        )
+        return 0.5 * (term_d + term_q)
+
+
+OutOfSampleKernel = DiffusionMapKernel
+"""The fitted :class:`DiffusionMapKernel` is the out-of-sample kernel (same object)."""
+
+
+# ---------------------------------------------------------------------------------------
+# Transport step
+# ---------------------------------------------------------------------------------------
+def kernel_push(kernel: DiffusionMapKernel, x: Tensor, Phi: Tensor, w: Tensor) -> Tensor:
+    """s = Phi diag(w) Phi^T sum_l Kt(x_l), shape (N,). Costs O(m N d + N K)."""
+    k, pt, sc = kernel._stable_parts(x)
+    return _push_from_parts(kernel, k, pt, sc, Phi, w)
+
+
+def _push_from_parts(
+    kernel: DiffusionMapKernel, k: Tensor, pt: Tensor, sc: Tensor, Phi: Tensor, w: Tensor
+) -> Tensor:
+    inv_sqrt_p = kernel.p.rsqrt()
+    inv_sqrt_pt = pt.rsqrt()
+    # M~ = k diag(1/sqrt(p_a)) / sqrt(p~_i);  Q~ = M~ @ 1
+    q_t = (k @ inv_sqrt_p) * inv_sqrt_pt
+    # sum_l Kt_la = (sum_l sc_l M~_la / D_a + sum_l M~_la / Q~_l) / 2
+    coef = torch.stack([sc * inv_sqrt_pt, inv_sqrt_pt / q_t], dim=1)  # (m, 2)
+    cols = (k.T @ coef) * inv_sqrt_p[:, None]  # (N, 2)
+    kt_sum = 0.5 * (cols[:, 0] / kernel.D + cols[:, 1])
+    return Phi @ (w * (Phi.T @ kt_sum))
+
+
+def _direction_from_parts(
+    kernel: DiffusionMapKernel, x: Tensor, k: Tensor, pt: Tensor, sc: Tensor, s: Tensor
+) -> Tensor:
+    """v_i = sum_a grad Kt_a(x_i) s_a from the stabilised kernel parts; (m, d).
+
+    With A_w = M~ @ (w X), B_w = M~ @ w (m,), Q~ = B_1, A_0 = M~ @ X:
+    v = (sc ((A_{s/D} - x B_{s/D}) / eps - gbar B_{s/D} / 2) + (A_s - B_s A_0 / Q~) / (eps Q~)) / 2,
+    gbar = ((k~ @ X) / p~ - x) / eps. One (m, N) @ (N, 4 (d + 1)) product, no (m, N, d) tensor.
+    """
+    X = kernel.X
+    eps = kernel.eps
+    d = X.shape[1]
+    inv_sqrt_p = kernel.p.rsqrt()
+    ones = torch.ones_like(s)
+    s_d = s / kernel.D
+    # columns: [X, 1] weighted by 1, 1/sqrt(p), s/(D sqrt(p)), s/sqrt(p)
+    weights = torch.stack([ones, inv_sqrt_p, s_d * inv_sqrt_p, s * inv_sqrt_p], dim=1)  # (N, 4)
+    Xa = torch.cat([X, ones[:, None]], dim=1)  # (N, d + 1)
+    Y = (weights[:, :, None] * Xa[:, None, :]).reshape(X.shape[0], 4 * (d + 1))
+    Z = (k @ Y).reshape(k.shape[0], 4, d + 1)
+    inv_sqrt_pt = pt.rsqrt()[:, None]
+    kX = Z[:, 0, :d]  # k~ @ X   (p~ = Z[:, 0, d])
+    A0, Q = Z[:, 1, :d] * inv_sqrt_pt, Z[:, 1, d : d + 1] * inv_sqrt_pt
+    A1, B1 = Z[:, 2, :d] * inv_sqrt_pt, Z[:, 2, d : d + 1] * inv_sqrt_pt
+    A2, B2 = Z[:, 3, :d] * inv_sqrt_pt, Z[:, 3, d : d + 1] * inv_sqrt_pt
+    gbar = (kX / pt[:, None] - x) / eps
+    term_d = sc[:, None] * ((A1 - x * B1) / eps - 0.5 * gbar * B1)
+    term_q = (A2 - B2 * A0 / Q) / (eps * Q)
+    return 0.5 * (term_d + term_q)
+
+
+def transport_direction(kernel: DiffusionMapKernel, x: Tensor, Phi: Tensor, w: Tensor) -> Tensor:
+    """v_i = sum_a grad Kt_a(x_i) (S @ sum_l Kt(x_l))_a, S = Phi diag(w) Phi^T; (m, d).
+
+    The step is x <- x - (h / m) v. O(m N d + N K) time, O(m N) memory.
+    """
+    _check_matrix(x, "x", kernel.dim)
+    _check_modes(kernel, Phi, w)
+    k, pt, sc = kernel._stable_parts(x)
+    s = _push_from_parts(kernel, k, pt, sc, Phi, w)
+    return _direction_from_parts(kernel, x, k, pt, sc, s)
+
+
+def spectral_transport_step(
+    x: Tensor, kernel: DiffusionMapKernel, Phi: Tensor, w: Tensor, h: float
+) -> Tensor:
+    """One LAWGD/KSWGD step x <- x - (h / m) sum_a grad Kt_a(x) (S sum_l Kt(x_l))_a.
+
+    x (m, d); Phi (N, K) eigenfunctions on the targets; w (K,) weights; S = Phi diag(w) Phi^T.
+    Works for any (Phi, w): diffusion-map modes with :func:`lawgd_weights` (DMPS) or EDMD
+    Koopman eigenfunctions with generator weights (EDMD-KSWGD).
+    """
+    v = transport_direction(kernel, x, Phi, w)
+    return x - (h / x.shape[0]) * v
+
+
+def brute_force_transport_step(
+    x: Tensor,
+    kernel: DiffusionMapKernel,
+    Phi: Tensor,
+    w: Tensor,
+    h: float,
+    chunk_size: int | None = None,
+) -> Tensor:
+    """Reference form: builds grad Kt as (m, N, d) tensors (in particle chunks of
+    ``chunk_size`` to bound memory) and contracts x_i -= (h/m) sum_a grad Kt_a(x_i) s_a.
+
+    Same maths as :func:`spectral_transport_step`, O(m N d) memory per chunk; the notebook's
+    literal form (an (N, m) push matrix, then sum over l) costs a further factor m.
+    """
+    _check_modes(kernel, Phi, w)
+    m = x.shape[0]
+    kt = kernel.evaluate(x)
+    s = Phi @ (w * (Phi.T @ kt.sum(0)))
+    chunk_size = chunk_size or m
+    v = torch.cat(
+        [
+            torch.einsum("iad,a->id", kernel.gradient(x[lo : lo + chunk_size]), s)
+            for lo in range(0, m, chunk_size)
+        ]
+    )
+    return x - (h / m) * v
+
+
+def _check_modes(kernel: DiffusionMapKernel, Phi: Tensor, w: Tensor) -> None:
+    n = kernel.n_targets
+    if Phi.ndim != 2 or Phi.shape[0] != n:
+        raise SpectralError(f"Phi must have shape (N={n}, K), got {tuple(Phi.shape)}")
+    if w.ndim != 1 or w.shape[0] != Phi.shape[1]:
+        raise SpectralError(f"w must have shape (K={Phi.shape[1]},), got {tuple(w.shape)}")
+
+
+# ---------------------------------------------------------------------------------------
+# Step size
+# ---------------------------------------------------------------------------------------
+def auto_step_size(
+    x0: Tensor, kernel: DiffusionMapKernel, Phi: Tensor, w: Tensor, fraction: float
+) -> float:
+    """h such that the first step moves the median particle by ``fraction * sqrt(eps)``.
+
+    The displacement of particle i is (h / m) |v_i(x0)|, so
+    h = fraction sqrt(eps) m / median_i |v_i(x0)|.
+    """
+    v = transport_direction(kernel, x0, Phi, w)
+    med = float(v.norm(dim=1).median())
+    if not math.isfinite(med) or med <= 0:
+        raise SpectralError(
+            "automatic step size: the transport field vanishes at the initial particles "
+            f"(median |v| = {med:g}); they are too far from the data, give step_size"
+        )
+    return fraction * math.sqrt(kernel.eps) * x0.shape[0] / med
+
+
+# ---------------------------------------------------------------------------------------
+# Spectrum
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DiffusionSpectrum:
+    """Leading eigenpairs of P: eigenvalues (K,) descending, eigenvectors (N, K) orthonormal."""
+
+    eigenvalues: Tensor
+    eigenvectors: Tensor
+    solver: str
+    seconds: float
+
+
+def diffusion_map_spectrum(
+    kernel: DiffusionMapKernel,
+    n_modes: int | None = None,
+    *,
+    solver: SolverName = "auto",
+    seed: int = 0,
+) -> DiffusionSpectrum:
+    """Top ``n_modes`` eigenpairs of P (all of them when None), largest first.
+
+    solver: "dense" (torch.linalg.eigh on the full matrix), "topk" (truncated solver, see
+    :func:`top_eigenpairs`), "auto" = dense when N <= DENSE_MAX_N or n_modes is None.
+    """
+    n = kernel.n_targets
+    k = n if n_modes is None else int(n_modes)
+    if k < 1:
+        raise SpectralError(f"n_modes must be >= 1, got {n_modes!r}")
+    k = min(k, n)
+    if solver == "auto":
+        solver = "dense" if (n <= DENSE_MAX_N or n_modes is None or k >= n // 2) else "topk"
+    t0 = time.perf_counter()
+    if solver == "dense":
+        P = kernel.markov_matrix()
+        lam, vec = torch.linalg.eigh(P)
+        del P
+        lam = lam.flip(0)[:k]
+        vec = vec.flip(1)[:, :k].contiguous()
+    elif solver == "topk":
+        P = kernel.markov_matrix()
+        lam, vec = top_eigenpairs(P, k, seed=seed)
+        del P
+    else:
+        raise SpectralError(f"unknown solver {solver!r}; use 'auto', 'dense' or 'topk'")
+    return DiffusionSpectrum(lam, vec, solver, time.perf_counter() - t0)
+
+
+def top_eigenpairs(P: Tensor, k: int, *, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """Largest-``k`` eigenpairs of the symmetric matrix P (N, N), descending.
+
+    Uses LAPACK's subset driver (scipy.linalg.eigh, subset_by_index) on CPU.
+    """
+    import numpy as np
+    import scipy.linalg
+
+    n = P.shape[0]
+    a = P.detach().cpu().numpy()
+    lam, vec = scipy.linalg.eigh(
+        a, subset_by_index=[n - k, n - 1], overwrite_a=True, check_finite=False, driver="evr"
+    )
+    lam_t = torch.from_numpy(np.ascontiguousarray(lam[::-1])).to(P.device)
+    vec_t = torch.from_numpy(np.ascontiguousarray(vec[:, ::-1])).to(P.device)
+    return lam_t, vec_t
+
+
+# ---------------------------------------------------------------------------------------
+# LAWGD weights
+# ---------------------------------------------------------------------------------------
+def lawgd_weights(
+    lam: Tensor,
+    eps: float,
+    reg: float = 1e-3,
+    tol: float = 1e-6,
+    variant: Literal["intended", "notebook"] = "intended",
+) -> Tensor:
+    """LAWGD weights w_k = (eps / (lam_k + reg))^2 * eps / (1 - lam_k) for k >= 1, shape (K,).
+
+    lam: eigenvalues of P in descending order (mode 0 = the constant mode, weight 0).
+    Modes with lam_k < tol get weight 0. The factor eps / (1 - lam_k) is -L^{-1} for the
+    generator L = (P - I) / eps; (eps / (lam + reg))^2 undoes the two Kt factors.
+    variant="notebook" reproduces the CIFAR notebook's eps / clip(lam - 1, 1e-12, None),
+    which (lam < 1) sets that factor to eps * 1e12 for every mode: for comparison only.
+    """
+    if lam.ndim != 1:
+        raise SpectralError(f"lam must be 1-D, got shape {tuple(lam.shape)}")
+    if eps <= 0:
+        raise SpectralError(f"eps must be positive, got {eps!r}")
+    keep = lam >= tol
+    keep[0] = False
+    if variant == "intended":
+        gap = (1.0 - lam).clamp_min(torch.finfo(lam.dtype).eps)
+        inv_gen = eps / gap
+    elif variant == "notebook":
+        inv_gen = eps / (lam - 1.0).clamp_min(1e-12)
+    else:
+        raise SpectralError(f"unknown weights variant {variant!r}; use 'intended' or 'notebook'")
+    w = (eps / (lam + reg)) ** 2 * inv_gen
+    return torch.where(keep, w, torch.zeros_like(w))
