@@ -137,29 +137,38 @@ def test_far_particles_stay_finite(fitted) -> None:
 
 
 def test_dense_and_topk_eigenpairs_agree() -> None:
-    X = torch.randn(300, 4, generator=gen(3), dtype=F64)
+    X = torch.randn(400, 4, generator=gen(3), dtype=F64)
     kernel = DiffusionMapKernel.fit(X)
-    k = 40
+    k = 30
     dense = diffusion_map_spectrum(kernel, k, solver="dense")
-    topk = diffusion_map_spectrum(kernel, k, solver="topk")
-    assert dense.eigenvectors.shape == topk.eigenvectors.shape == (300, k)
-    torch.testing.assert_close(topk.eigenvalues, dense.eigenvalues, rtol=0, atol=1e-8)
+    topk = diffusion_map_spectrum(kernel, k, solver="topk")  # float32 products with P
+    assert dense.solver == "dense" and topk.solver == "topk"
+    assert dense.eigenvectors.shape == topk.eigenvectors.shape == (400, k)
     assert bool((dense.eigenvalues[:-1] >= dense.eigenvalues[1:]).all())
+    torch.testing.assert_close(topk.eigenvalues, dense.eigenvalues, rtol=0, atol=1e-5)
     # same invariant subspace (projectors agree) and orthonormal columns
     proj_d = dense.eigenvectors @ dense.eigenvectors.T
     proj_t = topk.eigenvectors @ topk.eigenvectors.T
-    assert float((proj_d - proj_t).abs().max()) < 1e-6
+    assert float((proj_d - proj_t).abs().max()) < 1e-3
     eye = torch.eye(k, dtype=F64)
-    torch.testing.assert_close(topk.eigenvectors.T @ topk.eigenvectors, eye, atol=1e-8, rtol=0)
+    torch.testing.assert_close(topk.eigenvectors.T @ topk.eigenvectors, eye, atol=1e-10, rtol=0)
+    # in float64 products the Krylov solver matches LAPACK to 1e-8 (convergence-limited)
+    P = kernel.markov_matrix()
+    lam64, vec64 = top_eigenpairs(P, k, matmul_dtype=None)
+    torch.testing.assert_close(lam64, dense.eigenvalues, rtol=0, atol=1e-8)
+    torch.testing.assert_close(P @ vec64, vec64 * lam64, rtol=0, atol=1e-5)
 
 
 def test_top_eigenpairs_on_known_spectrum() -> None:
-    q, _ = torch.linalg.qr(torch.randn(50, 50, generator=gen(4), dtype=F64))
-    lam = torch.linspace(1.0, 0.0, 50, dtype=F64)
+    q, _ = torch.linalg.qr(torch.randn(300, 300, generator=gen(4), dtype=F64))
+    # twelve leading eigenvalues in [0.8, 1], a gap, then a slowly decaying tail below 0.5
+    lam = torch.cat([torch.linspace(1.0, 0.8, 12), 0.5 * 0.99 ** torch.arange(288)]).double()
     A = q @ torch.diag(lam) @ q.T
-    vals, vecs = top_eigenpairs(A, 5)
-    torch.testing.assert_close(vals, lam[:5], atol=1e-10, rtol=0)
-    torch.testing.assert_close(A @ vecs, vecs * vals, atol=1e-10, rtol=0)
+    vals, vecs = top_eigenpairs(A, 12, block_size=4, n_blocks=20, matmul_dtype=None)
+    torch.testing.assert_close(vals, lam[:12], atol=1e-10, rtol=0)
+    torch.testing.assert_close(A @ vecs, vecs * vals, atol=1e-8, rtol=0)
+    with pytest.raises(SpectralError, match="k <= N"):
+        top_eigenpairs(A, 301)
 
 
 def test_lawgd_weights_formula_and_notebook_variant() -> None:
