@@ -1,9 +1,9 @@
 """Particle samplers. Every module here registers its method on import (see base.py)."""
 
 from samplers.base import (
-    SampleResult,
     Sampler,
     SamplerError,
+    SampleResult,
     available_samplers,
     get_sampler,
     iterate,

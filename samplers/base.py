@@ -67,12 +67,15 @@ class Sampler(ABC):
 
     Class attributes: ``name`` (registry key), ``needs`` (subset of {"samples", "score",
     "log_prob"}), ``defaults`` (documented default parameters; ``__init__`` accepts
-    exactly these keys). Subclasses implement :meth:`_fit` and :meth:`_run`.
+    exactly these keys), ``smoke_params`` (cheap overrides for contract tests and the
+    ``smoke`` suite). Subclasses implement :meth:`_fit` and :meth:`_run`.
     """
 
     name: ClassVar[str]
     needs: ClassVar[frozenset[str]] = frozenset({"samples"})
     defaults: ClassVar[dict[str, Any]] = {}
+    #: overrides that make a run seconds-long (contract tests and the ``smoke`` suite)
+    smoke_params: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)

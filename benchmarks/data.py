@@ -1,0 +1,89 @@
+"""Prepared data for one (target, repetition): splits, standardisation, x0 and the exact row.
+
+Everything here is a pure function of (target name, repetition, sizes, suite seed), so any
+worker process rebuilds exactly the same tensors.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from benchmarks.seeding import derive_seed
+from datasets.base import StandardisedTarget, Target, get_target, make_generator, median_sq_distance
+
+
+@dataclass(frozen=True)
+class PreparedTarget:
+    """Standardised target, splits and initial particles (all float64, standardised space).
+
+    train: (n_train, d) what samplers see; reference: (n_reference, d) what metrics compare
+    against; exact: (n_particles, d) fresh i.i.d. target samples (the noise floor row);
+    x0: init scheme -> (n_particles, d); scale: the Sinkhorn eps for this target.
+    """
+
+    target: StandardisedTarget
+    train: Tensor
+    reference: Tensor
+    exact: Tensor
+    x0: dict[str, Tensor]
+    scale: float
+
+
+def _draw(target: Target, n: int, seed: int, split: str) -> Tensor:
+    """Sample ``n`` points of one split; finite-pool targets (image latents) keep the
+    train/reference pools disjoint through their ``sample_split``."""
+    if getattr(target, "finite_pool", False):
+        return target.sample_split(n, split=split, seed=seed)
+    return target.sample(n, seed=seed)
+
+
+def initial_particles(target: StandardisedTarget, scheme: str, n: int, seed: int) -> Tensor:
+    """x0 (n, d) in the standardised space: ``gaussian`` = N(0, I); ``cap`` = fresh target
+    samples restricted to the target's cap region (``Target.cap_mask``)."""
+    if scheme == "gaussian":
+        return torch.randn(n, target.dim, generator=make_generator(seed), dtype=torch.float64)
+    if scheme == "cap":
+        return target.sample_cap(n, seed=seed)
+    raise ValueError(f"unknown init scheme {scheme!r}; expected 'gaussian' or 'cap'")
+
+
+@functools.lru_cache(maxsize=8)
+def prepare(
+    target_name: str,
+    rep: int,
+    n_train: int,
+    n_reference: int,
+    n_particles: int,
+    inits: tuple[str, ...],
+    suite_seed: int,
+) -> PreparedTarget:
+    """Build the splits and x0 of one (target, repetition); cached per process."""
+    base = get_target(target_name)
+    train_raw = _draw(base, n_train, derive_seed(suite_seed, target_name, rep, "train"), "train")
+    ref_raw = _draw(
+        base, n_reference, derive_seed(suite_seed, target_name, rep, "reference"), "reference"
+    )
+    exact_raw = _draw(
+        base, n_particles, derive_seed(suite_seed, target_name, rep, "exact"), "reference"
+    )
+    target = StandardisedTarget.from_samples(base, train_raw)
+    reference = target.to_standard(ref_raw)
+    x0 = {
+        scheme: initial_particles(
+            target, scheme, n_particles, derive_seed(suite_seed, target_name, rep, "x0", scheme)
+        )
+        for scheme in inits
+    }
+    scale = target.metric_eps_fraction * median_sq_distance(reference)
+    return PreparedTarget(
+        target=target,
+        train=target.to_standard(train_raw),
+        reference=reference,
+        exact=target.to_standard(exact_raw),
+        x0=x0,
+        scale=scale,
+    )

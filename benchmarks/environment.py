@@ -1,0 +1,74 @@
+"""What a result row must say about where it was produced: versions, device, commit, BLAS."""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def git_commit() -> str:
+    """HEAD's hash with a ``+dirty`` suffix when tracked files differ; 'unknown' outside git."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        return head[:12] + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def blas_summary() -> str:
+    """One line: BLAS libraries and threads (threadpoolctl) and the OPENBLAS_* variables."""
+    parts = []
+    try:
+        from threadpoolctl import threadpool_info
+
+        for info in threadpool_info():
+            parts.append(
+                f"{info.get('internal_api')}:{info.get('architecture', '?')}"
+                f"x{info.get('num_threads')}"
+            )
+    except Exception as exc:  # threadpoolctl is optional at run time
+        parts.append(f"threadpoolctl unavailable ({exc})")
+    env = [f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("OPENBLAS_")]
+    return " ".join(sorted(set(parts)) + env)
+
+
+@functools.cache
+def environment(device: str = "cpu") -> dict[str, Any]:
+    """Versions, device, commit and BLAS set-up, recorded with every suite run."""
+    import numpy
+    import ot
+    import scipy
+    import sklearn
+    import torch
+
+    dev = device
+    if device.startswith("cuda") and torch.cuda.is_available():
+        dev = f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return {
+        "commit": git_commit(),
+        "device": dev,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "pot": ot.__version__,
+        "sklearn": sklearn.__version__,
+        "machine": f"{platform.machine()} x{os.cpu_count()} cores",
+        "torch_threads": torch.get_num_threads(),
+        "blas": blas_summary(),
+    }

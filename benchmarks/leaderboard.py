@@ -1,0 +1,164 @@
+"""Leaderboards from long-format rows: samplers x targets, mean ± std over seeds,
+wall time, average rank, with the ``exact`` row (fresh i.i.d. samples: the noise floor)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+EXACT = "exact"
+
+
+def rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    df["column"] = df["target"]
+    if df["init"].nunique() > 1:
+        df["column"] = df["target"] + " / " + df["init"]
+    df["wall_seconds"] = df["fit_seconds"].fillna(0.0) + df["sample_seconds"].fillna(0.0)
+    return df
+
+
+def _fmt(mean: float, std: float) -> str:
+    if math.isnan(mean):
+        return "nan"
+    if mean != 0 and (abs(mean) < 1e-3 or abs(mean) >= 1e4):
+        return f"{mean:.2e} ± {std:.1e}"
+    return f"{mean:.4f} ± {std:.4f}"
+
+
+def summarise(df: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """One row per (sampler, column): mean, std, counts of ok/failed runs, status text."""
+    d = df[df["metric"] == metric]
+    out = []
+    for (sampler, column), g in d.groupby(["sampler", "column"], sort=False):
+        good = g[(g["status"] == "ok") & g["converged"].astype(bool) & np.isfinite(g["value"])]
+        vals = good["value"].to_numpy(dtype=float)
+        statuses = g["status"].value_counts().to_dict()
+        out.append(
+            {
+                "sampler": sampler,
+                "column": column,
+                "mean": float(vals.mean()) if len(vals) else float("nan"),
+                "std": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
+                "n_ok": int(len(vals)),
+                "n_runs": int(len(g)),
+                "statuses": ",".join(f"{k}:{v}" for k, v in sorted(statuses.items())),
+                "message": next((m for m in g["message"] if m), ""),
+                "wall_seconds": float(g["wall_seconds"].mean()),
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def _cell(r: pd.Series) -> str:
+    if r["n_ok"] == 0:
+        st = r["statuses"]
+        if "skipped" in st:
+            return "skipped"
+        if "diverged" in st:
+            return "diverged"
+        return "failed" if ("failed" in st) else "not converged"
+    text = _fmt(r["mean"], r["std"])
+    if r["n_ok"] < r["n_runs"]:
+        text += f" ({r['n_ok']}/{r['n_runs']} ok)"
+    return text
+
+
+def leaderboard_table(df: pd.DataFrame, metric: str = "sinkhorn") -> pd.DataFrame:
+    """Wide table: rows samplers (``exact`` first, then by average rank), columns targets,
+    cells 'mean ± std', plus mean wall seconds per run and average rank (exact excluded)."""
+    s = summarise(df, metric)
+    if s.empty:
+        return pd.DataFrame()
+    columns = list(dict.fromkeys(df["column"]))
+    means = s.pivot(index="sampler", columns="column", values="mean").reindex(columns=columns)
+    ranks = means.drop(index=EXACT, errors="ignore").rank(axis=0, method="average")
+    avg_rank = ranks.mean(axis=1)
+    cells = (
+        s.assign(cell=s.apply(_cell, axis=1))
+        .pivot(index="sampler", columns="column", values="cell")
+        .reindex(columns=columns)
+    )
+    wall = df.groupby("sampler")["wall_seconds"].mean()
+    table = cells.copy()
+    table["wall s/run"] = wall.reindex(table.index).map(lambda v: f"{v:.2f}")
+    table["avg rank"] = avg_rank.reindex(table.index).map(
+        lambda v: "-" if pd.isna(v) else f"{v:.2f}"
+    )
+    order = [EXACT] if EXACT in table.index else []
+    order += list(avg_rank.sort_values().index)
+    order += [i for i in table.index if i not in order]
+    return table.loc[order]
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    if table.empty:
+        return "_no rows_\n"
+    header = "| sampler | " + " | ".join(map(str, table.columns)) + " |"
+    sep = "|---" * (len(table.columns) + 1) + "|"
+    lines = [header, sep]
+    for idx, row in table.iterrows():
+        lines.append(f"| {idx} | " + " | ".join(str(v) for v in row.to_numpy()) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_leaderboard(
+    rows: list[dict[str, Any]],
+    out_dir: Path,
+    suite: str,
+    command: str,
+    env: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``leaderboard.md`` and ``leaderboard.csv`` (the long summary) into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    df = rows_frame(rows)
+    md = [f"# Leaderboard: suite `{suite}`", "", f"Produced by: `{command}`", ""]
+    if df.empty:
+        md.append("_no rows_")
+    else:
+        first = df.iloc[0]
+        md += [
+            "Debiased Sinkhorn divergence S_eps (cost |x-y|^2, eps per target relative to its "
+            "reference set) between each sampler's particles and a held-out reference sample, "
+            "in the standardised space; mean ± std over seeds (lower is better). `exact` = "
+            "fresh i.i.d. target samples of the same size (the noise floor). "
+            f"Particles {first['n_particles']}, steps {first['n_steps']}, training split "
+            f"{first['n_train']}, reference {first['n_reference']}, "
+            f"seeds {sorted(df['rep'].unique().tolist())}. `wall s/run` = fit + sampling "
+            "seconds (metrics excluded).",
+            "",
+            to_markdown(leaderboard_table(df, "sinkhorn")),
+        ]
+        for metric in [m for m in df["metric"].unique() if m != "sinkhorn"]:
+            md += [f"## Secondary metric: {metric}", "", to_markdown(leaderboard_table(df, metric))]
+        problems = df[(df["status"] != "ok") & (df["metric"] == df["metric"].iloc[0])]
+        if not problems.empty:
+            md += [
+                "## Runs that did not finish normally",
+                "",
+                "| sampler | target | init | rep | status | message |",
+                "|---|---|---|---|---|---|",
+            ]
+            for _, r in problems.iterrows():
+                msg = str(r["message"]).replace("|", "/")[:160]
+                md.append(
+                    f"| {r['sampler']} | {r['target']} | {r['init']} | {r['rep']} | "
+                    f"{r['status']} | {msg} |"
+                )
+            md.append("")
+        if env:
+            md += ["## Environment", ""] + [f"- {k}: {v}" for k, v in env.items()] + [""]
+    path = out_dir / "leaderboard.md"
+    path.write_text("\n".join(md), encoding="utf-8")
+    if not df.empty:
+        summary = pd.concat(
+            [summarise(df, m).assign(metric=m) for m in df["metric"].unique()], ignore_index=True
+        )
+        summary.to_csv(out_dir / "leaderboard.csv", index=False)
+    return path

@@ -1,0 +1,91 @@
+"""Named suites: which targets, which samplers, and the shared budget every sampler gets.
+
+Every sampler in a suite sees the same training split, the same x0 per (target, seed,
+init scheme), the same particle count and the same step budget (DESIGN.md, fairness rules).
+``samplers = None`` means every registered sampler, so a new method joins every suite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+INIT_SCHEMES = ("gaussian", "cap")
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A benchmark suite.
+
+    n_particles / n_steps: the budget of every sampler; n_train: the training split size
+    (what data-driven samplers see and what KDE scores are fitted on); n_reference: the
+    held-out sample the metric compares against; seeds: repetitions; inits: x0 schemes.
+    sampler_params: per-sampler overrides of documented defaults for this suite.
+    """
+
+    name: str
+    targets: tuple[str, ...]
+    n_particles: int = 300
+    n_steps: int = 300
+    n_train: int = 1000
+    n_reference: int = 1000
+    seeds: tuple[int, ...] = (0, 1, 2)
+    inits: tuple[str, ...] = ("gaussian",)
+    samplers: tuple[str, ...] | None = None
+    metrics: tuple[str, ...] = ("sinkhorn", "sliced_wasserstein", "mmd_gaussian")
+    sampler_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    suite_seed: int = 20261125
+    description: str = ""
+
+    def with_overrides(self, **kw: Any) -> Suite:
+        """A copy with the CLI's overrides (None values are ignored)."""
+        return replace(self, **{k: v for k, v in kw.items() if v is not None})
+
+
+SUITES: dict[str, Suite] = {
+    s.name: s
+    for s in (
+        Suite(
+            name="smoke",
+            targets=("ring8", "circle"),
+            n_particles=64,
+            n_steps=20,
+            n_train=200,
+            n_reference=200,
+            seeds=(0,),
+            inits=("gaussian", "cap"),
+            metrics=("sinkhorn",),
+            description="seconds-long end-to-end check of every sampler",
+        ),
+        Suite(
+            name="manifolds",
+            targets=("circle", "shell3", "half_sphere", "swiss_roll", "torus", "two_moons"),
+            inits=("gaussian", "cap"),
+            description="data on curves and surfaces; cap init tests spreading over the support",
+        ),
+        Suite(
+            name="mixtures",
+            targets=("ring8", "grid25", "unbalanced2", "mixture10d"),
+            description="multimodal Gaussian mixtures: mode coverage and weights",
+        ),
+        Suite(
+            name="bounded",
+            targets=("uniform_square", "beta_2_5x5_2", "dirichlet3", "uniform_disk"),
+            description="bounded supports: mass must stay inside the boundary",
+        ),
+        Suite(
+            name="latents",
+            targets=("digits_latent", "fashion_mnist_latent", "mnist_latent", "cifar10_latent"),
+            n_particles=256,
+            n_train=1500,
+            n_reference=300,
+            description="autoencoded image latents (digits always; others when data is present)",
+        ),
+    )
+}
+
+
+def get_suite(name: str) -> Suite:
+    if name not in SUITES:
+        raise KeyError(f"unknown suite {name!r}; known suites: {', '.join(SUITES)}")
+    return SUITES[name]
