@@ -123,6 +123,8 @@ class ScoreDiffusion(Sampler):
         "fit_progress": False,
     }
 
+    smoke_params: dict[str, Any] = {"width": 16, "depth": 1, "iterations": 30, "batch_size": 64}
+
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         p = self.params

@@ -86,6 +86,8 @@ class SinkhornGenerator(Sampler):
         "fit_progress": False,
     }
 
+    smoke_params: dict[str, Any] = {"width": 16, "depth": 1, "batch_size": 32, "iterations": 20}
+
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         p = self.params
