@@ -69,7 +69,7 @@ def divergence(x: Tensor, ref: Tensor) -> tuple[float, bool, str]:
 
 def configs() -> list[tuple[str, dict]]:
     return [
-        ("sinkhorn_generator", {"iterations": 250}),
+        ("sinkhorn_generator", {"iterations": 200}),
         ("sinkhorn_generator", {}),
         ("score_diffusion", {"iterations": 500}),
         ("score_diffusion", {}),

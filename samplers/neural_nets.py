@@ -122,13 +122,45 @@ class PlateauStopper:
         return self.bad_checks >= self.patience
 
 
-def cosine_schedule(
-    opt: torch.optim.Optimizer, iterations: int, final_fraction: float
-) -> torch.optim.lr_scheduler.LambdaLR:
+def cosine_lr(lr: float, t: int, iterations: int, final_fraction: float) -> float:
     """lr_t = lr * (f + (1 - f) (1 + cos(pi t / T)) / 2): cosine decay from lr to f * lr."""
+    c = 0.5 * (1.0 + math.cos(math.pi * min(t, iterations) / iterations))
+    return lr * (final_fraction + (1.0 - final_fraction) * c)
 
-    def factor(t: int) -> float:
-        c = 0.5 * (1.0 + math.cos(math.pi * min(t, iterations) / iterations))
-        return final_fraction + (1.0 - final_fraction) * c
 
-    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+class Adam:
+    """Adam (Kingma & Ba 2015) on a list of tensors, no weight decay:
+    m <- b1 m + (1 - b1) g, v <- b2 v + (1 - b2) g^2, p <- p - lr m_hat / (sqrt(v_hat) + eps).
+
+    Same update as ``torch.optim.Adam`` (checked in tests); written here because the first
+    ``torch.optim.Optimizer`` of a process imports torch._dynamo (about 6 s on this machine),
+    which would be billed to the first fit's ``fit_seconds``.
+    """
+
+    def __init__(
+        self, params: list[Tensor], betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8
+    ) -> None:
+        self.params = list(params)
+        self.b1, self.b2 = betas
+        self.eps = eps
+        self.t = 0
+        self.m = [torch.zeros_like(p) for p in self.params]
+        self.v = [torch.zeros_like(p) for p in self.params]
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self, lr: float) -> None:
+        self.t += 1
+        c1 = 1.0 - self.b1**self.t
+        c2 = 1.0 - self.b2**self.t
+        for p, m, v in zip(self.params, self.m, self.v, strict=True):
+            if p.grad is None:
+                continue
+            g = p.grad
+            m.mul_(self.b1).add_(g, alpha=1.0 - self.b1)
+            v.mul_(self.b2).addcmul_(g, g, value=1.0 - self.b2)
+            denom = (v / c2).sqrt_().add_(self.eps)
+            p.addcdiv_(m, denom, value=-lr / c1)

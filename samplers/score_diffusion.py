@@ -24,9 +24,10 @@ from datasets.base import Target, make_generator
 from samplers.base import Sampler, SamplerError, SampleResult, iterate, register_sampler
 from samplers.neural_nets import (
     DTYPES,
+    Adam,
     Whitening,
     check_params,
-    cosine_schedule,
+    cosine_lr,
     seeded_mlp,
 )
 
@@ -164,8 +165,7 @@ class ScoreDiffusion(Sampler):
         self.net = TimeConditionedMLP(
             d, p["width"], p["depth"], p["n_freq"], gen=gen, dtype=dtype, device=device
         )
-        opt = torch.optim.Adam(self.net.parameters(), lr=p["lr"])
-        sched = cosine_schedule(opt, p["iterations"], p["lr_final_fraction"])
+        opt = Adam(list(self.net.parameters()))
         batch = min(p["batch_size"], n)
         losses: list[float] = []
         diverged = False
@@ -189,10 +189,9 @@ class ScoreDiffusion(Sampler):
             if not math.isfinite(value):
                 diverged = True
                 break
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad()
             loss.backward()
-            opt.step()
-            sched.step()
+            opt.step(cosine_lr(p["lr"], len(losses), p["iterations"], p["lr_final_fraction"]))
             losses.append(value)
             bar.update(1)
         bar.close()

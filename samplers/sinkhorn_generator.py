@@ -24,10 +24,11 @@ from datasets.base import Target, make_generator, median_sq_distance
 from samplers.base import Sampler, SamplerError, SampleResult, register_sampler
 from samplers.neural_nets import (
     DTYPES,
+    Adam,
     PlateauStopper,
     Whitening,
     check_params,
-    cosine_schedule,
+    cosine_lr,
     seeded_mlp,
 )
 from samplers.sinkhorn_loss import sinkhorn_divergence
@@ -41,7 +42,7 @@ class SinkhornGenerator(Sampler):
       width [128], depth [3]: hidden layer width and number of hidden layers (SiLU).
       latent_dim [None]: size of z; None means max(4, d).
       batch_size [256]: generated and training points per step (all of train if N is smaller).
-      iterations [1000]: maximum Adam steps; lr [2e-3]: initial Adam learning rate, cosine
+      iterations [500]: maximum Adam steps; lr [2e-3]: initial Adam learning rate, cosine
         decay to lr * lr_final_fraction [0.05] at ``iterations`` (the minibatch loss is flat
         near its minimum, so a decaying step is what brings the spread in).
       eps_fraction [0.1]: Sinkhorn eps = eps_fraction * median |z_a - z_b|^2 of whitened train
@@ -71,7 +72,7 @@ class SinkhornGenerator(Sampler):
         "depth": 3,
         "latent_dim": None,
         "batch_size": 256,
-        "iterations": 1000,
+        "iterations": 500,
         "lr": 2e-3,
         "lr_final_fraction": 0.05,
         "eps_fraction": 0.1,
@@ -140,8 +141,7 @@ class SinkhornGenerator(Sampler):
         )
         eps = p["eps_fraction"] * median_sq_distance(data)
         batch = min(p["batch_size"], n)
-        opt = torch.optim.Adam(self.net.parameters(), lr=p["lr"])
-        sched = cosine_schedule(opt, p["iterations"], p["lr_final_fraction"])
+        opt = Adam(list(self.net.parameters()))
         stopper = PlateauStopper(p["plateau_every"], p["plateau_patience"], p["plateau_rel_tol"])
         losses: list[float] = []
         unconverged = 0
@@ -175,10 +175,9 @@ class SinkhornGenerator(Sampler):
                 diverged = True
                 break
             unconverged += not info["converged"]
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad()
             loss.backward()
-            opt.step()
-            sched.step()
+            opt.step(cosine_lr(p["lr"], len(losses), p["iterations"], p["lr_final_fraction"]))
             losses.append(value)
             best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
             bar.update(1)

@@ -16,7 +16,7 @@ import torch
 
 from datasets.base import make_generator
 from samplers import SamplerError, get_sampler
-from samplers.neural_nets import PlateauStopper, seeded_mlp
+from samplers.neural_nets import Adam, PlateauStopper, cosine_lr, seeded_mlp
 from samplers.score_diffusion import VPSchedule
 from samplers.sinkhorn_loss import (
     SinkhornLossError,
@@ -122,6 +122,25 @@ def test_seeded_mlp_is_deterministic_and_leaves_global_rng_alone() -> None:
         assert torch.equal(pa, pb)
     assert not torch.equal(a[0].weight, c[0].weight)
     assert float(a[0].weight.detach().abs().max()) <= 1 / math.sqrt(3)
+
+
+def test_adam_and_cosine_lr_match_torch_optim() -> None:
+    target = _cloud(5, 3, 30)
+    ours = _cloud(5, 3, 31).requires_grad_(True)
+    ref = ours.detach().clone().requires_grad_(True)
+    opt_ours = Adam([ours])
+    opt_ref = torch.optim.Adam([ref], lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt_ref, lambda t: cosine_lr(1.0, t, 20, 0.05))
+    for t in range(25):
+        for p, opt in ((ours, opt_ours), (ref, opt_ref)):
+            opt.zero_grad()
+            (((p - target) ** 4).sum()).backward()
+        opt_ours.step(cosine_lr(0.1, t, 20, 0.05))
+        opt_ref.step()
+        sched.step()
+    assert torch.allclose(ours, ref, rtol=1e-12, atol=1e-12)
+    assert float((ours - _cloud(5, 3, 31)).abs().max()) > 0.1  # it moved
+    assert cosine_lr(2.0, 0, 10, 0.1) == 2.0 and cosine_lr(2.0, 10, 10, 0.1) == pytest.approx(0.2)
 
 
 def test_plateau_stopper() -> None:
