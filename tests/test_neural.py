@@ -68,6 +68,17 @@ def test_sinkhorn_divergence_matches_pot_and_scaling_agrees() -> None:
     assert ref > 0.05  # the clouds differ: the divergence is clearly positive
 
 
+def test_sinkhorn_divergence_matches_headline_metric() -> None:
+    from metrics.sinkhorn import sinkhorn_divergence as headline
+
+    x, y, eps = _cloud(80, 2, 7), _cloud(60, 2, 8, shift=0.4) * 0.8, 0.2
+    ref = headline(x, y, eps=eps, tol=1e-10, max_iter=50_000)
+    assert ref.converged
+    ours, info = sinkhorn_divergence(x, y, eps, tol=1e-10, max_iters=50_000, scaling=0.5)
+    assert info["converged"]
+    assert float(ours) == pytest.approx(ref.value, rel=1e-7)
+
+
 def test_sinkhorn_divergence_of_a_cloud_with_itself_is_zero() -> None:
     x = _cloud(30, 2, 4)
     value, info = sinkhorn_divergence(x, x.clone(), 1.0, tol=1e-12, max_iters=20_000)
