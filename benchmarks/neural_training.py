@@ -54,6 +54,35 @@ def configs() -> list[tuple[str, dict]]:
     ]
 
 
+def write_table(rows: list[tuple], args: argparse.Namespace) -> None:
+    """Markdown table of rows (target, sampler, its, m, fit s, sample s, [S_eps per seed])."""
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# Neural baselines: training time vs quality",
+        "",
+        f"Produced by: `{COMMAND}` (git {git_commit()}, torch threads {args.threads}, "
+        f"BLAS {blas_summary()}).",
+        f"n_train={args.n_train}, n_ref={args.n_ref}, m={args.m} generated, diffusion reverse "
+        f"steps={args.steps}; standardised targets (train statistics); metric: `metrics.sinkhorn`, "
+        "eps = target.metric_eps_fraction x median squared distance of the reference. "
+        "Other parameters: defaults.",
+        "Times are wall seconds on a shared machine (other jobs running): compare within a table.",
+        f"S_eps: mean ± std over {args.repeats} sampling seeds (one fit per row; exact: "
+        f"{args.repeats} fresh target samples); nan: metric not converged or run diverged.",
+        "",
+        "| target | sampler | train its (done/budget) | m | fit s | sample s (mean) | S_eps |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for tname, name, its, m, fit_s, sample_s, vals in rows:
+        v = np.asarray(vals, dtype=float)
+        lines.append(
+            f"| {tname} | {name} | {its} | {m} | {fit_s:.1f} | {sample_s:.2f} | "
+            f"{v.mean():.4f} ± {v.std():.4f} |"
+        )
+    out.write_text("\n".join(lines) + "\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-train", type=int, default=2000)
@@ -91,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
             budget = sampler.params["iterations"]
             rows.append(
                 (
-                    target.name,
+                    tname,
                     name,
                     f"{its}/{budget}",
                     args.m,
@@ -101,33 +130,9 @@ def main(argv: list[str] | None = None) -> None:
                 )
             )
             print(rows[-1], flush=True)
+            write_table(rows, args)  # after every row: an interrupted run keeps its rows
 
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    lines = [
-        "# Neural baselines: training time vs quality",
-        "",
-        f"Produced by: `{COMMAND}` (git {git_commit()}, torch threads {args.threads}, "
-        f"BLAS {blas_summary()}).",
-        f"n_train={args.n_train}, n_ref={args.n_ref}, m={args.m} generated, diffusion reverse "
-        f"steps={args.steps}; standardised targets (train statistics); metric: `metrics.sinkhorn`, "
-        "eps = target.metric_eps_fraction x median squared distance of the reference. "
-        "Other parameters: defaults.",
-        "Times are wall seconds on a shared machine (other jobs running): compare within a table.",
-        "",
-        f"S_eps: mean ± std over {args.repeats} sampling seeds (one fit per row; exact: "
-        f"{args.repeats} fresh target samples); nan: metric not converged or run diverged.",
-        "",
-        "| target | sampler | train its (done/budget) | m | fit s | sample s (mean) | S_eps |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for tname, name, its, m, fit_s, sample_s, value, conv in rows:
-        lines.append(
-            f"| {tname} | {name} | {its} | {m} | {fit_s:.1f} | {sample_s:.2f} | "
-            f"{value:.4f} | {conv} |"
-        )
-    out.write_text("\n".join(lines) + "\n")
-    print(f"wrote {out}")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
