@@ -64,7 +64,7 @@ SUITES: dict[str, Suite] = {
         ),
         Suite(
             name="manifolds",
-            targets=("circle", "shell3", "half_sphere", "swiss_roll", "torus", "two_moons"),
+            targets=("circle", "shell3", "half_sphere", "swiss_roll"),
             inits=("gaussian", "cap"),
             description="data on curves and surfaces; cap init tests spreading over the support",
         ),
