@@ -1,22 +1,30 @@
-"""Command line: ``python -m benchmarks {run,list,leaderboard}``.
+"""Command line: ``python -m benchmarks {run,list,leaderboard,report}``.
 
 python -m benchmarks run --suite manifolds
 python -m benchmarks run --suite smoke --samplers ula,svgd --seeds 0,1 --out /tmp/res
+python -m benchmarks run --suite manifolds --jobs 2 --timeout 600 --curve-every 20
+python -m benchmarks run --suite mixtures --param svgd.step_size=0.1,0.5 --param ula.score=auto,kde
+python -m benchmarks run --suite-file my_suite.toml --scheduler tcp://10.0.0.1:8786
+python -m benchmarks run --suite manifolds --resume
 python -m benchmarks list
 python -m benchmarks leaderboard --suite manifolds
+python -m benchmarks report            # figures + results/index.html for every suite
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import shlex
 import sys
 from pathlib import Path
 
 import benchmarks  # noqa: F401  (checks that 'datasets' is this repo's package)
 from benchmarks.execution import log, run_suite
+from benchmarks.grid import GridError, check_grid, grid_from_options
 from benchmarks.leaderboard import write_leaderboard
 from benchmarks.store import ROWS_FILE, load_rows
+from benchmarks.suite_file import SuiteFileError, load_suite_file
 from benchmarks.suites import INIT_SCHEMES, SUITES, get_suite
 from datasets.base import available_targets
 from metrics.base import available_metrics
@@ -33,11 +41,24 @@ def _check_names(kind: str, names: list[str] | None, known: list[str]) -> None:
         raise SystemExit(f"error: unknown {kind} {bad}; known: {', '.join(known)}")
 
 
+def _import_plugins(modules: list[str]) -> None:
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            raise SystemExit(f"error: --import {name}: {type(exc).__name__}: {exc}") from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    _import_plugins(args.imports)
+    if (args.suite is None) == (args.suite_file is None):
+        raise SystemExit("error: give exactly one of --suite NAME and --suite-file PATH")
     try:
-        suite = get_suite(args.suite)
+        suite = get_suite(args.suite) if args.suite else load_suite_file(Path(args.suite_file))
     except KeyError as exc:
         raise SystemExit(f"error: {exc.args[0]}") from None
+    except SuiteFileError as exc:
+        raise SystemExit(f"error: {exc}") from None
     if args.data_root:
         import os
 
@@ -50,9 +71,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     inits = _csv(args.inits)
     if inits and any(i not in INIT_SCHEMES for i in inits):
         raise SystemExit(f"error: --inits must be among {INIT_SCHEMES}")
-    for name, val in (("--particles", args.particles), ("--steps", args.steps)):
+    for name, val in (
+        ("--particles", args.particles),
+        ("--steps", args.steps),
+        ("--jobs", args.jobs),
+        ("--threads", args.threads),
+        ("--timeout", args.timeout),
+    ):
         if val is not None and val <= 0:
             raise SystemExit(f"error: {name} must be positive")
+    if args.curve_every < 0:
+        raise SystemExit("error: --curve-every must be >= 0")
     if args.device.startswith("cuda"):
         import torch
 
@@ -65,15 +94,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         n_particles=args.particles,
         n_steps=args.steps,
     )
+    names = samplers or list(suite.samplers or available_samplers())
+    _check_names("sampler(s)", names, available_samplers())
+    try:
+        grid = grid_from_options(args.param, suite.param_grid)
+        check_grid(grid, names, {n: sampler_class(n).defaults for n in grid if n in names})
+    except GridError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    suite = suite.with_overrides(param_grid=grid)
     command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     path = run_suite(
         suite,
         out_root=Path(args.out),
-        samplers=samplers,
+        samplers=names,
         device=args.device,
         resume=args.resume,
         progress=not args.no_progress,
         command=command,
+        jobs=args.jobs,
+        scheduler=args.scheduler,
+        imports=tuple(args.imports),
+        threads=args.threads,
+        timeout=args.timeout,
+        curve_every=args.curve_every,
+        save_particles=not args.no_particles,
     )
     print(path.read_text(encoding="utf-8"))
     return 0
@@ -96,6 +140,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("metrics:")
     for name in available_metrics():
         print(f"  {name}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from benchmarks.report import write_report
+
+    path = write_report(Path(args.out), figures=not args.no_figures)
+    print(path)
     return 0
 
 
@@ -123,7 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run a suite and write its leaderboard")
-    r.add_argument("--suite", required=True, help=f"one of {', '.join(SUITES)}")
+    r.add_argument("--suite", help=f"one of {', '.join(SUITES)}")
+    r.add_argument(
+        "--suite-file", help="a TOML or JSON suite (see benchmarks/suite_file.py) instead"
+    )
     r.add_argument("--samplers", help="comma-separated sampler names (default: all registered)")
     r.add_argument("--targets", help="comma-separated target names (default: the suite's)")
     r.add_argument("--seeds", help="comma-separated repetition seeds (default: the suite's)")
@@ -135,6 +190,40 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data-root", help="folder with image data sets (latents suite)")
     r.add_argument("--resume", action="store_true", help="skip runs already recorded")
     r.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    r.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="SAMPLER.KEY=V1,V2",
+        help="sweep a sampler parameter (repeatable): one run per combination",
+    )
+    r.add_argument("--jobs", type=int, default=1, help="local worker processes (joblib/loky)")
+    r.add_argument(
+        "--scheduler", help="Dask scheduler address (e.g. tcp://host:8786): run units there"
+    )
+    r.add_argument("--threads", type=int, help="torch threads per worker (default 1 in workers)")
+    r.add_argument(
+        "--timeout",
+        type=float,
+        help="wall-time limit in seconds of fit + sampling per run (status 'timeout')",
+    )
+    r.add_argument(
+        "--curve-every",
+        type=int,
+        default=0,
+        metavar="K",
+        help="evaluate the first metric every K steps along each run (curves.jsonl)",
+    )
+    r.add_argument("--no-particles", action="store_true", help="do not save final particles (.npz)")
+    r.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first, here and in every worker (registers extra "
+        "targets/samplers/metrics); repeatable",
+    )
     r.set_defaults(func=cmd_run)
     sub.add_parser("list", help="list suites, samplers, targets, metrics").set_defaults(
         func=cmd_list
@@ -143,12 +232,19 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--suite", required=True)
     lb.add_argument("--out", default="results")
     lb.set_defaults(func=cmd_leaderboard)
+    rp = sub.add_parser("report", help="figures for every suite and a static index.html")
+    rp.add_argument("--out", default="results", help="results root (default: results)")
+    rp.add_argument("--no-figures", action="store_true", help="only rebuild the HTML")
+    rp.set_defaults(func=cmd_report)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130  # the finished rows and the leaderboard are already written
 
 
 if __name__ == "__main__":

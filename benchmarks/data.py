@@ -64,12 +64,17 @@ def prepare(
     """Build the splits and x0 of one (target, repetition); cached per process."""
     base = get_target(target_name)
     train_raw = _draw(base, n_train, derive_seed(suite_seed, target_name, rep, "train"), "train")
-    ref_raw = _draw(
-        base, n_reference, derive_seed(suite_seed, target_name, rep, "reference"), "reference"
-    )
-    exact_raw = _draw(
-        base, n_particles, derive_seed(suite_seed, target_name, rep, "exact"), "reference"
-    )
+    ref_seed = derive_seed(suite_seed, target_name, rep, "reference")
+    if getattr(base, "finite_pool", False):
+        # image latents: reference and exact rows come from one draw without replacement
+        # of the held-out pool, so they never share a point (nor with the train pool)
+        both = _draw(base, n_reference + n_particles, ref_seed, "reference")
+        ref_raw, exact_raw = both[:n_reference], both[n_reference:]
+    else:
+        ref_raw = _draw(base, n_reference, ref_seed, "reference")
+        exact_raw = _draw(
+            base, n_particles, derive_seed(suite_seed, target_name, rep, "exact"), "reference"
+        )
     target = StandardisedTarget.from_samples(base, train_raw)
     reference = target.to_standard(ref_raw)
     x0 = {

@@ -1,20 +1,30 @@
 """Run a whole suite: plan units, skip finished ones on ``--resume``, execute, store rows
-incrementally and write the leaderboard (also after Ctrl-C, with what finished)."""
+incrementally and write the leaderboard (also after Ctrl-C, with what finished).
+
+Files in ``<out>/<suite>/``: ``runs.jsonl`` (rows), ``curves.jsonl`` (metric along the
+trajectory, with ``--curve-every``), ``particles/*.npz`` (final particles, float32),
+``environment.json``, ``leaderboard.md``/``.csv``. For each finished unit the parent writes
+its particle files (atomically) and curve rows first and its rows last, so a recorded row
+implies its side outputs exist; a unit cut short is simply run again by ``--resume``.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from benchmarks.environment import environment
 from benchmarks.leaderboard import write_leaderboard
-from benchmarks.runner import RunSpec, execute, plan
-from benchmarks.store import ROWS_FILE, append_rows, load_rows, repair
+from benchmarks.parallel import completed_units
+from benchmarks.runner import RunSpec, UnitOutput, plan
+from benchmarks.store import CURVES_FILE, ROWS_FILE, append_rows, load_rows, repair
 from benchmarks.suites import Suite
 from samplers.base import available_samplers
 
@@ -32,9 +42,23 @@ def run_suite(
     resume: bool = False,
     progress: bool = True,
     command: str = "",
-    executor: Callable[[RunSpec], list[dict]] = execute,
+    executor: Callable[[RunSpec], list[dict]] | None = None,
+    jobs: int = 1,
+    scheduler: str | None = None,
+    imports: Sequence[str] = (),
+    threads: int | None = None,
+    timeout: float | None = None,
+    curve_every: int = 0,
+    save_particles: bool = True,
 ) -> Path:
-    """Execute ``suite`` and return the path of its leaderboard markdown file."""
+    """Execute ``suite`` and return the path of its leaderboard markdown file.
+
+    ``jobs``: local worker processes (joblib/loky); ``scheduler``: address of a Dask
+    scheduler (takes precedence); ``imports``: plug-in modules imported in every process;
+    ``threads``: torch threads per worker (default 1 in workers); ``timeout``: wall-time
+    limit of fit + sampling per run (status ``timeout``); ``curve_every``: record the first
+    metric every K steps (``curves.jsonl``); ``executor``: a custom serial unit function
+    returning rows (tests)."""
     names = samplers or list(suite.samplers or available_samplers())
     out_dir = out_root / suite.name
     rows_path = out_dir / ROWS_FILE
@@ -49,28 +73,78 @@ def run_suite(
         previous = rows_path.with_name("runs.previous.jsonl")
         rows_path.replace(previous)
         log(f"previous rows moved to {previous}")
-    specs = plan(suite, names, device)
+        if (out_dir / CURVES_FILE).exists():
+            (out_dir / CURVES_FILE).replace(out_dir / "curves.previous.jsonl")
+    specs = plan(
+        suite,
+        names,
+        device,
+        timeout=timeout,
+        curve_every=curve_every,
+        save_particles=save_particles,
+    )
     todo = [s for s in specs if not all(s.config_key(i) in done for i in s.inits)]
     if resume:
         log(f"resume: {len(specs) - len(todo)} of {len(specs)} units already recorded")
     env = environment(device)
     (out_dir / "environment.json").write_text(json.dumps(env, indent=2), encoding="utf-8")
     t0 = time.perf_counter()
-    bar = tqdm(todo, desc=f"suite {suite.name}", unit="run", disable=not progress)
+    bar = tqdm(total=len(todo), desc=f"suite {suite.name}", unit="run", disable=not progress)
+    if executor is not None:
+        units = ((spec, UnitOutput(executor(spec))) for spec in todo)
+    else:
+        units = completed_units(
+            todo, jobs=jobs, scheduler=scheduler, imports=imports, threads=threads
+        )
     try:
-        for spec in bar:
+        for spec, output in units:
             bar.set_postfix_str(f"{spec.target}/{spec.sampler}/seed{spec.rep}")
-            rows = [r for r in executor(spec) if r["config_key"] not in done]
-            append_rows(rows_path, rows)
+            bar.update(1)
+            save_unit(out_dir, output, done)
     except KeyboardInterrupt:
         log("interrupted: finished rows are saved; rerun with --resume to continue")
         raise
     finally:
         bar.close()
-        rows = load_rows(rows_path).rows
+        try:
+            units.close()  # stop workers / cancel futures of unfinished units now
+        except Exception as exc:  # a backend failing to shut down must not lose the board
+            log(f"warning: shutting down workers: {type(exc).__name__}: {exc}")
+        rows = in_plan_order(load_rows(rows_path).rows, specs)
         path = write_leaderboard(rows, out_dir, suite.name, command, env)
+        if any(r.get("family") == "latents" for r in rows):
+            try:
+                from benchmarks.latent_images import write_latent_images
+
+                write_latent_images(out_dir, rows)
+            except Exception as exc:  # diagnostics must not lose the leaderboard
+                log(f"warning: latent image diagnostics failed: {type(exc).__name__}: {exc}")
         log(
             f"{len(rows)} rows in {rows_path}; leaderboard {path} "
             f"({time.perf_counter() - t0:.1f} s)"
         )
     return path
+
+
+def save_unit(out_dir: Path, output: UnitOutput, done: set[str] = frozenset()) -> None:
+    """Write one unit's particle files, then its curve rows, then its rows (fsync'ed):
+    rows are the commit record, so a recorded row implies its side outputs exist."""
+    for rel, arrays in output.arrays.items():
+        path = out_dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, path)
+    if output.curves:
+        append_rows(out_dir / CURVES_FILE, output.curves)
+    append_rows(out_dir / ROWS_FILE, [r for r in output.rows if r["config_key"] not in done])
+
+
+def in_plan_order(rows: list[dict], specs: Sequence[RunSpec]) -> list[dict]:
+    """Rows sorted by the planned order of their configuration (parallel backends write
+    them in completion order); rows of other configurations keep their order at the end."""
+    rank: dict[str, int] = {}
+    for spec in specs:
+        for init in spec.inits:
+            rank.setdefault(spec.config_key(init), len(rank))
+    return sorted(rows, key=lambda r: rank.get(r.get("config_key", ""), len(rank)))

@@ -3,6 +3,7 @@ wall time, average rank, with the ``exact`` row (fresh i.i.d. samples: the noise
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -11,12 +12,33 @@ import numpy as np
 import pandas as pd
 
 EXACT = "exact"
+UNRANKED = ("memorisation",)
+
+
+def grid_labels(df: pd.DataFrame) -> pd.Series:
+    """Sampler names, with the swept parameters appended where one sampler ran with several
+    parameter sets (a grid): ``dmps[step_size=0.1]``; plain names otherwise."""
+    labels = df["sampler"].astype(str).copy()
+    if "params" not in df:
+        return labels
+    for sampler, g in df.groupby("sampler", sort=False):
+        distinct = g["params"].unique()
+        if len(distinct) < 2:
+            continue
+        parsed = {p: json.loads(p) for p in distinct}
+        keys = sorted({k for d in parsed.values() for k in d})
+        swept = [k for k in keys if len({json.dumps(d.get(k)) for d in parsed.values()}) > 1]
+        for p, d in parsed.items():
+            tag = ",".join(f"{k}={d.get(k)}" for k in swept)
+            labels[(df["sampler"] == sampler) & (df["params"] == p)] = f"{sampler}[{tag}]"
+    return labels
 
 
 def rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     if df.empty:
         return df
+    df["sampler"] = grid_labels(df)
     df["column"] = df["target"]
     if df["init"].nunique() > 1:
         df["column"] = df["target"] + " / " + df["init"]
@@ -63,6 +85,10 @@ def _cell(r: pd.Series) -> str:
             return "skipped"
         if "diverged" in st:
             return "diverged"
+        if "timeout" in st:
+            return "timeout"
+        if "metric_failed" in st:
+            return "metric failed"
         return "failed" if ("failed" in st) else "not converged"
     text = _fmt(r["mean"], r["std"])
     if r["n_ok"] < r["n_runs"]:
@@ -78,7 +104,9 @@ def leaderboard_table(df: pd.DataFrame, metric: str = "sinkhorn") -> pd.DataFram
         return pd.DataFrame()
     columns = list(dict.fromkeys(df["column"]))
     means = s.pivot(index="sampler", columns="column", values="mean").reindex(columns=columns)
-    ranks = means.drop(index=EXACT, errors="ignore").rank(axis=0, method="average")
+    # memorisation is a diagnostic (about 1 is right, lower means copying): not ranked
+    sign = 1.0 if metric not in UNRANKED else float("nan")
+    ranks = (sign * means.drop(index=EXACT, errors="ignore")).rank(axis=0, method="average")
     avg_rank = ranks.mean(axis=1)
     cells = (
         s.assign(cell=s.apply(_cell, axis=1))
@@ -137,20 +165,20 @@ def write_leaderboard(
         ]
         for metric in [m for m in df["metric"].unique() if m != "sinkhorn"]:
             md += [f"## Secondary metric: {metric}", "", to_markdown(leaderboard_table(df, metric))]
-        problems = df[(df["status"] != "ok") & (df["metric"] == df["metric"].iloc[0])]
+        first_metric = df["metric"].iloc[0]
+        problems = df[(df["status"] != "ok") & (df["metric"] == first_metric)]
         if not problems.empty:
             md += [
                 "## Runs that did not finish normally",
                 "",
-                "| sampler | target | init | rep | status | message |",
+                "| sampler | target | init | seeds | status | message |",
                 "|---|---|---|---|---|---|",
             ]
-            for _, r in problems.iterrows():
-                msg = str(r["message"]).replace("|", "/")[:160]
-                md.append(
-                    f"| {r['sampler']} | {r['target']} | {r['init']} | {r['rep']} | "
-                    f"{r['status']} | {msg} |"
-                )
+            keys = ["sampler", "target", "init", "status"]
+            for (sampler, target, init, status), g in problems.groupby(keys, sort=False):
+                msg = str(next((m for m in g["message"] if m), "")).replace("|", "/")[:200]
+                seeds = ",".join(str(v) for v in sorted(g["rep"].unique()))
+                md.append(f"| {sampler} | {target} | {init} | {seeds} | {status} | {msg} |")
             md.append("")
         if env:
             md += ["## Environment", ""] + [f"- {k}: {v}" for k, v in env.items()] + [""]

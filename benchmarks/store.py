@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 ROWS_FILE = "runs.jsonl"
+#: metric along the trajectory (``--curve-every``): one row per (run, recorded step)
+CURVES_FILE = "curves.jsonl"
 
 
 @dataclass
@@ -89,3 +91,14 @@ def repair(path: Path) -> tuple[LoadReport, str]:
         f"original saved as {quarantine.name}"
     )
     return report, msg
+
+
+def load_curves(path: Path) -> list[dict[str, Any]]:
+    """Curve rows (``curves.jsonl``) with duplicates removed: a unit that was cut short and
+    re-run by ``--resume`` may have written its curve rows twice; the last copy of each
+    (configuration, metric, step) is kept. Damaged lines are ignored (the file is a side
+    output; the rows file is the record)."""
+    keyed: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for row in load_rows(path).rows:
+        keyed[(row.get("config_key", ""), row.get("metric", ""), row.get("step", -1))] = row
+    return list(keyed.values())

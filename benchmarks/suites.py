@@ -21,6 +21,8 @@ class Suite:
     (what data-driven samplers see and what KDE scores are fitted on); n_reference: the
     held-out sample the metric compares against; seeds: repetitions; inits: x0 schemes.
     sampler_params: per-sampler overrides of documented defaults for this suite.
+    param_grid: sampler -> parameter -> values swept (one unit per combination, on top of
+    ``sampler_params``; see ``benchmarks.grid``).
     """
 
     name: str
@@ -32,9 +34,11 @@ class Suite:
     seeds: tuple[int, ...] = (0, 1, 2)
     inits: tuple[str, ...] = ("gaussian",)
     samplers: tuple[str, ...] | None = None
-    metrics: tuple[str, ...] = ("sinkhorn", "sliced_wasserstein", "mmd_gaussian")
+    metrics: tuple[str, ...] = ("sinkhorn", "sliced_wasserstein", "mmd_gaussian", "memorisation")
     sampler_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    param_grid: dict[str, dict[str, tuple[Any, ...]]] = field(default_factory=dict)
     suite_seed: int = 20261125
+    use_smoke_params: bool = False
     description: str = ""
 
     def with_overrides(self, **kw: Any) -> Suite:
@@ -55,7 +59,8 @@ SUITES: dict[str, Suite] = {
             seeds=(0,),
             inits=("gaussian", "cap"),
             metrics=("sinkhorn",),
-            description="seconds-long end-to-end check of every sampler",
+            use_smoke_params=True,
+            description="seconds-long end-to-end check of every sampler (their smoke_params)",
         ),
         Suite(
             name="manifolds",
@@ -76,8 +81,8 @@ SUITES: dict[str, Suite] = {
         Suite(
             name="latents",
             targets=("digits_latent", "fashion_mnist_latent", "mnist_latent", "cifar10_latent"),
-            n_particles=256,
-            n_train=1500,
+            n_particles=200,
+            n_train=1200,
             n_reference=300,
             description="autoencoded image latents (digits always; others when data is present)",
         ),

@@ -15,13 +15,13 @@ Metric eps (family choice, in the standardised space): 0.05 x the reference set'
 squared pairwise distance for the 2-D and 3-D manifolds: a blur sqrt(eps) of about 0.4-0.55
 standardised units, well below the size of the supports, and the smallest fraction at which
 POT's standard iterations stay accurate (DESIGN.md); smaller fractions only raise the noise
-floor of fresh samples and the iteration count (measured: S(exact)/S(half) at n = 500 is
-0.006/1.38 on the circle, 0.05/1.28 on the sphere, 0.022/1.54 on two moons).
+floor of fresh samples and the iteration count (``results/targets/calibration.md``).
 ``shell100`` uses 1.0: in d = 100 the noise floor of fresh samples swamps any signal at
-small eps (at 0.05 x median, S(exact) = 118.7 vs S(half) = 119.0), and even at large eps a
-half-space sample (which changes 1 coordinate of 100) stays within 2.1x of the noise floor
-at n = 500. Its wrong sample is therefore the cap region x_2 > 0.2 (mass stuck where the
-``cap`` init put it): 9.4x the noise floor at 1.0 x median.
+small eps (measured while choosing, n = 500: S(exact) 118.7 vs S(half) 119.0 at 0.05), and
+even at large eps a half-space sample (which changes 1 coordinate of 100) stays within about
+2x of the noise floor at n = 500 (2.1x at 1.0, 2.7x at 5.0). Its wrong sample is therefore
+the cap region x_2 > 0.2 (mass stuck where the ``cap`` init put it), well separated at 1.0 x
+median (``results/targets/calibration.md``).
 """
 
 from __future__ import annotations
@@ -311,6 +311,10 @@ class TwoMoons(Target):
         if self.noise > 0:
             out = out + self.noise * torch.randn(n, 2, generator=gen, dtype=torch.float64)
         return out
+
+    def wrong_mask(self, x: Tensor) -> Tensor:
+        """On the outer moon (unit circle, x_2 >= 0): the wrong sample's region (noise 0)."""
+        return ((x.norm(dim=1) - 1).abs() < 1e-9) & (x[:, 1] >= 0)
 
     def corrupted_sample(self, n: int, *, seed: int) -> Tensor:
         """``n`` points from the outer moon only (the inner moon, half the mass, dropped)."""

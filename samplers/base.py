@@ -7,9 +7,11 @@ method = one module in ``samplers/`` whose class is decorated with ``@register_s
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -19,10 +21,45 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from datasets.base import Target
+from samplers.interop import as_torch
 
 
 class SamplerError(ValueError):
     """Bad input to a sampler (NaN, wrong shape/dtype, unfitted, unmet requirement)."""
+
+
+class DeadlineExceeded(RuntimeError):
+    """Raised by :func:`check_deadline` when the current wall-time limit has passed."""
+
+
+#: ``time.perf_counter()`` value after which the current run must stop (None: no limit).
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "sampler_deadline", default=None
+)
+
+
+@contextlib.contextmanager
+def deadline_scope(deadline: float | None) -> Iterator[None]:
+    """Within the block, :func:`iterate` stops at ``deadline`` (a ``perf_counter`` value)
+    and :func:`check_deadline` raises after it. Per thread/context, so it is safe under
+    thread-based workers."""
+    token = _DEADLINE.set(deadline)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def current_deadline() -> float | None:
+    return _DEADLINE.get()
+
+
+def check_deadline(what: str = "") -> None:
+    """For long loops outside :func:`iterate` (e.g. training in ``_fit``): raise
+    :class:`DeadlineExceeded` once the wall-time limit of the current run has passed."""
+    dl = _DEADLINE.get()
+    if dl is not None and time.perf_counter() >= dl:
+        raise DeadlineExceeded(f"wall-time limit reached{' during ' + what if what else ''}")
 
 
 @dataclass(frozen=True)
@@ -43,6 +80,10 @@ class SampleResult:
     @property
     def diverged(self) -> bool:
         return bool(self.info.get("diverged", False))
+
+    @property
+    def timed_out(self) -> bool:
+        return bool(self.info.get("timed_out", False))
 
 
 def check_particles(x: Tensor, dim: int | None, what: str = "x0") -> Tensor:
@@ -91,8 +132,12 @@ class Sampler(ABC):
         self.fit_info: dict[str, Any] = {}
 
     # -- public API ----------------------------------------------------------------------
-    def fit(self, train: Tensor, target: Target) -> Sampler:
-        """Prepare the method from the training split ``train`` (N, d) and the target."""
+    def fit(self, train: Tensor, target: Target, *, deadline: float | None = None) -> Sampler:
+        """Prepare the method from the training split ``train`` (N, d) and the target.
+
+        ``train`` may be a NumPy or CuPy (DLPack) array. ``deadline`` (a
+        ``time.perf_counter()`` value) is seen by :func:`check_deadline` in long fits."""
+        train = as_torch(train)
         if not isinstance(train, Tensor) or train.ndim != 2 or train.shape[0] < 2:
             shape = tuple(train.shape) if isinstance(train, Tensor) else type(train).__name__
             raise SamplerError(f"{self.name}: train must be an (N >= 2, d) tensor, got {shape}")
@@ -103,7 +148,8 @@ class Sampler(ABC):
         self.target = target
         self.train = train
         t0 = time.perf_counter()
-        self.fit_info = dict(self._fit(train, target) or {})
+        with deadline_scope(deadline):
+            self.fit_info = dict(self._fit(train, target) or {})
         self.fit_seconds = time.perf_counter() - t0
         return self
 
@@ -115,10 +161,16 @@ class Sampler(ABC):
         seed: int,
         record_every: int = 0,
         progress: bool = False,
+        deadline: float | None = None,
     ) -> SampleResult:
-        """Move particles ``x0`` (m, d) for ``n_steps`` steps; deterministic given ``seed``."""
+        """Move particles ``x0`` (m, d) for ``n_steps`` steps; deterministic given ``seed``.
+
+        ``x0`` may be a NumPy or CuPy (DLPack) array. With ``deadline`` (a
+        ``time.perf_counter()`` value), :func:`iterate` stops at the first step boundary after
+        it and the result has ``info['timed_out'] = True`` and the steps done."""
         if self.target is None:
             raise SamplerError(f"{self.name}: call fit(train, target) before run()")
+        x0 = as_torch(x0)
         check_particles(x0, self.target.dim)
         if not isinstance(n_steps, int) or n_steps < 0:
             raise SamplerError(f"{self.name}: n_steps must be a non-negative int, got {n_steps!r}")
@@ -127,7 +179,8 @@ class Sampler(ABC):
         gen = torch.Generator(device=x0.device)
         gen.manual_seed(int(seed))
         t0 = time.perf_counter()
-        result = self._run(x0, n_steps, gen, record_every=record_every, progress=progress)
+        with deadline_scope(deadline):
+            result = self._run(x0, n_steps, gen, record_every=record_every, progress=progress)
         info = {
             "sampler": self.name,
             "params": dict(self.params),
@@ -178,16 +231,24 @@ def iterate(
     progress: bool = False,
     desc: str = "",
     max_abs: float = 1e8,
+    deadline: float | None = None,
 ) -> SampleResult:
     """Run ``x <- step(x, t)`` for t = 0..n_steps-1 with the shared bookkeeping.
 
     Records every ``record_every``-th state (and the last) in ``trajectory`` (T, m, d) with
-    cumulative wall times, shows a tqdm bar when ``progress``, and stops early with
-    ``info['diverged'] = True`` when a particle becomes non-finite or exceeds ``max_abs``.
+    cumulative wall times (their step numbers in ``info['record_steps']``), shows a tqdm bar
+    when ``progress``, and stops early with ``info['diverged'] = True`` when a particle
+    becomes non-finite or exceeds ``max_abs``, or with ``info['timed_out'] = True`` at the
+    first step boundary after ``deadline`` (a ``time.perf_counter()`` value; default: the
+    one set by ``Sampler.run(..., deadline=...)``).
     """
+    if deadline is None:
+        deadline = _DEADLINE.get()
+    timed_out = False
     x = x0.clone()
     frames: list[Tensor] = [x.clone()] if record_every > 0 else []
     times: list[float] = [0.0] if record_every > 0 else []
+    record_steps: list[int] = [0] if record_every > 0 else []
     elapsed = 0.0
     diverged = False
     reason = ""
@@ -195,6 +256,10 @@ def iterate(
     bar = tqdm(total=n_steps, desc=desc, disable=not progress, leave=False, unit="step")
     for t in range(n_steps):
         t0 = time.perf_counter()
+        if deadline is not None and t0 >= deadline:
+            timed_out = True
+            reason = f"wall-time limit reached after {steps_done} of {n_steps} steps"
+            break
         x = step(x, t)
         elapsed += time.perf_counter() - t0
         steps_done = t + 1
@@ -206,14 +271,24 @@ def iterate(
         if record_every > 0 and (steps_done % record_every == 0 or steps_done == n_steps):
             frames.append(x.clone())
             times.append(elapsed)
+            record_steps.append(steps_done)
     bar.close()
+    if timed_out and record_every > 0 and record_steps[-1] != steps_done:
+        frames.append(x.clone())
+        times.append(elapsed)
+        record_steps.append(steps_done)
     if record_every > 0 and not times:
         times.append(elapsed)
     if record_every == 0:
         times = [elapsed]
-    info = {"steps": steps_done, "diverged": diverged, "step_seconds": elapsed}
+    info: dict[str, Any] = {"steps": steps_done, "diverged": diverged, "step_seconds": elapsed}
     if diverged:
         info["diverged_reason"] = reason
+    if timed_out:
+        info["timed_out"] = True
+        info["timeout_reason"] = reason
+    if record_every > 0:
+        info["record_steps"] = record_steps
     traj = torch.stack(frames) if frames else None
     return SampleResult(x, traj, np.asarray(times, dtype=float), info)
 

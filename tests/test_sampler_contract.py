@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 
@@ -9,6 +11,13 @@ from samplers import SamplerError, available_samplers, sampler_class
 from tests.gaussian import correlated_gaussian_2d
 
 SAMPLERS = available_samplers()
+
+
+@functools.cache
+def _fitted_once(name: str):
+    """A fitted sampler shared by tests that only check input validation (run() rejects
+    bad input before touching the sampler's state)."""
+    return _fitted(name)
 
 
 def _fitted(name: str):
@@ -60,7 +69,7 @@ def test_deterministic_for_a_fixed_seed(name):
     ],
 )
 def test_bad_input_gives_a_clear_error(name, bad, message):
-    sampler = _fitted(name)
+    sampler = _fitted_once(name)
     with pytest.raises(SamplerError, match=message):
         sampler.run(bad, 3, seed=0)
 

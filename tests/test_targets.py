@@ -19,7 +19,7 @@ from datasets import StandardisedTarget, TargetError, available_targets, get_tar
 from datasets.base import median_sq_distance
 from datasets.calibration import wrong_sample
 from datasets.mixtures import GaussianMixture
-from tests.sinkhorn_reference import entropic_ot, sinkhorn_divergence_reference
+from metrics.sinkhorn import sinkhorn_divergence
 
 FAMILIES = ("mixtures", "manifolds", "bounded")
 NAMES = [name for family in FAMILIES for name in available_targets(family)]
@@ -423,29 +423,59 @@ def _standardised_clouds(name: str):
 @pytest.mark.parametrize("name", NAMES)
 def test_metric_calibration_exact_vs_wrong(name: str) -> None:
     """S(fresh exact sample, reference) is at least 3x below S(wrong sample, reference) in the
-    standardised space at the target's declared eps, n = 500."""
+    standardised space at the target's declared eps, n = 500 (``metrics.sinkhorn``)."""
     reference, exact, wrong, eps = _standardised_clouds(name)
-    ref_ref, _ = entropic_ot(reference, reference, eps)
     s = {}
     for label, cloud in (("exact", exact), ("wrong", wrong)):
-        xy, _ = entropic_ot(cloud, reference, eps)
-        xx, _ = entropic_ot(cloud, cloud, eps)
-        s[label] = xy - 0.5 * (xx + ref_ref)
+        res = sinkhorn_divergence(cloud, reference, eps=eps)
+        assert res.converged, (name, label, res.info)
+        s[label] = res.value
     assert s["exact"] > -1e-6
     assert s["wrong"] > 3 * s["exact"], (name, s)
 
 
-def test_reference_sinkhorn_matches_pot_log_domain() -> None:
-    """The test's Sinkhorn agrees with POT's log-domain plan (full entropic value)."""
-    ot = pytest.importorskip("ot")
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(120, 2, generator=gen, dtype=torch.float64)
-    y = torch.randn(100, 2, generator=gen, dtype=torch.float64) + 0.5
-    eps = 0.3
-    a, b = np.full(120, 1 / 120), np.full(100, 1 / 100)
-    cost = (torch.cdist(x, y) ** 2).numpy()
-    plan = ot.sinkhorn(a, b, cost, eps, method="sinkhorn_log", numItermax=100_000, stopThr=1e-13)
-    expected = (plan * cost).sum() + eps * (plan * np.log(plan / np.outer(a, b))).sum()
-    value, _ = entropic_ot(x, y, eps)
-    assert abs(value - expected) < 1e-7 * abs(expected)
-    assert abs(sinkhorn_divergence_reference(x, x, eps)) < 1e-9
+def test_generic_wrong_sample_is_a_half_space() -> None:
+    """Targets without ``corrupted_sample`` get the half-space above the median of x_1."""
+    from tests.gaussian import correlated_gaussian_2d
+
+    target = correlated_gaussian_2d()
+    w = wrong_sample(target, 300, seed=0)
+    assert w.shape == (300, 2)
+    assert float(w[:, 0].min()) > 1.0 - 0.1  # the median of x_1 is the mean 1.0
+    assert torch.equal(w, wrong_sample(target, 300, seed=0))
+
+
+def test_mixture_constructor_errors() -> None:
+    means = [[0.0, 0.0], [1.0, 1.0]]
+    with pytest.raises(TargetError, match="exactly one of covs"):
+        GaussianMixture("m", means)
+    with pytest.raises(TargetError, match="exactly one of covs"):
+        GaussianMixture("m", means, stds=[1.0, 1.0], covs=[[[1.0, 0], [0, 1]]] * 2)
+    with pytest.raises(TargetError, match="weights must be 2 positive"):
+        GaussianMixture("m", means, weights=[1.0, -1.0], stds=[1.0, 1.0])
+    with pytest.raises(TargetError, match="positive definite"):
+        GaussianMixture("m", means, covs=[[[1.0, 2.0], [2.0, 1.0]]] * 2)
+    with pytest.raises(TargetError, match=r"shape \(K, d\)"):
+        GaussianMixture("m", [0.0, 1.0], stds=[1.0])
+
+
+def test_bounded_shapes_must_be_integers() -> None:
+    from datasets.bounded import Dirichlet2Simplex, ProductBeta
+
+    with pytest.raises(TargetError, match="integers >= 1"):
+        ProductBeta("b", a=(2.5,), b=(2,))
+    with pytest.raises(TargetError, match="integers >= 1"):
+        Dirichlet2Simplex("d", alpha=(2, 0, 3))
+
+
+def test_rejection_sampling_reports_an_empty_region() -> None:
+    from datasets.base import make_generator
+    from datasets.calibration import sample_where
+
+    target = get_target("circle")
+
+    def never(x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(x.shape[0], dtype=torch.bool)
+
+    with pytest.raises(TargetError, match="rejection sampling got 0 of 10 points"):
+        sample_where(target._sample, never, 10, make_generator(0), max_batches=3)

@@ -1,0 +1,126 @@
+"""Test-local plug-in for the harness tests: a 2-D Gaussian target, an energy-distance
+metric and a deliberately slow sampler. ``--import tests.harness_register`` registers them
+(here and in every worker process); importing this module registers nothing, so the
+contract tests, parametrised over the registries at collection, never see them.
+
+Independent of the target catalogue and of the Sinkhorn metric, so the harness tests do
+not depend on other modules' numerics. In-process tests use the ``harness_plugin``
+fixture, which removes the registrations afterwards (so contract tests never see them).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from datasets.base import _FAMILY_OF, _TARGETS, Target
+from metrics.base import _METRICS, MetricResult, check_clouds
+from samplers.base import _SAMPLERS, Sampler, SampleResult, check_deadline, iterate
+from tests.gaussian import GaussianTarget
+
+TARGET = "harness_gauss"
+METRIC = "harness_energy"
+
+
+def energy_distance(x: Tensor, y: Tensor) -> float:
+    """E = 2 E|X - Y| - E|X - X'| - E|Y - Y'| (V-statistics), >= 0, = 0 iff same law."""
+    return float(2 * torch.cdist(x, y).mean() - torch.cdist(x, x).mean() - torch.cdist(y, y).mean())
+
+
+def harness_gauss() -> GaussianTarget:
+    return GaussianTarget(
+        torch.tensor([1.0, -0.5]), torch.tensor([[1.0, 0.6], [0.6, 0.8]]), name=TARGET
+    )
+
+
+def harness_energy(
+    x: Tensor, y: Tensor, *, scale: float | None = None, seed: int = 0
+) -> MetricResult:
+    x, y = check_clouds(x, y)
+    return MetricResult(energy_distance(x, y), True, {"n": x.shape[0]})
+
+
+SLOW = "harness_slow"
+
+
+class HarnessSlow(Sampler):
+    """A deliberately slow sampler for budget and kill tests: x <- 0.9 x each step, after
+    sleeping ``step_sleep`` seconds; ``fit_sleep`` seconds of fitting in 0.01 s slices that
+    call ``check_deadline``; ``cooperative = False`` sleeps outside ``iterate`` (a sampler
+    that ignores the deadline)."""
+
+    name = SLOW
+    needs = frozenset({"samples"})
+    defaults = {"step_sleep": 0.15, "fit_sleep": 0.0, "cooperative": True}
+
+    def _fit(self, train: Tensor, target: Target) -> dict[str, Any]:
+        end = time.perf_counter() + float(self.params["fit_sleep"])
+        while time.perf_counter() < end:
+            check_deadline("harness_slow fit")
+            time.sleep(0.01)
+        return {}
+
+    def _run(
+        self, x0: Tensor, n_steps: int, gen: torch.Generator, *, record_every: int, progress: bool
+    ) -> SampleResult:
+        pause = float(self.params["step_sleep"])
+        if not self.params["cooperative"]:
+            time.sleep(pause * n_steps)
+            x = x0 * 0.9**n_steps
+            return SampleResult(x, None, np.array([pause * n_steps]), {"steps": n_steps})
+
+        def step(x: Tensor, t: int) -> Tensor:
+            time.sleep(pause)
+            return 0.9 * x
+
+        return iterate(step, x0, n_steps, record_every=record_every, progress=progress)
+
+
+#: registry -> (key, value) entries this plug-in adds
+ENTRIES = (
+    (_TARGETS, TARGET, harness_gauss),
+    (_FAMILY_OF, TARGET, "mixtures"),
+    (_METRICS, METRIC, harness_energy),
+    (_SAMPLERS, SLOW, HarnessSlow),
+)
+
+
+def register() -> None:
+    """Add the entries (idempotent)."""
+    for registry, key, value in ENTRIES:
+        registry.setdefault(key, value)
+
+
+def use_in_process(monkeypatch: Any) -> None:
+    """Register the entries for one test only (pytest ``monkeypatch``): undone afterwards,
+    also when an earlier import registered them for good."""
+    for registry, key, _ in ENTRIES:
+        registry.pop(key, None)
+    for registry, key, value in ENTRIES:
+        monkeypatch.setitem(registry, key, value)
+
+
+def tiny_suite_file(path: Any, **overrides: Any) -> Any:
+    """Write the tiny JSON suite of the harness tests (1 target, ula + svgd, 2 seeds,
+    16 particles, 5 steps) to ``path`` and return it."""
+    import json
+
+    spec = {
+        "name": "tiny",
+        "targets": [TARGET],
+        "samplers": ["ula", "svgd"],
+        "seeds": [0, 1],
+        "n_particles": 16,
+        "n_steps": 5,
+        "n_train": 64,
+        "n_reference": 64,
+        "inits": ["gaussian"],
+        "metrics": [METRIC],
+        **overrides,
+    }
+    path.write_text(json.dumps(spec), encoding="utf-8")
+    return path

@@ -1,0 +1,134 @@
+"""``python -m benchmarks report``: figures for every suite and an index.html whose every
+link and image resolves to a file."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+
+from benchmarks.__main__ import main
+from benchmarks.execution import run_suite
+from benchmarks.plots import project_2d
+from benchmarks.report import markdown_to_html
+from benchmarks.suites import Suite
+from tests import harness_plugin as hp
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+        self.srcs: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "a" and "href" in a:
+            self.hrefs.append(a["href"])
+        if tag == "img":
+            self.srcs.append(a["src"])
+
+
+def _links(path: Path) -> _Links:
+    p = _Links()
+    p.feed(path.read_text(encoding="utf-8"))
+    return p
+
+
+def test_report_links_and_images_resolve(tmp_path, monkeypatch, capsys):
+    hp.use_in_process(monkeypatch)
+    suite = Suite(
+        name="tiny",
+        targets=(hp.TARGET,),
+        n_particles=16,
+        n_steps=5,
+        n_train=64,
+        n_reference=64,
+        seeds=(0, 1),
+        inits=("gaussian", "cap"),
+        samplers=("ula", "svgd"),
+        metrics=(hp.METRIC,),
+    )
+    run_suite(suite, out_root=tmp_path, progress=False, curve_every=2)
+    (tmp_path / "benchmarks").mkdir()
+    timing = "# Timing\n\n| a | b |\n|---|---|\n| 1 | 2 |\n"
+    (tmp_path / "benchmarks" / "summary.md").write_text(timing)
+    assert main(["report", "--out", str(tmp_path)]) == 0
+    index = tmp_path / "index.html"
+    links = _links(index)
+    figures = {Path(s).name for s in links.srcs}
+    assert figures == {
+        "heatmap_harness_energy.png",
+        "particles_harness_gauss.png",
+        "metric_vs_time_harness_gauss.png",
+        "metric_vs_step_harness_gauss.png",
+    }
+    for ref in links.hrefs + links.srcs:
+        assert not urlparse(ref).scheme and not ref.startswith("/"), f"not relative: {ref}"
+        assert (tmp_path / ref).is_file(), f"broken link {ref}"
+    for src in links.srcs:
+        assert (tmp_path / src).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for needed in ("tiny/leaderboard.html", "tiny/environment.json", "benchmarks/summary.html"):
+        assert needed in links.hrefs
+    text = index.read_text()
+    assert "commit" in text and "torch" in text and "device" in text
+    board = (tmp_path / "tiny" / "leaderboard.html").read_text()
+    assert "<table>" in board and "<td>exact</td>" in board
+    # the leaderboard page has no links of its own that could break
+    assert _links(tmp_path / "tiny" / "leaderboard.html").hrefs == []
+
+
+def test_report_without_results_and_markdown_subset(tmp_path):
+    assert main(["report", "--out", str(tmp_path)]) == 0
+    assert "No suite results yet" in (tmp_path / "index.html").read_text()
+    page = markdown_to_html("# T <x>\n\ntext `a|b` **bold**\n\n- one\n- two\n", "t")
+    assert "<h1>T &lt;x&gt;</h1>" in page
+    assert "<code>a|b</code>" in page and "<b>bold</b>" in page
+    assert "<ul>\n<li>one</li>\n<li>two</li>\n</ul>" in page
+
+
+@pytest.mark.parametrize("d", [1, 2, 5])
+def test_projection_is_identity_in_2d_and_pca_above(d):
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(200, d)) * np.arange(1, d + 1)
+    mean, basis, _ = project_2d(ref)
+    assert basis.shape == (d, 2)
+    if d == 2:
+        assert np.array_equal(basis, np.eye(2))
+    if d == 5:
+        # the top principal direction of a diagonal covariance is the widest axis
+        assert abs(basis[4, 0]) > 0.95
+        assert np.allclose(basis.T @ basis, np.eye(2), atol=1e-10)
+
+
+def test_timing_summary_from_pytest_benchmark_json(tmp_path):
+    from benchmarks.timing_summary import main as timing_main
+
+    stats = {"median": 0.0123, "mean": 0.0125, "stddev": 0.0004, "rounds": 7}
+    info = {"sampler": "ula", "n_particles": 1024, "n_train": 5000, "dim": 16}
+    info |= {"device": "cpu", "device_name": "cpu", "torch": "2.x", "torch_threads": 1}
+    data = {
+        "machine_info": {"python_version": "3.11", "cpu": {"brand_raw": "TestCPU", "count": 2}},
+        "commit_info": {"id": "abcdef1234567890", "dirty": False},
+        "datetime": "2026-01-01T00:00:00",
+        "benchmarks": [
+            {
+                "name": "test_sampler_single_step[ula-cpu]",
+                "group": "sampler step",
+                "extra_info": info,
+                "stats": stats,
+            },
+        ],
+    }
+    (tmp_path / "samplers.json").write_text(json.dumps(data))
+    assert timing_main(["--dir", str(tmp_path)]) == 0
+    md = (tmp_path / "summary.md").read_text()
+    assert "Produced by: `python -m benchmarks.timing_summary`" in md
+    assert (
+        "| ula | cpu | n_particles=1024, n_train=5000, dim=16 | 1 | 12.3 | 12.5 ± 0.4 | 7 |" in md
+    )
+    assert "TestCPU, 2 cores" in md and "commit abcdef123456" in md
