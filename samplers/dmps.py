@@ -55,7 +55,8 @@ class DMPS(Sampler):
       eps = median(|X_a - X_b|^2) / (2 log(N + 1)); a positive float sets eps directly.
     - ``reg`` = 1e-3, ``tol`` = 1e-6: regulariser and eigenvalue cut-off of the weights.
     - ``weights`` = "intended": eps / (1 - lam); "notebook" = the reference notebook's
-      clipped variant (every mode weighted alike), for comparison only.
+      clipped variant (eps / (1 - lam) replaced by eps * 1e12 for every mode), for
+      comparison only.
     - ``step_size`` = "auto": h chosen so that the first step moves the median particle
       by ``step_fraction * sqrt(eps)`` (then kept fixed); a positive float fixes h. The h used
       is recorded in ``info["step_size"]``.
