@@ -122,10 +122,17 @@ def test_interrupted_then_killed_suite_resumes_with_every_row_exactly_once(
             time.sleep(0.01)
         _thread.interrupt_main()
 
-    watcher = threading.Thread(target=press_ctrl_c, daemon=True)
-    watcher.start()
-    assert main(["run", "--suite-file", str(suite), "--out", str(out), "--no-progress"]) == 130
-    watcher.join(timeout=5)
+    # interrupt_main() only simulates SIGINT when Python handles it; a process started in the
+    # background of a non-interactive shell (as CI may be) inherits SIGINT ignored
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        watcher = threading.Thread(target=press_ctrl_c, daemon=True)
+        watcher.start()
+        code = main(["run", "--suite-file", str(suite), "--out", str(out), "--no-progress"])
+        assert code == 130
+        watcher.join(timeout=5)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert "interrupted: finished rows are saved" in capsys.readouterr().err
     first = load_rows(rows_path).rows
     assert 2 <= len(first) < 9 and (out / "tiny" / "leaderboard.md").exists()
