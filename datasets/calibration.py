@@ -88,7 +88,7 @@ class HalfSupportCorruption:
     name: str
 
     def wrong_mask(self, x: Tensor) -> Tensor:  # pragma: no cover - overridden
-        raise NotImplementedError
+        raise NotImplementedError("subclasses define wrong_mask (abstract)")
 
     def corrupted_sample(self, n: int, *, seed: int) -> Tensor:
         """``n`` i.i.d. target points restricted to :meth:`wrong_mask`, ``(n, dim)``."""

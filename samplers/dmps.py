@@ -9,36 +9,24 @@ x_i <- x_i - (h / m) sum_a grad Kt_a(x_i) (Phi diag(w) Phi^T sum_l Kt(x_l))_a
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from datasets.base import Target
-from samplers.base import Sampler, SamplerError, SampleResult, iterate, register_sampler
+from samplers.base import Sampler, SamplerError, SampleResult, register_sampler
 from samplers.spectral import (
     DiffusionMapKernel,
     SpectralError,
-    auto_step_size,
     diffusion_map_spectrum,
     lawgd_weights,
-    transport_direction,
 )
-
-
-def clipped_displacement(v: Tensor, scale: float, max_norm: float | None) -> tuple[Tensor, int]:
-    """dx = scale * v (m, d) with each row's norm capped at ``max_norm``; (dx, rows capped)."""
-    dx = scale * v
-    if max_norm is None:
-        return dx, 0
-    norms = dx.norm(dim=1, keepdim=True)
-    over = norms > max_norm
-    factor = torch.where(over, max_norm / norms.clamp_min(1e-300), torch.ones_like(norms))
-    return dx * factor, int(over.sum())
-
-
-_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+from samplers.transport_run import (  # noqa: F401  (clipped_displacement re-exported)
+    clipped_displacement,
+    resolve_dtype,
+    run_spectral_transport,
+)
 
 
 @register_sampler
@@ -91,10 +79,7 @@ class DMPS(Sampler):
     }
 
     def _dtype(self) -> torch.dtype:
-        name = self.params["dtype"]
-        if name not in _DTYPES:
-            raise SamplerError(f"dmps: dtype must be 'float64' or 'float32', got {name!r}")
-        return _DTYPES[name]
+        return resolve_dtype("dmps", self.params["dtype"])
 
     def _fit(self, train: Tensor, target: Target) -> dict[str, Any]:
         p = self.params
@@ -136,47 +121,16 @@ class DMPS(Sampler):
         record_every: int,
         progress: bool,
     ) -> SampleResult:
-        dtype = self._dtype()
-        x0 = x0.to(dtype)
-        kernel = self.kernel.to(device=x0.device, dtype=dtype)
-        Phi = self.Phi.to(device=x0.device, dtype=dtype)
-        w = self.w.to(device=x0.device, dtype=dtype)
-        if self.params["step_size"] == "auto":
-            try:
-                h = auto_step_size(x0, kernel, Phi, w, float(self.params["step_fraction"]))
-            except SpectralError as err:
-                raise SamplerError(f"dmps: {err}") from err
-            rule = f"auto: first step moves the median particle {self.params['step_fraction']}"
-            rule += " sqrt(eps)"
-        else:
-            h = float(self.params["step_size"])
-            rule = "fixed"
-
-        max_disp = self.params["max_step"]
-        max_disp = None if max_disp is None else float(max_disp) * math.sqrt(kernel.eps)
-        n_clipped = [0]
-
-        def step(x: Tensor, t: int) -> Tensor:
-            dx, clipped = clipped_displacement(
-                transport_direction(kernel, x, Phi, w), h / x.shape[0], max_disp
-            )
-            n_clipped[0] += clipped
-            return x - dx
-
-        result = iterate(
-            step,
+        return run_spectral_transport(
+            "dmps",
             x0,
             n_steps,
+            self.kernel,
+            self.Phi,
+            self.w,
+            params=self.params,
+            dtype=self._dtype(),
             record_every=record_every,
             progress=progress,
             desc="DMPS",
-            max_abs=float(self.params["max_abs"]),
         )
-        info = {
-            **result.info,
-            "step_size": h,
-            "step_rule": rule,
-            "step_size_ref_units": h * kernel.eps if math.isfinite(h) else h,
-            "n_clipped": n_clipped[0],
-        }
-        return SampleResult(result.particles, result.trajectory, result.times, info)

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from datasets.base import Target, make_generator
-from samplers.base import Sampler, SamplerError, SampleResult, iterate, register_sampler
+from samplers.base import Sampler, SamplerError, SampleResult, register_sampler
 from samplers.edmd import (
     EDMDError,
     MonomialDictionary,
@@ -40,11 +40,9 @@ from samplers.edmd import (
 from samplers.spectral import (
     DiffusionMapKernel,
     SpectralError,
-    auto_step_size,
-    spectral_transport_step,
 )
+from samplers.transport_run import resolve_dtype, run_spectral_transport
 
-_DTYPES = {"float64": torch.float64, "float32": torch.float32}
 DICTIONARIES = ("sparse", "rbf", "monomial", "kernel")
 
 
@@ -140,10 +138,7 @@ class EDMDKSWGD(Sampler):
     }
 
     def _dtype(self) -> torch.dtype:
-        name = self.params["dtype"]
-        if name not in _DTYPES:
-            raise SamplerError(f"edmd_kswgd: dtype must be 'float64' or 'float32', got {name!r}")
-        return _DTYPES[name]
+        return resolve_dtype("edmd_kswgd", self.params["dtype"])
 
     def _make_dictionary(self) -> SparseDictionary | RBFDictionary | MonomialDictionary:
         p = self.params
@@ -253,33 +248,16 @@ class EDMDKSWGD(Sampler):
         record_every: int,
         progress: bool,
     ) -> SampleResult:
-        dtype = self._dtype()
-        x0 = x0.to(dtype)
-        kernel = self.kernel.to(device=x0.device, dtype=dtype)
-        Phi = self.Phi.to(device=x0.device, dtype=dtype)
-        w = self.w.to(device=x0.device, dtype=dtype)
-        if self.params["step_size"] == "auto":
-            try:
-                h = auto_step_size(x0, kernel, Phi, w, float(self.params["step_fraction"]))
-            except SpectralError as err:
-                raise SamplerError(f"edmd_kswgd: {err}") from err
-            rule = f"auto: first step moves the median particle {self.params['step_fraction']}"
-            rule += " sqrt(eps)"
-        else:
-            h = float(self.params["step_size"])
-            rule = "fixed"
-
-        def step(x: Tensor, t: int) -> Tensor:
-            return spectral_transport_step(x, kernel, Phi, w, h)
-
-        result = iterate(
-            step,
+        return run_spectral_transport(
+            "edmd_kswgd",
             x0,
             n_steps,
+            self.kernel,
+            self.Phi,
+            self.w,
+            params={**self.params, "max_step": None},
+            dtype=self._dtype(),
             record_every=record_every,
             progress=progress,
             desc="EDMD-KSWGD",
-            max_abs=float(self.params["max_abs"]),
         )
-        info = {**result.info, "step_size": h, "step_rule": rule}
-        return SampleResult(result.particles, result.trajectory, result.times, info)
