@@ -22,8 +22,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from common.geometry import median_sq_distance
 from datasets import StandardisedTarget, available_targets, get_target
-from datasets.base import median_sq_distance
 from datasets.calibration import wrong_sample
 from metrics.sinkhorn import sinkhorn_divergence
 

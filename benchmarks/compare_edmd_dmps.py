@@ -24,7 +24,8 @@ from benchmarks._imports import ensure_local_datasets
 ensure_local_datasets()
 
 from benchmarks.scaling_edmd import markdown_table  # noqa: E402
-from datasets.base import StandardisedTarget, get_target, make_generator  # noqa: E402
+from common.random import make_generator  # noqa: E402
+from datasets.base import StandardisedTarget, get_target  # noqa: E402
 from metrics.base import get_metric  # noqa: E402
 from metrics.sinkhorn import relative_eps  # noqa: E402
 from samplers import get_sampler  # noqa: E402

@@ -13,7 +13,9 @@ import torch
 from torch import Tensor
 
 from benchmarks.seeding import derive_seed
-from datasets.base import StandardisedTarget, Target, get_target, make_generator, median_sq_distance
+from common.random import make_generator
+from datasets.base import StandardisedTarget, Target, get_target
+from metrics.sinkhorn import relative_eps
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def prepare(
         )
         for scheme in inits
     }
-    scale = target.metric_eps_fraction * median_sq_distance(reference)
+    scale = relative_eps(reference, target.metric_eps_fraction)
     return PreparedTarget(
         target=target,
         train=target.to_standard(train_raw),

@@ -45,7 +45,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from datasets.base import make_generator
+from common.random import make_generator
 from datasets.images import ImageDataset
 from datasets.model_cache import CachedModule, cache_file, load_or_train
 

@@ -14,18 +14,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from common.random import make_generator
+
 FAMILIES = ("mixtures", "manifolds", "bounded", "latents")
 
 
 class TargetError(ValueError):
     """Raised for bad input to a target (wrong shape, NaN, unknown name)."""
-
-
-def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
-    """A fresh ``torch.Generator`` seeded with ``seed`` (no global RNG state is touched)."""
-    gen = torch.Generator(device=device)
-    gen.manual_seed(int(seed))
-    return gen
 
 
 def check_points(x: Tensor, dim: int, what: str = "points") -> Tensor:
@@ -275,14 +270,6 @@ def _load_all() -> None:
     for mod in pkgutil.iter_modules(pkg.__path__):
         if not mod.name.startswith("_"):
             importlib.import_module(f"datasets.{mod.name}")
-
-
-def median_sq_distance(x: Tensor, max_points: int = 2000) -> float:
-    """Median of |x_a - x_b|^2 over distinct pairs (first ``max_points`` rows), a float."""
-    x = x[:max_points].to(torch.float64)
-    d2 = torch.cdist(x, x).pow(2)
-    iu = torch.triu_indices(x.shape[0], x.shape[0], offset=1)
-    return float(d2[iu[0], iu[1]].median())
 
 
 LOG_2PI = math.log(2 * math.pi)

@@ -16,7 +16,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from datasets.base import StandardisedTarget, Target, TargetError, make_generator
+from common.random import make_generator
+from datasets.base import StandardisedTarget, Target, TargetError
 
 Mask = Callable[[Tensor], Tensor]
 

@@ -30,7 +30,8 @@ import scipy.linalg
 import torch
 from torch import Tensor, nn
 
-from datasets.base import make_generator
+from common.geometry import pairwise_sq_distances
+from common.random import make_generator
 from datasets.images import ImageDataset
 from datasets.model_cache import cache_file, load_or_train
 
@@ -394,7 +395,7 @@ def diffusion_map(
     z = z[index]
     std = z.std(dim=0)
     z = (z - z.mean(dim=0)) / torch.where(std > 0, std, torch.ones_like(std))
-    d2 = torch.cdist(z, z).pow(2)
+    d2 = pairwise_sq_distances(z, z, form="cdist")
     m = z.shape[0]
     eps = float(np.median(d2.numpy())) / (2.0 * math.log(m))  # np: mean of the middle two
     k = torch.exp(-d2 / (2.0 * eps))

@@ -44,13 +44,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from common.random import make_generator
 from datasets.autoencoders import (
     AutoencoderConfig,
     TrainedAutoencoder,
     default_autoencoder_config,
     load_or_train_autoencoder,
 )
-from datasets.base import Target, TargetError, check_points, make_generator, register_target
+from datasets.base import Target, TargetError, check_points, register_target
 from datasets.image_diagnostics import (
     TrainedClassifier,
     class_coverage,

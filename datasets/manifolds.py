@@ -31,7 +31,8 @@ import math
 import torch
 from torch import Tensor
 
-from datasets.base import Target, TargetError, make_generator, register_target
+from common.random import make_generator
+from datasets.base import Target, TargetError, register_target
 from datasets.calibration import HalfSupportCorruption
 
 TWO_PI = 2 * math.pi

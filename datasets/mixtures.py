@@ -29,7 +29,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from datasets.base import LOG_2PI, Target, TargetError, make_generator, register_target
+from common.random import make_generator
+from datasets.base import LOG_2PI, Target, TargetError, register_target
 from datasets.calibration import half_space_mask, sample_where
 
 

@@ -76,8 +76,8 @@ def check_clouds(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     """Validate two point clouds (m, d), (n, d) on one device; return them as float64.
 
     NumPy arrays and DLPack producers (CuPy) are accepted and viewed as torch tensors
-    without a copy (``samplers.interop.as_torch``)."""
-    from samplers.interop import as_torch
+    without a copy (``common.interop.as_torch``)."""
+    from common.interop import as_torch
 
     x, y = as_torch(x), as_torch(y)
     for what, t in (("x", x), ("y", y)):

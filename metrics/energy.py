@@ -10,12 +10,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from metrics._geometry import squared_distances
+from common.geometry import pairwise_sq_distances
 from metrics.base import MetricResult, check_clouds, register_metric
 
 
 def _mean_distance(u: Tensor, v: Tensor) -> Tensor:
-    return squared_distances(u, v).sqrt_().mean()
+    return pairwise_sq_distances(u, v, form="product_first").sqrt_().mean()
 
 
 def energy_distance(x: Tensor, y: Tensor) -> MetricResult:

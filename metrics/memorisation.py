@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from metrics._geometry import nearest_neighbour_distances
+from common.geometry import nearest_neighbour_distances
 from metrics.base import MetricError, MetricResult, check_clouds
 
 

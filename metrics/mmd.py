@@ -12,12 +12,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from metrics._geometry import median_pairwise_sq, squared_distances
+from common.geometry import median_sq_distance, pairwise_sq_distances
 from metrics.base import MetricError, MetricResult, check_clouds, register_metric
 
 
 def _mean_kernel(u: Tensor, v: Tensor, two_s2: float, exclude_diagonal: bool) -> Tensor:
-    k = torch.exp(squared_distances(u, v).div_(-two_s2))
+    k = torch.exp(pairwise_sq_distances(u, v, form="product_first").div_(-two_s2))
     if not exclude_diagonal:
         return k.mean()
     n = u.shape[0]
@@ -43,7 +43,9 @@ def mmd_gaussian(
     centre = torch.cat([x, y]).mean(0)
     x, y = x - centre, y - centre
     if bandwidth_sq is None:
-        bandwidth_sq = median_pairwise_sq(torch.cat([x, y]), seed=seed)
+        bandwidth_sq = median_sq_distance(
+            torch.cat([x, y]), subset="random", seed=seed, centre=True, form="product_first"
+        )
         if bandwidth_sq <= 0:
             bandwidth_sq = 1.0  # all pooled points (nearly) equal: any bandwidth gives ~0
     if not bandwidth_sq > 0:

@@ -43,7 +43,7 @@ import ot
 import torch
 from torch import Tensor
 
-from metrics._geometry import median_pairwise_sq, squared_distances
+from common.geometry import median_sq_distance, pairwise_sq_distances
 from metrics.base import MetricError, MetricResult, check_clouds, register_metric
 
 STANDARD_MAX_COST_OVER_EPS = 1000.0
@@ -90,12 +90,11 @@ def _median_entry(c: Tensor) -> float:
     return float(c[::si, ::sj].median())
 
 
-def relative_eps(
-    reference: Tensor, fraction: float, *, max_points: int = 2000, seed: int = 0
-) -> float:
+def relative_eps(reference: Tensor, fraction: float, *, max_points: int = 2000) -> float:
     """eps = fraction x median |y_a - y_b|^2 over distinct pairs of the reference (n, d).
 
-    Above ``max_points`` rows, a seeded random subset of ``max_points`` rows is used.
+    The one eps rule of the project (runner and every study): above ``max_points`` rows the
+    first ``max_points`` are used (``common.geometry.median_sq_distance``).
     """
     if not isinstance(reference, Tensor) or reference.ndim != 2 or reference.shape[0] < 2:
         raise MetricError("reference must be a (n, d) tensor with n >= 2")
@@ -103,7 +102,7 @@ def relative_eps(
         raise MetricError("reference contains NaN or infinite values")
     if not fraction > 0:
         raise MetricError(f"fraction must be > 0, got {fraction}")
-    return float(fraction * median_pairwise_sq(reference, max_points=max_points, seed=seed))
+    return float(fraction * median_sq_distance(reference, max_points))
 
 
 def _finish(
@@ -240,7 +239,7 @@ def sinkhorn_divergence(
     a = torch.full((x.shape[0],), 1.0 / x.shape[0], dtype=torch.float64, device=x.device)
     b = torch.full((y.shape[0],), 1.0 / y.shape[0], dtype=torch.float64, device=y.device)
 
-    c_xy = squared_distances(x, y)
+    c_xy = pairwise_sq_distances(x, y, form="product_first")
     median_cost = _median_entry(c_xy)
     max_cost = float(c_xy.max())
     ratio = eps / median_cost if median_cost > 0 else math.inf
@@ -259,7 +258,7 @@ def sinkhorn_divergence(
     del c_xy
 
     def sym(z: Tensor, w: Tensor) -> _Solve:
-        c = squared_distances(z, z)
+        c = pairwise_sq_distances(z, z, form="product_first")
         c.fill_diagonal_(0.0)
         return _symmetric(c, w, eps, sym_method, max_iter, tol)
 

@@ -20,8 +20,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from common.interop import as_torch
 from datasets.base import Target
-from samplers.interop import as_torch
 
 
 class SamplerError(ValueError):

@@ -36,8 +36,8 @@ import scipy.spatial
 import torch
 from torch import Tensor
 
-from datasets.base import median_sq_distance
-from samplers.scores import KDEScore, median_bandwidth_sq
+from common.geometry import median_bandwidth_sq, median_sq_distance
+from samplers.scores import KDEScore
 
 COMPLEX_MODES = ("pair", "real", "drop")
 PAIR_BANDWIDTHS = ("median", "notebook")

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from datasets.base import Target, make_generator
+from common.random import make_generator
+from datasets.base import Target
 from samplers.base import Sampler, SamplerError, SampleResult, register_sampler
 from samplers.edmd import (
     EDMDError,

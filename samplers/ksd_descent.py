@@ -24,7 +24,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from datasets.base import Target, TargetError, median_sq_distance
+from common.geometry import median_sq_distance
+from datasets.base import Target, TargetError
 from samplers.base import Sampler, SamplerError, SampleResult, iterate, register_sampler
 from samplers.scores import SCORE_SOURCES, resolve_score
 from samplers.stein_kernels import BASE_KERNELS, RadialKernel, ksd_squared_and_partials

@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from common.geometry import pairwise_sq_distances
+
 #: Above this many particle pairs m (m + N), ``gradient="auto"`` uses the sliced estimate
 #: (r = 1 only). At d = 16 on one CPU core the exact gradient costs about as much as the
 #: sliced one with 256 directions near m (m + N) = 1e7 (see tests/bench/test_bench_baselines).
@@ -49,9 +51,7 @@ def _power_weights(d2: Tensor, r: float) -> Tensor:
 
 def _sq_dist(a: Tensor, b: Tensor) -> Tensor:
     """|a_i - b_j|^2 (n_a, n_b) by the Gram expansion, in place, clamped at 0."""
-    d2 = torch.addmm((b**2).sum(1)[None, :], a, b.T, alpha=-2.0)
-    d2.add_((a**2).sum(1)[:, None])
-    return d2.clamp_min_(0.0)
+    return pairwise_sq_distances(a, b, form="gemm_y_first")
 
 
 def riesz_mmd_squared(x: Tensor, y: Tensor, r: float = 1.0, chunk_size: int = 2048) -> Tensor:

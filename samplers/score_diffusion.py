@@ -20,7 +20,8 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from datasets.base import Target, make_generator
+from common.random import make_generator
+from datasets.base import Target
 from samplers.base import Sampler, SamplerError, SampleResult, iterate, register_sampler
 from samplers.neural_nets import (
     DTYPES,

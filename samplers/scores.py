@@ -13,16 +13,11 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from datasets.base import Target, median_sq_distance
+from common.geometry import median_bandwidth_sq, pairwise_sq_distances
+from datasets.base import Target
 
 ScoreFn = Callable[[Tensor], Tensor]
 SCORE_SOURCES = ("auto", "exact", "kde")
-
-
-def median_bandwidth_sq(train: Tensor) -> float:
-    """h^2 = median(|X_a - X_b|^2) / (2 log(N + 1)), the median heuristic used across the suite."""
-    n = train.shape[0]
-    return median_sq_distance(train) / (2.0 * math.log(n + 1))
 
 
 class KDEScore:
@@ -50,7 +45,7 @@ class KDEScore:
     def log_density(self, x: Tensor) -> Tensor:
         """log (1/N) sum_j N(x; X_j, h^2 I), shape (m,)."""
         X = self.train.to(x)
-        d2 = torch.cdist(x, X).pow(2)
+        d2 = pairwise_sq_distances(x, X, form="cdist")
         n, d = X.shape
         return (
             torch.logsumexp(-d2 / (2 * self.h2), dim=1)

@@ -20,7 +20,9 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from datasets.base import Target, make_generator, median_sq_distance
+from common.geometry import median_sq_distance
+from common.random import make_generator
+from datasets.base import Target
 from samplers.base import Sampler, SamplerError, SampleResult, register_sampler
 from samplers.neural_nets import (
     DTYPES,

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from common.geometry import pairwise_sq_distances
+
 
 class SinkhornLossError(ValueError):
     """Bad input to the Sinkhorn loss (shape, NaN, non-positive eps)."""
@@ -36,12 +38,6 @@ class EntropicOT:
     f: Tensor
     g: Tensor
     err: float
-
-
-def squared_distances(x: Tensor, y: Tensor) -> Tensor:
-    """C_ij = |x_i - y_j|^2, shape (n, m), without forming an (n, m, d) tensor."""
-    c = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * x @ y.T
-    return c.clamp_min(0.0)
 
 
 def _check(x: Tensor, y: Tensor, eps: float) -> None:
@@ -104,7 +100,7 @@ def entropic_ot(
     n, m = x.shape[0], y.shape[0]
     log_a, log_b = -math.log(n), -math.log(m)
     with torch.no_grad():
-        cost = squared_distances(x.detach(), y.detach())
+        cost = pairwise_sq_distances(x.detach(), y.detach())
         f = torch.zeros(n, dtype=cost.dtype, device=cost.device)
         g = torch.zeros(m, dtype=cost.dtype, device=cost.device)
         schedule = _eps_schedule(float(cost.max()), eps, scaling)
@@ -132,7 +128,7 @@ def entropic_ot(
             # one plain (non-averaged) step: the exact fixed point map, sharpens the value
             f = g = _softmin(eps, cost, f, log_a)
     converged = err < tol
-    c = squared_distances(x, y)
+    c = pairwise_sq_distances(x, y)
     kernel = torch.exp((f[:, None] + g[None, :] - c) / eps + (log_a + log_b))
     value = f.mean() + g.mean() - eps * (kernel.sum() - 1.0)
     return EntropicOT(value, it, bool(converged), f, g, err)

@@ -35,7 +35,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from samplers.scores import median_bandwidth_sq
+from common.geometry import median_bandwidth_sq, pairwise_sq_distances
 
 SolverName = Literal["auto", "dense", "topk"]
 
@@ -62,15 +62,8 @@ def _check_matrix(x: Tensor, what: str, dim: int | None = None) -> None:
 
 
 def squared_distances(x: Tensor, y: Tensor) -> Tensor:
-    """|x_i - y_a|^2 as an (m, N) tensor via |x|^2 + |y|^2 - 2 x.y (clamped at 0)."""
-    d2 = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :]
-    d2.addmm_(x, y.T, alpha=-2.0)
-    return d2.clamp_min_(0.0)
-
-
-def median_heuristic_eps(X: Tensor) -> float:
-    """eps = median(|X_a - X_b|^2) / (2 log(N + 1)) (the suite's median heuristic)."""
-    return median_bandwidth_sq(X)
+    """|x_i - y_a|^2 as an (m, N) tensor (BLAS accumulates -2 x.y into the norms)."""
+    return pairwise_sq_distances(x, y, form="gemm")
 
 
 @dataclass
@@ -96,7 +89,7 @@ class DiffusionMapKernel:
         if X.shape[0] < 2:
             raise SpectralError(f"need at least 2 target points, got {X.shape[0]}")
         if eps is None:
-            eps = median_heuristic_eps(X)
+            eps = median_bandwidth_sq(X)
         eps = float(eps)
         if not math.isfinite(eps) or eps <= 0:
             raise SpectralError(f"bandwidth eps must be a positive finite number, got {eps!r}")

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from common.geometry import pairwise_sq_distances
+
 BASE_KERNELS = ("gaussian", "imq")
 
 
@@ -52,18 +54,13 @@ class RadialKernel:
 
     def __call__(self, x: Tensor, y: Tensor) -> Tensor:
         """Kernel matrix k(x_i, y_j), (m, n)."""
-        return self.derivatives(_sq_dist(x, y))[0]
-
-
-def _sq_dist(x: Tensor, y: Tensor) -> Tensor:
-    d2 = (x**2).sum(1)[:, None] + (y**2).sum(1)[None, :] - 2.0 * x @ y.T
-    return d2.clamp_min(0.0)
+        return self.derivatives(pairwise_sq_distances(x, y))[0]
 
 
 def stein_kernel_matrix(x: Tensor, score: Tensor, kernel: RadialKernel) -> Tensor:
     """k_p(x_i, x_j) for particles x (m, d) with scores s(x) (m, d); returns (m, m)."""
     m, d = x.shape
-    u = _sq_dist(x, x)
+    u = pairwise_sq_distances(x, x)
     phi, d1, d2, _ = kernel.derivatives(u)
     ss = score @ score.T
     xs = x @ score.T  # xs[a, j] = x_a . s_j
@@ -89,7 +86,7 @@ def ksd_squared_and_partials(
       C = 2 phi' S + 4 phi'' (s_j - s_a).r - 8 phi'' - 8 u phi''' - 4 d phi''.
     """
     m, d = x.shape
-    u = _sq_dist(x, x)
+    u = pairwise_sq_distances(x, x)
     phi, d1, d2, d3 = kernel.derivatives(u)
     ss = score @ score.T
     xs = x @ score.T

@@ -6,15 +6,23 @@ k(x, y) = exp(-|x - y|^2 / h), h from the median heuristic (recomputed every ste
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from common.geometry import pairwise_sq_distances
 from datasets.base import Target
 from samplers.base import Sampler, SamplerError, SampleResult, iterate, register_sampler
-from samplers.kernels import median_heuristic_svgd, pairwise_sq_dists
 from samplers.scores import resolve_score
+
+
+def median_heuristic_svgd(d2: Tensor) -> float:
+    """SVGD bandwidth h = med^2 / log(m + 1) (Liu & Wang 2016), med^2 the median of the
+    (m, m) squared-distance matrix d2 (diagonal included, as in the reference code)."""
+    med2 = torch.median(d2.detach().flatten()).item()
+    return max(med2 / math.log(d2.shape[0] + 1), 1e-12)
 
 
 def svgd_direction(x: Tensor, score: Tensor, bandwidth: float | None = None) -> Tensor:
@@ -23,7 +31,7 @@ def svgd_direction(x: Tensor, score: Tensor, bandwidth: float | None = None) -> 
     With K_ij = exp(-|x_i - x_j|^2 / h): sum_j grad_{x_j} k(x_j, x_i) = (2/h) (x_i sum_j K_ij
     - sum_j K_ij x_j), so phi = (K s + (2/h)(x * K.sum(1) - K x)) / m.
     """
-    d2 = pairwise_sq_dists(x, x)
+    d2 = pairwise_sq_distances(x, x)
     h = median_heuristic_svgd(d2) if bandwidth is None else float(bandwidth)
     K = torch.exp(-d2 / h)
     m = x.shape[0]

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.base import make_generator
+from common.random import make_generator
 from samplers.edmd import (
     EDMDError,
     KoopmanSpectrum,

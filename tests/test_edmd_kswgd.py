@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from datasets.base import make_generator
+from common.random import make_generator
 from samplers import SamplerError, available_samplers, get_sampler
 from tests.gaussian import GaussianTarget
 

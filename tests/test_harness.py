@@ -17,10 +17,10 @@ from benchmarks.runner import RunSpec, execute_unit, plan
 from benchmarks.store import CURVES_FILE, ROWS_FILE, load_rows
 from benchmarks.suite_file import SuiteFileError, load_suite_file
 from benchmarks.suites import Suite
+from common.interop import as_torch
 from metrics.base import MetricError, check_clouds
 from samplers import get_sampler
 from samplers.base import SamplerError, iterate
-from samplers.interop import as_torch
 from tests import harness_plugin as hp
 from tests.gaussian import correlated_gaussian_2d
 

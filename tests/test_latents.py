@@ -13,6 +13,7 @@ import torch
 
 import datasets.autoencoders as ae_mod
 import datasets.model_cache as cache_mod
+from common.random import make_generator
 from datasets import StandardisedTarget, TargetError, available_targets, get_target
 from datasets.autoencoders import (
     AutoencoderConfig,
@@ -22,7 +23,6 @@ from datasets.autoencoders import (
     default_autoencoder_config,
     load_or_train_autoencoder,
 )
-from datasets.base import make_generator
 from datasets.images import DataMissingError, ImageDataset, load_images
 from datasets.latents import (
     LatentTarget,

@@ -186,7 +186,8 @@ def test_relative_eps():
     big = _cloud(3000, 3, 1)
     # random subsample of 2000 rows; for N(0, I_3), |x - y|^2 ~ 2 chi^2_3.
     assert relative_eps(big, 1.0) == pytest.approx(2 * scipy.stats.chi2.median(3), rel=0.03)
-    assert relative_eps(big, 1.0, seed=1) != relative_eps(big, 1.0, seed=2)
+    # the one eps rule: above 2000 rows the first 2000 are used (runner and studies agree)
+    assert relative_eps(big, 1.0) == relative_eps(big[:2000], 1.0)
 
 
 # -- sliced Wasserstein ------------------------------------------------------------------------

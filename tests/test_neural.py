@@ -14,7 +14,8 @@ import ot
 import pytest
 import torch
 
-from datasets.base import make_generator
+from common.geometry import pairwise_sq_distances
+from common.random import make_generator
 from samplers import SamplerError, get_sampler
 from samplers.neural_nets import Adam, PlateauStopper, cosine_lr, seeded_mlp
 from samplers.score_diffusion import VPSchedule
@@ -22,7 +23,6 @@ from samplers.sinkhorn_loss import (
     SinkhornLossError,
     entropic_ot,
     sinkhorn_divergence,
-    squared_distances,
 )
 from tests.gaussian import GaussianTarget, correlated_gaussian_2d
 
@@ -35,7 +35,7 @@ def _cloud(n: int, d: int, seed: int, shift: float = 0.0) -> torch.Tensor:
 
 def _pot_entropic_value(x: torch.Tensor, y: torch.Tensor, eps: float) -> float:
     """<P, C> + eps KL(P | a b^T) with P from POT's log-domain Sinkhorn, converged tightly."""
-    c = squared_distances(x, y).numpy()
+    c = pairwise_sq_distances(x, y).numpy()
     a = np.full(x.shape[0], 1.0 / x.shape[0])
     b = np.full(y.shape[0], 1.0 / y.shape[0])
     plan = ot.sinkhorn(a, b, c, eps, method="sinkhorn_log", stopThr=1e-13, numItermax=100_000)

@@ -15,8 +15,8 @@ import pytest
 import torch
 from scipy import stats
 
+from common.geometry import median_sq_distance
 from datasets import StandardisedTarget, TargetError, available_targets, get_target
-from datasets.base import median_sq_distance
 from datasets.calibration import wrong_sample
 from datasets.mixtures import GaussianMixture
 from metrics.sinkhorn import sinkhorn_divergence
@@ -469,7 +469,7 @@ def test_bounded_shapes_must_be_integers() -> None:
 
 
 def test_rejection_sampling_reports_an_empty_region() -> None:
-    from datasets.base import make_generator
+    from common.random import make_generator
     from datasets.calibration import sample_where
 
     target = get_target("circle")

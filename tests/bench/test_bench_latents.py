@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from common.random import make_generator
 from datasets.autoencoders import (
     build_autoencoder,
     default_autoencoder_config,
     load_or_train_autoencoder,
     train_autoencoder,
 )
-from datasets.base import make_generator
 from datasets.image_diagnostics import diffusion_map
 from datasets.images import load_images
 

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import torch
 
-from datasets.base import median_sq_distance
+from common.geometry import median_sq_distance
 from metrics.base import available_metrics, get_metric
 from samplers.base import available_samplers, sampler_class
 from tests.gaussian import GaussianTarget

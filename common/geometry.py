@@ -1,0 +1,98 @@
+"""Pairwise geometry shared by samplers, metrics and targets: squared distances, the
+median heuristic, nearest-neighbour distances.
+
+Squared distances are evaluated in the expanded form |x|^2 + |y|^2 - 2 x.y (no (m, n, d)
+tensor). The order of the three terms changes the last bits of the result, and committed
+results are reproduced bit for bit, so each caller names its evaluation order through
+``form`` (all agree to rounding; ``tests/common/test_geometry.py`` checks them against the
+direct difference form):
+
+- ``"norms_first"``: (|x|^2 + |y|^2) - 2 x.y, one (m, n) temporary;
+- ``"gemm"``: |x|^2 + |y|^2 accumulated into by BLAS (``addmm_``), no temporary;
+- ``"gemm_y_first"``: (|y|^2 - 2 x.y) by ``addmm``, then + |x|^2 in place;
+- ``"product_first"``: (-2 x.y + |x|^2) + |y|^2, all in place on the product;
+- ``"cdist"``: ``torch.cdist(x, y) ** 2`` (exact differences for small clouds).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+SqDistanceForm = Literal["norms_first", "gemm", "gemm_y_first", "product_first", "cdist"]
+FORMS: tuple[str, ...] = ("norms_first", "gemm", "gemm_y_first", "product_first", "cdist")
+
+
+def pairwise_sq_distances(
+    x: Tensor, y: Tensor, *, form: SqDistanceForm = "norms_first", chunk: int | None = None
+) -> Tensor:
+    """C_ij = |x_i - y_j|^2 for x (m, d), y (n, d) -> (m, n), clamped at 0.
+
+    ``form``: evaluation order (module docstring); ``chunk``: rows of x per block (memory of
+    the temporaries O(chunk n) instead of O(m n); same values as unchunked)."""
+    if form not in FORMS:
+        raise ValueError(f"form must be one of {FORMS}, got {form!r}")
+    if chunk is not None and x.shape[0] > chunk:
+        return torch.cat([pairwise_sq_distances(p, y, form=form) for p in x.split(chunk)])
+    if form == "cdist":
+        return torch.cdist(x, y).pow(2)
+    if form == "norms_first":
+        return ((x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * x @ y.T).clamp_min_(0.0)
+    if form == "gemm":
+        d2 = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :]
+        return d2.addmm_(x, y.T, alpha=-2.0).clamp_min_(0.0)
+    if form == "gemm_y_first":
+        d2 = torch.addmm((y**2).sum(1)[None, :], x, y.T, alpha=-2.0)
+        return d2.add_((x**2).sum(1)[:, None]).clamp_min_(0.0)
+    c = x @ y.T
+    c.mul_(-2.0).add_((x * x).sum(1)[:, None]).add_((y * y).sum(1)[None, :])
+    return c.clamp_min_(0.0)
+
+
+def median_sq_distance(
+    z: Tensor,
+    max_points: int = 2000,
+    *,
+    subset: Literal["first", "random"] = "first",
+    seed: int = 0,
+    centre: bool = False,
+    form: SqDistanceForm = "cdist",
+) -> float:
+    """Median of |z_a - z_b|^2 over distinct pairs a < b of z (n, d), n >= 2, as a float.
+
+    Above ``max_points`` rows the ``first`` rows are used (the suite's eps and bandwidth
+    rule), or a seeded ``random`` subset (``seed``). ``centre`` subtracts the mean first
+    (limits cancellation in the expanded forms)."""
+    z = z.to(torch.float64)
+    if z.shape[0] > max_points:
+        if subset == "first":
+            z = z[:max_points]
+        else:
+            gen = torch.Generator(device="cpu").manual_seed(seed)
+            z = z[torch.randperm(z.shape[0], generator=gen)[:max_points].to(z.device)]
+    if centre:
+        z = z - z.mean(0)
+    d2 = pairwise_sq_distances(z, z, form=form)
+    iu = torch.triu_indices(z.shape[0], z.shape[0], offset=1, device=z.device)
+    return float(d2[iu[0], iu[1]].median())
+
+
+def median_bandwidth_sq(train: Tensor) -> float:
+    """h^2 = median|X_a - X_b|^2 / (2 log(N + 1)) for X (N, d): the suite's median heuristic
+    (KDE scores, diffusion-map eps)."""
+    return median_sq_distance(train) / (2.0 * math.log(train.shape[0] + 1))
+
+
+def nearest_neighbour_distances(x: Tensor, pool: Tensor, *, chunk: int = 1024) -> Tensor:
+    """min_k |x_i - pool_k| for x (m, d), pool (N, d) -> (m,); both centred on the pool's
+    mean, rows of x in chunks so memory stays O(chunk N)."""
+    centre = pool.mean(0)
+    x, pool = x - centre, pool - centre
+    parts = [
+        pairwise_sq_distances(p, pool, form="product_first").min(dim=1).values
+        for p in x.split(chunk)
+    ]
+    return torch.cat(parts).sqrt()
