@@ -15,6 +15,6 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 @pytest.fixture
 def gaussian2d():
-    from tests.gaussian import correlated_gaussian_2d
+    from tests.helpers.gaussian import correlated_gaussian_2d
 
     return correlated_gaussian_2d()

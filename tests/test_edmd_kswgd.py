@@ -13,7 +13,7 @@ import torch
 
 from common.random import make_generator
 from samplers import SamplerError, available_samplers, get_sampler
-from tests.gaussian import GaussianTarget
+from tests.helpers.gaussian import GaussianTarget
 
 TARGET = GaussianTarget(torch.zeros(2), torch.eye(2))  # only its dim is used (needs samples)
 

@@ -13,7 +13,7 @@ from datasets.base import Target
 from samplers import SamplerError, get_sampler
 from samplers.ksd_descent import DifferentiableScore, ksd_loss_and_grad
 from samplers.stein_kernels import RadialKernel, ksd_squared, stein_kernel_matrix
-from tests.gaussian import GaussianTarget, correlated_gaussian_2d
+from tests.helpers.gaussian import GaussianTarget, correlated_gaussian_2d
 
 
 def _randn(*shape, seed=0):

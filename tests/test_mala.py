@@ -13,7 +13,7 @@ from scipy.stats import multivariate_normal
 from datasets.base import Target
 from samplers import SamplerError, get_sampler
 from samplers.mala import mala_accept_mask, mala_log_accept_ratio
-from tests.gaussian import GaussianTarget, correlated_gaussian_2d
+from tests.helpers.gaussian import GaussianTarget, correlated_gaussian_2d
 
 
 class HalfNormal(Target):

@@ -19,7 +19,7 @@ from samplers.riesz_mmd import (
     riesz_mmd_squared,
     sliced_constant,
 )
-from tests.gaussian import GaussianTarget
+from tests.helpers.gaussian import GaussianTarget
 
 
 def _randn(*shape, seed=0):

@@ -24,7 +24,7 @@ from samplers.sinkhorn_loss import (
     entropic_ot,
     sinkhorn_divergence,
 )
-from tests.gaussian import GaussianTarget, correlated_gaussian_2d
+from tests.helpers.gaussian import GaussianTarget, correlated_gaussian_2d
 
 F64 = torch.float64
 

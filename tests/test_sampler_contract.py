@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from samplers import SamplerError, available_samplers, sampler_class
-from tests.gaussian import correlated_gaussian_2d
+from tests.helpers.gaussian import correlated_gaussian_2d
 
 SAMPLERS = available_samplers()
 

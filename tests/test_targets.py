@@ -436,7 +436,7 @@ def test_metric_calibration_exact_vs_wrong(name: str) -> None:
 
 def test_generic_wrong_sample_is_a_half_space() -> None:
     """Targets without ``corrupted_sample`` get the half-space above the median of x_1."""
-    from tests.gaussian import correlated_gaussian_2d
+    from tests.helpers.gaussian import correlated_gaussian_2d
 
     target = correlated_gaussian_2d()
     w = wrong_sample(target, 300, seed=0)

@@ -10,7 +10,7 @@ import torch
 from samplers import get_sampler
 from samplers.scores import KDEScore
 from samplers.svgd import svgd_direction
-from tests.gaussian import GaussianTarget, correlated_gaussian_2d
+from tests.helpers.gaussian import GaussianTarget, correlated_gaussian_2d
 
 
 def test_ula_matches_gaussian_moments_up_to_its_known_bias():

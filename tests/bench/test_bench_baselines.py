@@ -21,7 +21,7 @@ from samplers.ksd_descent import DifferentiableScore, _LBFGSStepper, ksd_loss_an
 from samplers.riesz_mmd import riesz_gradient_exact, riesz_gradient_sliced
 from samplers.scores import KDEScore
 from samplers.stein_kernels import RadialKernel
-from tests.gaussian import GaussianTarget
+from tests.helpers.gaussian import GaussianTarget
 
 M, N, D = 1024, 5000, 16
 BENCH_THREADS = int(os.environ.get("BENCH_THREADS", "1"))

@@ -32,7 +32,7 @@ import torch
 from common.geometry import median_sq_distance
 from metrics.base import available_metrics, get_metric
 from samplers.base import available_samplers, sampler_class
-from tests.gaussian import GaussianTarget
+from tests.helpers.gaussian import GaussianTarget
 
 STANDARD = {"n_particles": 1024, "n_train": 5000, "dim": 16}
 #: sampler -> sizes replacing STANDARD (and the reason); empty: every sampler at STANDARD

@@ -18,7 +18,7 @@ from benchmarks.runner import execute, plan
 from benchmarks.store import ROWS_FILE, load_rows
 from benchmarks.suites import Suite
 from metrics.base import MetricResult
-from tests.gaussian import GaussianTarget
+from tests.helpers.gaussian import GaussianTarget
 
 
 class DataMissingError(RuntimeError):

@@ -1,5 +1,5 @@
 """Test-local plug-in for the harness tests: a 2-D Gaussian target, an energy-distance
-metric and a deliberately slow sampler. ``--import tests.harness_register`` registers them
+metric and a deliberately slow sampler. ``--import tests.helpers.harness_register`` registers them
 (here and in every worker process); importing this module registers nothing, so the
 contract tests, parametrised over the registries at collection, never see them.
 
@@ -20,7 +20,7 @@ from torch import Tensor
 from datasets.base import _FAMILY_OF, _TARGETS, Target
 from metrics.base import _METRICS, MetricResult, check_clouds
 from samplers.base import _SAMPLERS, Sampler, SampleResult, check_deadline, iterate
-from tests.gaussian import GaussianTarget
+from tests.helpers.gaussian import GaussianTarget
 
 TARGET = "harness_gauss"
 METRIC = "harness_energy"

@@ -21,8 +21,8 @@ from common.interop import as_torch
 from metrics.base import MetricError, check_clouds
 from samplers import get_sampler
 from samplers.base import SamplerError, iterate
-from tests import harness_plugin as hp
-from tests.gaussian import correlated_gaussian_2d
+from tests.helpers import harness_plugin as hp
+from tests.helpers.gaussian import correlated_gaussian_2d
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import torch
 from benchmarks.__main__ import main
 from benchmarks.runner import TIMING_FIELDS, without_timing
 from benchmarks.store import ROWS_FILE, load_rows
-from tests import harness_plugin as hp
+from tests.helpers import harness_plugin as hp
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -35,7 +35,7 @@ def plugin(monkeypatch):
 def _run(tmp_path: Path, out: str, *extra: str) -> list[dict]:
     suite = hp.tiny_suite_file(tmp_path / "tiny.json")
     argv = ["run", "--suite-file", str(suite), "--out", str(tmp_path / out), "--no-progress"]
-    main([*argv, "--import", "tests.harness_register", *extra])
+    main([*argv, "--import", "tests.helpers.harness_register", *extra])
     report = load_rows(tmp_path / out / "tiny" / ROWS_FILE)
     assert report.clean
     return report.rows
@@ -113,7 +113,7 @@ def test_interrupted_then_killed_suite_resumes_with_every_row_exactly_once(
     out = tmp_path / "res"
     rows_path = out / "tiny" / ROWS_FILE
     cmd = [sys.executable, "-m", "benchmarks", "run", "--suite-file", str(suite)]
-    cmd += ["--out", str(out), "--no-progress", "--import", "tests.harness_register"]
+    cmd += ["--out", str(out), "--no-progress", "--import", "tests.helpers.harness_register"]
 
     # 1. Ctrl-C (KeyboardInterrupt in the main thread, as Python's SIGINT handler raises it):
     # exact and ula of seed 0 finish at once; harness_slow takes ~0.75 s per run

@@ -16,7 +16,7 @@ from benchmarks.execution import run_suite
 from benchmarks.plots import project_2d
 from benchmarks.report import markdown_to_html
 from benchmarks.suites import Suite
-from tests import harness_plugin as hp
+from tests.helpers import harness_plugin as hp
 
 
 class _Links(HTMLParser):

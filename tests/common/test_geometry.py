@@ -1,0 +1,82 @@
+"""The shared geometry floor against direct (difference-form) computations."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from common.geometry import (
+    FORMS,
+    median_bandwidth_sq,
+    median_sq_distance,
+    nearest_neighbour_distances,
+    pairwise_sq_distances,
+)
+from common.random import make_generator
+
+
+def _cloud(n: int, d: int, seed: int) -> torch.Tensor:
+    return torch.randn(n, d, generator=make_generator(seed), dtype=torch.float64)
+
+
+def _direct(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_every_form_matches_the_difference_form(form):
+    x, y = _cloud(70, 3, 0), _cloud(50, 3, 1) + 0.5
+    # the expanded forms lose ~1e-15 relative to |x|^2 + |y|^2 ~ 10 by cancellation
+    torch.testing.assert_close(
+        pairwise_sq_distances(x, y, form=form), _direct(x, y), atol=1e-12, rtol=0
+    )
+    assert bool((pairwise_sq_distances(x, x, form=form) >= 0).all())
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_chunking_gives_the_same_values(form):
+    x, y = _cloud(103, 4, 2), _cloud(40, 4, 3)
+    assert torch.equal(
+        pairwise_sq_distances(x, y, form=form, chunk=16), pairwise_sq_distances(x, y, form=form)
+    )
+
+
+def test_unknown_form_is_refused():
+    with pytest.raises(ValueError, match="form must be one of"):
+        pairwise_sq_distances(_cloud(3, 2, 0), _cloud(3, 2, 1), form="fast")  # type: ignore[arg-type]
+
+
+def test_median_sq_distance_against_all_pairs():
+    z = _cloud(60, 2, 4)
+    d2 = _direct(z, z)
+    iu = torch.triu_indices(60, 60, offset=1)
+    expected = float(d2[iu[0], iu[1]].median())
+    assert median_sq_distance(z) == pytest.approx(expected, rel=1e-12)
+    assert median_sq_distance(
+        z, subset="random", centre=True, form="product_first"
+    ) == pytest.approx(expected, rel=1e-12)
+    # above max_points the first rows are the rule; a random subset depends on its seed
+    big = _cloud(500, 2, 5)
+    assert median_sq_distance(big, 100) == median_sq_distance(big[:100])
+    assert median_sq_distance(big, 100, subset="random", seed=1) != median_sq_distance(
+        big, 100, subset="random", seed=2
+    )
+    assert median_bandwidth_sq(z) == pytest.approx(
+        expected / (2 * torch.log(torch.tensor(61.0)).item())
+    )
+
+
+def test_nearest_neighbour_distances_brute_force():
+    x, pool = _cloud(37, 3, 6), _cloud(90, 3, 7)
+    expected = _direct(x, pool).min(1).values.sqrt()
+    torch.testing.assert_close(
+        nearest_neighbour_distances(x, pool, chunk=8), expected, atol=1e-12, rtol=0
+    )
+
+
+def test_make_generator_is_reproducible_and_isolated():
+    state = torch.random.get_rng_state()
+    a = torch.randn(5, generator=make_generator(11))
+    b = torch.randn(5, generator=make_generator(11))
+    assert torch.equal(a, b)
+    assert torch.equal(state, torch.random.get_rng_state())  # global RNG untouched
