@@ -13,9 +13,9 @@ import torch
 from torch import Tensor
 
 from benchmarks.seeding import derive_seed
+from common.geometry import relative_eps
 from common.random import make_generator
 from datasets.base import StandardisedTarget, Target, get_target
-from metrics.sinkhorn import relative_eps
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,8 @@ from threadpoolctl import threadpool_limits
 
 import benchmarks._imports  # noqa: F401  (guards the local ``datasets`` package)
 from benchmarks.scaling_dmps import gaussian_points, markdown_table
-from metrics.sinkhorn import relative_eps, sinkhorn_divergence
+from common.geometry import relative_eps
+from metrics.sinkhorn import sinkhorn_divergence
 from samplers.dmps import clipped_displacement
 from samplers.spectral import (
     DiffusionMapKernel,

@@ -15,13 +15,15 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from benchmarks.diagnostics import write_diagnostics
 from benchmarks.environment import environment
-from benchmarks.leaderboard import write_leaderboard
+from benchmarks.leaderboard import SUITE_FILE, write_leaderboard
 from benchmarks.parallel import completed_units
 from benchmarks.runner import RunSpec, UnitOutput, plan
 from benchmarks.store import CURVES_FILE, ROWS_FILE, append_rows, load_rows, repair
@@ -88,6 +90,8 @@ def run_suite(
         log(f"resume: {len(specs) - len(todo)} of {len(specs)} units already recorded")
     env = environment(device)
     (out_dir / "environment.json").write_text(json.dumps(env, indent=2), encoding="utf-8")
+    suite_json = json.dumps(asdict(suite), indent=2, default=str)
+    (out_dir / SUITE_FILE).write_text(suite_json + "\n", encoding="utf-8")
     t0 = time.perf_counter()
     bar = tqdm(total=len(todo), desc=f"suite {suite.name}", unit="run", disable=not progress)
     if executor is not None:
@@ -111,14 +115,11 @@ def run_suite(
         except Exception as exc:  # a backend failing to shut down must not lose the board
             log(f"warning: shutting down workers: {type(exc).__name__}: {exc}")
         rows = in_plan_order(load_rows(rows_path).rows, specs)
-        path = write_leaderboard(rows, out_dir, suite.name, command, env)
-        if any(r.get("family") == "latents" for r in rows):
-            try:
-                from benchmarks.latent_images import write_latent_images
-
-                write_latent_images(out_dir, rows)
-            except Exception as exc:  # diagnostics must not lose the leaderboard
-                log(f"warning: latent image diagnostics failed: {type(exc).__name__}: {exc}")
+        path = write_leaderboard(rows, out_dir, suite.name, command, env, suite.headline_metric)
+        try:
+            write_diagnostics(out_dir, rows)
+        except Exception as exc:  # diagnostics must not lose the leaderboard
+            log(f"warning: diagnostics failed: {type(exc).__name__}: {exc}")
         log(
             f"{len(rows)} rows in {rows_path}; leaderboard {path} "
             f"({time.perf_counter() - t0:.1f} s)"

@@ -1,5 +1,9 @@
 """Leaderboards from long-format rows: samplers x targets, mean ± std over seeds,
-wall time, average rank, with the ``exact`` row (fresh i.i.d. samples: the noise floor)."""
+wall time, average rank, with the ``exact`` row (fresh i.i.d. target samples).
+
+Which metric heads the table, how each metric ranks and what its caption says come from the
+metric registry (``metrics.base.Metric``) and the suite (``Suite.headline``, saved as
+``suite.json`` beside the rows); nothing here names a metric."""
 
 from __future__ import annotations
 
@@ -11,8 +15,33 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from metrics.base import Metric, MetricError, MetricResult, get_metric
+
 EXACT = "exact"
-UNRANKED = ("memorisation",)
+SUITE_FILE = "suite.json"
+
+
+def metric_spec(name: str) -> Metric:
+    """The registered metric ``name``; an unregistered name (rows of a plug-in not loaded
+    now) is shown as a ranked, lower-is-better metric without a description."""
+    try:
+        return get_metric(name)
+    except MetricError:
+        return Metric(name=name, compute=_unavailable)
+
+
+def _unavailable(ctx: object) -> MetricResult:
+    raise MetricError("this metric is not registered in this process")
+
+
+def headline_of(out_dir: Path, rows: list[dict[str, Any]]) -> str | None:
+    """The headline metric of the suite in ``out_dir``: its ``suite.json`` when present,
+    else the first metric of the rows (the runner scores the suite's metrics in order)."""
+    path = out_dir / SUITE_FILE
+    if path.exists():
+        suite = json.loads(path.read_text(encoding="utf-8"))
+        return suite.get("headline") or suite["metrics"][0]
+    return next((r["metric"] for r in rows if r.get("metric")), None)
 
 
 def grid_labels(df: pd.DataFrame) -> pd.Series:
@@ -96,16 +125,17 @@ def _cell(r: pd.Series) -> str:
     return text
 
 
-def leaderboard_table(df: pd.DataFrame, metric: str = "sinkhorn") -> pd.DataFrame:
+def leaderboard_table(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Wide table: rows samplers (``exact`` first, then by average rank), columns targets,
-    cells 'mean ± std', plus mean wall seconds per run and average rank (exact excluded)."""
+    cells 'mean ± std', plus mean wall seconds per run and average rank (exact excluded;
+    none for an unranked metric; higher ranks first where higher is better)."""
     s = summarise(df, metric)
     if s.empty:
         return pd.DataFrame()
     columns = list(dict.fromkeys(df["column"]))
     means = s.pivot(index="sampler", columns="column", values="mean").reindex(columns=columns)
-    # memorisation is a diagnostic (about 1 is right, lower means copying): not ranked
-    sign = 1.0 if metric not in UNRANKED else float("nan")
+    spec = metric_spec(metric)
+    sign = (1.0 if spec.lower_is_better else -1.0) if spec.ranked else float("nan")
     ranks = (sign * means.drop(index=EXACT, errors="ignore")).rank(axis=0, method="average")
     avg_rank = ranks.mean(axis=1)
     cells = (
@@ -142,28 +172,32 @@ def write_leaderboard(
     suite: str,
     command: str,
     env: dict[str, Any] | None = None,
+    headline: str | None = None,
 ) -> Path:
-    """Write ``leaderboard.md`` and ``leaderboard.csv`` (the long summary) into ``out_dir``."""
+    """Write ``leaderboard.md`` and ``leaderboard.csv`` (the long summary) into ``out_dir``.
+    ``headline``: the metric of the main table (default: :func:`headline_of`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     df = rows_frame(rows)
+    headline = headline or headline_of(out_dir, rows)
     md = [f"# Leaderboard: suite `{suite}`", "", f"Produced by: `{command}`", ""]
     if df.empty:
         md.append("_no rows_")
     else:
         first = df.iloc[0]
+        spec = metric_spec(headline)
+        what = spec.description or f"`{headline}`"
+        order = "lower is better" if spec.lower_is_better else "higher is better"
         md += [
-            "Debiased Sinkhorn divergence S_eps (cost |x-y|^2, eps per target relative to its "
-            "reference set) between each sampler's particles and a held-out reference sample, "
-            "in the standardised space; mean ± std over seeds (lower is better). `exact` = "
+            f"{what}, in the standardised space; mean ± std over seeds ({order}). `exact` = "
             "fresh i.i.d. target samples of the same size (the noise floor). "
             f"Particles {first['n_particles']}, steps {first['n_steps']}, training split "
             f"{first['n_train']}, reference {first['n_reference']}, "
             f"seeds {sorted(df['rep'].unique().tolist())}. `wall s/run` = fit + sampling "
             "seconds (metrics excluded).",
             "",
-            to_markdown(leaderboard_table(df, "sinkhorn")),
+            to_markdown(leaderboard_table(df, headline)),
         ]
-        for metric in [m for m in df["metric"].unique() if m != "sinkhorn"]:
+        for metric in [m for m in df["metric"].unique() if m != headline]:
             md += [f"## Secondary metric: {metric}", "", to_markdown(leaderboard_table(df, metric))]
         first_metric = df["metric"].iloc[0]
         problems = df[(df["status"] != "ok") & (df["metric"] == first_metric)]

@@ -24,7 +24,8 @@ import numpy as np
 import ot
 import torch
 
-from metrics.sinkhorn import DEFAULT_MAX_ITER, DEFAULT_TOL, relative_eps, sinkhorn_divergence
+from common.geometry import relative_eps
+from metrics.sinkhorn import DEFAULT_MAX_ITER, DEFAULT_TOL, sinkhorn_divergence
 
 OUT = Path(__file__).resolve().parent.parent / "results" / "metrics" / "speed.md"
 

@@ -20,9 +20,9 @@ import torch
 from torch import Tensor
 
 from benchmarks.environment import blas_summary, git_commit
+from common.geometry import relative_eps
 from datasets.base import StandardisedTarget, Target, get_target
 from metrics import get_metric
-from metrics.sinkhorn import relative_eps
 from samplers import get_sampler
 
 COMMAND = "PYTHONPATH=. python -m benchmarks.neural_training"
@@ -41,7 +41,7 @@ def standardised(name: str, n_train: int, n_ref: int) -> tuple[Target, Tensor, T
 
 def divergence(x: Tensor, ref: Tensor, fraction: float) -> tuple[float, bool]:
     """The headline metric: S_eps(x, ref), eps = fraction x median |ref_a - ref_b|^2."""
-    res = get_metric("sinkhorn")(x, ref, scale=relative_eps(ref, fraction), seed=0)
+    res = get_metric("sinkhorn").on(x, ref, scale=relative_eps(ref, fraction), seed=0)
     return float(res.value), bool(res.converged)
 
 

@@ -27,17 +27,17 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from benchmarks.leaderboard import EXACT, grid_labels, rows_frame, summarise  # noqa: E402
+from benchmarks.leaderboard import (  # noqa: E402
+    EXACT,
+    grid_labels,
+    headline_of,
+    rows_frame,
+    summarise,
+)
 
 FIG_DIR = "figures"
 #: wall times are drawn on a log axis, clipped below at this many seconds
 MIN_SECONDS = 1e-4
-
-
-def headline_metric(df: pd.DataFrame) -> str:
-    """``sinkhorn`` when recorded, else the first metric of the rows."""
-    metrics = list(dict.fromkeys(df["metric"]))
-    return "sinkhorn" if "sinkhorn" in metrics else metrics[0]
 
 
 def _slug(text: str) -> str:
@@ -200,7 +200,7 @@ def suite_figures(
     cf = pd.DataFrame(curves)
     if len(cf):
         cf["sampler"] = grid_labels(cf)
-    metric = headline_metric(df)
+    metric = headline_of(suite_dir, rows) or str(df["metric"].iloc[0])
     out = [heatmap_figure(suite_dir, df, metric)]
     for target in dict.fromkeys(df["target"]):
         out.append(particles_figure(suite_dir, df, target))

@@ -19,7 +19,7 @@ first); (3) post hoc: a run whose measured fit + sampling time exceeds the limit
 
 Besides rows, :func:`execute_unit` returns the final particles of each run (float32, saved
 by the parent as ``particles/*.npz``) and, with ``RunSpec.curve_every = K``, the first
-metric evaluated every K steps along the trajectory (``curves.jsonl``).
+headline metric of the suite every K steps along the trajectory (``curves.jsonl``).
 """
 
 from __future__ import annotations
@@ -43,8 +43,7 @@ from benchmarks.environment import environment
 from benchmarks.grid import expand
 from benchmarks.seeding import derive_seed
 from benchmarks.suites import Suite
-from metrics.base import get_metric
-from metrics.memorisation import memorisation_ratio
+from metrics.base import Metric, MetricContext, available_metrics, get_metric
 from samplers.base import DeadlineExceeded, SampleResult, sampler_class
 
 EXACT = "exact"
@@ -76,8 +75,10 @@ class RunSpec:
     params: dict[str, Any] = field(default_factory=dict)
     #: wall-time limit (seconds) of fit + sampling of each run; None = no limit
     timeout: float | None = None
-    #: evaluate the first metric every ``curve_every`` steps along the trajectory (0: off)
+    #: evaluate the headline metric every ``curve_every`` steps along the trajectory (0: off)
     curve_every: int = 0
+    #: the suite's headline metric (curves; not part of a configuration's identity)
+    headline: str = ""
     #: return the final particles (float32) for ``particles/*.npz``
     save_particles: bool = True
 
@@ -85,7 +86,7 @@ class RunSpec:
         """Identity of one (unit, init) configuration, used by ``--resume``. Execution
         options (device, timeout, curves, particle files) are not part of it."""
         d = asdict(self)
-        for k in ("inits", "device", "timeout", "curve_every", "save_particles"):
+        for k in ("inits", "device", "timeout", "curve_every", "save_particles", "headline"):
             d.pop(k)
         d["init"] = init
         return json.dumps(d, sort_keys=True, default=str)
@@ -126,6 +127,7 @@ def plan(
                             timeout=timeout,
                             curve_every=curve_every,
                             save_particles=save_particles,
+                            headline=suite.headline_metric,
                         )
                     )
     return specs
@@ -229,52 +231,61 @@ def _base_row(spec: RunSpec, init: str) -> dict[str, Any]:
     }
 
 
-#: not a registered metric (it needs the training split): median nearest-neighbour distance
-#: of the particles to the training split over that to the reference (about 1 for an
-#: independent sample, near 0 for copies of training points)
-MEMORISATION = "memorisation"
+def unit_metrics(spec: RunSpec, target: Any | None) -> list[Metric]:
+    """The metrics scored for one unit: the suite's, then every ``automatic`` metric whose
+    needs the target meets (none of those when the target could not be built)."""
+    listed = [get_metric(name) for name in spec.metrics]
+    if target is None:
+        return listed
+    auto = [get_metric(n) for n in available_metrics() if n not in spec.metrics]
+    return listed + [m for m in auto if m.automatic and not m.unmet_needs(target)]
 
 
 def _metric_rows(
-    base: dict[str, Any], particles: torch.Tensor | None, data: PreparedTarget, spec: RunSpec
+    base: dict[str, Any],
+    particles: torch.Tensor | None,
+    data: PreparedTarget | None,
+    spec: RunSpec,
 ) -> list[dict[str, Any]]:
     """One row per metric; NaN values with the failure recorded when particles are unusable."""
     rows = []
-    for name in spec.metrics:
+    for metric in unit_metrics(spec, None if data is None else data.target):
         row = {
             **base,
-            "metric": name,
+            "metric": metric.name,
             "value": float("nan"),
             "converged": False,
             "metric_info": "{}",
         }
-        if particles is not None and base["status"] == "ok":
+        unmet = [] if data is None else metric.unmet_needs(data.target)
+        if unmet and base["status"] == "ok":
+            row["status"] = "skipped"
+            row["message"] = f"{metric.name} needs {', '.join(unmet)}"
+        elif particles is not None and data is not None and base["status"] == "ok":
             try:
-                ref = data.reference.to(particles.device)
-                if name == MEMORISATION:
-                    res = memorisation_ratio(
-                        particles.to(torch.float64), data.train.to(particles.device), ref
-                    )
-                else:
-                    res = get_metric(name)(
-                        particles.to(torch.float64),
-                        ref,
-                        scale=data.scale,
-                        seed=_metric_seed(spec),
-                    )
+                res = metric(_context(particles, data, spec))
                 row["value"] = float(res.value)
                 row["converged"] = bool(res.converged)
                 row["metric_info"] = json.dumps(res.info, sort_keys=True, default=str)
             except Exception as exc:
                 row["status"] = "metric_failed"
-                row["message"] = f"{name}: {type(exc).__name__}: {exc}"
+                row["message"] = f"{metric.name}: {type(exc).__name__}: {exc}"
                 row["metric_info"] = json.dumps({"error": f"{type(exc).__name__}: {exc}"})
         rows.append(row)
-    if data is not None and data.target.family == "latents":
-        from benchmarks.latent_images import class_tv_row
-
-        rows.append(class_tv_row(base, particles, data.target))
     return rows
+
+
+def _context(particles: torch.Tensor, data: PreparedTarget, spec: RunSpec) -> MetricContext:
+    """The metric context of one run: particles and the prepared target, on one device."""
+    device = particles.device
+    return MetricContext(
+        particles=particles.to(torch.float64),
+        reference=data.reference.to(device),
+        train=data.train.to(device),
+        scale=data.scale,
+        seed=_metric_seed(spec),
+        target=data.target,
+    )
 
 
 def _jsonable(info: dict[str, Any]) -> str:
@@ -296,28 +307,26 @@ def _metric_seed(spec: RunSpec) -> int:
 def _curve_rows(
     base: dict[str, Any], result: SampleResult, data: PreparedTarget, spec: RunSpec
 ) -> list[dict[str, Any]]:
-    """The first metric on every recorded frame: (step, sampling seconds, value) rows."""
+    """The suite's headline metric on every recorded frame: (step, sampling seconds, value)
+    rows."""
     if result.trajectory is None:
         return []
-    name = spec.metrics[0]
+    metric = get_metric(spec.headline)
     steps = result.info.get("record_steps")
     frames = result.trajectory
     if steps is None or len(steps) != frames.shape[0]:
         steps = [i * spec.curve_every for i in range(frames.shape[0])]
-    ref = data.reference.to(frames.device)
     out = []
     for frame, step, seconds in zip(frames, steps, result.times, strict=False):
         row = {
             k: base[k]
             for k in ("suite", "target", "sampler", "params", "init", "rep", "config_key")
         }
-        row.update(metric=name, step=int(step), seconds=float(seconds))
+        row.update(metric=metric.name, step=int(step), seconds=float(seconds))
         try:
             if not bool(torch.isfinite(frame).all()):
                 raise ValueError("non-finite particles")
-            res = get_metric(name)(
-                frame.to(torch.float64), ref, scale=data.scale, seed=_metric_seed(spec)
-            )
+            res = metric(_context(frame, data, spec))
             row.update(value=float(res.value), converged=bool(res.converged))
         except Exception as exc:
             row.update(value=float("nan"), converged=False, error=f"{type(exc).__name__}: {exc}")
@@ -337,7 +346,7 @@ def failure_output(spec: RunSpec, status: str, message: str) -> UnitOutput:
     for init in spec.inits:
         base = _base_row(spec, init)
         base.update(status=status, message=message)
-        rows.extend(_metric_rows(base, None, None, spec))  # type: ignore[arg-type]
+        rows.extend(_metric_rows(base, None, None, spec))
     return UnitOutput(rows)
 
 

@@ -36,8 +36,9 @@ from threadpoolctl import threadpool_limits
 
 import benchmarks._imports  # noqa: F401  (guards the local ``datasets`` package)
 from benchmarks.scaling_dmps import markdown_table
+from common.geometry import relative_eps
 from datasets.base import get_target
-from metrics.sinkhorn import relative_eps, sinkhorn_divergence
+from metrics.sinkhorn import sinkhorn_divergence
 from samplers import get_sampler
 from samplers.spectral import median_heuristic_eps
 

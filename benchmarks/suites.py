@@ -35,11 +35,18 @@ class Suite:
     inits: tuple[str, ...] = ("gaussian",)
     samplers: tuple[str, ...] | None = None
     metrics: tuple[str, ...] = ("sinkhorn", "sliced_wasserstein", "mmd_gaussian", "memorisation")
+    #: the metric that orders the leaderboard and draws the curves (default: first of metrics)
+    headline: str | None = None
     sampler_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     param_grid: dict[str, dict[str, tuple[Any, ...]]] = field(default_factory=dict)
     suite_seed: int = 20261125
     use_smoke_params: bool = False
     description: str = ""
+
+    @property
+    def headline_metric(self) -> str:
+        """The headline metric's name: ``headline`` or the first listed metric."""
+        return self.headline or self.metrics[0]
 
     def with_overrides(self, **kw: Any) -> Suite:
         """A copy with the CLI's overrides (None values are ignored)."""

@@ -80,6 +80,21 @@ def median_sq_distance(
     return float(d2[iu[0], iu[1]].median())
 
 
+def relative_eps(reference: Tensor, fraction: float, *, max_points: int = 2000) -> float:
+    """eps = fraction x median |y_a - y_b|^2 over distinct pairs of the reference (n, d).
+
+    The one eps rule of the project (runner and every study): above ``max_points`` rows the
+    first ``max_points`` are used (``common.geometry.median_sq_distance``).
+    """
+    if not isinstance(reference, Tensor) or reference.ndim != 2 or reference.shape[0] < 2:
+        raise ValueError("reference must be a (n, d) tensor with n >= 2")
+    if not bool(torch.isfinite(reference).all()):
+        raise ValueError("reference contains NaN or infinite values")
+    if not fraction > 0:
+        raise ValueError(f"fraction must be > 0, got {fraction}")
+    return float(fraction * median_sq_distance(reference, max_points))
+
+
 def median_bandwidth_sq(train: Tensor) -> float:
     """h^2 = median|X_a - X_b|^2 / (2 log(N + 1)) for X (N, d): the suite's median heuristic
     (KDE scores, diffusion-map eps)."""

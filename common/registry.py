@@ -39,6 +39,18 @@ class Registry(Generic[T]):
         self._entries[name] = entry
         return entry
 
+    def register(self, name: str):  # noqa: ANN201 - decorator
+        """Decorator form of :meth:`add`: ``@REGISTRY.register("name")``."""
+
+        def deco(entry: T) -> T:
+            return self.add(name, entry)
+
+        return deco
+
+    def remove(self, name: str) -> None:
+        """Forget ``name`` (tests); unknown names are ignored."""
+        self._entries.pop(name, None)
+
     def load(self) -> None:
         """Import every public module of the package (and its public sub-packages), once."""
         if self._loaded:
@@ -48,6 +60,12 @@ class Registry(Generic[T]):
         for mod in pkgutil.iter_modules(pkg.__path__):
             if not mod.name.startswith("_"):
                 importlib.import_module(f"{self.package}.{mod.name}")
+
+    @property
+    def entries(self) -> dict[str, T]:
+        """The live name -> entry mapping (tests patch it with ``monkeypatch.setitem``)."""
+        self.load()
+        return self._entries
 
     def names(self) -> list[str]:
         self.load()

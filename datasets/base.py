@@ -44,7 +44,7 @@ class Target:
 
     Subclasses implement :meth:`_sample`; they set ``log_prob``/``score`` where a density
     exists. ``metric_eps_fraction`` sets the Sinkhorn eps as a fraction of the reference
-    set's median squared pairwise distance (see ``metrics.sinkhorn.relative_eps``).
+    set's median squared pairwise distance (see ``common.geometry.relative_eps``).
     """
 
     name: str

@@ -1,7 +1,11 @@
 """Metric interface and registry: one definition of every metric.
 
-A metric compares generated particles ``x`` (m, d) with a reference sample ``y`` (n, d) and
-returns a :class:`MetricResult`. A metric that fails (no convergence, bad input) returns
+A metric reads one :class:`MetricContext` (the particles and the prepared target: held-out
+reference, training split, eps scale, seed, the standardised target itself) and returns a
+:class:`MetricResult`. It declares what it needs beyond the particles and the reference
+(``needs``: "train", or a capability the target must provide, e.g. "image_report") and how
+it ranks (``lower_is_better``, ``ranked``), so the harness can score, rank and display it
+without knowing it by name. A metric that fails (no convergence, bad input) returns
 ``value = nan`` with ``converged = False`` and a message, never a silent wrong number.
 """
 
@@ -13,6 +17,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from common.registry import Registry
 
 
 class MetricError(ValueError):
@@ -29,47 +35,98 @@ class MetricResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-MetricFn = Callable[..., MetricResult]
-_METRICS: dict[str, MetricFn] = {}
+@dataclass(frozen=True)
+class MetricContext:
+    """Everything a metric may read, in the standardised space of one (target, seed).
+
+    particles (m, d) and reference (n, d) float64; train (N, d) the split the samplers saw;
+    scale: the target's Sinkhorn eps (``common.geometry.relative_eps``); seed: for
+    randomised metrics; target: the standardised target (``to_original``, ``base``)."""
+
+    particles: Tensor
+    reference: Tensor
+    train: Tensor | None = None
+    scale: float | None = None
+    seed: int = 0
+    target: Any = None
 
 
-def register_metric(name: str) -> Callable[[MetricFn], MetricFn]:
-    """Register ``fn(x, y, *, scale, seed) -> MetricResult`` under ``name`` (decorator).
+MetricFn = Callable[[MetricContext], MetricResult]
 
-    ``scale`` is the reference set's median squared pairwise distance times the target's
-    ``metric_eps_fraction`` (the Sinkhorn eps); metrics that need no scale ignore it.
-    """
+#: what every context carries; other needs name a capability of the (base) target
+CONTEXT_FIELDS = frozenset({"reference", "train", "scale", "seed"})
 
-    def deco(fn: MetricFn) -> MetricFn:
-        if name in _METRICS:
-            raise MetricError(f"metric {name!r} registered twice")
-        _METRICS[name] = fn
+
+@dataclass(frozen=True)
+class Metric:
+    """A registered metric.
+
+    compute: context -> result; needs: context fields or target capabilities it reads;
+    lower_is_better / ranked: how leaderboards order it (an unranked metric is a diagnostic
+    shown without ranks); automatic: scored for every target that meets ``needs`` even when
+    a suite does not list it; description: one sentence for table captions."""
+
+    name: str
+    compute: MetricFn
+    needs: frozenset[str] = frozenset({"reference"})
+    lower_is_better: bool = True
+    ranked: bool = True
+    automatic: bool = False
+    description: str = ""
+
+    def __call__(self, ctx: MetricContext) -> MetricResult:
+        return self.compute(ctx)
+
+    def on(self, particles: Tensor, reference: Tensor, **context: Any) -> MetricResult:
+        """Score ``particles`` against ``reference`` with the other context fields given by
+        keyword (``train``, ``scale``, ``seed``, ``target``): for studies and tests."""
+        return self.compute(MetricContext(particles, reference, **context))
+
+    def unmet_needs(self, target: Any) -> list[str]:
+        """Capabilities in ``needs`` that ``target`` (or the target it standardises) lacks."""
+        base = getattr(target, "base", target)
+        return [n for n in sorted(self.needs - CONTEXT_FIELDS) if not hasattr(base, n)]
+
+
+METRICS: Registry[Metric] = Registry("metric", "metrics", MetricError)
+
+
+def register_metric(
+    name: str,
+    *,
+    needs: frozenset[str] | set[str] = frozenset({"reference"}),
+    lower_is_better: bool = True,
+    ranked: bool = True,
+    automatic: bool = False,
+    description: str = "",
+) -> Callable[[MetricFn], MetricFn]:
+    """Register ``fn(ctx: MetricContext) -> MetricResult`` under ``name`` (decorator); the
+    function itself is returned unchanged."""
+
+    def deco(
+        fn: Callable[[MetricContext], MetricResult],
+    ) -> Callable[[MetricContext], MetricResult]:
+        metric = Metric(
+            name=name,
+            compute=fn,
+            needs=frozenset(needs),
+            lower_is_better=lower_is_better,
+            ranked=ranked,
+            automatic=automatic,
+            description=description or (fn.__doc__ or "").strip().split("\n")[0],
+        )
+        METRICS.add(name, metric)
         return fn
 
     return deco
 
 
-def _load_all() -> None:
-    import importlib
-    import pkgutil
-
-    import metrics as pkg
-
-    for mod in pkgutil.iter_modules(pkg.__path__):
-        if not mod.name.startswith("_"):
-            importlib.import_module(f"metrics.{mod.name}")
-
-
 def available_metrics() -> list[str]:
-    _load_all()
-    return sorted(_METRICS)
+    return METRICS.names()
 
 
-def get_metric(name: str) -> MetricFn:
-    _load_all()
-    if name not in _METRICS:
-        raise MetricError(f"unknown metric {name!r}; known: {', '.join(sorted(_METRICS))}")
-    return _METRICS[name]
+def get_metric(name: str) -> Metric:
+    return METRICS.get(name)
 
 
 def check_clouds(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from common.geometry import pairwise_sq_distances
-from metrics.base import MetricResult, check_clouds, register_metric
+from metrics.base import MetricContext, MetricResult, check_clouds, register_metric
 
 
 def _mean_distance(u: Tensor, v: Tensor) -> Tensor:
@@ -27,9 +27,7 @@ def energy_distance(x: Tensor, y: Tensor) -> MetricResult:
     return MetricResult(float(value), True, {"statistic": "V", "norm": "euclidean"})
 
 
-@register_metric("energy_distance")
-def energy_distance_metric(
-    x: Tensor, y: Tensor, *, scale: float | None = None, seed: int = 0
-) -> MetricResult:
-    """Registry entry: energy distance; ``scale`` and ``seed`` are ignored (deterministic)."""
-    return energy_distance(x, y)
+@register_metric("energy_distance", description="Energy distance (V-statistic) to the reference")
+def energy_distance_metric(ctx: MetricContext) -> MetricResult:
+    """Energy distance between the particles and the reference (deterministic)."""
+    return energy_distance(ctx.particles, ctx.reference)

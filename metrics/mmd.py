@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from common.geometry import median_sq_distance, pairwise_sq_distances
-from metrics.base import MetricError, MetricResult, check_clouds, register_metric
+from metrics.base import MetricContext, MetricError, MetricResult, check_clouds, register_metric
 
 
 def _mean_kernel(u: Tensor, v: Tensor, two_s2: float, exclude_diagonal: bool) -> Tensor:
@@ -60,9 +60,11 @@ def mmd_gaussian(
     return MetricResult(float(value), True, info)
 
 
-@register_metric("mmd_gaussian")
-def mmd_gaussian_metric(
-    x: Tensor, y: Tensor, *, scale: float | None = None, seed: int = 0
-) -> MetricResult:
-    """Registry entry: biased MMD^2, median bandwidth on the pooled sample; ``scale`` ignored."""
-    return mmd_gaussian(x, y, seed=seed)
+@register_metric(
+    "mmd_gaussian",
+    needs={"reference", "seed"},
+    description="Gaussian-kernel MMD^2 (median bandwidth of the pooled sample) to the reference",
+)
+def mmd_gaussian_metric(ctx: MetricContext) -> MetricResult:
+    """Biased MMD^2, median bandwidth on the pooled sample (subset drawn from ``ctx.seed``)."""
+    return mmd_gaussian(ctx.particles, ctx.reference, seed=ctx.seed)

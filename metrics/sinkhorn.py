@@ -43,8 +43,8 @@ import ot
 import torch
 from torch import Tensor
 
-from common.geometry import median_sq_distance, pairwise_sq_distances
-from metrics.base import MetricError, MetricResult, check_clouds, register_metric
+from common.geometry import pairwise_sq_distances
+from metrics.base import MetricContext, MetricError, MetricResult, check_clouds, register_metric
 
 STANDARD_MAX_COST_OVER_EPS = 1000.0
 """``method="auto"`` runs the standard (scaling) Sinkhorn iterations on the cross term only
@@ -88,21 +88,6 @@ def _median_entry(c: Tensor) -> float:
     si = max(1, c.shape[0] // _MEDIAN_MAX_ENTRIES)
     sj = max(1, c.shape[1] // _MEDIAN_MAX_ENTRIES)
     return float(c[::si, ::sj].median())
-
-
-def relative_eps(reference: Tensor, fraction: float, *, max_points: int = 2000) -> float:
-    """eps = fraction x median |y_a - y_b|^2 over distinct pairs of the reference (n, d).
-
-    The one eps rule of the project (runner and every study): above ``max_points`` rows the
-    first ``max_points`` are used (``common.geometry.median_sq_distance``).
-    """
-    if not isinstance(reference, Tensor) or reference.ndim != 2 or reference.shape[0] < 2:
-        raise MetricError("reference must be a (n, d) tensor with n >= 2")
-    if not bool(torch.isfinite(reference).all()):
-        raise MetricError("reference contains NaN or infinite values")
-    if not fraction > 0:
-        raise MetricError(f"fraction must be > 0, got {fraction}")
-    return float(fraction * median_sq_distance(reference, max_points))
 
 
 def _finish(
@@ -287,16 +272,19 @@ def sinkhorn_divergence(
     return MetricResult(value, True, info)
 
 
-@register_metric("sinkhorn")
-def sinkhorn_metric(
-    x: Tensor, y: Tensor, *, scale: float | None = None, seed: int = 0
-) -> MetricResult:
-    """Registry entry: debiased Sinkhorn divergence with absolute eps = ``scale`` (required;
-    the runner passes ``relative_eps(reference, target.metric_eps_fraction)``). ``seed`` is
-    unused (the metric is deterministic)."""
+@register_metric(
+    "sinkhorn",
+    needs={"reference", "scale"},
+    description="Debiased Sinkhorn divergence S_eps (cost |x-y|^2, eps per target relative to "
+    "its reference set) between the particles and the held-out reference sample",
+)
+def sinkhorn_metric(ctx: MetricContext) -> MetricResult:
+    """Debiased Sinkhorn divergence with absolute eps = ``ctx.scale`` (required; the runner
+    passes ``relative_eps(reference, target.metric_eps_fraction)``); deterministic."""
+    x, y, scale = ctx.particles, ctx.reference, ctx.scale
     if scale is None:
         raise MetricError(
             "the sinkhorn metric needs scale= (the absolute eps), e.g. "
-            "metrics.sinkhorn.relative_eps(reference, target.metric_eps_fraction)"
+            "common.geometry.relative_eps(reference, target.metric_eps_fraction)"
         )
     return sinkhorn_divergence(x, y, eps=scale)

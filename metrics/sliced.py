@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from metrics.base import MetricError, MetricResult, check_clouds, register_metric
+from metrics.base import MetricContext, MetricError, MetricResult, check_clouds, register_metric
 
 DEFAULT_DIRECTIONS = 500
 
@@ -64,10 +64,11 @@ def sliced_wasserstein(
     return MetricResult(float(per_direction.mean()), True, info)
 
 
-@register_metric("sliced_wasserstein")
-def sliced_wasserstein_metric(
-    x: Tensor, y: Tensor, *, scale: float | None = None, seed: int = 0
-) -> MetricResult:
-    """Registry entry: SW_2^2 with DEFAULT_DIRECTIONS directions from ``seed``; ``scale``
-    is ignored (the metric needs none)."""
-    return sliced_wasserstein(x, y, seed=seed)
+@register_metric(
+    "sliced_wasserstein",
+    needs={"reference", "seed"},
+    description="Sliced Wasserstein SW_2^2 between the particles and the reference",
+)
+def sliced_wasserstein_metric(ctx: MetricContext) -> MetricResult:
+    """SW_2^2 with DEFAULT_DIRECTIONS directions drawn from ``ctx.seed``."""
+    return sliced_wasserstein(ctx.particles, ctx.reference, seed=ctx.seed)

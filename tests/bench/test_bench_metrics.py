@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.metric_speed import clouds, three_pot_solves
-from metrics.sinkhorn import relative_eps, sinkhorn_divergence
+from common.geometry import relative_eps
+from metrics.sinkhorn import sinkhorn_divergence
 
 
 @pytest.mark.parametrize("n", [1000, 5000])

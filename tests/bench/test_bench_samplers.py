@@ -111,7 +111,7 @@ def test_sinkhorn_metric(benchmark, n, device):
     benchmark.extra_info.update(metric="sinkhorn", n=n, dim=2, scale=scale, **_info(device))
 
     def once():
-        res = metric(x, y, scale=scale, seed=0)
+        res = metric.on(x, y, scale=scale, seed=0)
         _sync(device)
         return res
 

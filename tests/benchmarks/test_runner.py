@@ -76,10 +76,13 @@ def registry(monkeypatch):
 
     monkeypatch.setitem(dbase._TARGETS, "_test_missing", missing)
 
-    def mean_gap(x, y, *, scale=None, seed=0):
-        return MetricResult(float(((x.mean(0) - y.mean(0)) ** 2).sum()), True, {"scale": scale})
+    def mean_gap(ctx):
+        gap = float(((ctx.particles.mean(0) - ctx.reference.mean(0)) ** 2).sum())
+        return MetricResult(gap, True, {"scale": ctx.scale})
 
-    monkeypatch.setitem(mbase._METRICS, "_test_mean_gap", mean_gap)
+    monkeypatch.setitem(
+        mbase.METRICS.entries, "_test_mean_gap", mbase.Metric("_test_mean_gap", mean_gap)
+    )
     prepare.cache_clear()
     yield
     prepare.cache_clear()

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from datasets.base import _FAMILY_OF, _TARGETS, Target
-from metrics.base import _METRICS, MetricResult, check_clouds
+from metrics.base import METRICS, Metric, MetricContext, MetricResult, check_clouds
 from samplers.base import _SAMPLERS, Sampler, SampleResult, check_deadline, iterate
 from tests.helpers.gaussian import GaussianTarget
 
@@ -37,10 +37,8 @@ def harness_gauss() -> GaussianTarget:
     )
 
 
-def harness_energy(
-    x: Tensor, y: Tensor, *, scale: float | None = None, seed: int = 0
-) -> MetricResult:
-    x, y = check_clouds(x, y)
+def harness_energy(ctx: MetricContext) -> MetricResult:
+    x, y = check_clouds(ctx.particles, ctx.reference)
     return MetricResult(energy_distance(x, y), True, {"n": x.shape[0]})
 
 
@@ -84,7 +82,7 @@ class HarnessSlow(Sampler):
 ENTRIES = (
     (_TARGETS, TARGET, harness_gauss),
     (_FAMILY_OF, TARGET, "mixtures"),
-    (_METRICS, METRIC, harness_energy),
+    (METRICS.entries, METRIC, Metric(METRIC, harness_energy)),
     (_SAMPLERS, SLOW, HarnessSlow),
 )
 

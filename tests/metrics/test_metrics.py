@@ -9,11 +9,12 @@ import pytest
 import scipy.stats
 import torch
 
+from common.geometry import relative_eps
 from metrics.base import MetricError, available_metrics, get_metric
 from metrics.energy import energy_distance
 from metrics.memorisation import memorisation_ratio
 from metrics.mmd import mmd_gaussian
-from metrics.sinkhorn import STANDARD_MAX_COST_OVER_EPS, relative_eps, sinkhorn_divergence
+from metrics.sinkhorn import STANDARD_MAX_COST_OVER_EPS, sinkhorn_divergence
 from metrics.sliced import random_directions, sliced_wasserstein, wasserstein_1d_sq
 
 F64 = torch.float64
@@ -174,8 +175,8 @@ def test_registered_sinkhorn_requires_scale():
     fn = get_metric("sinkhorn")
     x, y = _cloud(50, 2, 1), _cloud(50, 2, 2)
     with pytest.raises(MetricError, match="needs scale"):
-        fn(x, y)
-    assert fn(x, y, scale=0.2).value == sinkhorn_divergence(x, y, eps=0.2).value
+        fn.on(x, y)
+    assert fn.on(x, y, scale=0.2).value == sinkhorn_divergence(x, y, eps=0.2).value
 
 
 def test_relative_eps():
@@ -229,8 +230,8 @@ def test_sliced_wasserstein_of_a_shift():
 def test_sliced_wasserstein_seeded():
     x, y = _cloud(50, 3, 1), _cloud(60, 3, 2)
     fn = get_metric("sliced_wasserstein")
-    assert fn(x, y, seed=5).value == fn(x, y, seed=5).value
-    assert fn(x, y, seed=5).value != fn(x, y, seed=6).value
+    assert fn.on(x, y, seed=5).value == fn.on(x, y, seed=5).value
+    assert fn.on(x, y, seed=5).value != fn.on(x, y, seed=6).value
 
 
 # -- MMD, energy distance, memorisation ---------------------------------------------------------
@@ -263,15 +264,15 @@ def test_mmd_matches_double_loop(unbiased):
 def test_mmd_zero_for_identical_and_grows_with_shift():
     x = _cloud(100, 2, 32)
     fn = get_metric("mmd_gaussian")
-    assert fn(x, x.clone()).value == pytest.approx(0.0, abs=1e-14)
-    values = [fn(x, x + s).value for s in (0.1, 0.5, 1.0)]
+    assert fn.on(x, x.clone()).value == pytest.approx(0.0, abs=1e-14)
+    values = [fn.on(x, x + s).value for s in (0.1, 0.5, 1.0)]
     assert values[0] < values[1] < values[2]
 
 
 def test_energy_distance_matches_scipy_in_1d():
     x, y = _cloud(40, 1, 33), _cloud(55, 1, 34, shift=0.3) * 1.4
     ref = scipy.stats.energy_distance(x[:, 0].numpy(), y[:, 0].numpy()) ** 2
-    assert get_metric("energy_distance")(x, y).value == pytest.approx(ref, rel=1e-10)
+    assert get_metric("energy_distance").on(x, y).value == pytest.approx(ref, rel=1e-10)
     assert energy_distance(x, x.clone()).value == pytest.approx(0.0, abs=1e-12)
 
 
@@ -284,7 +285,11 @@ def test_memorisation_ratio():
     brute_ref = torch.cdist(fresh, reference).min(1).values.median()
     assert res.value == pytest.approx(float(brute_train / brute_ref), rel=1e-9)
     assert 0.7 < res.value < 1.4
-    assert "memorisation" not in available_metrics()
+    # registered as an unranked diagnostic that reads the training split from the context
+    spec = get_metric("memorisation")
+    assert spec.needs >= {"train"} and not spec.ranked
+    via_registry = spec.on(fresh, reference, train=train).value
+    assert via_registry == res.value
     with pytest.raises(MetricError, match="dimension mismatch"):
         memorisation_ratio(fresh, train[:, :1], reference)
 
@@ -295,6 +300,8 @@ def test_metrics_on_cuda_match_cpu():
     x, y = _cloud(200, 2, 50), _cloud(180, 2, 51, shift=0.4)
     for name in available_metrics():
         fn = get_metric(name)
-        cpu = fn(x, y, scale=0.3, seed=1)
-        gpu = fn(x.cuda(), y.cuda(), scale=0.3, seed=1)
+        if fn.unmet_needs(None) or "train" in fn.needs:
+            continue
+        cpu = fn.on(x, y, scale=0.3, seed=1)
+        gpu = fn.on(x.cuda(), y.cuda(), scale=0.3, seed=1)
         assert gpu.value == pytest.approx(cpu.value, rel=1e-9, abs=1e-12), name

@@ -2,8 +2,8 @@
 coverage, and the diffusion-map picture of each latent target.
 
 Grids are drawn from the saved final particles (``particles/*.npz``) of the first seed and
-first init scheme of every (target, sampler); class coverage is scored per run in the
-runner (metric ``class_tv``) and summarised here.
+first init scheme of every (target, sampler); class coverage is scored per run by the
+automatic metric ``class_tv`` (``metrics/class_coverage.py``) and summarised here.
 """
 
 from __future__ import annotations
@@ -16,32 +16,10 @@ import numpy as np
 import torch
 
 from benchmarks.data import prepare
+from benchmarks.diagnostics import DIAGNOSTICS
 
 
-def class_tv_row(base: dict[str, Any], particles: torch.Tensor, target: Any) -> dict[str, Any]:
-    """A ``class_tv`` metric row: total variation between the class histogram of decoded
-    particles (small classifier trained on real images) and the real class frequencies."""
-    row = {
-        **base,
-        "metric": "class_tv",
-        "value": float("nan"),
-        "converged": False,
-        "metric_info": "{}",
-    }
-    if base["status"] != "ok" or particles is None:
-        return row
-    try:
-        report = target.base.image_report(target.to_original(particles.to(torch.float64)))
-        row["value"] = float(report["class_tv"])
-        row["converged"] = True
-        info = {k: report[k] for k in ("class_kl", "classes_missing", "class_counts")}
-        row["metric_info"] = json.dumps(info, default=lambda v: np.asarray(v).tolist())
-    except Exception as exc:
-        row["status"] = "metric_failed"
-        row["message"] = f"class_tv: {type(exc).__name__}: {exc}"
-    return row
-
-
+@DIAGNOSTICS.register("latents")
 def write_latent_images(out_dir: Path, rows: list[dict[str, Any]]) -> list[Path]:
     """Decoded grids (``grids/<target>__<sampler>.png``), diffusion-map plots and
     ``images.md`` for every latent target with saved particles. Returns the written files."""
