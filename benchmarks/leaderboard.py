@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmarks.tables import markdown_table
 from metrics.base import Metric, MetricError, MetricResult, get_metric
 
 EXACT = "exact"
@@ -155,17 +156,6 @@ def leaderboard_table(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     return table.loc[order]
 
 
-def to_markdown(table: pd.DataFrame) -> str:
-    if table.empty:
-        return "_no rows_\n"
-    header = "| sampler | " + " | ".join(map(str, table.columns)) + " |"
-    sep = "|---" * (len(table.columns) + 1) + "|"
-    lines = [header, sep]
-    for idx, row in table.iterrows():
-        lines.append(f"| {idx} | " + " | ".join(str(v) for v in row.to_numpy()) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def write_leaderboard(
     rows: list[dict[str, Any]],
     out_dir: Path,
@@ -195,10 +185,14 @@ def write_leaderboard(
             f"seeds {sorted(df['rep'].unique().tolist())}. `wall s/run` = fit + sampling "
             "seconds (metrics excluded).",
             "",
-            to_markdown(leaderboard_table(df, headline)),
+            markdown_table(leaderboard_table(df, headline), index="sampler"),
         ]
         for metric in [m for m in df["metric"].unique() if m != headline]:
-            md += [f"## Secondary metric: {metric}", "", to_markdown(leaderboard_table(df, metric))]
+            md += [
+                f"## Secondary metric: {metric}",
+                "",
+                markdown_table(leaderboard_table(df, metric), index="sampler"),
+            ]
         first_metric = df["metric"].iloc[0]
         problems = df[(df["status"] != "ok") & (df["metric"] == first_metric)]
         if not problems.empty:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.metric_speed import clouds, three_pot_solves
+from benchmarks.studies.metric_speed import clouds, three_pot_solves
 from common.geometry import relative_eps
 from metrics.sinkhorn import sinkhorn_divergence
 

@@ -3,11 +3,12 @@
 Run (one command; JSON in ``results/benchmarks/samplers.json``, table in
 ``results/benchmarks/summary.md``)::
 
-    python -m benchmarks.timing_summary --run
+    python -m benchmarks.studies.timing_summary --run
 
 which is ``pytest tests/bench/test_bench_samplers.py --benchmark-only
 --benchmark-json results/benchmarks/samplers.json`` followed by
-``python -m benchmarks.timing_summary``. Plain ``pytest`` skips these (``--benchmark-skip``).
+``python -m benchmarks.studies.timing_summary``. Plain ``pytest`` skips these
+(``--benchmark-skip``).
 
 Standard sizes (``STANDARD``): m = 1024 particles, N = 5000 training points, d = 16, on a
 Gaussian target with a diagonal covariance (exact score and log density, so every

@@ -106,7 +106,7 @@ def test_projection_is_identity_in_2d_and_pca_above(d):
 
 
 def test_timing_summary_from_pytest_benchmark_json(tmp_path):
-    from benchmarks.timing_summary import main as timing_main
+    from benchmarks.studies.timing_summary import main as timing_main
 
     stats = {"median": 0.0123, "mean": 0.0125, "stddev": 0.0004, "rounds": 7}
     info = {"sampler": "ula", "n_particles": 1024, "n_train": 5000, "dim": 16}
@@ -127,7 +127,7 @@ def test_timing_summary_from_pytest_benchmark_json(tmp_path):
     (tmp_path / "samplers.json").write_text(json.dumps(data))
     assert timing_main(["--dir", str(tmp_path)]) == 0
     md = (tmp_path / "summary.md").read_text()
-    assert "Produced by: `python -m benchmarks.timing_summary`" in md
+    assert "Produced by: `python -m benchmarks.studies.timing_summary`" in md
     assert (
         "| ula | cpu | n_particles=1024, n_train=5000, dim=16 | 1 | 12.3 | 12.5 ± 0.4 | 7 |" in md
     )

@@ -2,7 +2,7 @@
 of random directions P (Hertrich et al., ICLR 2024; see ``samplers.riesz_mmd``).
 
 Produced files: results/baselines/sliced_gradient_error.{csv,md}
-Run: ``OMP_NUM_THREADS=1 python -m benchmarks.sliced_mmd_error``
+Run: ``OMP_NUM_THREADS=1 python -m benchmarks.studies.sliced_mmd_error``
 Setting: particles x ~ N(0, I_d) (m = 500), data y ~ N(0.5, I_d) (N = 1000), r = 1;
 error = |g_sliced - g_exact|_F / |g_exact|_F, mean and std over 5 direction seeds.
 """
@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from benchmarks.tables import markdown_table
 from samplers.riesz_mmd import riesz_gradient_exact, riesz_gradient_sliced
 
 PROJECTIONS = (16, 64, 256, 1024, 4096, 16384)
@@ -51,16 +52,6 @@ def sliced_error_table(m: int = 500, n: int = 1000, seeds: int = 5) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-def to_markdown(table: pd.DataFrame) -> str:
-    """A pipe table (no tabulate dependency), floats with 4 significant digits."""
-    cols = list(table.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in table.itertuples(index=False):
-        cells = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="results/baselines")
@@ -71,12 +62,12 @@ def main() -> None:
     table.to_csv(out / "sliced_gradient_error.csv", index=False)
     header = (
         "# Sliced vs exact Riesz-MMD gradient (r = 1), m = 500, N = 1000\n\n"
-        "Produced by: `OMP_NUM_THREADS=1 python -m benchmarks.sliced_mmd_error` "
+        "Produced by: `OMP_NUM_THREADS=1 python -m benchmarks.studies.sliced_mmd_error` "
         f"(torch {torch.__version__}, {torch.get_num_threads()} thread(s)).\n"
         "Relative Frobenius error over 5 direction seeds; error x sqrt(P) ~ constant "
         "shows the Monte Carlo rate P^(-1/2).\n\n"
     )
-    (out / "sliced_gradient_error.md").write_text(header + to_markdown(table))
+    (out / "sliced_gradient_error.md").write_text(header + markdown_table(table, floats="{:.4g}"))
     print(table.to_string(index=False))
 
 

@@ -8,8 +8,8 @@ LAPACK up to N = 3000, randomised block Krylov above), the largest eigen-residua
 (particle chunks of 128, so at most 128 x N x d floats per chunk), the reference notebook's
 literal O(m^2 N d) form (same chunks) and the speed-ups over both.
 
-    python -m benchmarks.scaling_dmps            # writes results/dmps/scaling.{md,csv}
-    python -m benchmarks.scaling_dmps --sizes 1000 2000 --no-brute --out /tmp/scaling
+    python -m benchmarks.studies.scaling_dmps            # writes results/dmps/scaling.{md,csv}
+    python -m benchmarks.studies.scaling_dmps --sizes 1000 2000 --no-brute --out /tmp/scaling
 
 The machine load (os.getloadavg) is recorded: on a shared machine absolute times inflate,
 while ratios measured in one process stay meaningful.
@@ -29,6 +29,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 import benchmarks._imports  # noqa: F401  (guards the local ``datasets`` package)
+from benchmarks.tables import markdown_table
 from samplers.spectral import (
     DENSE_MAX_N,
     DiffusionMapKernel,
@@ -39,7 +40,7 @@ from samplers.spectral import (
     spectral_transport_step,
 )
 
-COMMAND = "python -m benchmarks.scaling_dmps"
+COMMAND = "python -m benchmarks.studies.scaling_dmps"
 
 
 def gaussian_points(n: int, d: int, seed: int) -> torch.Tensor:
@@ -102,19 +103,6 @@ def measure(n: int, *, d: int, k: int, m: int, repeats: int, brute: bool, seed: 
             float((fast - slow).abs().max()), float((fast - literal).abs().max())
         )
     return row
-
-
-def markdown_table(df: pd.DataFrame) -> str:
-    """A pipe table of ``df`` (floats to 3 significant digits), without extra dependencies."""
-
-    def cell(v: object) -> str:
-        if isinstance(v, float):
-            return f"{v:.3g}"
-        return str(v)
-
-    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|---" * len(df.columns) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
 
 
 def write(rows: list[dict], out: Path, args: argparse.Namespace, load: tuple) -> None:

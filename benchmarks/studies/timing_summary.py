@@ -1,7 +1,7 @@
 """Turn pytest-benchmark JSON files into ``results/benchmarks/summary.md``.
 
-    python -m benchmarks.timing_summary --run    # run the timing suite, then summarise
-    python -m benchmarks.timing_summary          # summarise results/benchmarks/*.json
+    python -m benchmarks.studies.timing_summary --run    # run the timing suite, then summarise
+    python -m benchmarks.studies.timing_summary          # summarise results/benchmarks/*.json
 
 ``--run`` executes ``pytest tests/bench/test_bench_samplers.py --benchmark-only
 --benchmark-json results/benchmarks/samplers.json`` first (see that module for the sizes).
@@ -109,12 +109,14 @@ def summarise(files: list[Path], command: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.timing_summary", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.studies.timing_summary", description=__doc__
+    )
     p.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="folder of JSON files")
     p.add_argument("--run", action="store_true", help="run the timing suite first")
     args = p.parse_args(argv)
     args.dir.mkdir(parents=True, exist_ok=True)
-    command = "python -m benchmarks.timing_summary" + (" --run" if args.run else "")
+    command = "python -m benchmarks.studies.timing_summary" + (" --run" if args.run else "")
     if args.run:
         cmd = [sys.executable, "-m", "pytest", BENCH_FILE, "--benchmark-only"]
         cmd += ["--benchmark-json", str(args.dir / "samplers.json"), "-q"]

@@ -16,7 +16,7 @@ samples, eps = the target's ``metric_eps_fraction`` x the reference's median squ
 distance (0.05 for shell3, 1.0 for shell100). Mean +- std over ``--seeds`` seeds (each seed
 draws its own training set, init, reference and exact sample).
 
-    python -m benchmarks.shell_experiment    # writes results/dmps/shell_experiment.{md,csv,png}
+    python -m benchmarks.studies.shell_experiment  # results/dmps/shell_experiment.{md,csv,png}
 """
 
 from __future__ import annotations
@@ -35,14 +35,13 @@ import torch
 from threadpoolctl import threadpool_limits
 
 import benchmarks._imports  # noqa: F401  (guards the local ``datasets`` package)
-from benchmarks.scaling_dmps import markdown_table
-from common.geometry import relative_eps
+from benchmarks.tables import markdown_table
+from common.geometry import median_bandwidth_sq, relative_eps
 from datasets.base import get_target
 from metrics.sinkhorn import sinkhorn_divergence
 from samplers import get_sampler
-from samplers.spectral import median_heuristic_eps
 
-COMMAND = "python -m benchmarks.shell_experiment"
+COMMAND = "python -m benchmarks.studies.shell_experiment"
 REFERENCE_STEP = {"shell3": 5.0, "shell100": 20.0}
 
 
@@ -82,7 +81,7 @@ def run_target(name: str, seed: int, args: argparse.Namespace, curves: dict) -> 
         "dmps (reference step)": {"step_size": "ref"},
         "dmps (auto step, default)": {},
     }
-    eps_kernel = median_heuristic_eps(train)
+    eps_kernel = median_bandwidth_sq(train)
     for label, params in variants.items():
         if params.get("step_size") == "ref":
             params = {"step_size": REFERENCE_STEP[name] / eps_kernel}

@@ -1,7 +1,7 @@
 """Wall time of suites run serially and with ``--jobs N``, and whether their rows agree.
 
-    python -m benchmarks.parallel_timing                      # every named suite, --jobs 2
-    python -m benchmarks.parallel_timing --suites smoke,mixtures --jobs 2 -- --seeds 0
+    python -m benchmarks.studies.parallel_timing                      # every named suite, --jobs 2
+    python -m benchmarks.studies.parallel_timing --suites smoke,mixtures --jobs 2 -- --seeds 0
 
 Each suite runs twice through the CLI in fresh temporary folders (``python -m benchmarks run
 --suite S --no-progress [extra args]``): serially and with ``--jobs N``. The table in
@@ -55,7 +55,9 @@ def compare(a: list[dict], b: list[dict]) -> tuple[int, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.parallel_timing", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.studies.parallel_timing", description=__doc__
+    )
     p.add_argument("--suites", default=",".join(SUITES), help="comma-separated suite names")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--serial-threads", type=int, help="torch threads of the serial run")
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("extra", nargs="*", help="extra 'benchmarks run' arguments (after --)")
     args = p.parse_args(argv)
     suites = [s for s in args.suites.split(",") if s]
-    command = "python -m benchmarks.parallel_timing " + " ".join(argv or sys.argv[1:])
+    command = "python -m benchmarks.studies.parallel_timing " + " ".join(argv or sys.argv[1:])
     lines = [
         "# Serial vs parallel wall time per suite",
         "",

@@ -9,7 +9,8 @@ their reconstructions and the diffusion-map plot of the training latents.
 
 Usage::
 
-    OMP_NUM_THREADS=1 python -m benchmarks.latents_autoencoders --data-root /usr/share/datasets
+    OMP_NUM_THREADS=1 python -m benchmarks.studies.latents_autoencoders \\
+        --data-root /usr/share/datasets
 
 Writes ``results/latents/autoencoders.md`` (with the command in its header) and PNGs next to
 it. Training runs in a fresh temporary cache unless ``--cache-dir`` is given, so the times
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(skipped[-1], flush=True)
                 continue
             print(rows[-1], flush=True)
-    cmd = "python -m benchmarks.latents_autoencoders " + " ".join(argv or sys.argv[1:])
+    cmd = "python -m benchmarks.studies.latents_autoencoders " + " ".join(argv or sys.argv[1:])
     lines = [
         "# Autoencoders and classifiers of the latent targets",
         "",

@@ -6,7 +6,7 @@ diffusion-map kernel) plus the total; median over ``--repeats`` fits with differ
 seeds. Sizes are modest on purpose (the machine is shared). Writes
 ``results/edmd/fit_scaling.csv`` and ``results/edmd/fit_scaling.md``.
 
-Run: ``OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH=. python -m benchmarks.scaling_edmd``
+Run: ``OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH=. python -m benchmarks.studies.scaling_edmd``
 """
 
 from __future__ import annotations
@@ -23,10 +23,13 @@ from benchmarks._imports import ensure_local_datasets
 
 ensure_local_datasets()
 
+from benchmarks.tables import markdown_table  # noqa: E402
 from datasets.base import StandardisedTarget, get_target  # noqa: E402
 from samplers import get_sampler  # noqa: E402
 
-COMMAND = "OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH=. python -m benchmarks.scaling_edmd"
+COMMAND = (
+    "OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH=. python -m benchmarks.studies.scaling_edmd"
+)
 PARTS = ("pairs_seconds", "dictionary_seconds", "eig_seconds", "kernel_seconds")
 
 
@@ -48,17 +51,6 @@ def time_fit(train, target, repeats: int, **params) -> dict[str, float]:
             }
         )
     return {k: statistics.median(r[k] for r in rows) for k in rows[0]}
-
-
-def markdown_table(df: pd.DataFrame) -> str:
-    """A GitHub markdown table (floats to 3 decimals) without the optional tabulate package."""
-
-    def fmt(v: object) -> str:
-        return f"{v:.3f}" if isinstance(v, float) else str(v)
-
-    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
 
 
 def main() -> None:
@@ -120,7 +112,7 @@ def main() -> None:
         "",
     ]
     cols = ["sweep", "dictionary", "N", "atoms", *PARTS, "total_seconds", "n_modes", "n_complex"]
-    table = markdown_table(df[cols])
+    table = markdown_table(df[cols], floats="{:.3f}")
     (out / "fit_scaling.md").write_text("\n".join(header) + "\n" + table + "\n")
     print(table)
 

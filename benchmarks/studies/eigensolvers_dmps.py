@@ -15,7 +15,7 @@ Accuracy: the largest eigenvalue error against ``dense`` and the largest residua
 ``--particles`` particles for ``--steps`` steps, three seeds; Sinkhorn divergence against
 2000 fresh samples, eps = 0.05 x median squared distance; ``exact`` = fresh samples.
 
-    python -m benchmarks.eigensolvers_dmps     # writes results/dmps/eigensolvers.md
+    python -m benchmarks.studies.eigensolvers_dmps     # writes results/dmps/eigensolvers.md
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ import torch
 from threadpoolctl import threadpool_limits
 
 import benchmarks._imports  # noqa: F401  (guards the local ``datasets`` package)
-from benchmarks.scaling_dmps import gaussian_points, markdown_table
+from benchmarks.studies.scaling_dmps import gaussian_points
+from benchmarks.tables import markdown_table
 from common.geometry import relative_eps
 from metrics.sinkhorn import sinkhorn_divergence
 from samplers.dmps import clipped_displacement
@@ -47,7 +48,7 @@ from samplers.spectral import (
     transport_direction,
 )
 
-COMMAND = "python -m benchmarks.eigensolvers_dmps"
+COMMAND = "python -m benchmarks.studies.eigensolvers_dmps"
 
 
 def subspace_iteration(P: torch.Tensor, k: int, q: int, seed: int) -> tuple:

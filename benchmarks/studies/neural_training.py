@@ -6,7 +6,7 @@ sample_seconds) and score them against a disjoint reference split with the headl
 (``metrics.sinkhorn``, eps = target.metric_eps_fraction x the reference's median squared
 distance). An ``exact`` row (fresh target samples) gives the noise floor.
 
-Run: ``PYTHONPATH=. python -m benchmarks.neural_training`` (writes results/neural/training.md).
+Run: ``python -m benchmarks.studies.neural_training`` (writes results/neural/training.md).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from datasets.base import StandardisedTarget, Target, get_target
 from metrics import get_metric
 from samplers import get_sampler
 
-COMMAND = "PYTHONPATH=. python -m benchmarks.neural_training"
+COMMAND = "PYTHONPATH=. python -m benchmarks.studies.neural_training"
 
 
 TARGETS = ("gaussian_2d", "ring8", "two_moons")

@@ -9,7 +9,7 @@ of the reference, in the standardised space. Two sizes: the suites' (300 particl
 1000-point reference) and the calibration test's (500 vs 500).
 
 Produced files: ``results/targets/calibration.csv`` and ``calibration.md``. Command:
-``OMP_NUM_THREADS=1 python -m benchmarks.calibration_targets`` (Sinkhorn:
+``OMP_NUM_THREADS=1 python -m benchmarks.studies.calibration_targets`` (Sinkhorn:
 ``metrics.sinkhorn.sinkhorn_divergence`` with its default tolerance).
 """
 
@@ -29,7 +29,7 @@ from metrics.sinkhorn import sinkhorn_divergence
 
 FAMILIES = ("mixtures", "manifolds", "bounded")
 SIZES = ((300, 1000), (500, 500))  # (particles, reference)
-COMMAND = "OMP_NUM_THREADS=1 python -m benchmarks.calibration_targets"
+COMMAND = "OMP_NUM_THREADS=1 python -m benchmarks.studies.calibration_targets"
 
 
 def _divergence(x: torch.Tensor, y: torch.Tensor, eps: float) -> float:
