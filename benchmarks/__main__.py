@@ -20,9 +20,10 @@ import sys
 from pathlib import Path
 
 import benchmarks  # noqa: F401  (checks that 'datasets' is this repo's package)
-from benchmarks.execution import log, run_suite
+from benchmarks.execution import RUNS_ROOT, log, run_suite
 from benchmarks.grid import GridError, check_grid, grid_from_options
 from benchmarks.leaderboard import write_leaderboard
+from benchmarks.locking import FolderLocked
 from benchmarks.store import ROWS_FILE, load_rows
 from benchmarks.suite_file import SuiteFileError, load_suite_file
 from benchmarks.suites import INIT_SCHEMES, SUITES, get_suite
@@ -109,6 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         samplers=names,
         device=args.device,
         resume=args.resume,
+        retry_failed=args.retry_failed,
         progress=not args.no_progress,
         command=command,
         jobs=args.jobs,
@@ -186,9 +188,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--particles", type=int, help="particles per run (default: the suite's)")
     r.add_argument("--steps", type=int, help="steps per run (default: the suite's)")
     r.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda[:k]")
-    r.add_argument("--out", default="results", help="output root (default: results)")
+    r.add_argument(
+        "--out",
+        default=RUNS_ROOT,
+        help=f"output root (default: {RUNS_ROOT}, ignored by git; --out results refreshes "
+        "the committed results deliberately)",
+    )
     r.add_argument("--data-root", help="folder with image data sets (latents suite)")
     r.add_argument("--resume", action="store_true", help="skip runs already recorded")
+    r.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="like --resume, but run again the runs recorded as failed or timeout",
+    )
     r.add_argument("--no-progress", action="store_true", help="hide progress bars")
     r.add_argument(
         "--param",
@@ -201,7 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--scheduler", help="Dask scheduler address (e.g. tcp://host:8786): run units there"
     )
-    r.add_argument("--threads", type=int, help="torch threads per worker (default 1 in workers)")
+    r.add_argument(
+        "--threads",
+        type=int,
+        help="torch and BLAS threads per run (default 1; parallelism comes from --jobs)",
+    )
     r.add_argument(
         "--timeout",
         type=float,
@@ -230,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lb = sub.add_parser("leaderboard", help="rebuild a leaderboard from recorded rows")
     lb.add_argument("--suite", required=True)
-    lb.add_argument("--out", default="results")
+    lb.add_argument("--out", default=RUNS_ROOT, help=f"output root (default: {RUNS_ROOT})")
     lb.set_defaults(func=cmd_leaderboard)
     rp = sub.add_parser("report", help="figures for every suite and a static index.html")
     rp.add_argument("--out", default="results", help="results root (default: results)")
@@ -245,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except KeyboardInterrupt:
         return 130  # the finished rows and the leaderboard are already written
+    except FolderLocked as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from benchmarks.leaderboard import write_leaderboard
-from benchmarks.store import CURVES_FILE, ROWS_FILE, load_curves, load_rows
+from benchmarks.store import CURVES_FILE, ROWS_FILE, atomic_write_text, load_curves, load_rows
 
 INDEX = "index.html"
 _STYLE = """<style>
@@ -103,9 +103,9 @@ def _suite_section(root: Path, suite_dir: Path, figures: bool) -> str:
     md_path = suite_dir / "leaderboard.md"
     if not md_path.exists():
         write_leaderboard(rows, suite_dir, name, "python -m benchmarks report", env or None)
-    (suite_dir / "leaderboard.html").write_text(
+    atomic_write_text(
+        suite_dir / "leaderboard.html",
         markdown_to_html(md_path.read_text(encoding="utf-8"), f"Leaderboard: {name}"),
-        encoding="utf-8",
     )
     if figures:
         suite_figures(suite_dir, rows, load_curves(suite_dir / CURVES_FILE))
@@ -159,9 +159,9 @@ def write_report(root: Path, *, figures: bool = True) -> Path:
         "leaderboard, figures and the environment (versions, device, commit) it ran in.</p>",
     ]
     if timing.exists():
-        (timing.with_suffix(".html")).write_text(
+        atomic_write_text(
+            timing.with_suffix(".html"),
             markdown_to_html(timing.read_text(encoding="utf-8"), "Timing suite"),
-            encoding="utf-8",
         )
         head.append(
             "<p>Timing suite (pytest-benchmark): "
@@ -173,5 +173,5 @@ def write_report(root: Path, *, figures: bool = True) -> Path:
     if not sections:
         sections = ["<p>No suite results yet: run <code>python -m benchmarks run</code>.</p>"]
     path = root / INDEX
-    path.write_text(_page("particle-bench results", "\n".join(head + sections)), encoding="utf-8")
+    atomic_write_text(path, _page("particle-bench results", "\n".join(head + sections)))
     return path
