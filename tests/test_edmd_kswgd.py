@@ -108,6 +108,20 @@ def test_bad_input_and_divergence() -> None:
     sampler = get_sampler("edmd_kswgd", dictionary="monomial").fit(TRAIN, TARGET)
     with pytest.raises(SamplerError, match="NaN"):
         sampler.run(torch.full((3, 2), float("nan"), dtype=torch.float64), 2, seed=0)
-    blown = get_sampler("edmd_kswgd", dictionary="monomial", step_size=1e12)
+    blown = get_sampler("edmd_kswgd", dictionary="monomial", step_size=1e12, max_step=None)
     result = blown.fit(TRAIN, TARGET).run(CAP, 20, seed=0)
     assert result.info["diverged"] and result.info["steps"] < 20
+
+
+def test_max_step_safeguard_is_on() -> None:
+    """The default max_step = 1 caps every displacement at sqrt(eps): with h = 1e12 (which
+    diverges without the cap, previous test) the run stays finite and each of the 20 steps
+    moves a particle by at most sqrt(eps) (1e-9 relative slack for rounding)."""
+    sampler = get_sampler("edmd_kswgd", dictionary="monomial", step_size=1e12)
+    assert sampler.params["max_step"] == 1.0
+    result = sampler.fit(TRAIN, TARGET).run(CAP, 20, seed=0, record_every=1)
+    assert not result.info["diverged"] and result.info["n_clipped"] > 0
+    path = result.trajectory  # (21, m, d): x0, then every step
+    assert path.shape[0] == 21
+    jumps = (path[1:] - path[:-1]).norm(dim=2)
+    assert float(jumps.max()) <= sampler.kernel.eps**0.5 * (1 + 1e-9)
