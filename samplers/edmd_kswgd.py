@@ -124,7 +124,9 @@ class EDMDKSWGD(Sampler):
       ``kernel_rank`` = 200 and ``kernel_rtol`` = 1e-2: Gram truncation of kernel EDMD.
       "koopman_markov" uses ``kernel`` for its Gram matrices too, the polynomial one with
       degree ``koopman_degree`` = 10 (the origin script's), and ridge ``koopman_ridge`` = 1e-6
-      in K = k(Y, X) (k(X, X) + ridge I)^-1 (no truncation).
+      in K = k(Y, X) (k(X, X) + ridge I)^-1 (no truncation). ``pair_draws`` = 1: R
+      independent Langevin images per point, k(Y, X) averaged over them (R = 1: the origin
+      code; R > 1 lowers the Monte Carlo noise of the Koopman matrix).
     - ``reg`` = 1e-3: Tikhonov term of G = Psi^T Psi / N + reg I (notebook's reg_edmd).
 
     Modes
@@ -187,6 +189,7 @@ class EDMDKSWGD(Sampler):
         "kernel_rtol": 1e-2,
         "koopman_degree": 10,
         "koopman_ridge": 1e-6,
+        "pair_draws": 1,
         "reg": 1e-3,
         "weight_reg": 1e-3,
         "mode_skip": 1,
@@ -246,9 +249,14 @@ class EDMDKSWGD(Sampler):
         dt = float(dt)
         try:
             t0 = time.perf_counter()
-            Y, h_pairs = langevin_pairs(
-                X, dt, make_generator(seed + 1), bandwidth=p["pair_bandwidth"]
-            )
+            gen = make_generator(seed + 1)
+            Y, h_pairs = langevin_pairs(X, dt, gen, bandwidth=p["pair_bandwidth"])
+            if p["variant"] == "koopman_markov" and int(p["pair_draws"]) > 1:
+                more = [
+                    langevin_pairs(X, dt, gen, bandwidth=p["pair_bandwidth"])[0]
+                    for _ in range(int(p["pair_draws"]) - 1)
+                ]
+                Y = torch.stack([Y, *more])
             t1 = time.perf_counter()
             if p["variant"] == "koopman_markov":
                 facts = self._fit_koopman_markov(X, Y)
@@ -295,6 +303,7 @@ class EDMDKSWGD(Sampler):
         self.w = modes.w.to(dtype)
         return {
             "spectrum_method": f"koopman-markov-{p['kernel']}",
+            "pair_draws": int(p["pair_draws"]),
             "koopman_min": k_min,
             "koopman_max": k_max,
             "koopman_shift": km.shift,

@@ -60,22 +60,33 @@ def gram_matrices(
 ) -> tuple[Tensor, Tensor]:
     """G = k(X, X) and C = k(Y, X), both (N, N), for the Gram-form Koopman matrix.
 
+    X (N, d); Y (N, d) one image per point, or (R, N, d) R independent images per point, in
+    which case C = (1/R) sum_r k(Y_r, X) (a Monte Carlo average of E[k(X_{t+dt}, X_b) | X_a]).
     "gaussian": k(x, y) = exp(-|x - y|^2 / (2 eps)), eps = median heuristic on X when None;
     "polynomial": k(x, y) = (1 + <x, y>)^degree.
     """
-    if X.shape != Y.shape or X.ndim != 2:
-        raise SpectralError(f"X {tuple(X.shape)} and Y {tuple(Y.shape)} must both be (N, d)")
+    Ys = Y if Y.ndim == 3 else Y[None]
+    if X.ndim != 2 or Ys.shape[1:] != X.shape:
+        raise SpectralError(f"Y {tuple(Y.shape)} must be (N, d) or (R, N, d), X {tuple(X.shape)}")
     if kernel == "gaussian":
         e = median_heuristic_eps(X) if eps is None else float(eps)
         if not (math.isfinite(e) and e > 0):
             raise SpectralError(f"Gram bandwidth must be positive and finite, got {e!r}")
-        return (
-            squared_distances(X, X).mul_(-0.5 / e).exp_(),
-            squared_distances(Y, X).mul_(-0.5 / e).exp_(),
-        )
-    if kernel == "polynomial":
-        return (1.0 + X @ X.T) ** int(degree), (1.0 + Y @ X.T) ** int(degree)
-    raise SpectralError(f"unknown Gram kernel {kernel!r}; use one of {GRAM_KERNELS}")
+
+        def k(a: Tensor) -> Tensor:
+            return squared_distances(a, X).mul_(-0.5 / e).exp_()
+
+    elif kernel == "polynomial":
+
+        def k(a: Tensor) -> Tensor:
+            return (1.0 + a @ X.T) ** int(degree)
+
+    else:
+        raise SpectralError(f"unknown Gram kernel {kernel!r}; use one of {GRAM_KERNELS}")
+    C = k(Ys[0])
+    for y in Ys[1:]:
+        C += k(y)
+    return k(X), C / Ys.shape[0]
 
 
 def koopman_gram_matrix(G: Tensor, C: Tensor, ridge: float = 1e-6) -> Tensor:
