@@ -2,8 +2,8 @@
 (target, init) for every variant and DMPS, and each variant's ratio to DMPS (mean / mean).
 
 Reads ``results/edmd/variants/edmd_variants/runs.jsonl`` (written by the command in
-``results/edmd/variants/edmd_variants/leaderboard.md``), writes ``summary.md`` beside this file.
-Run from the repository root: ``python results/edmd/variants/summarise.py``.
+``results/edmd/variants/edmd_variants/leaderboard.md``), writes
+``results/edmd/variants/summary.md``. Run: ``python -m benchmarks.studies.edmd_variants_summary``.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parents[2] / "results" / "edmd" / "variants"
 RUNS = HERE / "edmd_variants" / "runs.jsonl"
-COMMAND = "python results/edmd/variants/summarise.py"
+COMMAND = "python -m benchmarks.studies.edmd_variants_summary"
 ORDER = ["dmps", "koopman_markov", "notebook", "reweighted", "exact"]
 
 
