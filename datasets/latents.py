@@ -2,10 +2,11 @@
 
 Registered targets: ``digits_latent`` (always available, scikit-learn's 8x8 digits),
 ``mnist_latent``, ``fashion_mnist_latent``, ``cifar10_latent`` (need files on disk, see
-:mod:`datasets.images`). Registration is free; building a target loads the images, trains
-(or loads from the cache) the data set's autoencoder (:mod:`datasets.autoencoders`) and
-encodes the images. A missing data set raises :class:`~datasets.images.DataMissingError`
-when the target is built (``get_target``), never at import.
+:mod:`datasets.images.readers`). Registration is free; building a target loads the images,
+trains (or loads from the cache) the data set's autoencoder
+(:mod:`datasets.images.autoencoders`) and encodes the images. A missing data set raises
+:class:`~datasets.base.DataMissingError` when the target is built (``get_target``), never
+at import.
 
 Configuration (``get_target(name)`` takes no arguments): module-level setters, each falling
 back to an environment variable, then a default:
@@ -30,7 +31,7 @@ replacement while ``n`` <= pool size and with replacement beyond it (with a warn
 
 Image-space diagnostics for a run: ``target.image_report(z, grid_path=...)`` (decoded PNG
 grid + class coverage under ``target.classifier()``); the diffusion-map plot of the codes is
-:func:`datasets.image_diagnostics.diffusion_map_plot` (``target.pool("train")``,
+:func:`datasets.images.diagnostics.diffusion_map_plot` (``target.pool("train")``,
 ``target.pool_labels["train"]``).
 """
 
@@ -45,21 +46,21 @@ import torch
 from torch import Tensor
 
 from common.random import make_generator
-from datasets.autoencoders import (
+from datasets.base import Target, TargetError, check_points, register_target
+from datasets.images.autoencoders import (
     AutoencoderConfig,
     TrainedAutoencoder,
     default_autoencoder_config,
     load_or_train_autoencoder,
 )
-from datasets.base import Target, TargetError, check_points, register_target
-from datasets.image_diagnostics import (
+from datasets.images.diagnostics import (
     TrainedClassifier,
     class_coverage,
     load_or_train_classifier,
     save_image_grid,
 )
-from datasets.images import DataMissingError, ImageDataset, default_data_root, load_images
-from datasets.model_cache import default_cache_dir
+from datasets.images.model_cache import default_cache_dir
+from datasets.images.readers import DataMissingError, ImageDataset, default_data_root, load_images
 
 SPLIT_NAMES = ("train", "reference")
 DOWNLOAD_ENV = "PARTICLE_BENCH_DOWNLOAD"

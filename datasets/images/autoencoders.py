@@ -46,8 +46,8 @@ import torch
 from torch import Tensor, nn
 
 from common.random import make_generator
-from datasets.images import ImageDataset
-from datasets.model_cache import CachedModule, cache_file, load_or_train
+from datasets.images.model_cache import CachedModule, cache_file, load_or_train
+from datasets.images.readers import ImageDataset
 
 ARCHITECTURES = ("mlp", "cnn")
 

@@ -2,7 +2,7 @@
 
 * :func:`load_or_train_classifier`: a small classifier trained on the real training images
   (MLP for 8x8 digits, a two-layer CNN otherwise), cached like the autoencoders
-  (:mod:`datasets.model_cache`).
+  (:mod:`datasets.images.model_cache`).
 * :func:`class_coverage`: histogram of the classes the classifier assigns to generated
   images, against the real class frequencies p: total variation TV = 1/2 sum_k |p_k - q_k|
   and KL(p || q_s), where q_s = (counts + s) / (n + K s) is the sample histogram with
@@ -32,8 +32,8 @@ from torch import Tensor, nn
 
 from common.geometry import pairwise_sq_distances
 from common.random import make_generator
-from datasets.images import ImageDataset
-from datasets.model_cache import cache_file, load_or_train
+from datasets.images.model_cache import cache_file, load_or_train
+from datasets.images.readers import ImageDataset
 
 
 # ---------------------------------------------------------------------------------------
@@ -136,7 +136,7 @@ class TrainedClassifier:
 
 
 def _init_from(module: nn.Module, gen: torch.Generator) -> None:
-    from datasets.autoencoders import init_parameters_
+    from datasets.images.autoencoders import init_parameters_
 
     init_parameters_(module, gen)
 
@@ -214,13 +214,13 @@ def load_or_train_classifier(
     path = cache_file(cache_dir, "classifier", meta)
 
     def build() -> nn.Module:
-        with torch.random.fork_rng(devices=[]):  # see datasets.autoencoders.build_autoencoder
+        with torch.random.fork_rng(devices=[]):  # see autoencoders.build_autoencoder
             model = ImageClassifier(image_shape, n_classes)
         _init_from(model, make_generator(config.seed))
         return model
 
     def train(model: nn.Module) -> dict[str, Any]:
-        from datasets.autoencoders import torch_threads
+        from datasets.images.autoencoders import torch_threads
 
         n = len(data)
         if config.max_train_images is not None and config.max_train_images < n:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.images import (
+from datasets.images.readers import (
     DataFormatError,
     DataMissingError,
     load_images,
