@@ -38,9 +38,7 @@ class PreparedTarget:
 def _draw(target: Target, n: int, seed: int, split: str) -> Tensor:
     """Sample ``n`` points of one split; finite-pool targets (image latents) keep the
     train/reference pools disjoint through their ``sample_split``."""
-    if getattr(target, "finite_pool", False):
-        return target.sample_split(n, split=split, seed=seed)
-    return target.sample(n, seed=seed)
+    return target.sample_split(n, split=split, seed=seed)
 
 
 def initial_particles(target: StandardisedTarget, scheme: str, n: int, seed: int) -> Tensor:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from datasets.base import DataMissingError
 from datasets.images.autoencoders import default_autoencoder_config, load_or_train_autoencoder
 from datasets.images.diagnostics import (
     class_coverage,
@@ -34,7 +35,7 @@ from datasets.images.diagnostics import (
     load_or_train_classifier,
     save_image_grid,
 )
-from datasets.images.readers import DataMissingError, load_images
+from datasets.images.readers import load_images
 
 
 def pca_mse(train: torch.Tensor, test: torch.Tensor, k: int) -> float:

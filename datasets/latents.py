@@ -46,7 +46,13 @@ import torch
 from torch import Tensor
 
 from common.random import make_generator
-from datasets.base import Target, TargetError, check_points, register_target
+from datasets.base import (
+    DataMissingError,
+    Target,
+    TargetError,
+    check_points,
+    register_target,
+)
 from datasets.images.autoencoders import (
     AutoencoderConfig,
     TrainedAutoencoder,
@@ -60,7 +66,7 @@ from datasets.images.diagnostics import (
     save_image_grid,
 )
 from datasets.images.model_cache import default_cache_dir
-from datasets.images.readers import DataMissingError, ImageDataset, default_data_root, load_images
+from datasets.images.readers import ImageDataset, default_data_root, load_images
 
 SPLIT_NAMES = ("train", "reference")
 DOWNLOAD_ENV = "PARTICLE_BENCH_DOWNLOAD"

@@ -24,7 +24,7 @@ Where the data come from (``load_images(name, split, data_root=..., download=...
 Online: with ``download=True`` a missing MNIST / Fashion-MNIST / CIFAR-10 is fetched by
 torchvision's own ``datasets.MNIST`` / ``FashionMNIST`` / ``CIFAR10`` into ``<root>`` (its
 usual layout, found by the offline search afterwards). Without it, a missing data set raises
-:class:`DataMissingError` naming the files to place and where.
+:class:`~datasets.base.DataMissingError` naming the files to place and where.
 
 ``data_root`` defaults to :func:`default_data_root`: ``$PARTICLE_BENCH_DATA_ROOT`` if set,
 else ``./data`` (the torchvision habit).
@@ -42,6 +42,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
+
+from datasets.base import DataMissingError
 
 IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
 SPLITS = ("train", "test")
@@ -103,14 +105,6 @@ IMAGE_SHAPES = {
     "fashion_mnist": (1, 28, 28),
     "cifar10": (3, 32, 32),
 }
-
-
-class DataMissingError(FileNotFoundError):
-    """An image data set is not on disk (and no download was asked for).
-
-    The message says which files to place where, and how to point the CLI at them
-    (``--data-root``). The ``latents`` suite records such targets as skipped.
-    """
 
 
 class DataFormatError(ValueError):
