@@ -270,10 +270,6 @@ class LatentTarget(Target):
             report["grid"] = str(save_image_grid(images[:n_grid], grid_path))
         return report
 
-    def encode_images(self, images: Tensor) -> Tensor:
-        """Latent codes ``(n, dim)`` float64 of images ``(n, C, H, W)`` in [0, 1]."""
-        return self.autoencoder.encode(images)
-
 
 def build_latent_target(
     dataset: str,

@@ -114,11 +114,6 @@ class SphericalShell(HalfSupportCorruption, Target):
             + math.log1p(-((r_min / r_max) ** dim))
         )
 
-    def radius_cdf(self, r: Tensor) -> Tensor:
-        """P(|X| <= r) = (r^d - r_min^d) / (r_max^d - r_min^d) on [r_min, r_max]."""
-        lo, hi, d = self.r_min, self.r_max, self.dim
-        return ((r.clamp(lo, hi) / hi) ** d - (lo / hi) ** d) / (1 - (lo / hi) ** d)
-
     def _sample(self, n: int, gen: torch.Generator) -> Tensor:
         u = uniform_directions(n, self.dim, gen)
         a = (self.r_min / self.r_max) ** self.dim
@@ -256,10 +251,6 @@ class Torus(HalfSupportCorruption, Target):
         b = TWO_PI * torch.rand(n, generator=gen, dtype=torch.float64)
         rho = self.major + self.minor * torch.cos(a)
         return torch.stack([rho * torch.cos(b), rho * torch.sin(b), self.minor * torch.sin(a)], 1)
-
-    def tube_angle_cdf(self, a: Tensor) -> Tensor:
-        """CDF of the tube angle a in [0, 2 pi): (a + (r/R) sin a) / (2 pi)."""
-        return (a + (self.minor / self.major) * torch.sin(a)) / TWO_PI
 
     def cap_mask(self, x: Tensor) -> Tensor:
         return x[:, 1] > 0.9 * torch.hypot(x[:, 0], x[:, 1])

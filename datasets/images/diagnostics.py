@@ -21,7 +21,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -237,11 +237,6 @@ def load_or_train_classifier(
     return TrainedClassifier(
         cached.module, config, image_shape, n_classes, cached.extra, cached.from_cache
     )
-
-
-def default_classifier_config(dataset: str, **overrides: Any) -> ClassifierConfig:
-    base = DEFAULT_CLASSIFIERS.get(dataset) or ClassifierConfig(dataset)
-    return replace(base, **overrides)
 
 
 # ---------------------------------------------------------------------------------------

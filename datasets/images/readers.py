@@ -393,19 +393,6 @@ def read_cifar_batches(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(images), np.concatenate(labels)
 
 
-def write_cifar_batch(path: str | os.PathLike[str], images: np.ndarray, labels: np.ndarray) -> None:
-    """Write one CIFAR-10 python batch (dict with b"data" (n, 3072) uint8, b"labels")."""
-    images = np.asarray(images, dtype=np.uint8).reshape(images.shape[0], -1)
-    batch = {
-        b"batch_label": b"particle-bench batch",
-        b"data": images,
-        b"labels": [int(v) for v in labels],
-        b"filenames": [f"img{i}.png".encode() for i in range(images.shape[0])],
-    }
-    with open(path, "wb") as f:
-        pickle.dump(batch, f)
-
-
 def _missing_cifar_message(split: str, root: Path) -> str:
     files = ", ".join(_CIFAR_BATCHES[split])
     dirs = ", ".join(str(root / sub / "cifar-10-batches-py") for sub in _CIFAR_DIRS)
