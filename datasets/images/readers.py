@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from common.random import make_generator
 from datasets.base import DataMissingError
 
 IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
@@ -154,10 +155,28 @@ class ImageDataset:
         d = self.data if index is None else self.data[index]
         return d.to(torch.float32) / float(self.scale)
 
+    def subset_index(self, limit: int | None, *, seed: int) -> Tensor:
+        """Row indices ``(m,)`` of a training subset: the first ``limit`` entries of a
+        permutation drawn by ``seed`` when there are more than ``limit`` images, else every
+        row in order (``limit`` None: no cap)."""
+        n = len(self)
+        if limit is not None and limit < n:
+            return torch.randperm(n, generator=make_generator(seed))[:limit]
+        return torch.arange(n)
+
     def label_frequencies(self) -> Tensor:
         """Class frequencies ``(n_classes,)`` float64 summing to one."""
         counts = torch.bincount(self.labels, minlength=self.n_classes).to(torch.float64)
         return counts / counts.sum()
+
+
+def check_image_shape(images: Tensor, image_shape: tuple[int, int, int]) -> None:
+    """Raise ValueError unless ``images`` is ``(n, *image_shape)``, i.e. ``(n, C, H, W)``."""
+    if images.ndim != 4 or tuple(images.shape[1:]) != tuple(image_shape):
+        raise ValueError(
+            f"images must have shape (n, {', '.join(map(str, image_shape))}), "
+            f"got {tuple(images.shape)}"
+        )
 
 
 def default_data_root() -> Path:
