@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -305,25 +306,15 @@ def clear_built_targets() -> None:
     _BUILT.clear()
 
 
-@register_target("digits_latent", "latents")
-def digits_latent() -> LatentTarget:
-    """8x8 digits (scikit-learn), MLP autoencoder, latent dim 4; always available."""
-    return build_latent_target("digits")
-
-
-@register_target("mnist_latent", "latents")
-def mnist_latent() -> LatentTarget:
-    """MNIST, CNN autoencoder, latent dim 6; needs the IDX files under the data root."""
-    return build_latent_target("mnist")
-
-
-@register_target("fashion_mnist_latent", "latents")
-def fashion_mnist_latent() -> LatentTarget:
-    """Fashion-MNIST, CNN autoencoder, latent dim 6; needs the IDX files under the data root."""
-    return build_latent_target("fashion_mnist")
-
-
-@register_target("cifar10_latent", "latents")
-def cifar10_latent() -> LatentTarget:
-    """CIFAR-10, the notebook's CNN autoencoder, latent dim 16; needs the python batches."""
-    return build_latent_target("cifar10")
+#: registered name -> image data set: digits (8x8, scikit-learn, MLP autoencoder, latent
+#: dim 4; always available), MNIST and Fashion-MNIST (IDX files, CNN, latent dim 6) and
+#: CIFAR-10 (python batches, the notebook's CNN, latent dim 16); see
+#: ``datasets.images.autoencoders.DEFAULT_AUTOENCODERS``
+LATENT_DATASETS = {
+    "digits_latent": "digits",
+    "mnist_latent": "mnist",
+    "fashion_mnist_latent": "fashion_mnist",
+    "cifar10_latent": "cifar10",
+}
+for _name, _dataset in LATENT_DATASETS.items():
+    register_target(_name, "latents")(partial(build_latent_target, _dataset, name=_name))
