@@ -5,16 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from datasets import (
-    TARGETS,
-    DataMissingError,
-    StandardisedTarget,
-    Target,
-    TargetError,
-    available_targets,
-    get_target,
-    register_target,
-)
+from datasets import TARGETS, DataMissingError, StandardisedTarget, Target, TargetError
+from datasets.base import available_targets, get_target, register_target
 from tests.helpers.gaussian import GaussianTarget
 
 
