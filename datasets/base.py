@@ -199,16 +199,8 @@ class StandardisedTarget(Target):
             def decode(z: Tensor) -> Tensor:
                 return base_decode(self.to_original(z))
 
-        super().__init__(
-            name=base.name,
-            dim=base.dim,
-            family=base.family,
-            metric_eps_fraction=base.metric_eps_fraction,
-            description=base.description,
-            bounds=bounds,
-            decode=decode,
-            labels=base.labels,
-        )
+        fields = (base.name, base.dim, base.family, base.metric_eps_fraction, base.description)
+        super().__init__(*fields, bounds=bounds, decode=decode, labels=base.labels)
         self.base = base
         self.mean = mean
         self.std = std
