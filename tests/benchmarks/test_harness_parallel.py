@@ -21,7 +21,7 @@ from benchmarks.runner import TIMING_FIELDS, without_timing
 from benchmarks.store import ROWS_FILE, load_rows
 from tests.helpers import harness_plugin as hp
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
