@@ -6,6 +6,8 @@
 
 from datasets.base import (
     FAMILIES,
+    TARGETS,
+    DataMissingError,
     StandardisedTarget,
     Target,
     TargetError,
@@ -18,6 +20,8 @@ __particle_bench__ = True
 
 __all__ = [
     "FAMILIES",
+    "TARGETS",
+    "DataMissingError",
     "StandardisedTarget",
     "Target",
     "TargetError",

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from common.geometry import median_bandwidth_sq
 from common.random import make_generator
 from datasets.base import Target
 from samplers.base import Sampler, SamplerError, SampleResult, register_sampler
@@ -64,7 +65,6 @@ from samplers.koopman_markov import (
 from samplers.spectral import (
     DiffusionMapKernel,
     SpectralError,
-    median_heuristic_eps,
 )
 from samplers.transport_run import resolve_dtype, run_spectral_transport
 
@@ -288,7 +288,7 @@ class EDMDKSWGD(Sampler):
         """The origin code's construction (:mod:`samplers.koopman_markov`); sets kernel, Phi, w."""
         p = self.params
         t1 = time.perf_counter()
-        eps = median_heuristic_eps(X) if p["bandwidth"] is None else float(p["bandwidth"])
+        eps = median_bandwidth_sq(X) if p["bandwidth"] is None else float(p["bandwidth"])
         G, C = gram_matrices(X, Y, kernel=p["kernel"], degree=int(p["koopman_degree"]))
         K = koopman_gram_matrix(G, C, ridge=float(p["koopman_ridge"]))
         del G, C

@@ -37,11 +37,11 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from common.geometry import median_bandwidth_sq
 from samplers.spectral import (
     DiffusionMapKernel,
     SpectralError,
     lawgd_weights,
-    median_heuristic_eps,
     squared_distances,
     symmetric_eigh,
 )
@@ -69,7 +69,7 @@ def gram_matrices(
     if X.ndim != 2 or Ys.shape[1:] != X.shape:
         raise SpectralError(f"Y {tuple(Y.shape)} must be (N, d) or (R, N, d), X {tuple(X.shape)}")
     if kernel == "gaussian":
-        e = median_heuristic_eps(X) if eps is None else float(eps)
+        e = median_bandwidth_sq(X) if eps is None else float(eps)
         if not (math.isfinite(e) and e > 0):
             raise SpectralError(f"Gram bandwidth must be positive and finite, got {e!r}")
 
