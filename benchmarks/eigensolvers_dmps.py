@@ -36,8 +36,7 @@ from threadpoolctl import threadpool_limits
 import benchmarks._imports  # noqa: F401  (guards the local ``datasets`` package)
 from benchmarks.scaling_dmps import gaussian_points, markdown_table
 from metrics.sinkhorn import relative_eps, sinkhorn_divergence
-from samplers.dmps import clipped_displacement
-from samplers.spectral import (
+from samplers.core.spectral import (
     DiffusionMapKernel,
     auto_step_size,
     lawgd_weights,
@@ -45,6 +44,7 @@ from samplers.spectral import (
     top_eigenpairs,
     transport_direction,
 )
+from samplers.dmps import clipped_displacement
 
 COMMAND = "python -m benchmarks.eigensolvers_dmps"
 

@@ -29,7 +29,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 import benchmarks._imports  # noqa: F401  (guards the local ``datasets`` package)
-from samplers.spectral import (
+from samplers.core.spectral import (
     DENSE_MAX_N,
     DiffusionMapKernel,
     brute_force_transport_step,

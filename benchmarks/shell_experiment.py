@@ -39,7 +39,7 @@ from benchmarks.scaling_dmps import markdown_table
 from datasets.base import get_target
 from metrics.sinkhorn import relative_eps, sinkhorn_divergence
 from samplers import get_sampler
-from samplers.spectral import median_heuristic_eps
+from samplers.core.spectral import median_heuristic_eps
 
 COMMAND = "python -m benchmarks.shell_experiment"
 REFERENCE_STEP = {"shell3": 5.0, "shell100": 20.0}

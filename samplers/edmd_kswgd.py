@@ -1,11 +1,11 @@
 """EDMD-KSWGD: the DMPS/LAWGD transport driven by an EDMD Koopman spectrum.
 
-Data-driven: sees only the training samples X (N, d). Fit (see :mod:`samplers.edmd`):
+Data-driven: sees only the training samples X (N, d). Fit (see :mod:`samplers.core.edmd`):
 one-step Langevin pairs X' = X + dt s_KDE(X) + sqrt(2 dt) xi; a dictionary (sparse dictionary
 learning + constant by default) or kernel EDMD; A v = mu G v; generator eigenvalues
 lambda_gen = (mu - 1)/dt; transport modes phi_k (eigenfunctions on X, unit Euclidean norm) with
 weights w_k = -1/lambda_gen_k = dt/(1 - mu_k) > 0. Run: the DMPS step of
-:func:`samplers.spectral.spectral_transport_step` with S = Phi diag(w) Phi^T:
+:func:`samplers.core.spectral.spectral_transport_step` with S = Phi diag(w) Phi^T:
     x_i <- x_i - (h/m) sum_a grad Kt_a(x_i) (S sum_l Kt(x_l))_a,
 Kt the diffusion-map out-of-sample kernel on X (as in the reference notebook, which reuses the
 KSWGD kernel for its EDMD transport).
@@ -13,7 +13,7 @@ KSWGD kernel for its EDMD transport).
 Sign convention: LAWGD's kernel is (-L)^-1 = sum_k phi_k phi_k / (-lambda_k), positive on the
 non-constant modes, so the weights are -1/lambda_gen > 0 and particles descend the KL. The
 notebook's weights 1/lambda_gen are negative for decaying modes: with them the same update
-ascends (``tests/test_edmd_kswgd.py`` measures both).
+ascends (``tests/samplers/test_edmd_kswgd.py`` measures both).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from torch import Tensor
 
 from common.random import make_generator
 from datasets.base import Target
-from samplers.base import Sampler, SamplerError, SampleResult, register_sampler
-from samplers.edmd import (
+from samplers.base import RunRequest, Sampler, SamplerError, SampleResult, register_sampler
+from samplers.core.edmd import (
     EDMDError,
     MonomialDictionary,
     RBFDictionary,
@@ -38,11 +38,11 @@ from samplers.edmd import (
     langevin_pairs,
     transport_modes,
 )
-from samplers.spectral import (
+from samplers.core.spectral import (
     DiffusionMapKernel,
     SpectralError,
 )
-from samplers.transport_run import resolve_dtype, run_spectral_transport
+from samplers.core.transport_run import resolve_dtype, run_spectral_transport
 
 DICTIONARIES = ("sparse", "rbf", "monomial", "kernel")
 
@@ -57,7 +57,8 @@ class EDMDKSWGD(Sampler):
     - ``dt`` = 0.1: Langevin time step of the pairs (notebook's dt_edmd).
     - ``pair_bandwidth`` = "median": KDE bandwidth of the drift, h^2 = median|X_a-X_b|^2 /
       (2 log(N+1)) (the suite's heuristic); "notebook" = h^2 = median|X_a-X_b|^2, which
-      shrinks the generator spectrum by ~1/(1 + h^2) (measured in tests/test_edmd.py); or h.
+      shrinks the generator spectrum by ~1/(1 + h^2) (measured in tests/samplers/test_edmd.py);
+      or h.
     - ``max_train`` = 2000: at most this many training points are used (a seeded subsample
       above; pairs, dictionary and the O(N^2) kernel all scale with N).
     - ``fit_seed`` = 0: seeds the pair noise, the subsample and scikit-learn's random_state.
@@ -82,7 +83,7 @@ class EDMDKSWGD(Sampler):
       (notebook's eig_threshold_edmd; modes need mu_threshold < Re mu < 1).
     - ``complex_modes`` = "pair": a conjugate pair (phi, conj phi) becomes Re phi, Im phi,
       both weighted Re(dt/(1 - mu)) (the symmetric part of the pair's spectral sum; see
-      :func:`samplers.edmd.transport_modes`); "real": Re phi once, weight dt/(1 - Re mu);
+      :func:`samplers.core.edmd.transport_modes`); "real": Re phi once, weight dt/(1 - Re mu);
       "drop": discard pairs (if then no mode survives, the fit uses "pair" and records it in
       ``info["complex_modes_used"]``). The Langevin generator is self-adjoint in L2(pi), so
       complex EDMD eigenvalues are finite-sample artefacts (~85% of the sparse-dictionary
@@ -92,12 +93,12 @@ class EDMDKSWGD(Sampler):
       ``imag_tol`` = 1e-6: |Im mu| <= imag_tol |mu| counts as real. ``max_modes`` = None.
     - ``center_modes`` = True: subtract each eigenfunction's training mean (EDMD
       eigenfunctions are not orthogonal to constants; uncentred, particles were sent away in
-      half the seeds, see :func:`samplers.edmd.transport_modes`).
+      half the seeds, see :func:`samplers.core.edmd.transport_modes`).
 
     Transport (as DMPS)
     - ``bandwidth`` = None: eps of the diffusion-map kernel (median heuristic when None).
     - ``step_size`` = "auto": h such that the first step moves the median particle by
-      ``step_fraction`` * sqrt(eps) (the DMPS rule, :func:`samplers.spectral.auto_step_size`);
+      ``step_fraction`` * sqrt(eps) (the DMPS rule, :func:`samplers.core.spectral.auto_step_size`);
       a positive float fixes h. ``step_fraction`` = 0.1.
     - ``dtype`` = "float64"; ``max_abs`` = 1e4: divergence threshold (standardised units).
 
@@ -240,25 +241,8 @@ class EDMDKSWGD(Sampler):
             "dtype": p["dtype"],
         }
 
-    def _run(
-        self,
-        x0: Tensor,
-        n_steps: int,
-        gen: torch.Generator,
-        *,
-        record_every: int,
-        progress: bool,
-    ) -> SampleResult:
+    def _run(self, run: RunRequest) -> SampleResult:
+        params = {**self.params, "max_step": None}
         return run_spectral_transport(
-            "edmd_kswgd",
-            x0,
-            n_steps,
-            self.kernel,
-            self.Phi,
-            self.w,
-            params={**self.params, "max_step": None},
-            dtype=self._dtype(),
-            record_every=record_every,
-            progress=progress,
-            desc="EDMD-KSWGD",
+            run, self.kernel, self.Phi, self.w, params=params, dtype=self._dtype()
         )

@@ -10,7 +10,9 @@ fixture, which removes the registrations afterwards (so contract tests never see
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -19,7 +21,7 @@ from torch import Tensor
 
 from datasets.base import _FAMILY_OF, _TARGETS, Target
 from metrics.base import _METRICS, MetricResult, check_clouds
-from samplers.base import _SAMPLERS, Sampler, SampleResult, check_deadline, iterate
+from samplers.base import SAMPLERS, RunRequest, Sampler, SampleResult, check_deadline
 from tests.helpers.gaussian import GaussianTarget
 
 TARGET = "harness_gauss"
@@ -64,20 +66,17 @@ class HarnessSlow(Sampler):
             time.sleep(0.01)
         return {}
 
-    def _run(
-        self, x0: Tensor, n_steps: int, gen: torch.Generator, *, record_every: int, progress: bool
-    ) -> SampleResult:
-        pause = float(self.params["step_sleep"])
+    def _run(self, run: RunRequest) -> SampleResult:
+        pause, n_steps = float(self.params["step_sleep"]), run.n_steps
         if not self.params["cooperative"]:
             time.sleep(pause * n_steps)
-            x = x0 * 0.9**n_steps
+            x = run.x0 * 0.9**n_steps
             return SampleResult(x, None, np.array([pause * n_steps]), {"steps": n_steps})
+        return super()._run(run)
 
-        def step(x: Tensor, t: int) -> Tensor:
-            time.sleep(pause)
-            return 0.9 * x
-
-        return iterate(step, x0, n_steps, record_every=record_every, progress=progress)
+    def _step(self, x: Tensor, t: int, gen: torch.Generator) -> Tensor:
+        time.sleep(float(self.params["step_sleep"]))
+        return 0.9 * x
 
 
 #: registry -> (key, value) entries this plug-in adds
@@ -85,7 +84,6 @@ ENTRIES = (
     (_TARGETS, TARGET, harness_gauss),
     (_FAMILY_OF, TARGET, "mixtures"),
     (_METRICS, METRIC, harness_energy),
-    (_SAMPLERS, SLOW, HarnessSlow),
 )
 
 
@@ -93,15 +91,21 @@ def register() -> None:
     """Add the entries (idempotent)."""
     for registry, key, value in ENTRIES:
         registry.setdefault(key, value)
+    SAMPLERS.add(SLOW, HarnessSlow)
 
 
-def use_in_process(monkeypatch: Any) -> None:
-    """Register the entries for one test only (pytest ``monkeypatch``): undone afterwards,
-    also when an earlier import registered them for good."""
+@contextlib.contextmanager
+def use_in_process(monkeypatch: Any) -> Iterator[None]:
+    """Within the block, register the entries for one test (pytest ``monkeypatch``; the
+    sampler in a scope of the registry): undone afterwards, also when an earlier import
+    registered them for good."""
     for registry, key, _ in ENTRIES:
         registry.pop(key, None)
     for registry, key, value in ENTRIES:
         monkeypatch.setitem(registry, key, value)
+    with SAMPLERS.scoped() as samplers:
+        samplers.add(SLOW, HarnessSlow)
+        yield
 
 
 def tiny_suite_file(path: Any, **overrides: Any) -> Any:
