@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from datasets.base import Target
-from samplers.base import RunRequest, SamplerError, SampleResult, register_sampler
+from samplers.base import RunRequest, SamplerError, SampleResult, check_deadline, register_sampler
 from samplers.core.neural_nets import TRAINING_DEFAULTS, Adam, NeuralSampler, seeded_mlp
 
 
@@ -151,6 +151,7 @@ class ScoreDiffusion(NeuralSampler):
         diverged = False
         bar = self._training_bar()
         for _ in range(p["iterations"]):
+            check_deadline(f"{self.name} training")
             idx = torch.randperm(n, generator=gen)[:batch].to(device)
             t = p["t_min"] + (1 - p["t_min"]) * torch.rand(
                 batch, generator=gen, dtype=torch.float64

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from common.geometry import median_sq_distance
 from datasets.base import Target
-from samplers.base import RunRequest, SamplerError, SampleResult, register_sampler
+from samplers.base import RunRequest, SamplerError, SampleResult, check_deadline, register_sampler
 from samplers.core.neural_nets import (
     TRAINING_DEFAULTS,
     Adam,
@@ -130,6 +130,7 @@ class SinkhornGenerator(NeuralSampler):
         best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
         bar = self._training_bar()
         for it in range(1, p["iterations"] + 1):
+            check_deadline(f"{self.name} training")
             idx = torch.randperm(n, generator=gen)[:batch].to(device)
             z = torch.randn(batch, latent, generator=gen, dtype=torch.float64).to(device, dtype)
             fake = self.net(z)
