@@ -1,5 +1,8 @@
-"""Leaderboards from long-format rows: samplers x targets, mean ± std over seeds,
-wall time, average rank, with the ``exact`` row (fresh i.i.d. target samples).
+"""Leaderboards from long-format rows: samplers x targets, mean and 95 % bootstrap interval
+over seeds, wall time, average rank, with the ``exact`` row (fresh i.i.d. target samples);
+per ranked headline a paired win/tie/loss table (Holm-corrected Wilcoxon tests) and the
+critical difference of average ranks (``benchmarks.statistics``); runs that a metric's own
+threshold flags (``Metric.flag_below``, e.g. data-copying) are marked in every table.
 
 Which metric heads the table, how each metric ranks and what its caption says come from the
 metric registry (``metrics.base.Metric``) and the suite (``Suite.headline``, saved as
@@ -9,12 +12,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from benchmarks.statistics import average_ranks, bootstrap_interval, nemenyi_cd, pairwise_table
 from benchmarks.store import atomic_path, atomic_write_text
 from benchmarks.tables import markdown_table
 from metrics.base import Metric, MetricError, MetricResult, get_metric
@@ -65,6 +70,10 @@ def grid_labels(df: pd.DataFrame) -> pd.Series:
     return labels
 
 
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
+
+
 def rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     if df.empty:
@@ -77,12 +86,40 @@ def rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
-def _fmt(mean: float, std: float) -> str:
+def _num(v: float) -> str:
+    if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e4):
+        return f"{v:.2e}"
+    return f"{v:.4f}"
+
+
+def _fmt(mean: float, lo: float, hi: float) -> str:
+    """'mean [lo, hi]' (the 95 % bootstrap interval over seeds)."""
     if math.isnan(mean):
         return "nan"
-    if mean != 0 and (abs(mean) < 1e-3 or abs(mean) >= 1e4):
-        return f"{mean:.2e} ± {std:.1e}"
-    return f"{mean:.4f} ± {std:.4f}"
+    return f"{_num(mean)} [{_num(lo)}, {_num(hi)}]"
+
+
+def _ok(g: pd.DataFrame) -> pd.DataFrame:
+    """The runs of ``g`` with a usable value (status ok, converged, finite)."""
+    return g[(g["status"] == "ok") & g["converged"].astype(bool) & np.isfinite(g["value"])]
+
+
+def flag_marks(df: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """(sampler, column) -> 'copying 2/3'-style marks: for every metric that declares a flag
+    threshold, the runs whose value crosses it, out of the runs it scored."""
+    marks: dict[tuple[str, str], list[str]] = {}
+    for metric in df["metric"].unique():
+        spec = metric_spec(metric)
+        if spec.flag_below is None:
+            continue
+        for (sampler, column), g in _ok(df[df["metric"] == metric]).groupby(
+            ["sampler", "column"], sort=False
+        ):
+            n = int(sum(spec.flags(float(v)) for v in g["value"]))
+            if n:
+                label = spec.flag_label or f"{metric} flag"
+                marks.setdefault((sampler, column), []).append(f"{label} {n}/{len(g)}")
+    return {k: ", ".join(v) for k, v in marks.items()}
 
 
 def summarise(df: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -90,15 +127,18 @@ def summarise(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     d = df[df["metric"] == metric]
     out = []
     for (sampler, column), g in d.groupby(["sampler", "column"], sort=False):
-        good = g[(g["status"] == "ok") & g["converged"].astype(bool) & np.isfinite(g["value"])]
+        good = _ok(g).sort_values("rep") if "rep" in g else _ok(g)
         vals = good["value"].to_numpy(dtype=float)
         statuses = g["status"].value_counts().to_dict()
+        lo, hi = bootstrap_interval(vals, seed=0)
         out.append(
             {
                 "sampler": sampler,
                 "column": column,
                 "mean": float(vals.mean()) if len(vals) else float("nan"),
                 "std": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
+                "ci_low": lo,
+                "ci_high": hi,
                 "n_ok": int(len(vals)),
                 "n_runs": int(len(g)),
                 "statuses": ",".join(f"{k}:{v}" for k, v in sorted(statuses.items())),
@@ -121,7 +161,7 @@ def _cell(r: pd.Series) -> str:
         if "metric_failed" in st:
             return "metric failed"
         return "failed" if ("failed" in st) else "not converged"
-    text = _fmt(r["mean"], r["std"])
+    text = _fmt(r["mean"], r["ci_low"], r["ci_high"])
     if r["n_ok"] < r["n_runs"]:
         text += f" ({r['n_ok']}/{r['n_runs']} ok)"
     return text
@@ -129,7 +169,8 @@ def _cell(r: pd.Series) -> str:
 
 def leaderboard_table(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Wide table: rows samplers (``exact`` first, then by average rank), columns targets,
-    cells 'mean ± std', plus mean wall seconds per run and average rank (exact excluded;
+    cells 'mean [95 % bootstrap interval]' (with the flag marks of :func:`flag_marks`), plus
+    mean wall seconds per run and average rank (exact excluded;
     none for an unranked metric; higher ranks first where higher is better)."""
     s = summarise(df, metric)
     if s.empty:
@@ -140,11 +181,17 @@ def leaderboard_table(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     sign = (1.0 if spec.lower_is_better else -1.0) if spec.ranked else float("nan")
     ranks = (sign * means.drop(index=EXACT, errors="ignore")).rank(axis=0, method="average")
     avg_rank = ranks.mean(axis=1)
-    cells = (
-        s.assign(cell=s.apply(_cell, axis=1))
-        .pivot(index="sampler", columns="column", values="cell")
-        .reindex(columns=columns)
-    )
+    marks = flag_marks(df)
+    s["cell"] = [
+        _cell(r)
+        + (
+            f" **[{marks[(r['sampler'], r['column'])]}]**"
+            if (r["sampler"], r["column"]) in marks
+            else ""
+        )
+        for _, r in s.iterrows()
+    ]
+    cells = s.pivot(index="sampler", columns="column", values="cell").reindex(columns=columns)
     wall = df.groupby("sampler")["wall_seconds"].mean()
     table = cells.copy()
     table["wall s/run"] = wall.reindex(table.index).map(lambda v: f"{v:.2f}")
@@ -155,6 +202,63 @@ def leaderboard_table(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     order += list(avg_rank.sort_values().index)
     order += [i for i in table.index if i not in order]
     return table.loc[order]
+
+
+def metric_values(df: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Usable values of ``metric`` without the ``exact`` row: sampler, column, rep, value."""
+    d = _ok(df[(df["metric"] == metric) & (df["sampler"] != EXACT)])
+    return d[["sampler", "column", "rep", "value"]].reset_index(drop=True)
+
+
+def rank_summary(df: pd.DataFrame, metric: str) -> tuple[pd.Series, float, int]:
+    """(average ranks over the columns every sampler has a value in, Nemenyi CD, number of
+    columns) of a ranked metric, ``exact`` excluded (Demšar 2006)."""
+    v = metric_values(df, metric)
+    if v.empty:
+        return pd.Series(dtype=float), float("nan"), 0
+    means = v.groupby(["sampler", "column"])["value"].mean().unstack("column")
+    ranks = average_ranks(means, metric_spec(metric).lower_is_better)
+    n = int(means.dropna(axis=1, how="any").shape[1])
+    return ranks, nemenyi_cd(len(ranks), n), n
+
+
+def comparison_section(df: pd.DataFrame, metric: str, figure: str | None = None) -> list[str]:
+    """Markdown: the pairwise win/tie/loss table with Holm-corrected paired tests, and the
+    average ranks with their critical difference (link to ``figure`` when given)."""
+    spec = metric_spec(metric)
+    v = metric_values(df, metric)
+    if not spec.ranked or v["sampler"].nunique() < 2:
+        return []
+    table = pairwise_table(v, spec.lower_is_better)
+    ranks, cd, n = rank_summary(df, metric)
+    shown = table.assign(
+        **{
+            "W/T/L": [f"{r.wins}/{r.ties}/{r.losses}" for r in table.itertuples()],
+            "median scaled diff": table["median_scaled_diff"].map(lambda x: f"{x:+.3f}"),
+            "p": table["p"].map(lambda x: f"{x:.3g}"),
+            "p (Holm)": table["p_holm"].map(lambda x: f"{x:.3g}"),
+        }
+    )[["a", "b", "W/T/L", "units", "median scaled diff", "p", "p (Holm)", "verdict"]]
+    lines = [
+        f"## Paired comparisons: {metric}",
+        "",
+        "Runs share data and x0 per seed, so samplers are compared pairwise on the same "
+        "(target, seed) units. W/T/L: targets where a's 95 % paired bootstrap interval of "
+        "the mean difference over seeds lies entirely on the better (worse) side of 0, else a "
+        "tie. p: two-sided Wilcoxon signed-rank test over all units of the difference divided "
+        "by the target's mean |value| (negative = a better); Holm-corrected across the "
+        f"{len(table)} pairs; verdict at alpha = 0.05.",
+        "",
+        markdown_table(shown.set_index("a"), index="a"),
+        "",
+        f"Average ranks over {n} targets (1 = best; Nemenyi critical difference "
+        f"CD = {cd:.2f} at alpha = 0.05, Demšar 2006): "
+        + ", ".join(f"{k} {r:.2f}" for k, r in ranks.items())
+        + ".",
+    ]
+    if figure:
+        lines += ["", f"Critical-difference figure: [{figure}]({figure})"]
+    return lines + [""]
 
 
 def write_leaderboard(
@@ -179,7 +283,8 @@ def write_leaderboard(
         what = spec.description or f"`{headline}`"
         order = "lower is better" if spec.lower_is_better else "higher is better"
         md += [
-            f"{what}, in the standardised space; mean ± std over seeds ({order}). `exact` = "
+            f"{what}, in the standardised space; mean [95 % bootstrap interval of the mean over "
+            f"seeds] ({order}). `exact` = "
             "fresh i.i.d. target samples of the same size (the noise floor). "
             f"Particles {first['n_particles']}, steps {first['n_steps']}, training split "
             f"{first['n_train']}, reference {first['n_reference']}, "
@@ -188,6 +293,16 @@ def write_leaderboard(
             "",
             markdown_table(leaderboard_table(df, headline), index="sampler"),
         ]
+        marks = flag_marks(df)
+        if marks:
+            md += [
+                "",
+                "**Flagged runs** (a metric's own threshold, shown in bold brackets in every "
+                "table): " + "; ".join(f"{s} on {c}: {m}" for (s, c), m in marks.items()) + ".",
+            ]
+        md += [""] + comparison_section(
+            df, headline, f"figures/critical_difference_{_slug(headline)}.png"
+        )
         for metric in [m for m in df["metric"].unique() if m != headline]:
             md += [
                 f"## Secondary metric: {metric}",

@@ -9,7 +9,10 @@
   fit + sampling seconds so far;
 * ``metric_vs_step_<target>.png`` (with ``--curve-every``): the metric against the step,
   mean over seeds per sampler;
-* ``heatmap_<metric>.png``: log10 of the leaderboard's mean metric, samplers x targets.
+* ``heatmap_<metric>.png``: log10 of the leaderboard's mean metric, samplers x targets;
+* ``critical_difference_<metric>.png`` (ranked headline): average ranks over targets on an
+  axis with the Nemenyi critical difference, samplers closer than CD joined by a bar
+  (Demšar 2006).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from benchmarks.leaderboard import (  # noqa: E402
     EXACT,
     grid_labels,
     headline_of,
+    metric_spec,
+    rank_summary,
     rows_frame,
     summarise,
 )
@@ -190,6 +195,55 @@ def heatmap_figure(suite_dir: Path, df: pd.DataFrame, metric: str) -> Path | Non
     return _save(fig, suite_dir / FIG_DIR / f"heatmap_{_slug(metric)}.png")
 
 
+def critical_difference_figure(suite_dir: Path, df: pd.DataFrame, metric: str) -> Path | None:
+    """Average ranks (1 = best) of the samplers over the targets, the Nemenyi CD drawn as a
+    bar above the axis, and thick lines under each maximal group of samplers whose average
+    ranks differ by less than CD (not significantly different). None for an unranked
+    metric or fewer than two samplers."""
+    if not metric_spec(metric).ranked:
+        return None
+    ranks, cd, n = rank_summary(df, metric)
+    k = len(ranks)
+    if k < 2 or n < 1:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.28 * k))
+    ax.set_xlim(k + 0.5, 0.5)  # best (rank 1) on the right, as in Demšar's figures
+    ax.set_ylim(-k - 1, 2)
+    ax.axhline(0, color="k", lw=1)
+    for r in range(1, k + 1):
+        ax.plot([r, r], [0, 0.15], color="k", lw=1)
+        ax.text(r, 0.3, str(r), ha="center", va="bottom", fontsize=8)
+    for i, (name, r) in enumerate(ranks.items()):
+        y = -(i + 1)
+        ax.plot([r, r], [0, y], color="0.5", lw=0.8)
+        ax.text(
+            r,
+            y,
+            f" {name} ({r:.2f}) ",
+            ha="right" if r < (k + 1) / 2 else "left",
+            va="center",
+            fontsize=8,
+        )
+    if np.isfinite(cd):
+        ax.plot([1, 1 + cd], [1.3, 1.3], color="tab:red", lw=2)
+        ax.text(1 + cd / 2, 1.45, f"CD = {cd:.2f}", ha="center", va="bottom", fontsize=8)
+        values = ranks.to_numpy()
+        groups = []
+        for i in range(k):
+            j = max(j for j in range(i, k) if values[j] - values[i] < cd)
+            if j > i and not any(a <= i and j <= b for a, b in groups):
+                groups.append((i, j))
+        for g, (i, j) in enumerate(groups):
+            ax.plot([values[i], values[j]], [-0.4 - 0.25 * g] * 2, color="k", lw=3)
+    ax.axis("off")
+    ax.set_title(f"{metric}: average ranks over {n} targets (Nemenyi, alpha = 0.05)", fontsize=9)
+    path = suite_dir / FIG_DIR / f"critical_difference_{_slug(metric)}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def suite_figures(
     suite_dir: Path, rows: list[dict[str, Any]], curves: list[dict[str, Any]]
 ) -> list[Path]:
@@ -203,7 +257,7 @@ def suite_figures(
     if len(cf):
         cf["sampler"] = grid_labels(cf)
     metric = headline_of(suite_dir, rows) or str(df["metric"].iloc[0])
-    out = [heatmap_figure(suite_dir, df, metric)]
+    out = [heatmap_figure(suite_dir, df, metric), critical_difference_figure(suite_dir, df, metric)]
     for target in dict.fromkeys(df["target"]):
         out.append(particles_figure(suite_dir, df, target))
         out.append(metric_vs_time_figure(suite_dir, df, cf, target, metric))

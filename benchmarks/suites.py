@@ -34,7 +34,15 @@ class Suite:
     seeds: tuple[int, ...] = (0, 1, 2)
     inits: tuple[str, ...] = ("gaussian",)
     samplers: tuple[str, ...] | None = None
-    metrics: tuple[str, ...] = ("sinkhorn", "sliced_wasserstein", "mmd_gaussian", "memorisation")
+    #: scored for every run; automatic metrics (e.g. ``support_error``) join where they apply
+    metrics: tuple[str, ...] = (
+        "sinkhorn",
+        "sliced_wasserstein",
+        "mmd_gaussian",
+        "memorisation",
+        "c2st",
+        "data_copying",
+    )
     #: the metric that orders the leaderboard and draws the curves (default: first of metrics)
     headline: str | None = None
     sampler_params: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -73,6 +81,7 @@ SUITES: dict[str, Suite] = {
             name="manifolds",
             targets=("circle", "shell3", "half_sphere", "swiss_roll"),
             inits=("gaussian", "cap"),
+            metrics=Suite.metrics + ("generalisation_gap",),
             description="data on curves and surfaces; cap init tests spreading over the support",
         ),
         Suite(
@@ -83,6 +92,7 @@ SUITES: dict[str, Suite] = {
         Suite(
             name="bounded",
             targets=("uniform_square", "beta_2_5x5_2", "dirichlet3", "uniform_disk"),
+            metrics=Suite.metrics + ("generalisation_gap",),
             description="bounded supports: mass must stay inside the boundary",
         ),
         Suite(

@@ -102,6 +102,12 @@ class UniformBox(UniformDensity, HalfSupportCorruption, Target):
     def wrong_mask(self, x: Tensor) -> Tensor:
         return x[:, 0] < 0.5 * (self.lo + self.hi)
 
+    def support_distance(self, x: Tensor) -> Tensor:
+        """Euclidean distance of x (n, d) to the closed box [lo, hi]^d: |clamp(x) - x|, 0
+        inside -> (n,)."""
+        lo, hi = self.bounds
+        return (torch.minimum(torch.maximum(x, lo.to(x)), hi.to(x)) - x).norm(dim=1)
+
 
 class ProductBeta(HalfSupportCorruption, Target):
     """Product of Beta(a_i, b_i) on [0, 1]^d (integer shapes).
@@ -167,6 +173,12 @@ class ProductBeta(HalfSupportCorruption, Target):
     def wrong_mask(self, x: Tensor) -> Tensor:
         return x[:, 0] < self.half_threshold
 
+    def support_distance(self, x: Tensor) -> Tensor:
+        """Euclidean distance of x (n, d) to the closed box [lo, hi]^d: |clamp(x) - x|, 0
+        inside -> (n,)."""
+        lo, hi = self.bounds
+        return (torch.minimum(torch.maximum(x, lo.to(x)), hi.to(x)) - x).norm(dim=1)
+
 
 class Dirichlet2Simplex(HalfSupportCorruption, Target):
     """Dirichlet(alpha_1, alpha_2, alpha_3) on the 2-simplex, as its first two coordinates
@@ -230,6 +242,20 @@ class Dirichlet2Simplex(HalfSupportCorruption, Target):
     def wrong_mask(self, x: Tensor) -> Tensor:
         return x[:, 0] < self.half_threshold
 
+    def support_distance(self, x: Tensor) -> Tensor:
+        """Distance of x (n, 2) to the closed triangle {x_1, x_2 >= 0, x_1 + x_2 <= 1}: 0
+        inside, else the smallest distance to its three edges (segments a -> b, nearest
+        point a + clamp((x - a).(b - a) / |b - a|^2, 0, 1) (b - a)) -> (n,)."""
+        corners = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=x.dtype).to(x)
+        a = corners  # edges a_k -> b_k
+        b = corners[[1, 2, 0]]
+        ab = b - a  # (3, 2)
+        rel = x[:, None, :] - a[None]  # (n, 3, 2)
+        t = ((rel * ab[None]).sum(-1) / (ab * ab).sum(-1)[None]).clamp(0.0, 1.0)
+        edge = (rel - t[..., None] * ab[None]).norm(dim=-1).min(dim=1).values
+        inside = (x[:, 0] >= 0) & (x[:, 1] >= 0) & (x.sum(dim=1) <= 1)
+        return torch.where(inside, torch.zeros_like(edge), edge)
+
 
 class UniformDisk(UniformDensity, UpperCapRightHalf, Target):
     """Uniform on the unit disk: r = sqrt(U), angle ~ U[0, 2 pi). log p = -log pi inside,
@@ -251,6 +277,10 @@ class UniformDisk(UniformDensity, UpperCapRightHalf, Target):
 
     def inside(self, x: Tensor) -> Tensor:
         return (x * x).sum(dim=1) <= 1
+
+    def support_distance(self, x: Tensor) -> Tensor:
+        """Distance of x (n, 2) to the closed unit disk, max(|x| - 1, 0) -> (n,)."""
+        return (x.norm(dim=1) - 1.0).clamp_min(0.0)
 
 
 # ---------------------------------------------------------------------------------------

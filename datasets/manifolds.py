@@ -79,6 +79,17 @@ class UnitSphere(UpperCapRightHalf, Target):
             return torch.cat([u[:, :-1], u[:, -1:].abs()], dim=1)
         return u
 
+    def support_distance(self, x: Tensor) -> Tensor:
+        """Euclidean distance of x (n, d) to the support -> (n,): ``| |x| - 1 |`` for the
+        sphere. For the closed upper half {|p| = 1, p_d >= 0}: the same where x_d >= 0 (the
+        radial projection lies on it); where x_d < 0, max_p x.p over the half is |x_{<d}|
+        (at p_d = 0), so the nearest point is on the equator: sqrt((|x_{<d}| - 1)^2 + x_d^2)."""
+        radial = (x.norm(dim=1) - 1.0).abs()
+        if not self.upper_half:
+            return radial
+        equator = torch.hypot(x[:, :-1].norm(dim=1) - 1.0, x[:, -1])
+        return torch.where(x[:, -1] >= 0, radial, equator)
+
 
 class SphericalShell(UniformDensity, UpperCapRightHalf, Target):
     """Uniform (volume) measure on the annulus r_min <= |x| <= r_max in R^d.
@@ -136,6 +147,11 @@ class SphericalShell(UniformDensity, UpperCapRightHalf, Target):
     def wrong_mask(self, x: Tensor) -> Tensor:
         return self.cap_mask(x) if self.wrong_region == "cap" else super().wrong_mask(x)
 
+    def support_distance(self, x: Tensor) -> Tensor:
+        """Distance of x (n, d) to the annulus: max(r_min - |x|, |x| - r_max, 0) -> (n,)."""
+        r = x.norm(dim=1)
+        return (self.r_min - r).clamp_min(0.0) + (r - self.r_max).clamp_min(0.0)
+
 
 class SwissRoll(HalfSupportCorruption, Target):
     """Swiss roll surface (no noise): x = (t cos t, h, t sin t), t ~ U[1.5 pi, 4.5 pi],
@@ -176,6 +192,38 @@ class SwissRoll(HalfSupportCorruption, Target):
 
     def wrong_mask(self, x: Tensor) -> Tensor:
         return self.roll_parameter(x) < 0.5 * (self.t_lo + self.t_hi)
+
+    def support_distance(self, x: Tensor, *, grid: int = 4096, newton_steps: int = 8) -> Tensor:
+        """Distance of x (n, 3) to the roll surface S = spiral x [0, height] -> (n,).
+
+        S is a product, so dist^2 = dist((x_1, x_3), spiral)^2 + dist(x_2, [0, height])^2,
+        spiral c(t) = (t cos t, t sin t), t in [t_lo, t_hi]. The nearest t is found on a
+        grid of ``grid`` parameters (spacing 3pi / grid), then refined by Newton steps on
+        g(t) = (c(t) - p).c'(t) within one grid cell either side (clamped to [t_lo, t_hi]):
+        exact to rounding once the grid cell holds the minimiser."""
+        p = torch.stack([x[:, 0], x[:, 2]], dim=1)
+        ts = torch.linspace(self.t_lo, self.t_hi, grid, dtype=x.dtype, device=x.device)
+        curve = torch.stack([ts * torch.cos(ts), ts * torch.sin(ts)], dim=1)
+        idx = torch.cat([torch.cdist(q, curve).argmin(dim=1) for q in p.split(2048)])
+        h = (self.t_hi - self.t_lo) / (grid - 1)
+        t0 = ts[idx]
+        lo = (t0 - h).clamp_min(self.t_lo)
+        hi = (t0 + h).clamp_max(self.t_hi)
+        t = t0
+        for _ in range(newton_steps):
+            c, s = torch.cos(t), torch.sin(t)
+            r = torch.stack([t * c, t * s], dim=1) - p
+            d1 = torch.stack([c - t * s, s + t * c], dim=1)
+            d2 = torch.stack([-2 * s - t * c, 2 * c - t * s], dim=1)
+            g = (r * d1).sum(1)
+            gp = (d1 * d1).sum(1) + (r * d2).sum(1)
+            step = torch.where(gp > 0, g / gp, torch.zeros_like(g))
+            t = torch.minimum(torch.maximum(t - step, lo), hi)
+        c_t = torch.stack([t * torch.cos(t), t * torch.sin(t)], dim=1)
+        # keep the better of the grid point and the refined point (Newton never loses)
+        d_spiral = torch.minimum((c_t - p).norm(dim=1), (curve[idx] - p).norm(dim=1))
+        d_height = (-x[:, 1]).clamp_min(0.0) + (x[:, 1] - self.height).clamp_min(0.0)
+        return torch.hypot(d_spiral, d_height)
 
 
 class Torus(HalfSupportCorruption, Target):
@@ -228,6 +276,12 @@ class Torus(HalfSupportCorruption, Target):
     def cap_mask(self, x: Tensor) -> Tensor:
         return x[:, 1] > 0.9 * torch.hypot(x[:, 0], x[:, 1])
 
+    def support_distance(self, x: Tensor) -> Tensor:
+        """Distance of x (n, 3) to the torus surface: | sqrt((rho - R)^2 + x_3^2) - r | with
+        rho = |x_12| (distance to the core circle minus the tube radius) -> (n,)."""
+        rho = torch.hypot(x[:, 0], x[:, 1])
+        return (torch.hypot(rho - self.major, x[:, 2]) - self.minor).abs()
+
     def wrong_mask(self, x: Tensor) -> Tensor:
         return x[:, 0] > 0
 
@@ -276,6 +330,27 @@ class TwoMoons(Target):
         if self.noise > 0:
             out = out + self.noise * torch.randn(n, 2, generator=gen, dtype=torch.float64)
         return out
+
+    def support_distance(self, x: Tensor) -> Tensor:
+        """Distance of x (n, 2) to the two (closed) half circles -> (n,) (noise 0 only).
+
+        Outer arc: centre (0, 0), angles [0, pi] (q_2 >= 0 for q = x - centre); inner arc:
+        centre (1, 1/2), angles [pi, 2 pi] (q_2 <= 0). For a unit arc the nearest point is
+        the radial projection when q lies in the arc's angular range, else the nearer end
+        point: distance | |q| - 1 | or min over the two end points (+-1, 0) + centre."""
+        if self.noise > 0:
+            raise TargetError("two moons with noise > 0 have full support (no distance)")
+
+        def arc(q: Tensor, upper: bool) -> Tensor:
+            inside = q[:, 1] >= 0 if upper else q[:, 1] <= 0
+            radial = (q.norm(dim=1) - 1.0).abs()
+            ends = torch.minimum(
+                torch.hypot(q[:, 0] - 1.0, q[:, 1]), torch.hypot(q[:, 0] + 1.0, q[:, 1])
+            )
+            return torch.where(inside, radial, ends)
+
+        centre = torch.tensor([1.0, 0.5], dtype=x.dtype, device=x.device)
+        return torch.minimum(arc(x, True), arc(x - centre, False))
 
     def wrong_mask(self, x: Tensor) -> Tensor:
         """On the outer moon (unit circle, x_2 >= 0): the wrong sample's region (noise 0)."""

@@ -64,7 +64,9 @@ class Metric:
     compute: context -> result; needs: context fields or target capabilities it reads;
     lower_is_better / ranked: how leaderboards order it (an unranked metric is a diagnostic
     shown without ranks); automatic: scored for every target that meets ``needs`` even when
-    a suite does not list it; description: one sentence for table captions."""
+    a suite does not list it; description: one sentence for table captions; flag_below /
+    flag_label: a run whose value lies below ``flag_below`` is marked ``flag_label`` in the
+    leaderboards (a metric's own decision threshold, e.g. a data-copying test)."""
 
     name: str
     compute: MetricFn
@@ -73,6 +75,12 @@ class Metric:
     ranked: bool = True
     automatic: bool = False
     description: str = ""
+    flag_below: float | None = None
+    flag_label: str = ""
+
+    def flags(self, value: float) -> bool:
+        """True when ``value`` crosses this metric's declared flag threshold."""
+        return self.flag_below is not None and value < self.flag_below
 
     def __call__(self, ctx: MetricContext) -> MetricResult:
         return self.compute(ctx)
@@ -99,9 +107,12 @@ def register_metric(
     ranked: bool = True,
     automatic: bool = False,
     description: str = "",
+    flag_below: float | None = None,
+    flag_label: str = "",
 ) -> Callable[[MetricFn], MetricFn]:
     """Register ``fn(ctx: MetricContext) -> MetricResult`` under ``name`` (decorator); the
-    function itself is returned unchanged."""
+    function itself is returned unchanged. ``flag_below`` / ``flag_label``: see
+    :class:`Metric`."""
 
     def deco(
         fn: Callable[[MetricContext], MetricResult],
@@ -114,6 +125,8 @@ def register_metric(
             ranked=ranked,
             automatic=automatic,
             description=description or (fn.__doc__ or "").strip().split("\n")[0],
+            flag_below=flag_below,
+            flag_label=flag_label,
         )
         METRICS.add(name, metric)
         return fn

@@ -68,6 +68,7 @@ def test_report_links_and_images_resolve(tmp_path, plugin, capsys):
     figures = {Path(s).name for s in links.srcs}
     assert figures == {
         "heatmap_harness_energy.png",
+        "critical_difference_harness_energy.png",
         "particles_harness_gauss.png",
         "metric_vs_time_harness_gauss.png",
         "metric_vs_step_harness_gauss.png",

@@ -1,0 +1,196 @@
+"""Data-copying readings: does a sampler reproduce its training split instead of the target?
+
+Two readings, both diagnostics (unranked: the right value is "like fresh samples", not the
+lowest one):
+
+``generalisation_gap`` (Feydy's S_eps at the suite's eps):
+
+    gap = S_eps(x, train') / S_eps(x, reference),
+
+train' = the training split subsampled (seeded) to the reference's size, so both terms
+compare x with equally large samples. A sampler independent of the training draw gives
+about 1 (both splits are fresh samples of the target; the ``exact`` row shows the value of
+fresh samples); one that reproduces its training points gives S(x, train') far below
+S(x, reference), a ratio well below 1.
+
+``data_copying`` (Meehan, Chaudhuri & Dasgupta 2020, "A non-parametric test to detect
+data-copying in generative models", the statistic C_T): partition space into k cells by
+k-means on the training split T; in each cell pi compare the distances to the nearest
+training point, d(u) = min_t |u - t|, of the generated points Q_m(pi) against those of
+held-out points P_n(pi) (the reference) with the Mann-Whitney U statistic
+
+    U_pi = #{(q, p): d(q) > d(p)} + #{ties} / 2,
+    Z_pi = (U_pi - m_pi n_pi / 2) / sqrt(m_pi n_pi (m_pi + n_pi + 1) / 12),
+
+and combine the cells holding at least ``MIN_GENERATED`` generated points (Pi_tau),
+weighted by their held-out mass P_n(pi):
+
+    C_T = sum_{pi in Pi_tau} P_n(pi) Z_pi / sum_{pi in Pi_tau} P_n(pi).
+
+Under the null (generated points as far from T as fresh points) every Z_pi is about
+N(0, 1) and C_T about N(0, sum w^2 / (sum w)^2), i.e. standard deviation ~ 1/sqrt(k);
+copying makes C_T strongly negative, over-smoothing (points pushed off the data) positive.
+Runs with C_T < ``COPYING_THRESHOLD`` are flagged as copying.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from scipy import stats
+from torch import Tensor
+
+from common.geometry import nearest_neighbour_distances
+from metrics.base import MetricContext, MetricError, MetricResult, check_clouds, register_metric
+from metrics.sinkhorn import sinkhorn_divergence
+
+COPYING_THRESHOLD = -3.0
+"""C_T below -3 flags data-copying. With k cells of similar mass C_T has null standard
+deviation ~ 1/sqrt(k) (0.32 at k = 10; 0.71 at the smallest k = 2), so -3 is > 4 null
+standard deviations at any k used here: a fresh-sample run is practically never flagged
+(measured: |C_T| < 1 for exact samples in ``results/targets/calibration.md``), while exact
+copies of training points give C_T ~ -8 at the suites' sizes."""
+
+MIN_GENERATED = 20
+"""Pi_tau: cells with fewer generated points are skipped (tau = 20 / m, as in Meehan et al.;
+the normal approximation of U needs a few dozen points per side)."""
+
+MAX_CELLS = 10
+"""k = min(MAX_CELLS, m // (3 MIN_GENERATED / 2)) k-means cells (at least 1): about 30 or
+more generated points per cell on average, so few cells fall below MIN_GENERATED."""
+
+
+def _subsample(z: Tensor, n: int, seed: int) -> Tensor:
+    """n rows of z drawn without replacement by a seeded permutation (all rows if n >= len)."""
+    if z.shape[0] <= n:
+        return z
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    return z[torch.randperm(z.shape[0], generator=gen)[:n].to(z.device)]
+
+
+def generalisation_gap(
+    x: Tensor, train: Tensor, reference: Tensor, *, eps: float, seed: int = 0
+) -> MetricResult:
+    """S_eps(x, train') / S_eps(x, reference) for x (m, d), train (N, d), reference (n, d);
+    train' = ``n`` training points chosen with ``seed`` when N > n. info: both divergences."""
+    x, train = check_clouds(x, train)
+    _, reference = check_clouds(x, reference)
+    train_sub = _subsample(train, reference.shape[0], seed + 7919)
+    s_train = sinkhorn_divergence(x, train_sub, eps=eps)
+    s_ref = sinkhorn_divergence(x, reference, eps=eps)
+    info = {
+        "S_train": s_train.value,
+        "S_reference": s_ref.value,
+        "n_train_used": int(train_sub.shape[0]),
+        "eps": eps,
+    }
+    if not (s_train.converged and s_ref.converged):
+        info["message"] = "; ".join(
+            str(r.info.get("message")) for r in (s_train, s_ref) if not r.converged
+        )
+        return MetricResult(float("nan"), False, info)
+    if s_ref.value <= 0:
+        raise MetricError("S(x, reference) <= 0: the ratio is undefined")
+    return MetricResult(float(s_train.value / s_ref.value), True, info)
+
+
+@register_metric(
+    "generalisation_gap",
+    needs={"reference", "train", "scale", "seed"},
+    ranked=False,
+    description="Generalisation gap: S_eps(particles, training split) / S_eps(particles, "
+    "held-out reference) (about 1 for fresh samples, near 0 for copies of training points)",
+)
+def generalisation_gap_metric(ctx: MetricContext) -> MetricResult:
+    """:func:`generalisation_gap` at eps = ``ctx.scale``."""
+    if ctx.train is None or ctx.scale is None:
+        raise MetricError("generalisation_gap needs the training split and the eps scale")
+    return generalisation_gap(
+        ctx.particles,
+        ctx.train.to(ctx.particles.device),
+        ctx.reference,
+        eps=ctx.scale,
+        seed=ctx.seed,
+    )
+
+
+def mann_whitney_z(a: np.ndarray, b: np.ndarray) -> float:
+    """Z of the Mann-Whitney U of sample a (m,) against b (n,): U = #{a_i > b_j} + ties / 2
+    (``scipy.stats.mannwhitneyu``'s statistic for a), Z = (U - mn/2) / sqrt(mn(m+n+1)/12)
+    (no tie correction, as in Meehan et al.)."""
+    m, n = len(a), len(b)
+    u = float(stats.mannwhitneyu(a, b, alternative="two-sided", method="asymptotic").statistic)
+    return (u - m * n / 2) / math.sqrt(m * n * (m + n + 1) / 12)
+
+
+def data_copying_statistic(
+    x: Tensor,
+    train: Tensor,
+    heldout: Tensor,
+    *,
+    k: int | None = None,
+    seed: int = 0,
+    min_generated: int = MIN_GENERATED,
+) -> MetricResult:
+    """C_T of Meehan et al. (2020) for generated x (m, d), training split train (N, d) and
+    held-out heldout (n, d): k-means cells of ``train`` (``k`` default: module constants;
+    scikit-learn, ``random_state=seed``), per-cell Mann-Whitney Z of nearest-training-point
+    distances, weighted by held-out cell mass over cells with >= ``min_generated`` generated
+    points. info: k, cells used, their Z and weights, fraction of x in skipped cells."""
+    from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
+
+    x, train = check_clouds(x, train)
+    _, heldout = check_clouds(x, heldout)
+    m = x.shape[0]
+    if k is None:
+        k = max(1, min(MAX_CELLS, m // (3 * min_generated // 2)))
+    t_np = train.cpu().numpy()
+    with threadpool_limits(1):  # OpenMP oversubscription makes a 1000-point fit take seconds
+        km = KMeans(n_clusters=k, n_init=3, random_state=int(seed)).fit(t_np)
+    cell_x = km.predict(x.cpu().numpy())
+    cell_p = km.predict(heldout.cpu().numpy())
+    d_x = nearest_neighbour_distances(x, train).cpu().numpy()
+    d_p = nearest_neighbour_distances(heldout, train).cpu().numpy()
+    z, w, used = [], [], []
+    for c in range(k):
+        gx, gp = d_x[cell_x == c], d_p[cell_p == c]
+        if len(gx) < min_generated or len(gp) == 0:
+            continue
+        z.append(mann_whitney_z(gx, gp))
+        w.append(len(gp) / len(d_p))
+        used.append(c)
+    info = {
+        "k": k,
+        "cells_used": len(used),
+        "cell_z": [round(v, 4) for v in z],
+        "cell_weight": [round(v, 4) for v in w],
+        "fraction_generated_skipped": float(1 - np.isin(cell_x, used).mean()),
+        "threshold": COPYING_THRESHOLD,
+    }
+    if not used:
+        info["message"] = f"no cell holds >= {min_generated} generated points"
+        return MetricResult(float("nan"), False, info)
+    value = float(np.dot(w, z) / np.sum(w))
+    return MetricResult(value, True, info)
+
+
+@register_metric(
+    "data_copying",
+    needs={"reference", "train", "seed"},
+    ranked=False,
+    flag_below=COPYING_THRESHOLD,
+    flag_label="copying",
+    description="Data-copying test C_T (Meehan et al. 2020): cell-mass weighted Mann-Whitney "
+    "Z of nearest-training-point distances, particles vs held-out points (about 0 for fresh "
+    f"samples, < {COPYING_THRESHOLD:g} flags copying, > 0 over-smoothing)",
+)
+def data_copying_metric(ctx: MetricContext) -> MetricResult:
+    """:func:`data_copying_statistic` with the reference as the held-out sample."""
+    if ctx.train is None:
+        raise MetricError("data_copying needs the training split (ctx.train)")
+    return data_copying_statistic(
+        ctx.particles, ctx.train.to(ctx.particles.device), ctx.reference, seed=ctx.seed
+    )

@@ -1,0 +1,192 @@
+"""Tests of the readings beside S_eps (support error, data-copying, C2ST) against
+independent brute-force computations and the constructed cases of issue 13: exact samples,
+copies of training points, off-support blur, disjoint clouds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from common.geometry import relative_eps
+from datasets import StandardisedTarget, get_target
+from metrics.base import get_metric
+from metrics.c2st import FOLDS, c2st_accuracy
+from metrics.copying import (
+    COPYING_THRESHOLD,
+    data_copying_statistic,
+    generalisation_gap,
+    mann_whitney_z,
+)
+
+F64 = torch.float64
+
+
+def _setup(name: str, n_train: int = 1000, n_ref: int = 1000, n_exact: int = 300):
+    """(standardised target, train, reference, exact) as the runner prepares them."""
+    base = get_target(name)
+    raw = base.sample(n_train, seed=1)
+    target = StandardisedTarget.from_samples(base, raw)
+    return (
+        target,
+        target.to_standard(raw),
+        target.sample(n_ref, seed=2),
+        target.sample(n_exact, seed=3),
+    )
+
+
+def _blur(x: torch.Tensor, level: float, seed: int = 5) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return x + level * torch.randn(x.shape, generator=gen, dtype=F64)
+
+
+# -- support error ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["circle", "uniform_disk"])
+def test_support_error_matches_brute_force_distance_in_original_units(name: str) -> None:
+    """Mean distance to a dense support sample (original units) = the metric to within the
+    dense sample's covering radius (mean of per-point errors each in [0, covering])."""
+    target, train, ref, exact = _setup(name)
+    x = _blur(exact, 0.3)
+    base = target.base
+    if name == "circle":
+        dense = base.sample(100_000, seed=9)
+    else:  # the closed disk: a grid inside plus its rim
+        g = torch.linspace(-1, 1, 401, dtype=F64)
+        grid = torch.cartesian_prod(g, g)
+        t = torch.linspace(0, 2 * np.pi, 20_000, dtype=F64)
+        dense = torch.cat([grid[grid.norm(dim=1) <= 1], torch.stack([t.cos(), t.sin()], 1)])
+    brute = torch.cdist(target.to_original(x), dense).min(dim=1).values
+    covering = float(torch.cdist(base.sample(300, seed=10), dense).min(dim=1).values.max())
+    res = get_metric("support_error").on(x, ref, target=target)
+    assert res.value <= float(brute.mean()) + 1e-12
+    assert res.value >= float(brute.mean()) - 2 * covering
+    assert res.info["p90"] == pytest.approx(float(torch.quantile(brute, 0.9)), abs=2 * covering)
+    assert res.value > 0.01  # the blur is seen (measured 0.016 on the disk, 0.17 on the circle)
+
+
+def test_support_error_zero_for_exact_samples_and_counts_points_outside() -> None:
+    target, train, ref, exact = _setup("uniform_square")
+    metric = get_metric("support_error")
+    assert metric.on(exact, ref, target=target).value < 1e-12
+    assert metric.on(exact, ref, target=target).info["fraction_off_support"] == 0.0
+    # move exactly the first 30 points 0.2 (original units) past the right edge x_1 = 1
+    raw = target.to_original(exact)
+    raw[:30, 0] = 1.2
+    res = metric.on(target.to_standard(raw), ref, target=target)
+    assert res.info["fraction_off_support"] == pytest.approx(30 / 300)
+    assert res.value == pytest.approx(0.2 * 30 / 300, rel=1e-9)
+    assert metric.automatic and metric.unmet_needs(target) == []
+    assert metric.unmet_needs(get_target("ring8")) == ["support_distance"]
+
+
+# -- generalisation gap ------------------------------------------------------------------------
+
+
+def test_generalisation_gap_constructed_cases() -> None:
+    target, train, ref, _ = _setup("uniform_square")
+    eps = relative_eps(ref, 0.05)
+    # the training split itself: S(train, train) = 0, so the gap is 0 (to solver tolerance)
+    copy = generalisation_gap(train, train, ref, eps=eps)
+    assert copy.converged and abs(copy.value) < 1e-3
+    # fresh samples of the training size: both terms are fresh-vs-fresh noise floors
+    fresh = generalisation_gap(target.sample(1000, seed=7), train, ref, eps=eps)
+    assert 0.2 < fresh.value < 5.0
+    # a larger training split is subsampled to the reference size
+    big = torch.cat([train, target.sample(1000, seed=8)])
+    res = get_metric("generalisation_gap").on(
+        train[:300], ref, train=big, scale=eps, seed=0, target=target
+    )
+    assert res.info["n_train_used"] == ref.shape[0]
+
+
+# -- data-copying test C_T -------------------------------------------------------------------
+
+
+def test_mann_whitney_z_matches_pair_count() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=40)
+    b = np.r_[rng.normal(0.5, 1, size=55), a[:5]]  # ties included
+    u = (a[:, None] > b[None]).sum() + 0.5 * (a[:, None] == b[None]).sum()
+    m, n = len(a), len(b)
+    want = (u - m * n / 2) / np.sqrt(m * n * (m + n + 1) / 12)
+    assert mann_whitney_z(a, b) == pytest.approx(want, rel=1e-12)
+
+
+def test_data_copying_matches_brute_force() -> None:
+    """C_T recomputed from the same k-means cells with brute-force distances and U counts."""
+    from sklearn.cluster import KMeans
+
+    _, train, ref, exact = _setup("circle", n_train=400, n_ref=300, n_exact=200)
+    x = _blur(exact, 0.02)
+    res = data_copying_statistic(x, train, ref, k=4, seed=3)
+    cells = KMeans(n_clusters=4, n_init=3, random_state=3).fit(train.numpy())
+    cx, cp = cells.predict(x.numpy()), cells.predict(ref.numpy())
+    dx = torch.cdist(x, train).min(1).values.numpy()
+    dp = torch.cdist(ref, train).min(1).values.numpy()
+    num = den = 0.0
+    for c in range(4):
+        a, b = dx[cx == c], dp[cp == c]
+        if len(a) < 20 or len(b) == 0:
+            continue
+        u = (a[:, None] > b[None]).sum() + 0.5 * (a[:, None] == b[None]).sum()
+        z = (u - len(a) * len(b) / 2) / np.sqrt(len(a) * len(b) * (len(a) + len(b) + 1) / 12)
+        num += len(b) / len(dp) * z
+        den += len(b) / len(dp)
+    assert res.value == pytest.approx(num / den, rel=1e-10)
+
+
+@pytest.mark.parametrize("name", ["circle", "uniform_square"])
+def test_data_copying_constructed_cases(name: str) -> None:
+    """Copies: every generated distance is 0, so each cell's Z is its minimum
+    -sqrt(3 m n / (m + n + 1)) (about -8 at 30 vs 100 points per cell): far below -3.
+    Fresh samples: C_T ~ N(0, ~1/k), |C_T| < 1.5 is > 4 null standard deviations at k = 10.
+    Blur of 0.1 standardised units: generated points sit farther from T than held-out
+    points, C_T > 0 (measured +8 on the circle; on the square, a full-dimensional support,
+    a blur moves nearest-training distances little: +0.4 at 0.1, +1.1 at 0.3, so the square
+    is checked at 0.3 against 0.75, > 2 null standard deviations at k = 10)."""
+    target, train, ref, exact = _setup(name)
+    metric = get_metric("data_copying")
+    copies = metric.on(train[:300], ref, train=train, seed=0, target=target)
+    fresh = metric.on(exact, ref, train=train, seed=0, target=target)
+    blur = metric.on(
+        _blur(exact, 0.1 if name == "circle" else 0.3), ref, train=train, seed=0, target=target
+    )
+    assert copies.value < -6 and metric.flags(copies.value)
+    assert abs(fresh.value) < 1.5 and not metric.flags(fresh.value)
+    assert blur.value > (2.0 if name == "circle" else 0.75)
+    assert metric.flag_below == COPYING_THRESHOLD and not metric.ranked
+
+
+# -- C2ST ------------------------------------------------------------------------------------
+
+
+def test_c2st_matches_brute_force_nearest_neighbour_accuracy() -> None:
+    """Same folds, classification by the brute-force nearest fitted point."""
+    from sklearn.model_selection import StratifiedKFold
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(120, 2, generator=gen, dtype=F64) + 0.4
+    y = torch.randn(120, 2, generator=gen, dtype=F64)
+    res = c2st_accuracy(x, y, seed=4)
+    g = torch.Generator(device="cpu").manual_seed(4)
+    xs, ys = x[torch.randperm(120, generator=g)], y[torch.randperm(120, generator=g)]
+    data, labels = torch.cat([xs, ys]), np.r_[np.ones(120), np.zeros(120)]
+    accs = []
+    for fit, test in StratifiedKFold(FOLDS, shuffle=True, random_state=4).split(data, labels):
+        nearest = torch.cdist(data[test], data[fit]).argmin(dim=1).numpy()
+        accs.append(float((labels[fit][nearest] == labels[test]).mean()))
+    assert res.value == pytest.approx(np.mean(accs), abs=1e-12)
+
+
+def test_c2st_constructed_cases() -> None:
+    """Two exact samples: accuracy ~ 0.5 with sd ~ sqrt(0.25 / 600) = 0.02, so [0.4, 0.6] is
+    a 5-sd band. Disjoint clouds (10 sd apart): every nearest neighbour has the right label.
+    Circle with 0.1 blur: 1-NN sees the off-manifold points (measured 0.74)."""
+    target, _, ref, exact = _setup("circle")
+    metric = get_metric("c2st")
+    assert 0.4 < metric.on(exact, ref, seed=0).value < 0.6
+    assert metric.on(exact + 10.0, ref, seed=0).value > 0.99
+    assert metric.on(_blur(exact, 0.1), ref, seed=0).value > 0.65
+    assert metric.ranked and metric.lower_is_better
