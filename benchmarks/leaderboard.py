@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmarks.provenance import original_command
 from benchmarks.tables import markdown_table
 from metrics.base import Metric, MetricError, MetricResult, get_metric
 
@@ -160,13 +161,16 @@ def write_leaderboard(
     rows: list[dict[str, Any]],
     out_dir: Path,
     suite: str,
-    command: str,
+    command: str | None,
     env: dict[str, Any] | None = None,
     headline: str | None = None,
 ) -> Path:
     """Write ``leaderboard.md`` and ``leaderboard.csv`` (the long summary) into ``out_dir``.
-    ``headline``: the metric of the main table (default: :func:`headline_of`)."""
+    ``headline``: the metric of the main table (default: :func:`headline_of`); ``command``:
+    the command that produced the rows (None when rebuilding: the recorded one is kept,
+    see :func:`benchmarks.provenance.original_command`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    command = command or original_command(out_dir) or "unknown (no run.json)"
     df = rows_frame(rows)
     headline = headline or headline_of(out_dir, rows)
     md = [f"# Leaderboard: suite `{suite}`", "", f"Produced by: `{command}`", ""]

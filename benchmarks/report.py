@@ -102,7 +102,7 @@ def _suite_section(root: Path, suite_dir: Path, figures: bool) -> str:
     env = json.loads(env_path.read_text(encoding="utf-8")) if env_path.exists() else {}
     md_path = suite_dir / "leaderboard.md"
     if not md_path.exists():
-        write_leaderboard(rows, suite_dir, name, "python -m benchmarks report", env or None)
+        write_leaderboard(rows, suite_dir, name, None, env or None)
     (suite_dir / "leaderboard.html").write_text(
         markdown_to_html(md_path.read_text(encoding="utf-8"), f"Leaderboard: {name}"),
         encoding="utf-8",

@@ -323,6 +323,8 @@ def _train_autoencoder(
 ) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
+    from common.progress import finish, show
+
     n = images.shape[0]
     n_val = max(1, int(round(config.val_fraction * n)))
     if n - n_val < 1:
@@ -339,7 +341,7 @@ def _train_autoencoder(
     bar = tqdm(
         range(config.epochs),
         desc=f"autoencoder {config.dataset}",
-        disable=not progress,
+        disable=not show(progress),
         leave=False,
     )
     for epoch in bar:
@@ -370,7 +372,7 @@ def _train_autoencoder(
             stale += 1
             if stale >= config.patience:
                 break
-    bar.close()
+    finish(bar, len(history["val_loss"]))
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

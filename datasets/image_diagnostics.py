@@ -150,6 +150,8 @@ def train_classifier(
 
     from tqdm.auto import tqdm
 
+    from common.progress import finish, show
+
     n = images.shape[0]
     n_val = max(1, int(round(config.val_fraction * n)))
     gen = make_generator(config.seed + 1)
@@ -161,7 +163,9 @@ def train_classifier(
     best_acc, best_state, best_epoch, stale = -1.0, None, 0, 0
     accs: list[float] = []
     t0 = time.perf_counter()
-    bar = tqdm(range(config.epochs), desc=f"classifier {config.dataset}", disable=not progress)
+    bar = tqdm(
+        range(config.epochs), desc=f"classifier {config.dataset}", disable=not show(progress)
+    )
     for epoch in bar:
         model.train()
         order = torch.randperm(x_tr.shape[0], generator=gen)
@@ -183,7 +187,7 @@ def train_classifier(
             stale += 1
             if stale >= config.patience:
                 break
-    bar.close()
+    finish(bar, len(accs))
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from common.progress import finish, show
 from common.random import make_generator
 from datasets.base import Target
 from samplers.base import Sampler, SamplerError, SampleResult, iterate, register_sampler
@@ -173,7 +174,7 @@ class ScoreDiffusion(Sampler):
         bar = tqdm(
             total=p["iterations"],
             desc=self.name,
-            disable=not p["fit_progress"],
+            disable=not show(p["fit_progress"]),
             leave=False,
             unit="it",
         )
@@ -195,7 +196,7 @@ class ScoreDiffusion(Sampler):
             opt.step(cosine_lr(p["lr"], len(losses), p["iterations"], p["lr_final_fraction"]))
             losses.append(value)
             bar.update(1)
-        bar.close()
+        finish(bar, len(losses))
         return {"train_loss": losses, "train_iterations": len(losses), "fit_diverged": diverged}
 
     # -- the learned score -----------------------------------------------------------------

@@ -21,6 +21,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from common.geometry import median_sq_distance
+from common.progress import finish, show
 from common.random import make_generator
 from datasets.base import Target
 from samplers.base import Sampler, SamplerError, SampleResult, register_sampler
@@ -153,7 +154,7 @@ class SinkhornGenerator(Sampler):
         bar = tqdm(
             total=p["iterations"],
             desc=self.name,
-            disable=not p["fit_progress"],
+            disable=not show(p["fit_progress"]),
             leave=False,
             unit="it",
         )
@@ -186,7 +187,7 @@ class SinkhornGenerator(Sampler):
             if stopper.update(it, value):
                 early = True
                 break
-        bar.close()
+        finish(bar, len(losses))
         if diverged:  # keep the last finite parameters, record the failure
             self.net.load_state_dict(best_state)
         return {
