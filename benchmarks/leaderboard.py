@@ -206,11 +206,16 @@ def write_leaderboard(
                 "| sampler | target | init | seeds | status | message |",
                 "|---|---|---|---|---|---|",
             ]
+            notes: dict[str, int] = {}  # full message -> footnote number (shared if repeated)
             keys = ["sampler", "target", "init", "status"]
             for (sampler, target, init, status), g in problems.groupby(keys, sort=False):
-                msg = str(next((m for m in g["message"] if m), "")).replace("|", "/")[:200]
+                msg = " ".join(str(next((m for m in g["message"] if m), "")).split())
+                ref = f"note [{notes.setdefault(msg, len(notes) + 1)}]" if msg else ""
                 seeds = ",".join(str(v) for v in sorted(g["rep"].unique()))
-                md.append(f"| {sampler} | {target} | {init} | {seeds} | {status} | {msg} |")
+                md.append(f"| {sampler} | {target} | {init} | {seeds} | {status} | {ref} |")
+            if notes:
+                md += ["", "Messages in full:", ""]
+                md += [f"- [{n}] {msg}" for msg, n in notes.items()]
             md.append("")
         if env:
             md += ["## Environment", ""] + [f"- {k}: {v}" for k, v in env.items()] + [""]
