@@ -18,6 +18,9 @@ import torch
 from benchmarks.data import prepare
 from benchmarks.diagnostics import DIAGNOSTICS
 
+#: decoded particles drawn per grid (fewer when a run has fewer particles)
+N_GRID = 64
+
 
 @DIAGNOSTICS.register("latents")
 def write_latent_images(out_dir: Path, rows: list[dict[str, Any]]) -> list[Path]:
@@ -33,11 +36,13 @@ def write_latent_images(out_dir: Path, rows: list[dict[str, Any]]) -> list[Path]
     grid_dir.mkdir(parents=True, exist_ok=True)
     first_rep = min(r["rep"] for r in latent)
     first_init = latent[0]["init"]
+    shown = min(N_GRID, min(int(r["n_particles"]) for r in latent))
     lines = [
         "# Decoded samples (latents suite)",
         "",
-        f"First seed ({first_rep}) and init `{first_init}`; 64 decoded particles per "
-        "sampler. `class TV` = total variation between the class histogram of the decoded "
+        f"First seed ({first_rep}) and init `{first_init}`; the first {shown} of "
+        f"{latent[0]['n_particles']} decoded particles per sampler. `class TV` = total "
+        "variation between the class histogram of the decoded "
         "particles (classifier trained on real images) and the real class frequencies, "
         "mean over seeds.",
         "",
@@ -74,7 +79,7 @@ def write_latent_images(out_dir: Path, rows: list[dict[str, Any]]) -> list[Path]
                 _suite_seed(r),
             ).target
             base_target = std_target.base
-            base_target.image_report(std_target.to_original(z), grid_path=path)
+            base_target.image_report(std_target.to_original(z), grid_path=path, n_grid=N_GRID)
             vals = tv.get((target_name, sampler), [])
             cell = f"{np.mean(vals):.3f}" if vals else "-"
             lines.append(f"| {sampler} | {cell} | ![{sampler}](grids/{path.name}) |")
