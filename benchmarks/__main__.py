@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import shlex
 import sys
@@ -227,7 +228,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
             f"warning: {out_dir / ROWS_FILE} has damaged lines {report.bad_lines} "
             f"(truncated tail: {report.truncated_tail}); they are ignored"
         )
-    path = write_leaderboard(report.rows, out_dir, args.suite, None)
+    env_path = out_dir / "environment.json"
+    env = json.loads(env_path.read_text(encoding="utf-8")) if env_path.exists() else None
+    path = write_leaderboard(report.rows, out_dir, args.suite, None, env)
     print(path.read_text(encoding="utf-8"))
     return 0
 

@@ -182,8 +182,10 @@ def write_leaderboard(
         what = spec.description or f"`{headline}`"
         order = "lower is better" if spec.lower_is_better else "higher is better"
         md += [
-            f"{what}, in the standardised space; mean ± std over seeds ({order}). `exact` = "
-            "fresh i.i.d. target samples of the same size (the noise floor). "
+            f"{what}, in the standardised space; mean ± sample standard deviation over "
+            f"seeds ({order}). `exact` = fresh i.i.d. target samples of the same size: what "
+            "an ideal random sampler scores, not a lower bound (methods that spread "
+            "particles more evenly than random draws, e.g. MMD flows, can go below it). "
             f"Particles {first['n_particles']}, steps {first['n_steps']}, training split "
             f"{first['n_train']}, reference {first['n_reference']}, "
             f"seeds {sorted(df['rep'].unique().tolist())}. `wall s/run` = fit + sampling "

@@ -132,6 +132,7 @@ def test_leaderboard_rebuild_keeps_the_command_of_the_run(tmp_path, monkeypatch,
     board = (tmp_path / "tiny" / "leaderboard.md").read_text()
     assert f"Produced by: `{command}`" in board
     assert "python -m benchmarks leaderboard" not in board
+    assert "## Environment" in board  # the rebuilt board keeps the run's environment
     # without run.json (older results) the existing leaderboard's line is kept
     (tmp_path / "tiny" / RUN_FILE).unlink()
     assert original_command(tmp_path / "tiny") == command
