@@ -1,15 +1,20 @@
 """Figures of one suite from its rows, curves and particle files (matplotlib Agg, seaborn).
 
-* ``particles_<target>.png``: the final particles of every sampler (seed = the smallest,
-  one row of panels per init scheme) over the held-out reference sample, in the first two
-  coordinates when d = 2, else in the plane of the reference set's first two principal
-  components;
-* ``metric_vs_time_<target>.png``: the headline metric against wall time: one point per run
-  (fit + sampling seconds), and with ``--curve-every`` the metric along each run against
-  fit + sampling seconds so far;
+* ``particles_<target>.png``: the final particles of every sampler (seed = the smallest;
+  panels five a row, grouped by init scheme) over the held-out reference sample, in the
+  first two coordinates when d = 2, else in the plane of the reference set's first two
+  principal components; a run that left no particles (diverged, failed, skipped) gets a
+  labelled grey placeholder panel;
+* ``metric_vs_time_<target>.png``: the headline metric against wall time on a log axis of
+  positive seconds: one point per run (fit + sampling seconds), the ``exact`` mean as a
+  dashed level, and with ``--curve-every`` the metric along each run against fit +
+  sampling seconds so far; samplers without a finished run are named under the axes;
 * ``metric_vs_step_<target>.png`` (with ``--curve-every``): the metric against the step,
-  mean over seeds per sampler;
+  mean over seeds per sampler, over the whole step range;
 * ``heatmap_<metric>.png``: log10 of the leaderboard's mean metric, samplers x targets.
+
+Legends sit outside the axes; ``draw_*`` functions return the figure (tests read its axes)
+and ``*_figure`` functions save it.
 """
 
 from __future__ import annotations
