@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import benchmarks  # noqa: F401  (checks that 'datasets' is this repo's package)
+from benchmarks.locking import FolderLocked
 from benchmarks.options import (
+    RUNS_ROOT,
     USAGE_STATUS,
     UsageError,
     check_names,
@@ -134,6 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         samplers=names,
         device=args.device,
         resume=args.resume,
+        retry_failed=args.retry_failed,
         progress=not args.no_progress,
         command=command,
         jobs=args.jobs,
@@ -261,11 +264,21 @@ def _add_run_parser(sub: Any) -> None:
     r.add_argument("--particles", type=positive_int, help="particles per run (default: suite's)")
     r.add_argument("--steps", type=positive_int, help="steps per run (default: the suite's)")
     r.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda[:k]")
-    r.add_argument("--out", default="results", help="output root (default: results)")
+    r.add_argument(
+        "--out",
+        default=RUNS_ROOT,
+        help=f"output root (default: {RUNS_ROOT}, ignored by git; --out results refreshes "
+        "the committed results deliberately)",
+    )
     r.add_argument(
         "--data-root", type=existing_dir, help="folder with image data sets (latents suite)"
     )
     r.add_argument("--resume", action="store_true", help="skip runs already recorded")
+    r.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="like --resume, but run again the runs recorded as failed or timeout",
+    )
     r.add_argument("--no-progress", action="store_true", help="hide every progress bar")
     r.add_argument(
         "--param",
@@ -281,7 +294,9 @@ def _add_run_parser(sub: Any) -> None:
         "--scheduler", help="Dask scheduler address (e.g. tcp://host:8786): run units there"
     )
     r.add_argument(
-        "--threads", type=positive_int, help="torch threads per worker (default 1 in workers)"
+        "--threads",
+        type=positive_int,
+        help="torch and BLAS threads per run (default 1; parallelism comes from --jobs)",
     )
     r.add_argument(
         "--timeout",
@@ -327,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls.set_defaults(func=cmd_list)
     lb = sub.add_parser("leaderboard", help="rebuild a leaderboard from recorded rows")
     lb.add_argument("--suite", required=True)
-    lb.add_argument("--out", default="results")
+    lb.add_argument("--out", default=RUNS_ROOT, help=f"output root (default: {RUNS_ROOT})")
     lb.set_defaults(func=cmd_leaderboard)
     rp = sub.add_parser("report", help="figures for every suite and a static index.html")
     rp.add_argument("--out", default="results", help="results root (default: results)")
@@ -346,6 +361,9 @@ def main(argv: list[str] | None = None) -> int:
         return USAGE_STATUS
     except KeyboardInterrupt:
         return 130  # the finished rows and the leaderboard are already written
+    except FolderLocked as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

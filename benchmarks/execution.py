@@ -11,7 +11,6 @@ implies its side outputs exist; a unit cut short is simply run again by ``--resu
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -21,16 +20,34 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from benchmarks import options
 from benchmarks.diagnostics import write_diagnostics
 from benchmarks.environment import environment
 from benchmarks.leaderboard import SUITE_FILE, write_leaderboard
+from benchmarks.locking import folder_lock
 from benchmarks.parallel import completed_units
 from benchmarks.provenance import record_run
 from benchmarks.runner import RunSpec, UnitOutput, plan
-from benchmarks.store import CURVES_FILE, ROWS_FILE, append_rows, load_rows, repair
+from benchmarks.store import (
+    CURVES_FILE,
+    ROWS_FILE,
+    append_rows,
+    atomic_path,
+    atomic_write_text,
+    load_rows,
+    repair,
+    set_aside,
+    write_rows,
+)
 from benchmarks.suites import Suite
 from common.progress import show
 from samplers.base import available_samplers
+
+#: default output root of ``run`` (git-ignored); ``--out results`` refreshes the committed
+#: results deliberately
+RUNS_ROOT = options.RUNS_ROOT  # one definition, importable without torch
+#: statuses that ``--retry-failed`` runs again
+RETRY_STATUSES = ("failed", "timeout")
 
 
 def log(msg: str) -> None:
@@ -54,6 +71,7 @@ def run_suite(
     timeout: float | None = None,
     curve_every: int = 0,
     save_particles: bool = True,
+    retry_failed: bool = False,
 ) -> Path:
     """Execute ``suite`` and return the path of its leaderboard markdown file.
 
@@ -61,24 +79,71 @@ def run_suite(
     scheduler (takes precedence); ``imports``: plug-in modules imported in every process;
     ``threads``: torch threads per worker (default 1 in workers); ``timeout``: wall-time
     limit of fit + sampling per run (status ``timeout``); ``curve_every``: record the first
-    metric every K steps (``curves.jsonl``); ``executor``: a custom serial unit function
-    returning rows (tests)."""
+    metric every K steps (``curves.jsonl``); ``retry_failed``: like ``resume``, but runs
+    whose status is failed or timeout run again (their old rows are set aside);
+    ``executor``: a custom serial unit function returning rows (tests). One run at a time
+    per folder: a second one exits with :class:`FolderLocked` naming the holder."""
     names = samplers or list(suite.samplers or available_samplers())
     out_dir = out_root / suite.name
     rows_path = out_dir / ROWS_FILE
     out_dir.mkdir(parents=True, exist_ok=True)
+    # provenance first: nothing in the folder has moved yet, so the commit's +dirty mark
+    # says only whether tracked files differ from HEAD
+    env = environment(device)
+    with folder_lock(out_dir, command):
+        return _run_locked(
+            suite, names, out_dir, rows_path, env,
+            device=device, resume=resume, retry_failed=retry_failed, progress=progress,
+            command=command, executor=executor, jobs=jobs, scheduler=scheduler,
+            imports=imports, threads=threads, timeout=timeout, curve_every=curve_every,
+            save_particles=save_particles,
+        )  # fmt: skip
+
+
+def _run_locked(
+    suite: Suite,
+    names: list[str],
+    out_dir: Path,
+    rows_path: Path,
+    env: dict,
+    *,
+    device: str,
+    resume: bool,
+    retry_failed: bool,
+    progress: bool,
+    command: str,
+    executor: Callable[[RunSpec], list[dict]] | None,
+    jobs: int,
+    scheduler: str | None,
+    imports: Sequence[str],
+    threads: int | None,
+    timeout: float | None,
+    curve_every: int,
+    save_particles: bool,
+) -> Path:
     done: set[str] = set()
-    if resume:
+    if resume or retry_failed:
         report, msg = repair(rows_path)
         if msg:
             log(f"warning: {msg}")
-        done = {r["config_key"] for r in report.rows if "config_key" in r}
-    elif rows_path.exists():
-        previous = rows_path.with_name("runs.previous.jsonl")
-        rows_path.replace(previous)
-        log(f"previous rows moved to {previous}")
-        if (out_dir / CURVES_FILE).exists():
-            (out_dir / CURVES_FILE).replace(out_dir / "curves.previous.jsonl")
+        rows = report.rows
+        if retry_failed:
+            again = {r["config_key"] for r in rows if r.get("status") in RETRY_STATUSES}
+            if again:
+                kept = [r for r in rows if r["config_key"] not in again]
+                aside = rows_path.with_name(f"runs.retried-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
+                write_rows(aside, [r for r in rows if r["config_key"] in again])
+                write_rows(rows_path, kept)
+                log(
+                    f"retry: {len(again)} failed or timed-out runs again (old rows in {aside.name})"
+                )
+                rows = kept
+        done = {r["config_key"] for r in rows}
+    else:
+        for name in (ROWS_FILE, CURVES_FILE):
+            moved = set_aside(out_dir / name, "previous")
+            if moved is not None:
+                log(f"previous {name} moved to {moved}")
     specs = plan(
         suite,
         names,
@@ -90,10 +155,8 @@ def run_suite(
     todo = [s for s in specs if not all(s.config_key(i) in done for i in s.inits)]
     if resume:
         log(f"resume: {len(specs) - len(todo)} of {len(specs)} units already recorded")
-    env = environment(device)
-    (out_dir / "environment.json").write_text(json.dumps(env, indent=2), encoding="utf-8")
-    suite_json = json.dumps(asdict(suite), indent=2, default=str)
-    (out_dir / SUITE_FILE).write_text(suite_json + "\n", encoding="utf-8")
+    atomic_write_text(out_dir / "environment.json", json.dumps(env, indent=2))
+    atomic_write_text(out_dir / SUITE_FILE, json.dumps(asdict(suite), indent=2, default=str) + "\n")
     t0 = time.perf_counter()
     bar = tqdm(total=len(todo), desc=f"suite {suite.name}", unit="run", disable=not show(progress))
     if executor is not None:
@@ -147,9 +210,8 @@ def save_unit(out_dir: Path, output: UnitOutput, done: set[str] = frozenset()) -
     for rel, arrays in output.arrays.items():
         path = out_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
     if output.curves:
         append_rows(out_dir / CURVES_FILE, output.curves)
     append_rows(out_dir / ROWS_FILE, [r for r in output.rows if r["config_key"] not in done])

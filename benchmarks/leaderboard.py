@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.provenance import original_command
+from benchmarks.store import atomic_path, atomic_write_text
 from benchmarks.tables import markdown_table
 from metrics.base import Metric, MetricError, MetricResult, get_metric
 
@@ -222,10 +223,11 @@ def write_leaderboard(
         if env:
             md += ["## Environment", ""] + [f"- {k}: {v}" for k, v in env.items()] + [""]
     path = out_dir / "leaderboard.md"
-    path.write_text("\n".join(md), encoding="utf-8")
+    atomic_write_text(path, "\n".join(md))
     if not df.empty:
         summary = pd.concat(
             [summarise(df, m).assign(metric=m) for m in df["metric"].unique()], ignore_index=True
         )
-        summary.to_csv(out_dir / "leaderboard.csv", index=False)
+        with atomic_path(out_dir / "leaderboard.csv") as tmp:
+            summary.to_csv(tmp, index=False)
     return path

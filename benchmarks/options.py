@@ -17,6 +17,8 @@ from typing import Any
 
 #: exit status of a refused command line (as argparse uses)
 USAGE_STATUS = 2
+#: default output root of ``run`` (git-ignored; ``--out results`` refreshes committed results)
+RUNS_ROOT = "runs"
 
 
 class UsageError(ValueError):

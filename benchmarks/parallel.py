@@ -12,45 +12,79 @@ On a cluster (``--scheduler``) every worker must import this repository at the s
 ``--import``; no shared filesystem is needed, since rows, curves and particle arrays travel
 back to the parent, which alone writes files.
 
-Workers use one torch thread each by default (``threads``), so N workers do not
-oversubscribe N cores. Units are deterministic functions of their spec, so every backend
-gives the same rows; only wall times and the BLAS thread report differ
-(``runner.TIMING_FIELDS``). Floating-point results can depend on the number of torch
-threads for large reductions, so compare runs made with the same ``threads`` when tensors
-are big (below torch's parallel grain, e.g. the test suites, it makes no difference).
+Every run, serial or not, uses ``threads`` intra-op threads (default 1) for torch AND the
+BLAS/OpenMP libraries (threadpoolctl), so parallelism comes from ``--jobs`` across runs, a
+loaded machine slows a run by the share of cores it gets instead of oversubscribing, and
+serial, ``--jobs N`` and Dask rows are bit-identical with default settings (float
+reductions depend on the thread count). Only wall times differ (``runner.TIMING_FIELDS``).
+
+Worker processes watch their parent: when it dies (even by SIGKILL) they exit within a
+second, so no worker is left behind.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import threading
+import time
 from collections.abc import Iterator, Sequence
 
 import torch
+from threadpoolctl import threadpool_limits
 
 from benchmarks.runner import RunSpec, UnitOutput, execute_unit, failure_output
+
+#: intra-op threads per run (torch and BLAS) unless ``--threads`` says otherwise
+DEFAULT_THREADS = 1
 
 
 def prepare_worker(imports: Sequence[str] = (), threads: int | None = None) -> None:
     """Import plug-in modules (extra targets/samplers/metrics registered on import) and set
-    the torch thread count of this process."""
+    the torch thread count of this process (default :data:`DEFAULT_THREADS`)."""
     for name in imports:
         importlib.import_module(name)
-    if threads is not None and torch.get_num_threads() != threads:
+    threads = DEFAULT_THREADS if threads is None else threads
+    if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
 
 
 def run_unit(spec: RunSpec, imports: Sequence[str] = (), threads: int | None = None) -> UnitOutput:
-    """The worker function of every backend: one unit's output; never raises."""
+    """The worker function of every backend: one unit's output, computed with ``threads``
+    torch and BLAS threads; never raises."""
     try:
         prepare_worker(imports, threads)
-        return execute_unit(spec)
+        with threadpool_limits(limits=DEFAULT_THREADS if threads is None else threads):
+            return execute_unit(spec)
     except Exception as exc:  # a plug-in that fails to import, or a harness bug
         return failure_output(spec, "failed", f"worker: {type(exc).__name__}: {exc}")
 
 
-def _indexed(
+def watch_parent(interval: float = 0.5) -> None:
+    """In a worker process: exit (``os._exit``) as soon as the parent process is gone
+    (re-parented to init or a subreaper), so killing the parent leaves no worker."""
+    global _WATCHING
+    if _WATCHING:
+        return
+    _WATCHING = True
+    parent = os.getppid()
+
+    def loop() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=loop, name="watch-parent", daemon=True).start()
+
+
+_WATCHING = False
+
+
+def _worker_unit(
     i: int, spec: RunSpec, imports: Sequence[str], threads: int | None
 ) -> tuple[int, UnitOutput]:
+    watch_parent()
     return i, run_unit(spec, imports, threads)
 
 
@@ -63,16 +97,16 @@ def completed_units(
     threads: int | None = None,
 ) -> Iterator[tuple[RunSpec, UnitOutput]]:
     """Yield ``(spec, output)`` as units complete: serially in order when ``jobs == 1`` and
-    no ``scheduler``; otherwise in completion order. ``threads`` defaults to 1 in workers
-    (the parent's setting is kept for serial runs)."""
+    no ``scheduler``; otherwise in completion order. Every backend runs each unit with
+    ``threads`` (default :data:`DEFAULT_THREADS`) torch and BLAS threads."""
+    threads = DEFAULT_THREADS if threads is None else threads
     if scheduler is not None:
-        yield from _dask(specs, scheduler, imports, 1 if threads is None else threads)
+        yield from _dask(specs, scheduler, imports, threads)
     elif jobs > 1:
-        yield from _loky(specs, jobs, imports, 1 if threads is None else threads)
+        yield from _loky(specs, jobs, imports, threads)
     else:
-        prepare_worker(imports, threads)
         for spec in specs:
-            yield spec, run_unit(spec)
+            yield spec, run_unit(spec, imports, threads)
 
 
 def _loky(
@@ -82,7 +116,7 @@ def _loky(
 
     parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
     results = parallel(
-        delayed(_indexed)(i, spec, tuple(imports), threads) for i, spec in enumerate(specs)
+        delayed(_worker_unit)(i, spec, tuple(imports), threads) for i, spec in enumerate(specs)
     )
     for i, output in results:
         yield specs[i], output

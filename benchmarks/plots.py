@@ -40,6 +40,7 @@ from benchmarks.leaderboard import (  # noqa: E402
     rows_frame,
     summarise,
 )
+from benchmarks.store import atomic_path  # noqa: E402
 
 FIG_DIR = "figures"
 #: wall times are drawn on a log axis, clipped below at this many seconds
@@ -69,7 +70,8 @@ def _project(x: np.ndarray, mean: np.ndarray, basis: np.ndarray) -> np.ndarray:
 
 def _save(fig: plt.Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=DPI, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
     return path
 

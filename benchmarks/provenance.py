@@ -20,16 +20,20 @@ _PRODUCED = re.compile(r"^Produced by: `(.+)`\s*$", re.M)
 
 def record_run(out_dir: Path, command: str, wall_seconds: float, n_units: int) -> Path:
     """Write ``run.json``: the command, its wall time (seconds), the units it executed and
-    the finishing time (UTC). A ``--resume`` run adds its time to the recorded one."""
+    the finishing time (UTC). A ``--resume`` or ``--retry-failed`` run adds its time and units
+    to the recorded ones."""
     path = Path(out_dir) / RUN_FILE
-    previous = read_run(out_dir) if "--resume" in command.split() else {}
+    continued = {"--resume", "--retry-failed"} & set(command.split())
+    previous = read_run(out_dir) if continued else {}
     record = {
         "command": command,
         "wall_seconds": round(wall_seconds + float(previous.get("wall_seconds", 0.0)), 1),
         "units": n_units + int(previous.get("units", 0)),
         "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    from benchmarks.store import atomic_write_text
+
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     return path
 
 

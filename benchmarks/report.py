@@ -20,7 +20,7 @@ from pathlib import Path
 
 from benchmarks.leaderboard import write_leaderboard
 from benchmarks.provenance import RUN_FILE
-from benchmarks.store import CURVES_FILE, ROWS_FILE, load_curves, load_rows
+from benchmarks.store import CURVES_FILE, ROWS_FILE, atomic_write_text, load_curves, load_rows
 
 INDEX = "index.html"
 _STYLE = """<style>
@@ -247,6 +247,6 @@ def write_report(root: Path, *, figures: bool = True) -> Path:
     if not sections:
         sections = ["<p>No suite results yet: run <code>python -m benchmarks run</code>.</p>"]
     sections += [_study_section(root, md_files, suites), _file_index(root)]
-    path.write_text(_page("particle-bench results", "\n".join(head + sections)), encoding="utf-8")
+    atomic_write_text(path, _page("particle-bench results", "\n".join(head + sections)))
     log(f"report: wrote {path} and {len(md_files)} HTML pages in {time.perf_counter() - t0:.1f} s")
     return path

@@ -25,6 +25,7 @@ headline metric of the suite every K steps along the trajectory (``curves.jsonl`
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import json
 import signal
@@ -39,7 +40,7 @@ import numpy as np
 import torch
 
 from benchmarks.data import PreparedTarget, prepare
-from benchmarks.environment import environment
+from benchmarks.environment import blas_summary, environment
 from benchmarks.grid import expand
 from benchmarks.seeding import derive_seed
 from benchmarks.suites import Suite
@@ -149,15 +150,16 @@ HARD_GRACE = 1.0
 @contextlib.contextmanager
 def hard_deadline(deadline: float | None) -> Iterator[None]:
     """Raise :class:`DeadlineExceeded` in this thread's Python code at ``deadline +
-    HARD_GRACE`` (a ``perf_counter`` value) via ``SIGALRM``; a no-op without a deadline,
-    off the main thread or where ``signal.setitimer`` does not exist (Windows)."""
-    usable = (
-        deadline is not None
-        and hasattr(signal, "setitimer")
-        and threading.current_thread() is threading.main_thread()
-    )
-    if not usable:
+    HARD_GRACE`` (a ``perf_counter`` value): via ``SIGALRM`` in a process's main thread,
+    and via an asynchronous exception set by a timer thread elsewhere (Dask worker
+    threads). A single long C call finishes first in both cases. No-op without a deadline."""
+    if deadline is None:
         yield
+        return
+    main = threading.current_thread() is threading.main_thread()
+    if not (main and hasattr(signal, "setitimer")):
+        with _async_deadline(deadline + HARD_GRACE):
+            yield
         return
 
     def fire(signum: int, frame: object) -> None:
@@ -170,6 +172,30 @@ def hard_deadline(deadline: float | None) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+@contextlib.contextmanager
+def _async_deadline(when: float) -> Iterator[None]:
+    """Raise :class:`DeadlineExceeded` in the calling thread at ``when`` (``perf_counter``)
+    from a timer thread (``PyThreadState_SetAsyncExc``)."""
+    target = ctypes.c_ulong(threading.get_ident())
+    done = threading.Event()
+    fired = threading.Event()
+
+    def fire() -> None:
+        if not done.wait(max(when - time.perf_counter(), 0.0)):
+            fired.set()
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(target, ctypes.py_object(DeadlineExceeded))
+
+    timer = threading.Thread(target=fire, name="hard-deadline", daemon=True)
+    timer.start()
+    try:
+        yield
+    finally:
+        done.set()
+        timer.join()
+        if fired.is_set():  # raised after the block ended: clear it from this thread
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(target, None)
 
 
 def without_timing(row: dict[str, Any]) -> dict[str, Any]:
@@ -227,7 +253,7 @@ def _base_row(spec: RunSpec, init: str) -> dict[str, Any]:
         "device": env["device"],
         "torch": env["torch"],
         "pot": env["pot"],
-        "blas": env["blas"],
+        "blas": blas_summary(),  # live: the thread limits of this run, not the process's
     }
 
 
@@ -340,12 +366,15 @@ def execute(spec: RunSpec, progress: bool = False) -> list[dict[str, Any]]:
     return execute_unit(spec, progress).rows
 
 
-def failure_output(spec: RunSpec, status: str, message: str) -> UnitOutput:
-    """The rows of a unit that failed as a whole (every init and metric: ``status``)."""
+def failure_output(
+    spec: RunSpec, status: str, message: str, fit_seconds: float | None = None
+) -> UnitOutput:
+    """The rows of a unit that failed as a whole (every init and metric: ``status``);
+    ``fit_seconds``: time spent before the failure (timeouts record it)."""
     rows = []
     for init in spec.inits:
         base = _base_row(spec, init)
-        base.update(status=status, message=message)
+        base.update(status=status, message=message, fit_seconds=fit_seconds)
         rows.extend(_metric_rows(base, None, None, spec))
     return UnitOutput(rows)
 
@@ -391,6 +420,7 @@ def execute_unit(spec: RunSpec, progress: bool = False) -> UnitOutput:
         return out
 
     deadline = None if spec.timeout is None else time.perf_counter() + spec.timeout
+    fit_start = time.perf_counter()
     try:
         cls = sampler_class(spec.sampler)
         unmet = cls.unmet_needs(data.target)
@@ -400,12 +430,16 @@ def execute_unit(spec: RunSpec, progress: bool = False) -> UnitOutput:
         with hard_deadline(deadline):
             sampler.fit(data.train.to(device), data.target, deadline=deadline)
     except DeadlineExceeded as exc:
-        return failure_output(spec, TIMEOUT, f"fit: {exc} ({spec.timeout:g} s limit)")
+        spent = time.perf_counter() - fit_start
+        return failure_output(spec, TIMEOUT, f"fit: {exc} ({spec.timeout:g} s limit)", spent)
     except Exception as exc:
         return failure_output(spec, "failed", f"fit: {type(exc).__name__}: {exc} | {_where(exc)}")
     if spec.timeout is not None and sampler.fit_seconds > spec.timeout:
         return failure_output(
-            spec, TIMEOUT, f"fit took {sampler.fit_seconds:.1f} s > {spec.timeout:g} s limit"
+            spec,
+            TIMEOUT,
+            f"fit took {sampler.fit_seconds:.1f} s > {spec.timeout:g} s limit",
+            sampler.fit_seconds,
         )
 
     for init, base in bases.items():
@@ -445,6 +479,12 @@ def execute_unit(spec: RunSpec, progress: bool = False) -> UnitOutput:
                     )
                     + f" ({spec.timeout:g} s limit)",
                 )
+            elif (factor := scale_excess(result.particles, data.reference)) > SCALE_GUARD:
+                base.update(
+                    status="diverged",
+                    message=f"particles reach {factor:.3g}x the reference's radius "
+                    f"(limit {SCALE_GUARD:g}x); not scored",
+                )
             else:
                 particles = result.particles
                 save(base, init, particles)
@@ -463,6 +503,24 @@ def execute_unit(spec: RunSpec, progress: bool = False) -> UnitOutput:
             )
         out.rows.extend(_metric_rows(base, particles, data, spec))
     return out
+
+
+#: a run whose particles reach beyond this many times the reference's radius (largest
+#: distance of a reference point from the reference mean) is recorded as ``diverged``
+#: instead of being scored: no metric is meaningful there, and the Sinkhorn cost range
+#: (cost / eps up to ~1e6) would send the solver into thousands of log-domain iterations
+SCALE_GUARD = 10.0
+
+
+def scale_excess(particles: torch.Tensor, reference: torch.Tensor) -> float:
+    """max_i |x_i - mean(ref)| / max_j |ref_j - mean(ref)| (inf for non-finite particles)."""
+    ref = reference.to(particles.device, torch.float64)
+    centre = ref.mean(0)
+    radius = float((ref - centre).norm(dim=1).max())
+    x = particles.to(torch.float64)
+    if not bool(torch.isfinite(x).all()):
+        return float("inf")
+    return float((x - centre).norm(dim=1).max()) / max(radius, 1e-300)
 
 
 def _where(exc: BaseException) -> str:

@@ -2,7 +2,8 @@
 
 Keys (all optional except ``name``): ``base`` (a named suite to start from), ``targets``,
 ``samplers``, ``seeds``, ``inits``, ``metrics``, ``n_particles``, ``n_steps``, ``n_train``,
-``n_reference``, ``suite_seed``, ``description``, ``sampler_params`` (sampler -> fixed
+``n_reference``, ``suite_seed``, ``description``, ``headline`` (the metric that heads
+the leaderboard; default the first of ``metrics``), ``sampler_params`` (sampler -> fixed
 parameters) and ``grid`` (sampler -> parameter -> list of values to sweep). TOML example::
 
     name = "dmps_steps"
@@ -23,7 +24,15 @@ from typing import Any
 from benchmarks.suites import Suite, get_suite
 
 _TUPLES = ("targets", "samplers", "seeds", "inits", "metrics")
-_SCALARS = ("n_particles", "n_steps", "n_train", "n_reference", "suite_seed", "description")
+_SCALARS = (
+    "n_particles",
+    "n_steps",
+    "n_train",
+    "n_reference",
+    "suite_seed",
+    "description",
+    "headline",
+)
 KNOWN_KEYS = {"name", "base", "sampler_params", "grid", *_TUPLES, *_SCALARS}
 
 

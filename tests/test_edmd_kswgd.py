@@ -1,4 +1,6 @@
-"""The edmd_kswgd sampler: descent from a cap, the sign convention, fit facts, bad input.
+"""The edmd_kswgd sampler, variant="notebook" (the reference notebook's construction): descent
+from a cap, the sign convention, fit facts, bad input, the step safeguard. The Koopman-Markov
+variant (the default) is tested in ``tests/test_edmd_koopman_markov.py``.
 
 Target: a 2-D mixture of two Gaussians (means (+-1.2, 0), sd 0.4), 400 training points; 100
 particles start in a cap x_1 > 1.5 inside the right mode. The discrepancy is the energy
@@ -16,6 +18,7 @@ from samplers import SamplerError, available_samplers, get_sampler
 from tests.helpers.gaussian import GaussianTarget
 
 TARGET = GaussianTarget(torch.zeros(2), torch.eye(2))  # only its dim is used (needs samples)
+NOTEBOOK = {"variant": "notebook"}  # these tests measure the notebook construction
 
 
 def mixture(n: int, seed: int) -> torch.Tensor:
@@ -50,7 +53,7 @@ def test_registered_with_documented_defaults() -> None:
 def test_transport_descends_and_notebook_sign_ascends(fit_seed: int) -> None:
     """Weights -1/lambda_gen > 0 bring the cap to both modes (measured over fit seeds 0-5:
     0.06-0.19 from 0.744); the notebook's 1/lambda_gen < 0 drives particles away (1.07-2.33)."""
-    sampler = get_sampler("edmd_kswgd", fit_seed=fit_seed).fit(TRAIN, TARGET)
+    sampler = get_sampler("edmd_kswgd", **NOTEBOOK, fit_seed=fit_seed).fit(TRAIN, TARGET)
     assert bool((sampler.w > 0).all())
     start = energy_distance(CAP, REFERENCE)
     result = sampler.run(CAP, 150, seed=0)
@@ -70,15 +73,15 @@ def test_transport_descends_and_notebook_sign_ascends(fit_seed: int) -> None:
 def test_other_dictionaries_transport(dictionary: str, factor: float) -> None:
     """Measured (fit seed 0, 150 steps): monomial 0.34, rbf 0.35, kernel 0.66 from 0.744;
     the sparse default reaches 0.08 (kernel EDMD's Gram truncation keeps few modes)."""
-    sampler = get_sampler("edmd_kswgd", dictionary=dictionary).fit(TRAIN, TARGET)
+    sampler = get_sampler("edmd_kswgd", **NOTEBOOK, dictionary=dictionary).fit(TRAIN, TARGET)
     final = energy_distance(sampler.run(CAP, 150, seed=0).particles, REFERENCE)
     assert final < factor * energy_distance(CAP, REFERENCE)
 
 
 def test_fit_facts_and_determinism() -> None:
-    sampler = get_sampler("edmd_kswgd", dictionary="rbf", n_atoms=30).fit(TRAIN, TARGET)
+    sampler = get_sampler("edmd_kswgd", **NOTEBOOK, dictionary="rbf", n_atoms=30).fit(TRAIN, TARGET)
     r1 = sampler.run(CAP[:20], 5, seed=0, record_every=2)
-    r2 = get_sampler("edmd_kswgd", dictionary="rbf", n_atoms=30).fit(TRAIN, TARGET)
+    r2 = get_sampler("edmd_kswgd", **NOTEBOOK, dictionary="rbf", n_atoms=30).fit(TRAIN, TARGET)
     r2 = r2.run(CAP[:20], 5, seed=0)
     assert torch.equal(r1.particles, r2.particles)
     info = r1.info
@@ -92,7 +95,9 @@ def test_fit_facts_and_determinism() -> None:
 
 
 def test_max_train_subsamples() -> None:
-    sampler = get_sampler("edmd_kswgd", dictionary="monomial", max_train=150).fit(TRAIN, TARGET)
+    sampler = get_sampler("edmd_kswgd", **NOTEBOOK, dictionary="monomial", max_train=150).fit(
+        TRAIN, TARGET
+    )
     assert sampler.fit_info["n_train"] == 150 and sampler.Phi.shape[0] == 150
 
 
@@ -100,14 +105,32 @@ def test_bad_input_and_divergence() -> None:
     with pytest.raises(SamplerError, match="unknown parameter"):
         get_sampler("edmd_kswgd", n_modes=3)
     with pytest.raises(SamplerError, match="dictionary"):
-        get_sampler("edmd_kswgd", dictionary="wavelets").fit(TRAIN, TARGET)
+        get_sampler("edmd_kswgd", **NOTEBOOK, dictionary="wavelets").fit(TRAIN, TARGET)
     with pytest.raises(SamplerError, match="step_size"):
-        get_sampler("edmd_kswgd", step_size=-1.0).fit(TRAIN, TARGET)
+        get_sampler("edmd_kswgd", **NOTEBOOK, step_size=-1.0).fit(TRAIN, TARGET)
     with pytest.raises(SamplerError, match="complex_modes"):
-        get_sampler("edmd_kswgd", dictionary="monomial", complex_modes="cast").fit(TRAIN, TARGET)
-    sampler = get_sampler("edmd_kswgd", dictionary="monomial").fit(TRAIN, TARGET)
+        get_sampler("edmd_kswgd", **NOTEBOOK, dictionary="monomial", complex_modes="cast").fit(
+            TRAIN, TARGET
+        )
+    sampler = get_sampler("edmd_kswgd", **NOTEBOOK, dictionary="monomial").fit(TRAIN, TARGET)
     with pytest.raises(SamplerError, match="NaN"):
         sampler.run(torch.full((3, 2), float("nan"), dtype=torch.float64), 2, seed=0)
-    blown = get_sampler("edmd_kswgd", dictionary="monomial", step_size=1e12)
+    blown = get_sampler(
+        "edmd_kswgd", **NOTEBOOK, dictionary="monomial", step_size=1e12, max_step=None
+    )
     result = blown.fit(TRAIN, TARGET).run(CAP, 20, seed=0)
     assert result.info["diverged"] and result.info["steps"] < 20
+
+
+def test_max_step_safeguard_is_on() -> None:
+    """The default max_step = 1 caps every displacement at sqrt(eps): with h = 1e12 (which
+    diverges without the cap, previous test) the run stays finite and each of the 20 steps
+    moves a particle by at most sqrt(eps) (1e-9 relative slack for rounding)."""
+    sampler = get_sampler("edmd_kswgd", **NOTEBOOK, dictionary="monomial", step_size=1e12)
+    assert sampler.params["max_step"] == 1.0
+    result = sampler.fit(TRAIN, TARGET).run(CAP, 20, seed=0, record_every=1)
+    assert not result.info["diverged"] and result.info["n_clipped"] > 0
+    path = result.trajectory  # (21, m, d): x0, then every step
+    assert path.shape[0] == 21
+    jumps = (path[1:] - path[:-1]).norm(dim=2)
+    assert float(jumps.max()) <= sampler.kernel.eps**0.5 * (1 + 1e-9)

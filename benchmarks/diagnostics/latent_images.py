@@ -17,6 +17,7 @@ import torch
 
 from benchmarks.data import prepare
 from benchmarks.diagnostics import DIAGNOSTICS
+from benchmarks.store import atomic_write_text
 
 #: decoded particles drawn per grid (fewer when a run has fewer particles)
 N_GRID = 64
@@ -96,7 +97,7 @@ def write_latent_images(out_dir: Path, rows: list[dict[str, Any]]) -> list[Path]
         written.append(dm_path)
         lines += ["", f"![diffusion map]({dm_path.name})", ""]
     md = out_dir / "images.md"
-    md.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write_text(md, "\n".join(lines) + "\n")
     written.append(md)
     return written
 

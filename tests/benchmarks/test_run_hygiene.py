@@ -1,0 +1,194 @@
+"""Runs that never mislead: one writer per folder, rows that are never averaged when in
+doubt, files set aside instead of overwritten, atomic writes, retries, time limits on every
+backend, no orphan workers, and a scale guard before any metric."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmarks.__main__ import main
+from benchmarks.locking import folder_lock
+from benchmarks.runner import SCALE_GUARD, scale_excess
+from benchmarks.store import ROWS_FILE, atomic_path, atomic_write_text, load_rows, repair
+from tests.helpers import harness_plugin as hp
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def plugin(monkeypatch):
+    hp.use_in_process(monkeypatch)
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def _argv(tmp_path: Path, out: Path, *extra: str) -> list[str]:
+    suite = hp.tiny_suite_file(tmp_path / "tiny.json")
+    return ["run", "--suite-file", str(suite), "--out", str(out), "--no-progress", *extra]
+
+
+def test_second_run_on_a_locked_folder_refuses(tmp_path, plugin, capsys):
+    out = tmp_path / "res"
+    with folder_lock(out / "tiny", "python -m benchmarks run (the first)"):
+        code = main(_argv(tmp_path, out))
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "in use by pid" in err[0] and str(os.getpid()) in err[0]
+    assert not (out / "tiny" / ROWS_FILE).exists()  # nothing was run or written
+    assert main(_argv(tmp_path, out)) == 0  # the lock is released with its holder
+
+
+def test_doubtful_rows_are_set_aside_never_averaged(tmp_path):
+    path = tmp_path / ROWS_FILE
+    base = {"suite": "s", "target": "t", "sampler": "a", "metric": "m", "status": "ok"}
+    good = {**base, "config_key": "k1", "value": 0.19, "fit_seconds": 1.0}
+    same = {**good, "fit_seconds": 2.0}  # another execution: only a wall time differs
+    conflict = {**base, "config_key": "k1", "value": 333.1}
+    other = {**base, "config_key": "k2", "value": 0.5}
+    lines = [json.dumps(r).encode() for r in (good, same, conflict, other, {"foo": 1})]
+    path.write_bytes(b"\n".join(lines[:3]) + b"\n\xff\xfe broken\n" + b"\n".join(lines[3:]) + b"\n")
+    report = load_rows(path)
+    assert [r["value"] for r in report.rows] == [0.19, 0.5]
+    assert report.duplicates == [2] and report.conflicts == [3]
+    assert report.bad_lines == [4] and report.missing_fields == [6]
+    fixed, msg = repair(path)
+    assert "conflicting duplicate rows at lines [3]" in msg and "unreadable lines [4]" in msg
+    assert load_rows(path).clean and len(load_rows(path).rows) == 2
+    assert len(list(tmp_path.glob(f"{ROWS_FILE}.corrupt-*"))) == 1
+
+
+def test_previous_rows_are_never_overwritten(tmp_path, plugin):
+    out = tmp_path / "res"
+    for _ in range(3):
+        assert main(_argv(tmp_path, out)) == 0
+    previous = sorted((out / "tiny").glob("runs.previous-*.jsonl"))
+    assert len(previous) == 2  # one per earlier run, none overwritten
+    assert all(len(load_rows(p).rows) == 6 for p in previous)
+
+
+def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
+    path = tmp_path / "leaderboard.md"
+    atomic_write_text(path, "old")
+    with pytest.raises(RuntimeError, match="disk full"), atomic_path(path) as tmp:
+        tmp.write_text("half a new fi", encoding="utf-8")
+        raise RuntimeError("disk full")
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["leaderboard.md"]
+
+
+def test_retry_failed_runs_failed_and_timed_out_rows_again(tmp_path, plugin):
+    out = tmp_path / "res"
+    assert main(_argv(tmp_path, out)) == 0
+    rows_path = out / "tiny" / ROWS_FILE
+    rows = load_rows(rows_path).rows
+    victim = dict(next(r for r in rows if r["sampler"] == "svgd"))
+    for r in rows:
+        if r["config_key"] == victim["config_key"]:
+            r.update(status="failed", value=float("nan"), message="boom")
+    rows_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(_argv(tmp_path, out, "--resume")) == 0  # --resume keeps the failure
+    assert any(r["status"] == "failed" for r in load_rows(rows_path).rows)
+    assert main(_argv(tmp_path, out, "--retry-failed")) == 0
+    after = load_rows(rows_path)
+    assert after.clean and len(after.rows) == 6
+    again = [r for r in after.rows if r["config_key"] == victim["config_key"]]
+    assert [r["status"] for r in again] == ["ok"] and again[0]["value"] == victim["value"]
+    (aside,) = (out / "tiny").glob("runs.retried-*.jsonl")
+    assert [r["status"] for r in load_rows(aside).rows] == ["failed"]
+
+
+def test_scale_guard_marks_far_clouds_diverged_without_scoring():
+    ref = torch.randn(200, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    radius = float((ref - ref.mean(0)).norm(dim=1).max())
+    assert scale_excess(ref[:50], ref) <= 1.0
+    far = ref[:50].clone()
+    far[0] = ref.mean(0) + torch.tensor([20.0 * radius, 0.0], dtype=torch.float64)
+    assert scale_excess(far, ref) == pytest.approx(20.0, rel=1e-9)
+    assert scale_excess(far, ref) > SCALE_GUARD
+    assert scale_excess(torch.full((3, 2), float("nan")), ref) == float("inf")
+
+
+def test_dask_timeout_stops_a_fit_that_never_checks(tmp_path, plugin):
+    distributed = pytest.importorskip("distributed")
+    suite = hp.tiny_suite_file(
+        tmp_path / "slow.json",
+        samplers=[hp.SLOW],
+        seeds=[0],
+        sampler_params={hp.SLOW: {"fit_sleep": 60.0, "cooperative": False}},
+    )
+    out = tmp_path / "res"
+    argv = ["run", "--suite-file", str(suite), "--out", str(out), "--no-progress"]
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        t0 = time.perf_counter()
+        main([*argv, "--timeout", "1", "--scheduler", cluster.scheduler_address])
+        wall = time.perf_counter() - t0
+    rows = [r for r in load_rows(out / "tiny" / ROWS_FILE).rows if r["sampler"] == hp.SLOW]
+    assert [r["status"] for r in rows] == ["timeout"]
+    # the hard stop fires 1 s after the 1 s limit; far below the fit's 60 s
+    assert rows[0]["fit_seconds"] is not None and rows[0]["fit_seconds"] < 10
+    assert wall < 45
+
+
+def _children(pid: int) -> set[int]:
+    psutil = pytest.importorskip("psutil")
+    try:
+        return {p.pid for p in psutil.Process(pid).children(recursive=True)}
+    except psutil.NoSuchProcess:
+        return set()
+
+
+def _not_zombie(psutil, pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_killing_the_parent_of_a_jobs_run_leaves_no_worker(tmp_path):
+    psutil = pytest.importorskip("psutil")
+    suite = hp.tiny_suite_file(
+        tmp_path / "slow.json",
+        samplers=[hp.SLOW],
+        sampler_params={hp.SLOW: {"step_sleep": 1.0}},
+    )
+    cmd = [sys.executable, "-m", "benchmarks", "run", "--suite-file", str(suite)]
+    cmd += ["--out", str(tmp_path / "res"), "--no-progress", "--jobs", "2"]
+    cmd += ["--import", "tests.helpers.harness_register"]
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    deadline = time.time() + 180
+    rows_path = tmp_path / "res" / "tiny" / ROWS_FILE
+    workers: set[int] = set()
+    # kill mid-run, as a user would: after the first units are recorded (the workers are
+    # then busy with the slow sampler's 5 s runs)
+    while time.time() < deadline and not (
+        rows_path.exists() and len(load_rows(rows_path).rows) >= 2
+    ):
+        workers |= _children(proc.pid)
+        time.sleep(0.2)
+    workers |= _children(proc.pid)
+    assert len(workers) >= 2, proc.stderr.read().decode() if proc.poll() is not None else ""
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    # workers poll their parent every 0.5 s; resource trackers exit with their last client
+    limit = time.time() + 30
+    alive = workers
+    while time.time() < limit and alive:
+        alive = {
+            p for p in workers if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
+        }
+        time.sleep(0.5)
+    assert not alive, [psutil.Process(p).cmdline() for p in alive if psutil.pid_exists(p)]
