@@ -38,9 +38,7 @@ class PreparedTarget:
 def _draw(target: Target, n: int, seed: int, split: str) -> Tensor:
     """Sample ``n`` points of one split; finite-pool targets (image latents) keep the
     train/reference pools disjoint through their ``sample_split``."""
-    if getattr(target, "finite_pool", False):
-        return target.sample_split(n, split=split, seed=seed)
-    return target.sample(n, seed=seed)
+    return target.sample_split(n, split=split, seed=seed)
 
 
 def initial_particles(target: StandardisedTarget, scheme: str, n: int, seed: int) -> Tensor:
@@ -67,7 +65,7 @@ def prepare(
     base = get_target(target_name)
     train_raw = _draw(base, n_train, derive_seed(suite_seed, target_name, rep, "train"), "train")
     ref_seed = derive_seed(suite_seed, target_name, rep, "reference")
-    if getattr(base, "finite_pool", False):
+    if base.finite_pool:
         # image latents: reference and exact rows come from one draw without replacement
         # of the held-out pool, so they never share a point (nor with the train pool)
         both = _draw(base, n_reference + n_particles, ref_seed, "reference")

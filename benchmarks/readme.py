@@ -66,7 +66,7 @@ def _fit_sample_seconds(suite_dir: Path) -> float:
     """Fit + sampling seconds summed over the runs of a suite (one row per run and metric:
     each run counted once)."""
     seen: dict[str, float] = {}
-    for r in load_rows(suite_dir / ROWS_FILE).rows:
+    for r in load_rows(suite_dir / ROWS_FILE, required=("config_key",)).rows:
         seen[r.get("config_key", "")] = float(r.get("fit_seconds") or 0.0) + float(
             r.get("sample_seconds") or 0.0
         )

@@ -44,6 +44,7 @@ from benchmarks.environment import blas_summary, environment
 from benchmarks.grid import expand
 from benchmarks.seeding import derive_seed
 from benchmarks.suites import Suite
+from datasets.base import DataMissingError
 from metrics.base import Metric, MetricContext, available_metrics, get_metric
 from samplers.base import DeadlineExceeded, SampleResult, sampler_class
 
@@ -392,7 +393,7 @@ def execute_unit(spec: RunSpec, progress: bool = False) -> UnitOutput:
             spec.suite_seed,
         )
     except Exception as exc:
-        missing = type(exc).__name__ == "DataMissingError"
+        missing = isinstance(exc, DataMissingError)
         return failure_output(
             spec,
             "skipped" if missing else "failed",

@@ -15,6 +15,8 @@ __particle_bench__ = True
 
 __all__ = [
     "FAMILIES",
+    "TARGETS",
+    "DataMissingError",
     "StandardisedTarget",
     "Target",
     "TargetError",

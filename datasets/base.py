@@ -3,6 +3,12 @@
 A :class:`Target` is a distribution on R^d with exact i.i.d. sampling and, where a density
 exists, ``log_prob`` and ``score`` (grad log density). All tensors are ``(n, dim)`` float64
 unless a caller asks otherwise.
+
+Benchmark splits go through :meth:`Target.sample_split`: a fresh i.i.d. draw per seed for
+the analytic targets, two disjoint finite pools (``finite_pool = True``) for the image
+latents. A target whose files are absent raises :class:`DataMissingError` when it is built;
+the harness records it as skipped. Targets register in :data:`TARGETS`
+(:func:`register_target`) and are built by :func:`get_target`.
 """
 
 from __future__ import annotations
@@ -10,17 +16,27 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
 from common.random import make_generator
+from common.registry import Registry
 
 FAMILIES = ("mixtures", "manifolds", "bounded", "latents")
 
 
 class TargetError(ValueError):
     """Raised for bad input to a target (wrong shape, NaN, unknown name)."""
+
+
+class DataMissingError(FileNotFoundError):
+    """A target's data are not on disk (and no download was asked for).
+
+    The message says which files to place where, and how to point the CLI at them
+    (``--data-root``). The harness records such targets as skipped, not failed.
+    """
 
 
 def check_points(x: Tensor, dim: int, what: str = "points") -> Tensor:
@@ -56,6 +72,10 @@ class Target:
     decode: Callable[[Tensor], Tensor] | None = None
     labels: Tensor | None = field(default=None, repr=False)
 
+    finite_pool: ClassVar[bool] = False
+    """True when :meth:`sample_split` draws from finite, disjoint train / held-out pools
+    (image latents) rather than fresh i.i.d. samples."""
+
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
             raise TargetError(f"unknown family {self.family!r}; expected one of {FAMILIES}")
@@ -70,6 +90,18 @@ class Target:
         if x.shape != (n, self.dim):
             raise AssertionError(f"{self.name}: sampler returned {tuple(x.shape)}")
         return x.to(device)
+
+    def sample_split(
+        self, n: int, *, split: str, seed: int, device: torch.device | str = "cpu"
+    ) -> Tensor:
+        """``n`` points ``(n, dim)`` float64 for the benchmark split ``split`` ("train" or
+        "reference"), reproducible by ``seed``.
+
+        Default: ``sample(n, seed=seed)``, ignoring ``split``: fresh i.i.d. draws under
+        distinct seeds are already independent. Finite-pool targets override it to draw
+        from disjoint train / held-out pools.
+        """
+        return self.sample(n, seed=seed, device=device)
 
     def _sample(self, n: int, gen: torch.Generator) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__} must implement _sample (abstract)")
@@ -167,16 +199,8 @@ class StandardisedTarget(Target):
             def decode(z: Tensor) -> Tensor:
                 return base_decode(self.to_original(z))
 
-        super().__init__(
-            name=base.name,
-            dim=base.dim,
-            family=base.family,
-            metric_eps_fraction=base.metric_eps_fraction,
-            description=base.description,
-            bounds=bounds,
-            decode=decode,
-            labels=base.labels,
-        )
+        fields = (base.name, base.dim, base.family, base.metric_eps_fraction, base.description)
+        super().__init__(*fields, bounds=bounds, decode=decode, labels=base.labels)
         self.base = base
         self.mean = mean
         self.std = std
@@ -196,6 +220,16 @@ class StandardisedTarget(Target):
 
     def _sample(self, n: int, gen: torch.Generator) -> Tensor:
         return self.to_standard(self.base._sample(n, gen).to(torch.float64))
+
+    @property  # type: ignore[override]
+    def finite_pool(self) -> bool:
+        return self.base.finite_pool
+
+    def sample_split(
+        self, n: int, *, split: str, seed: int, device: torch.device | str = "cpu"
+    ) -> Tensor:
+        """The base target's ``sample_split`` in standardised coordinates."""
+        return self.to_standard(self.base.sample_split(n, split=split, seed=seed)).to(device)
 
     @property
     def has_log_prob(self) -> bool:
@@ -220,8 +254,16 @@ class StandardisedTarget(Target):
 # ---------------------------------------------------------------------------------------
 # Registry
 # ---------------------------------------------------------------------------------------
-_TARGETS: dict[str, Callable[[], Target]] = {}
-_FAMILY_OF: dict[str, str] = {}
+@dataclass(frozen=True)
+class TargetEntry:
+    """A registered target: its zero-argument ``factory`` and its ``family``."""
+
+    factory: Callable[[], Target]
+    family: str
+
+
+TARGETS: Registry[TargetEntry] = Registry("target", "datasets", TargetError)
+"""Name -> :class:`TargetEntry`; looking up imports every module of ``datasets`` first."""
 
 
 def register_target(
@@ -232,10 +274,7 @@ def register_target(
         raise TargetError(f"unknown family {family!r}; expected one of {FAMILIES}")
 
     def deco(factory: Callable[[], Target]) -> Callable[[], Target]:
-        if name in _TARGETS:
-            raise TargetError(f"target {name!r} registered twice")
-        _TARGETS[name] = factory
-        _FAMILY_OF[name] = family
+        TARGETS.add(name, TargetEntry(factory, family))
         return factory
 
     return deco
@@ -243,10 +282,7 @@ def register_target(
 
 def get_target(name: str) -> Target:
     """Build the registered target ``name``; unknown names list the known ones."""
-    _load_all()
-    if name not in _TARGETS:
-        raise TargetError(f"unknown target {name!r}; known targets: {', '.join(sorted(_TARGETS))}")
-    target = _TARGETS[name]()
+    target = TARGETS.get(name).factory()
     if target.name != name:
         raise AssertionError(f"factory for {name!r} built target named {target.name!r}")
     return target
@@ -254,22 +290,10 @@ def get_target(name: str) -> Target:
 
 def available_targets(family: str | None = None) -> list[str]:
     """Names of registered targets, optionally restricted to one family (cheap: no data)."""
-    _load_all()
-    names = sorted(_TARGETS)
+    names = TARGETS.names()
     if family is None:
         return names
-    return [n for n in names if _FAMILY_OF.get(n) == family]
-
-
-def _load_all() -> None:
-    import importlib
-    import pkgutil
-
-    import datasets as pkg
-
-    for mod in pkgutil.iter_modules(pkg.__path__):
-        if not mod.name.startswith("_"):
-            importlib.import_module(f"datasets.{mod.name}")
+    return [n for n in names if TARGETS.get(n).family == family]
 
 
 LOG_2PI = math.log(2 * math.pi)

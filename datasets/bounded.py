@@ -36,6 +36,7 @@ from torch import Tensor
 
 from datasets.base import Target, TargetError, register_target
 from datasets.calibration import HalfSupportCorruption
+from datasets.regions import UniformDensity, UpperCapRightHalf
 
 
 def gamma_integer_shapes(n: int, shapes: list[int], gen: torch.Generator) -> Tensor:
@@ -58,7 +59,7 @@ def _check_integer_shapes(values: tuple[float, ...], what: str) -> list[int]:
     return out
 
 
-class UniformBox(HalfSupportCorruption, Target):
+class UniformBox(UniformDensity, HalfSupportCorruption, Target):
     """Uniform on the box [lo, hi]^d. log p = -sum log(hi - lo) inside, -inf outside; no score.
 
     Cap: ``x_2 > lo + 0.85 (hi - lo)`` (15 %). Wrong sample: ``x_1 < (lo + hi) / 2``.
@@ -77,27 +78,22 @@ class UniformBox(HalfSupportCorruption, Target):
         lo_t = torch.full((dim,), float(lo), dtype=torch.float64)
         hi_t = torch.full((dim,), float(hi), dtype=torch.float64)
         super().__init__(
-            name=name,
-            dim=dim,
-            family="bounded",
-            metric_eps_fraction=metric_eps_fraction,
-            description=f"uniform on [{lo}, {hi}]^{dim}",
+            name,
+            dim,
+            "bounded",
+            metric_eps_fraction,
+            f"uniform on [{lo}, {hi}]^{dim}",
             bounds=(lo_t, hi_t),
         )
         self.lo, self.hi = float(lo), float(hi)
+        self.log_volume = self.dim * math.log(self.hi - self.lo)
 
     def _sample(self, n: int, gen: torch.Generator) -> Tensor:
         u = torch.rand(n, self.dim, generator=gen, dtype=torch.float64)
         return self.lo + (self.hi - self.lo) * u
 
-    def _log_prob(self, x: Tensor) -> Tensor:
-        inside = ((x >= self.lo) & (x <= self.hi)).all(dim=1)
-        value = -self.dim * math.log(self.hi - self.lo)
-        return torch.where(inside, value + 0 * x[:, 0], torch.full_like(x[:, 0], -math.inf))
-
-    @property
-    def has_score(self) -> bool:
-        return False
+    def inside(self, x: Tensor) -> Tensor:
+        return ((x >= self.lo) & (x <= self.hi)).all(dim=1)
 
     def cap_mask(self, x: Tensor) -> Tensor:
         axis = 1 if self.dim > 1 else 0
@@ -128,11 +124,11 @@ class ProductBeta(HalfSupportCorruption, Target):
         b_int = _check_integer_shapes(tuple(b), "Beta shapes b")
         dim = len(a_int)
         super().__init__(
-            name=name,
-            dim=dim,
-            family="bounded",
-            metric_eps_fraction=metric_eps_fraction,
-            description=" x ".join(f"Beta({p},{q})" for p, q in zip(a_int, b_int, strict=True)),
+            name,
+            dim,
+            "bounded",
+            metric_eps_fraction,
+            " x ".join(f"Beta({p},{q})" for p, q in zip(a_int, b_int, strict=True)),
             bounds=(torch.zeros(dim, dtype=torch.float64), torch.ones(dim, dtype=torch.float64)),
         )
         self.a_int, self.b_int = a_int, b_int
@@ -192,11 +188,11 @@ class Dirichlet2Simplex(HalfSupportCorruption, Target):
             raise TargetError(f"alpha must have 3 entries, got {alpha}")
         alpha_int = _check_integer_shapes(tuple(alpha), "Dirichlet alpha")
         super().__init__(
-            name=name,
-            dim=2,
-            family="bounded",
-            metric_eps_fraction=metric_eps_fraction,
-            description=f"Dirichlet{tuple(alpha_int)} on the 2-simplex, first 2 coordinates",
+            name,
+            2,
+            "bounded",
+            metric_eps_fraction,
+            f"Dirichlet{tuple(alpha_int)} on the 2-simplex, first 2 coordinates",
         )
         self.alpha_int = alpha_int
         self.alpha = torch.tensor(alpha_int, dtype=torch.float64)
@@ -235,20 +231,17 @@ class Dirichlet2Simplex(HalfSupportCorruption, Target):
         return x[:, 0] < self.half_threshold
 
 
-class UniformDisk(HalfSupportCorruption, Target):
+class UniformDisk(UniformDensity, UpperCapRightHalf, Target):
     """Uniform on the unit disk: r = sqrt(U), angle ~ U[0, 2 pi). log p = -log pi inside,
     -inf outside; no score (see module docstring).
     Cap: ``x_2 > 0.6`` (a segment holding 14.2 % of the mass). Wrong sample: ``x_1 > 0``.
     """
 
+    cap_threshold = 0.6
+    log_volume = math.log(math.pi)
+
     def __init__(self, name: str = "uniform_disk", metric_eps_fraction: float = 0.05) -> None:
-        super().__init__(
-            name=name,
-            dim=2,
-            family="bounded",
-            metric_eps_fraction=metric_eps_fraction,
-            description="uniform on the unit disk in R^2",
-        )
+        super().__init__(name, 2, "bounded", metric_eps_fraction, "uniform on the unit disk in R^2")
 
     def _sample(self, n: int, gen: torch.Generator) -> Tensor:
         u = torch.rand(n, 2, generator=gen, dtype=torch.float64)
@@ -256,19 +249,8 @@ class UniformDisk(HalfSupportCorruption, Target):
         t = 2 * math.pi * u[:, 1]
         return torch.stack([r * torch.cos(t), r * torch.sin(t)], dim=1)
 
-    def _log_prob(self, x: Tensor) -> Tensor:
-        r2 = (x * x).sum(dim=1)
-        return torch.where(r2 <= 1, -math.log(math.pi) + 0 * r2, torch.full_like(r2, -math.inf))
-
-    @property
-    def has_score(self) -> bool:
-        return False
-
-    def cap_mask(self, x: Tensor) -> Tensor:
-        return x[:, 1] > 0.6
-
-    def wrong_mask(self, x: Tensor) -> Tensor:
-        return x[:, 0] > 0
+    def inside(self, x: Tensor) -> Tensor:
+        return (x * x).sum(dim=1) <= 1
 
 
 # ---------------------------------------------------------------------------------------

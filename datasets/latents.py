@@ -2,10 +2,11 @@
 
 Registered targets: ``digits_latent`` (always available, scikit-learn's 8x8 digits),
 ``mnist_latent``, ``fashion_mnist_latent``, ``cifar10_latent`` (need files on disk, see
-:mod:`datasets.images`). Registration is free; building a target loads the images, trains
-(or loads from the cache) the data set's autoencoder (:mod:`datasets.autoencoders`) and
-encodes the images. A missing data set raises :class:`~datasets.images.DataMissingError`
-when the target is built (``get_target``), never at import.
+:mod:`datasets.images.readers`). Registration is free; building a target loads the images,
+trains (or loads from the cache) the data set's autoencoder
+(:mod:`datasets.images.autoencoders`) and encodes the images. A missing data set raises
+:class:`~datasets.base.DataMissingError` when the target is built (``get_target``), never
+at import.
 
 Configuration (``get_target(name)`` takes no arguments): module-level setters, each falling
 back to an environment variable, then a default:
@@ -30,7 +31,7 @@ replacement while ``n`` <= pool size and with replacement beyond it (with a warn
 
 Image-space diagnostics for a run: ``target.image_report(z, grid_path=...)`` (decoded PNG
 grid + class coverage under ``target.classifier()``); the diffusion-map plot of the codes is
-:func:`datasets.image_diagnostics.diffusion_map_plot` (``target.pool("train")``,
+:func:`datasets.images.diagnostics.diffusion_map_plot` (``target.pool("train")``,
 ``target.pool_labels["train"]``).
 """
 
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,21 +47,27 @@ import torch
 from torch import Tensor
 
 from common.random import make_generator
-from datasets.autoencoders import (
+from datasets.base import (
+    DataMissingError,
+    Target,
+    TargetError,
+    check_points,
+    register_target,
+)
+from datasets.images.autoencoders import (
     AutoencoderConfig,
     TrainedAutoencoder,
     default_autoencoder_config,
     load_or_train_autoencoder,
 )
-from datasets.base import Target, TargetError, check_points, register_target
-from datasets.image_diagnostics import (
+from datasets.images.diagnostics import (
     TrainedClassifier,
     class_coverage,
     load_or_train_classifier,
     save_image_grid,
 )
-from datasets.images import DataMissingError, ImageDataset, default_data_root, load_images
-from datasets.model_cache import default_cache_dir
+from datasets.images.model_cache import default_cache_dir
+from datasets.images.readers import ImageDataset, default_data_root, load_images
 
 SPLIT_NAMES = ("train", "reference")
 DOWNLOAD_ENV = "PARTICLE_BENCH_DOWNLOAD"
@@ -266,10 +274,6 @@ class LatentTarget(Target):
             report["grid"] = str(save_image_grid(images[:n_grid], grid_path))
         return report
 
-    def encode_images(self, images: Tensor) -> Tensor:
-        """Latent codes ``(n, dim)`` float64 of images ``(n, C, H, W)`` in [0, 1]."""
-        return self.autoencoder.encode(images)
-
 
 def build_latent_target(
     dataset: str,
@@ -305,25 +309,15 @@ def clear_built_targets() -> None:
     _BUILT.clear()
 
 
-@register_target("digits_latent", "latents")
-def digits_latent() -> LatentTarget:
-    """8x8 digits (scikit-learn), MLP autoencoder, latent dim 4; always available."""
-    return build_latent_target("digits")
-
-
-@register_target("mnist_latent", "latents")
-def mnist_latent() -> LatentTarget:
-    """MNIST, CNN autoencoder, latent dim 6; needs the IDX files under the data root."""
-    return build_latent_target("mnist")
-
-
-@register_target("fashion_mnist_latent", "latents")
-def fashion_mnist_latent() -> LatentTarget:
-    """Fashion-MNIST, CNN autoencoder, latent dim 6; needs the IDX files under the data root."""
-    return build_latent_target("fashion_mnist")
-
-
-@register_target("cifar10_latent", "latents")
-def cifar10_latent() -> LatentTarget:
-    """CIFAR-10, the notebook's CNN autoencoder, latent dim 16; needs the python batches."""
-    return build_latent_target("cifar10")
+#: registered name -> image data set: digits (8x8, scikit-learn, MLP autoencoder, latent
+#: dim 4; always available), MNIST and Fashion-MNIST (IDX files, CNN, latent dim 6) and
+#: CIFAR-10 (python batches, the notebook's CNN, latent dim 16); see
+#: ``datasets.images.autoencoders.DEFAULT_AUTOENCODERS``
+LATENT_DATASETS = {
+    "digits_latent": "digits",
+    "mnist_latent": "mnist",
+    "fashion_mnist_latent": "fashion_mnist",
+    "cifar10_latent": "cifar10",
+}
+for _name, _dataset in LATENT_DATASETS.items():
+    register_target(_name, "latents")(partial(build_latent_target, _dataset, name=_name))

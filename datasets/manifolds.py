@@ -27,6 +27,8 @@ median (``results/targets/calibration.md``).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
 
 import torch
 from torch import Tensor
@@ -34,6 +36,7 @@ from torch import Tensor
 from common.random import make_generator
 from datasets.base import Target, TargetError, register_target
 from datasets.calibration import HalfSupportCorruption
+from datasets.regions import UniformDensity, UpperCapRightHalf
 
 TWO_PI = 2 * math.pi
 
@@ -44,35 +47,40 @@ def uniform_directions(n: int, dim: int, gen: torch.Generator) -> Tensor:
     return z / z.norm(dim=1, keepdim=True)
 
 
-class UnitSphere(HalfSupportCorruption, Target):
-    """Uniform (surface) measure on the unit sphere S^{d-1} in R^d (d = 2: the circle).
+class UnitSphere(UpperCapRightHalf, Target):
+    """Uniform (surface) measure on the unit sphere S^{d-1} in R^d (d = 2: the circle), or
+    with ``upper_half`` on its half {|x| = 1, x_d > 0} (a sphere point with x_d -> |x_d|).
 
     Cap: ``x_2 > cap_threshold`` (second coordinate). Wrong sample: the half ``x_1 > 0``.
     """
 
     def __init__(
-        self, name: str, dim: int, cap_threshold: float, metric_eps_fraction: float
+        self,
+        name: str,
+        dim: int,
+        cap_threshold: float,
+        upper_half: bool = False,
+        metric_eps_fraction: float = 0.05,
     ) -> None:
+        support = (
+            f"the half-sphere {{|x| = 1, x_{dim} > 0}}"
+            if upper_half
+            else f"the unit sphere S^{dim - 1}"
+        )
         super().__init__(
-            name=name,
-            dim=dim,
-            family="manifolds",
-            metric_eps_fraction=metric_eps_fraction,
-            description=f"uniform on the unit sphere S^{dim - 1} in R^{dim}",
+            name, dim, "manifolds", metric_eps_fraction, f"uniform on {support} in R^{dim}"
         )
         self.cap_threshold = cap_threshold
+        self.upper_half = upper_half
 
     def _sample(self, n: int, gen: torch.Generator) -> Tensor:
-        return uniform_directions(n, self.dim, gen)
-
-    def cap_mask(self, x: Tensor) -> Tensor:
-        return x[:, 1] > self.cap_threshold
-
-    def wrong_mask(self, x: Tensor) -> Tensor:
-        return x[:, 0] > 0
+        u = uniform_directions(n, self.dim, gen)
+        if self.upper_half:
+            return torch.cat([u[:, :-1], u[:, -1:].abs()], dim=1)
+        return u
 
 
-class SphericalShell(HalfSupportCorruption, Target):
+class SphericalShell(UniformDensity, UpperCapRightHalf, Target):
     """Uniform (volume) measure on the annulus r_min <= |x| <= r_max in R^d.
 
     x = r u with u uniform on S^{d-1} and radial density prop. to r^{d-1} on [r_min, r_max]:
@@ -97,11 +105,11 @@ class SphericalShell(HalfSupportCorruption, Target):
         if not 0 < r_min < r_max:
             raise TargetError(f"need 0 < r_min < r_max, got {r_min}, {r_max}")
         super().__init__(
-            name=name,
-            dim=dim,
-            family="manifolds",
-            metric_eps_fraction=metric_eps_fraction,
-            description=f"uniform on the shell {r_min} <= |x| <= {r_max} in R^{dim}",
+            name,
+            dim,
+            "manifolds",
+            metric_eps_fraction,
+            f"uniform on the shell {r_min} <= |x| <= {r_max} in R^{dim}",
         )
         self.cap_threshold = cap_threshold
         self.wrong_region = wrong_region
@@ -114,11 +122,6 @@ class SphericalShell(HalfSupportCorruption, Target):
             + math.log1p(-((r_min / r_max) ** dim))
         )
 
-    def radius_cdf(self, r: Tensor) -> Tensor:
-        """P(|X| <= r) = (r^d - r_min^d) / (r_max^d - r_min^d) on [r_min, r_max]."""
-        lo, hi, d = self.r_min, self.r_max, self.dim
-        return ((r.clamp(lo, hi) / hi) ** d - (lo / hi) ** d) / (1 - (lo / hi) ** d)
-
     def _sample(self, n: int, gen: torch.Generator) -> Tensor:
         u = uniform_directions(n, self.dim, gen)
         a = (self.r_min / self.r_max) ** self.dim
@@ -126,47 +129,12 @@ class SphericalShell(HalfSupportCorruption, Target):
         r = self.r_max * (a + v * (1 - a)) ** (1.0 / self.dim)
         return r * u
 
-    def _log_prob(self, x: Tensor) -> Tensor:
+    def inside(self, x: Tensor) -> Tensor:
         r = x.norm(dim=1)
-        inside = (r >= self.r_min) & (r <= self.r_max)
-        return torch.where(inside, -self.log_volume + 0 * r, torch.full_like(r, -math.inf))
-
-    @property
-    def has_score(self) -> bool:
-        return False
-
-    def cap_mask(self, x: Tensor) -> Tensor:
-        return x[:, 1] > self.cap_threshold
+        return (r >= self.r_min) & (r <= self.r_max)
 
     def wrong_mask(self, x: Tensor) -> Tensor:
-        return self.cap_mask(x) if self.wrong_region == "cap" else x[:, 0] > 0
-
-
-class HalfSphere(HalfSupportCorruption, Target):
-    """Uniform measure on the upper half of S^2, {|x| = 1, x_3 > 0}.
-
-    Cap: ``x_2 > 0.7`` (15 % of the half-sphere).
-    Wrong sample: the half ``x_1 > 0`` (a quarter sphere).
-    """
-
-    def __init__(self, name: str = "half_sphere", metric_eps_fraction: float = 0.05) -> None:
-        super().__init__(
-            name=name,
-            dim=3,
-            family="manifolds",
-            metric_eps_fraction=metric_eps_fraction,
-            description="uniform on the half-sphere {|x| = 1, x_3 > 0} in R^3",
-        )
-
-    def _sample(self, n: int, gen: torch.Generator) -> Tensor:
-        u = uniform_directions(n, 3, gen)
-        return torch.cat([u[:, :2], u[:, 2:].abs()], dim=1)
-
-    def cap_mask(self, x: Tensor) -> Tensor:
-        return x[:, 1] > 0.7
-
-    def wrong_mask(self, x: Tensor) -> Tensor:
-        return x[:, 0] > 0
+        return self.cap_mask(x) if self.wrong_region == "cap" else super().wrong_mask(x)
 
 
 class SwissRoll(HalfSupportCorruption, Target):
@@ -184,11 +152,11 @@ class SwissRoll(HalfSupportCorruption, Target):
         self, name: str = "swiss_roll", height: float = 21.0, metric_eps_fraction: float = 0.05
     ) -> None:
         super().__init__(
-            name=name,
-            dim=3,
-            family="manifolds",
-            metric_eps_fraction=metric_eps_fraction,
-            description="swiss roll surface (t cos t, h, t sin t), t in [1.5pi, 4.5pi], no noise",
+            name,
+            3,
+            "manifolds",
+            metric_eps_fraction,
+            "swiss roll surface (t cos t, h, t sin t), t in [1.5pi, 4.5pi], no noise",
         )
         self.height = height
 
@@ -230,11 +198,11 @@ class Torus(HalfSupportCorruption, Target):
         if not 0 < minor < major:
             raise TargetError(f"need 0 < minor < major, got {minor}, {major}")
         super().__init__(
-            name=name,
-            dim=3,
-            family="manifolds",
-            metric_eps_fraction=metric_eps_fraction,
-            description=f"uniform on the torus in R^3, radii R = {major}, r = {minor}",
+            name,
+            3,
+            "manifolds",
+            metric_eps_fraction,
+            f"uniform on the torus in R^3, radii R = {major}, r = {minor}",
         )
         self.major, self.minor = major, minor
 
@@ -256,10 +224,6 @@ class Torus(HalfSupportCorruption, Target):
         b = TWO_PI * torch.rand(n, generator=gen, dtype=torch.float64)
         rho = self.major + self.minor * torch.cos(a)
         return torch.stack([rho * torch.cos(b), rho * torch.sin(b), self.minor * torch.sin(a)], 1)
-
-    def tube_angle_cdf(self, a: Tensor) -> Tensor:
-        """CDF of the tube angle a in [0, 2 pi): (a + (r/R) sin a) / (2 pi)."""
-        return (a + (self.minor / self.major) * torch.sin(a)) / TWO_PI
 
     def cap_mask(self, x: Tensor) -> Tensor:
         return x[:, 1] > 0.9 * torch.hypot(x[:, 0], x[:, 1])
@@ -283,11 +247,11 @@ class TwoMoons(Target):
         if noise < 0:
             raise TargetError(f"noise must be >= 0, got {noise}")
         super().__init__(
-            name=name,
-            dim=2,
-            family="manifolds",
-            metric_eps_fraction=metric_eps_fraction,
-            description=f"two moons (unit half circles), noise std {noise}",
+            name,
+            2,
+            "manifolds",
+            metric_eps_fraction,
+            f"two moons (unit half circles), noise std {noise}",
         )
         self.noise = noise
 
@@ -325,53 +289,34 @@ class TwoMoons(Target):
 
 
 # ---------------------------------------------------------------------------------------
-# Registered manifolds
+# Registered manifolds: name -> zero-argument factory (caps in percent of the mass)
 # ---------------------------------------------------------------------------------------
-@register_target("circle", "manifolds")
-def circle() -> UnitSphere:
-    """Unit circle in R^2; cap: the arc x_2 > 0.9 (14.4 % of the circle)."""
-    return UnitSphere("circle", 2, cap_threshold=0.9, metric_eps_fraction=0.05)
-
-
-@register_target("sphere", "manifolds")
-def sphere() -> UnitSphere:
-    """Unit sphere S^2 in R^3; cap: x_2 > 0.7 (15 % of the area)."""
-    return UnitSphere("sphere", 3, cap_threshold=0.7, metric_eps_fraction=0.05)
-
-
-@register_target("shell3", "manifolds")
-def shell3() -> SphericalShell:
-    """Shell 0.99 <= |x| <= 1 in R^3; cap: x_2 > 0.7."""
-    return SphericalShell("shell3", 3, cap_threshold=0.7, metric_eps_fraction=0.05)
-
-
-@register_target("shell100", "manifolds")
-def shell100() -> SphericalShell:
-    """Shell 0.99 <= |x| <= 1 in R^100; cap: x_2 > 0.2 (about 2.5 % of the mass)."""
-    return SphericalShell(
-        "shell100", 100, cap_threshold=0.2, metric_eps_fraction=1.0, wrong_region="cap"
-    )
-
-
-@register_target("half_sphere", "manifolds")
-def half_sphere() -> HalfSphere:
-    """Upper half of S^2 (x_3 > 0); cap: x_2 > 0.7."""
-    return HalfSphere()
-
-
-@register_target("swiss_roll", "manifolds")
-def swiss_roll() -> SwissRoll:
-    """Noise-free swiss roll surface in R^3; cap: the inner end of the roll."""
-    return SwissRoll()
-
-
-@register_target("torus", "manifolds")
-def torus() -> Torus:
-    """Torus surface in R^3 (R = 2, r = 0.5); cap: the sector x_2 > 0.9 rho."""
-    return Torus()
-
-
-@register_target("two_moons", "manifolds")
-def two_moons() -> TwoMoons:
-    """Noise-free two moons in R^2; cap: the left tip of the outer moon, x_1 < -0.6."""
-    return TwoMoons()
+MANIFOLDS: dict[str, Callable[[], Target]] = {
+    # unit circle in R^2; cap: the arc x_2 > 0.9 (14.4 %)
+    "circle": partial(UnitSphere, "circle", 2, cap_threshold=0.9, metric_eps_fraction=0.05),
+    # unit sphere S^2 in R^3; cap: x_2 > 0.7 (15 % of the area)
+    "sphere": partial(UnitSphere, "sphere", 3, cap_threshold=0.7, metric_eps_fraction=0.05),
+    # upper half of S^2 (x_3 > 0); cap: x_2 > 0.7 (15 % of the half-sphere)
+    "half_sphere": partial(
+        UnitSphere, "half_sphere", 3, cap_threshold=0.7, metric_eps_fraction=0.05, upper_half=True
+    ),
+    # shell 0.99 <= |x| <= 1 in R^3; cap: x_2 > 0.7
+    "shell3": partial(SphericalShell, "shell3", 3, cap_threshold=0.7, metric_eps_fraction=0.05),
+    # shell 0.99 <= |x| <= 1 in R^100; cap: x_2 > 0.2 (about 2.5 %), also the wrong sample
+    "shell100": partial(
+        SphericalShell,
+        "shell100",
+        100,
+        cap_threshold=0.2,
+        metric_eps_fraction=1.0,
+        wrong_region="cap",
+    ),
+    # noise-free swiss roll surface in R^3; cap: the inner end of the roll
+    "swiss_roll": SwissRoll,
+    # torus surface in R^3 (R = 2, r = 0.5); cap: the sector x_2 > 0.9 rho
+    "torus": Torus,
+    # noise-free two moons in R^2; cap: the left tip of the outer moon, x_1 < -0.6
+    "two_moons": TwoMoons,
+}
+for _name, _factory in MANIFOLDS.items():
+    register_target(_name, "manifolds")(_factory)

@@ -204,18 +204,19 @@ def gaussian_2d() -> GaussianMixture:
     )
 
 
+def equal_modes(name: str, means: Tensor, std: float, description: str) -> GaussianMixture:
+    """Equal-weight mixture of N(mu_k, std^2 I) over the rows mu_k of ``means`` ``(k, d)``,
+    metric eps 0.1 x median."""
+    stds = [std] * means.shape[0]
+    return GaussianMixture(name, means, stds=stds, metric_eps_fraction=0.1, description=description)
+
+
 @register_target("ring8", "mixtures")
 def ring8() -> GaussianMixture:
     """8 equal Gaussians, std 0.4, centred on the circle of radius 4 at angles 2 pi k / 8."""
     angles = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
     means = 4.0 * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)
-    return GaussianMixture(
-        "ring8",
-        means,
-        stds=[0.4] * 8,
-        metric_eps_fraction=0.1,
-        description="8 Gaussians (std 0.4) on a ring of radius 4",
-    )
+    return equal_modes("ring8", means, 0.4, "8 Gaussians (std 0.4) on a ring of radius 4")
 
 
 @register_target("grid25", "mixtures")
@@ -224,12 +225,8 @@ def grid25() -> GaussianMixture:
     ticks = torch.linspace(-4.0, 4.0, 5, dtype=torch.float64)
     gx, gy = torch.meshgrid(ticks, ticks, indexing="ij")
     means = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
-    return GaussianMixture(
-        "grid25",
-        means,
-        stds=[0.3] * 25,
-        metric_eps_fraction=0.1,
-        description="25 Gaussians (std 0.3) on the 5x5 grid {-4,-2,0,2,4}^2",
+    return equal_modes(
+        "grid25", means, 0.3, "25 Gaussians (std 0.3) on the 5x5 grid {-4,-2,0,2,4}^2"
     )
 
 

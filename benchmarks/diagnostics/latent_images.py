@@ -27,7 +27,7 @@ N_GRID = 64
 def write_latent_images(out_dir: Path, rows: list[dict[str, Any]]) -> list[Path]:
     """Decoded grids (``grids/<target>__<sampler>.png``), diffusion-map plots and
     ``images.md`` for every latent target with saved particles. Returns the written files."""
-    from datasets.image_diagnostics import diffusion_map_plot
+    from datasets.images.diagnostics import diffusion_map_plot
 
     written: list[Path] = []
     latent = [r for r in rows if r.get("family") == "latents" and r.get("particles_file")]

@@ -7,8 +7,10 @@
 :data:`STUDIES` names, for every result file of a study under ``results/``, the command that
 produces it (module, arguments, environment). ``tests/benchmarks/test_studies.py`` checks
 that every committed ``results/**/*.md`` outside the suite folders is produced by one of
-them, so no result file goes stale without a command to refresh it. Suite results are
-refreshed by ``python -m benchmarks run --suite NAME --out results``.
+them, so no result file goes stale without a command to refresh it (suite runs of a study,
+such as the EDMD variants, are listed too). The named suites' results are refreshed by
+``python -m benchmarks run --suite NAME --out results``; hand-written notes (``README.md``)
+name their commands themselves.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from benchmarks.environment import REPO_ROOT
 
 @dataclass(frozen=True)
 class Study:
-    """One refresh command: ``env python -m benchmarks.studies.<module> <args>``, which
-    writes ``outputs`` (paths relative to the repository)."""
+    """One refresh command: ``env python -m <module> <args>`` (``module`` relative to
+    ``benchmarks.studies`` unless it is ``benchmarks`` or dotted), which writes ``outputs`` (paths
+    relative to the repository)."""
 
     module: str
     outputs: tuple[str, ...]
@@ -36,15 +39,28 @@ class Study:
     env: dict[str, str] = field(default_factory=dict)
 
     @property
+    def full_module(self) -> str:
+        top = self.module == "benchmarks" or "." in self.module
+        return self.module if top else f"benchmarks.studies.{self.module}"
+
+    @property
+    def argv(self) -> list[str]:
+        return ["-m", self.full_module, *self.args]
+
+    @property
     def command(self) -> str:
         """The shell command line, as the result files name it."""
         env = " ".join(f"{k}={v}" for k, v in self.env.items())
-        argv = ["python", "-m", f"benchmarks.studies.{self.module}", *self.args]
+        argv = ["python", *self.argv]
         return (env + " " if env else "") + " ".join(shlex.quote(a) for a in argv)
 
 
 _ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 _ONE_BLAS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+_ONE_BLAS3 = {**_ONE_BLAS, "OPENBLAS_NUM_THREADS": "1"}
+_VARIANTS = "results/edmd/variants"
+_VARIANT_RUN = ("run", "--suite-file", f"{_VARIANTS}/edmd_variants.toml")
+_QUIET = ("--no-progress", "--no-particles")
 
 #: every committed study result and the command that refreshes it (cheapest first)
 STUDIES: tuple[Study, ...] = (
@@ -81,6 +97,39 @@ STUDIES: tuple[Study, ...] = (
         ("results/harness/parallel_timing.md",),
         ("--suites", "smoke,bounded,mixtures", "--jobs", "2"),
     ),
+    Study(
+        "benchmarks",
+        (f"{_VARIANTS}/edmd_variants/leaderboard.md",),
+        (
+            *_VARIANT_RUN,
+            "--param",
+            "edmd_kswgd.variant=notebook,koopman_markov,reweighted",
+            "--out",
+            _VARIANTS,
+            *_QUIET,
+        ),
+        _ONE_BLAS3,
+    ),
+    Study(
+        "benchmarks",
+        (f"{_VARIANTS}/koopman_markov_sweep/edmd_variants/leaderboard.md",),
+        (
+            *_VARIANT_RUN,
+            "--samplers",
+            "edmd_kswgd",
+            "--param",
+            "edmd_kswgd.variant=koopman_markov",
+            "--param",
+            "edmd_kswgd.pair_draws=1,4",
+            "--param",
+            "edmd_kswgd.step_fraction=0.1,0.2",
+            "--out",
+            f"{_VARIANTS}/koopman_markov_sweep",
+            *_QUIET,
+        ),
+        _ONE_BLAS3,
+    ),
+    Study("edmd_variants_summary", (f"{_VARIANTS}/summary.md",)),
     Study("timing_summary", ("results/benchmarks/summary.md",), ("--run",)),
 )
 
@@ -91,7 +140,7 @@ def log(msg: str) -> None:
 
 def run_study(study: Study) -> int:
     """Run one study in a fresh interpreter at the repository root; its exit status."""
-    cmd = [sys.executable, "-m", f"benchmarks.studies.{study.module}", *study.args]
+    cmd = [sys.executable, *study.argv]
     return subprocess.run(cmd, cwd=REPO_ROOT, env={**os.environ, **study.env}).returncode
 
 

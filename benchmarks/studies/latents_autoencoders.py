@@ -28,14 +28,15 @@ from pathlib import Path
 
 import torch
 
-from datasets.autoencoders import default_autoencoder_config, load_or_train_autoencoder
-from datasets.image_diagnostics import (
+from datasets.base import DataMissingError
+from datasets.images.autoencoders import default_autoencoder_config, load_or_train_autoencoder
+from datasets.images.diagnostics import (
     class_coverage,
     diffusion_map_plot,
     load_or_train_classifier,
     save_image_grid,
 )
-from datasets.images import DataMissingError, load_images
+from datasets.images.readers import load_images
 
 
 def pca_mse(train: torch.Tensor, test: torch.Tensor, k: int) -> float:

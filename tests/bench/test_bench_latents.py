@@ -12,14 +12,14 @@ import pytest
 import torch
 
 from common.random import make_generator
-from datasets.autoencoders import (
+from datasets.images.autoencoders import (
     build_autoencoder,
     default_autoencoder_config,
     load_or_train_autoencoder,
     train_autoencoder,
 )
-from datasets.image_diagnostics import diffusion_map
-from datasets.images import load_images
+from datasets.images.diagnostics import diffusion_map
+from datasets.images.readers import load_images
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,8 @@ from tests.helpers.gaussian import correlated_gaussian_2d
 
 @pytest.fixture
 def plugin(monkeypatch):
-    hp.use_in_process(monkeypatch)
+    with hp.use_in_process(monkeypatch):
+        yield
 
 
 def _suite(**kw) -> Suite:

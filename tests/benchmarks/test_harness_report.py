@@ -39,8 +39,13 @@ def _links(path: Path) -> _Links:
     return p
 
 
-def test_report_links_and_images_resolve(tmp_path, monkeypatch, capsys):
-    hp.use_in_process(monkeypatch)
+@pytest.fixture
+def plugin(monkeypatch):
+    with hp.use_in_process(monkeypatch):
+        yield
+
+
+def test_report_links_and_images_resolve(tmp_path, plugin, capsys):
     suite = Suite(
         name="tiny",
         targets=(hp.TARGET,),

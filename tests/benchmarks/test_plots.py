@@ -111,7 +111,7 @@ def test_particles_figure_has_a_placeholder_and_unclipped_titles(tiny):
 
 
 def test_diffusion_map_legend_is_categorical(tmp_path):
-    from datasets.image_diagnostics import diffusion_map_plot
+    from datasets.images.diagnostics import diffusion_map_plot
 
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(3), 40)

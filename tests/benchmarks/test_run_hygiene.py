@@ -26,9 +26,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def plugin(monkeypatch):
-    hp.use_in_process(monkeypatch)
     threads = torch.get_num_threads()
-    yield
+    with hp.use_in_process(monkeypatch):
+        yield
     torch.set_num_threads(threads)
 
 

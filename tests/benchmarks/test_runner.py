@@ -17,12 +17,9 @@ from benchmarks.leaderboard import leaderboard_table, rows_frame
 from benchmarks.runner import execute, plan
 from benchmarks.store import ROWS_FILE, load_rows
 from benchmarks.suites import Suite
+from datasets import DataMissingError
 from metrics.base import MetricResult
 from tests.helpers.gaussian import GaussianTarget
-
-
-class DataMissingError(RuntimeError):
-    pass
 
 
 @sbase.register_sampler
@@ -62,19 +59,14 @@ sbase._SAMPLERS.pop("_test_diverging")
 def registry(monkeypatch):
     monkeypatch.setitem(sbase._SAMPLERS, "_test_exploding", _Exploding)
     monkeypatch.setitem(sbase._SAMPLERS, "_test_diverging", _Diverging)
-    monkeypatch.setitem(
-        dbase._TARGETS,
-        "_test_gauss",
-        lambda: GaussianTarget(
+
+    def gauss():
+        return GaussianTarget(
             torch.tensor([2.0, -1.0]), torch.tensor([[1.0, 0.3], [0.3, 0.5]]), name="_test_gauss"
-        ),
-    )
-    monkeypatch.setitem(dbase._FAMILY_OF, "_test_gauss", "mixtures")
+        )
 
     def missing():
         raise DataMissingError("place the files in /nowhere")
-
-    monkeypatch.setitem(dbase._TARGETS, "_test_missing", missing)
 
     def mean_gap(ctx):
         gap = float(((ctx.particles.mean(0) - ctx.reference.mean(0)) ** 2).sum())
@@ -84,7 +76,10 @@ def registry(monkeypatch):
         mbase.METRICS.entries, "_test_mean_gap", mbase.Metric("_test_mean_gap", mean_gap)
     )
     prepare.cache_clear()
-    yield
+    with dbase.TARGETS.scoped():
+        dbase.register_target("_test_gauss", "mixtures")(gauss)
+        dbase.register_target("_test_missing", "mixtures")(missing)
+        yield
     prepare.cache_clear()
 
 

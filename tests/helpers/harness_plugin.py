@@ -4,20 +4,23 @@ metric and a deliberately slow sampler. ``--import tests.helpers.harness_registe
 contract tests, parametrised over the registries at collection, never see them.
 
 Independent of the target catalogue and of the Sinkhorn metric, so the harness tests do
-not depend on other modules' numerics. In-process tests use the ``harness_plugin``
-fixture, which removes the registrations afterwards (so contract tests never see them).
+not depend on other modules' numerics. In-process tests wrap themselves in
+``with use_in_process(monkeypatch):`` (a fixture), which removes the registrations
+afterwards (so contract tests never see them).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from datasets.base import _FAMILY_OF, _TARGETS, Target
+from datasets.base import TARGETS, Target, TargetEntry
 from metrics.base import METRICS, Metric, MetricContext, MetricResult, check_clouds
 from samplers.base import _SAMPLERS, Sampler, SampleResult, check_deadline, iterate
 from tests.helpers.gaussian import GaussianTarget
@@ -35,6 +38,10 @@ def harness_gauss() -> GaussianTarget:
     return GaussianTarget(
         torch.tensor([1.0, -0.5]), torch.tensor([[1.0, 0.6], [0.6, 0.8]]), name=TARGET
     )
+
+
+#: the harness target's registry entry (one object: registering it again is a no-op)
+HARNESS_TARGET = TargetEntry(harness_gauss, "mixtures")
 
 
 def harness_energy(ctx: MetricContext) -> MetricResult:
@@ -79,10 +86,8 @@ class HarnessSlow(Sampler):
         return iterate(step, x0, n_steps, record_every=record_every, progress=progress)
 
 
-#: registry -> (key, value) entries this plug-in adds
+#: registry -> (key, value) entries this plug-in adds (besides the target in ``TARGETS``)
 ENTRIES = (
-    (_TARGETS, TARGET, harness_gauss),
-    (_FAMILY_OF, TARGET, "mixtures"),
     (METRICS.entries, METRIC, Metric(METRIC, harness_energy)),
     (_SAMPLERS, SLOW, HarnessSlow),
 )
@@ -90,17 +95,23 @@ ENTRIES = (
 
 def register() -> None:
     """Add the entries (idempotent)."""
+    TARGETS.add(TARGET, HARNESS_TARGET)
     for registry, key, value in ENTRIES:
         registry.setdefault(key, value)
 
 
-def use_in_process(monkeypatch: Any) -> None:
-    """Register the entries for one test only (pytest ``monkeypatch``): undone afterwards,
-    also when an earlier import registered them for good."""
+@contextlib.contextmanager
+def use_in_process(monkeypatch: Any) -> Iterator[None]:
+    """Register the entries inside the block only (pytest ``monkeypatch``): undone
+    afterwards, also when an earlier import registered them for good (the target: when
+    the import came inside the block)."""
     for registry, key, _ in ENTRIES:
         registry.pop(key, None)
     for registry, key, value in ENTRIES:
         monkeypatch.setitem(registry, key, value)
+    with TARGETS.scoped():
+        TARGETS.add(TARGET, HARNESS_TARGET)
+        yield
 
 
 def tiny_suite_file(path: Any, **overrides: Any) -> Any:

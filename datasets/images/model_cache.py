@@ -85,6 +85,7 @@ def save_module(
             torch.save(record, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, CACHE_FILE_MODE)  # mkstemp creates 0600; the cache is shared data
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -170,5 +171,25 @@ def load_or_train(
     module = build()  # fresh weights: a failed strict load may have touched some
     extra = train(module)
     module.eval()
-    save_module(path, module, meta, extra)
+    try:
+        save_module(path, module, meta, extra)
+    except OSError as exc:  # the cache is an optimisation: keep the trained model
+        _warn_unwritable(path.parent, exc)
     return CachedModule(module, extra, False, path)
+
+
+#: permissions of cache files (readable by group and others, like any shared data file)
+CACHE_FILE_MODE = 0o644
+_WARNED: set[str] = set()
+
+
+def _warn_unwritable(folder: Path, exc: OSError) -> None:
+    """Warn once per folder that the model cache cannot be written (the run goes on)."""
+    if str(folder) in _WARNED:
+        return
+    _WARNED.add(str(folder))
+    warnings.warn(
+        f"model cache {folder} is not writable ({type(exc).__name__}: {exc}); models are "
+        "trained again in every run. Set PARTICLE_BENCH_CACHE to a writable folder.",
+        stacklevel=3,
+    )

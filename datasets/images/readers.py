@@ -24,7 +24,7 @@ Where the data come from (``load_images(name, split, data_root=..., download=...
 Online: with ``download=True`` a missing MNIST / Fashion-MNIST / CIFAR-10 is fetched by
 torchvision's own ``datasets.MNIST`` / ``FashionMNIST`` / ``CIFAR10`` into ``<root>`` (its
 usual layout, found by the offline search afterwards). Without it, a missing data set raises
-:class:`DataMissingError` naming the files to place and where.
+:class:`~datasets.base.DataMissingError` naming the files to place and where.
 
 ``data_root`` defaults to :func:`default_data_root`: ``$PARTICLE_BENCH_DATA_ROOT`` if set,
 else ``./data`` (the torchvision habit).
@@ -42,6 +42,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
+
+from common.random import make_generator
+from datasets.base import DataMissingError
 
 IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
 SPLITS = ("train", "test")
@@ -105,14 +108,6 @@ IMAGE_SHAPES = {
 }
 
 
-class DataMissingError(FileNotFoundError):
-    """An image data set is not on disk (and no download was asked for).
-
-    The message says which files to place where, and how to point the CLI at them
-    (``--data-root``). The ``latents`` suite records such targets as skipped.
-    """
-
-
 class DataFormatError(ValueError):
     """A data file exists but is not in the expected format (bad magic, truncated, ...)."""
 
@@ -160,10 +155,28 @@ class ImageDataset:
         d = self.data if index is None else self.data[index]
         return d.to(torch.float32) / float(self.scale)
 
+    def subset_index(self, limit: int | None, *, seed: int) -> Tensor:
+        """Row indices ``(m,)`` of a training subset: the first ``limit`` entries of a
+        permutation drawn by ``seed`` when there are more than ``limit`` images, else every
+        row in order (``limit`` None: no cap)."""
+        n = len(self)
+        if limit is not None and limit < n:
+            return torch.randperm(n, generator=make_generator(seed))[:limit]
+        return torch.arange(n)
+
     def label_frequencies(self) -> Tensor:
         """Class frequencies ``(n_classes,)`` float64 summing to one."""
         counts = torch.bincount(self.labels, minlength=self.n_classes).to(torch.float64)
         return counts / counts.sum()
+
+
+def check_image_shape(images: Tensor, image_shape: tuple[int, int, int]) -> None:
+    """Raise ValueError unless ``images`` is ``(n, *image_shape)``, i.e. ``(n, C, H, W)``."""
+    if images.ndim != 4 or tuple(images.shape[1:]) != tuple(image_shape):
+        raise ValueError(
+            f"images must have shape (n, {', '.join(map(str, image_shape))}), "
+            f"got {tuple(images.shape)}"
+        )
 
 
 def default_data_root() -> Path:
@@ -397,19 +410,6 @@ def read_cifar_batches(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
         images.append(data.reshape(-1, 3, 32, 32))
         labels.append(lab)
     return np.concatenate(images), np.concatenate(labels)
-
-
-def write_cifar_batch(path: str | os.PathLike[str], images: np.ndarray, labels: np.ndarray) -> None:
-    """Write one CIFAR-10 python batch (dict with b"data" (n, 3072) uint8, b"labels")."""
-    images = np.asarray(images, dtype=np.uint8).reshape(images.shape[0], -1)
-    batch = {
-        b"batch_label": b"particle-bench batch",
-        b"data": images,
-        b"labels": [int(v) for v in labels],
-        b"filenames": [f"img{i}.png".encode() for i in range(images.shape[0])],
-    }
-    with open(path, "wb") as f:
-        pickle.dump(batch, f)
 
 
 def _missing_cifar_message(split: str, root: Path) -> str:

@@ -33,7 +33,6 @@ Per-data-set defaults (:data:`DEFAULT_AUTOENCODERS`), sized for a 2-core CPU:
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import time
@@ -46,8 +45,9 @@ import torch
 from torch import Tensor, nn
 
 from common.random import make_generator
-from datasets.images import ImageDataset
-from datasets.model_cache import CachedModule, cache_file, load_or_train
+from datasets.images.early_stopping import EarlyStopping
+from datasets.images.model_cache import CachedModule, cache_file, load_or_train
+from datasets.images.readers import ImageDataset, check_image_shape
 
 ARCHITECTURES = ("mlp", "cnn")
 
@@ -100,24 +100,18 @@ DEFAULT_AUTOENCODERS: dict[str, AutoencoderConfig] = {
         patience=20,
         threads=1,
     ),
-    "mnist": AutoencoderConfig(
-        "mnist",
-        "cnn",
-        latent_dim=6,
-        epochs=8,
-        channels=(16, 32, 64),
-        fc_width=128,
-        max_train_images=12_000,
-    ),
-    "fashion_mnist": AutoencoderConfig(
-        "fashion_mnist",
-        "cnn",
-        latent_dim=6,
-        epochs=8,
-        channels=(16, 32, 64),
-        fc_width=128,
-        max_train_images=12_000,
-    ),
+    **{
+        name: AutoencoderConfig(
+            name,
+            "cnn",
+            latent_dim=6,
+            epochs=8,
+            channels=(16, 32, 64),
+            fc_width=128,
+            max_train_images=12_000,
+        )
+        for name in ("mnist", "fashion_mnist")
+    },
     "cifar10": AutoencoderConfig(
         "cifar10",
         "cnn",
@@ -335,7 +329,8 @@ def _train_autoencoder(
     x_val = images[perm[:n_val]].to(device)
     x_train = images[perm[n_val:]].to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    best_val, best_epoch, best_state, stale = math.inf, 0, None, 0
+    # improvement: a relative 1e-4 drop of the validation loss
+    stopper = EarlyStopping(config.patience, math.inf, lambda v, best: v < best * (1 - 1e-4))
     history: dict[str, Any] = {"train_loss": [], "val_loss": []}
     t0, c0 = time.perf_counter(), time.process_time()
     bar = tqdm(
@@ -365,20 +360,13 @@ def _train_autoencoder(
         bar.set_postfix(train=f"{running / max(seen, 1):.4f}", val=f"{val:.4f}")
         if not math.isfinite(val):
             raise RuntimeError(f"autoencoder training diverged at epoch {epoch + 1} (val {val})")
-        if val < best_val * (1 - 1e-4):
-            best_val, best_epoch, stale = val, epoch + 1, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            stale += 1
-            if stale >= config.patience:
-                break
+        if stopper.step(model, epoch, val):
+            break
     finish(bar, len(history["val_loss"]))
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
+    stopper.restore(model)
     history.update(
-        best_epoch=best_epoch,
-        best_val_loss=best_val,
+        best_epoch=stopper.best_epoch,
+        best_val_loss=stopper.best,
         epochs_run=len(history["val_loss"]),
         train_seconds=time.perf_counter() - t0,
         train_cpu_seconds=time.process_time() - c0,
@@ -410,11 +398,7 @@ class TrainedAutoencoder:
 
     def encode(self, images: Tensor, batch: int = 1024) -> Tensor:
         """Latent codes ``(n, latent_dim)`` float64 of ``images`` ``(n, C, H, W)`` in [0, 1]."""
-        if images.ndim != 4 or tuple(images.shape[1:]) != self.image_shape:
-            raise ValueError(
-                f"images must have shape (n, {', '.join(map(str, self.image_shape))}), "
-                f"got {tuple(images.shape)}"
-            )
+        check_image_shape(images, self.image_shape)
         self.model.eval()
         with torch.no_grad(), torch_threads(self.config.threads):
             z = _batched(
@@ -464,12 +448,7 @@ def load_or_train_autoencoder(
         return build_autoencoder(config, image_shape, make_generator(config.seed)).to(device)
 
     def train(model: nn.Module) -> dict[str, Any]:
-        n = len(data)
-        if config.max_train_images is not None and config.max_train_images < n:
-            sel = torch.randperm(n, generator=make_generator(config.seed + 2))
-            index = sel[: config.max_train_images]
-        else:
-            index = torch.arange(n)
+        index = data.subset_index(config.max_train_images, seed=config.seed + 2)
         return train_autoencoder(model, data.images(index), config, progress=progress)
 
     cached: CachedModule = load_or_train(path, meta, build, train)

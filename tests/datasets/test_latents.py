@@ -11,11 +11,17 @@ import numpy as np
 import pytest
 import torch
 
-import datasets.autoencoders as ae_mod
-import datasets.model_cache as cache_mod
+import datasets.images.autoencoders as ae_mod
+import datasets.images.model_cache as cache_mod
 from common.random import make_generator
-from datasets import StandardisedTarget, TargetError, available_targets, get_target
-from datasets.autoencoders import (
+from datasets import (
+    DataMissingError,
+    StandardisedTarget,
+    TargetError,
+    available_targets,
+    get_target,
+)
+from datasets.images.autoencoders import (
     AutoencoderConfig,
     CNNAutoencoder,
     MLPAutoencoder,
@@ -23,7 +29,8 @@ from datasets.autoencoders import (
     default_autoencoder_config,
     load_or_train_autoencoder,
 )
-from datasets.images import DataMissingError, ImageDataset, load_images
+from datasets.images.model_cache import CacheWarning, save_module
+from datasets.images.readers import ImageDataset, load_images
 from datasets.latents import (
     LatentTarget,
     clear_built_targets,
@@ -31,7 +38,6 @@ from datasets.latents import (
     set_data_root,
     set_progress,
 )
-from datasets.model_cache import CacheWarning, save_module
 
 TINY = AutoencoderConfig(
     "digits", "mlp", latent_dim=3, epochs=2, hidden=(16,), batch_size=256, threads=1
@@ -292,6 +298,10 @@ def test_split_pools_are_disjoint_and_reproducible(tmp_path: Path) -> None:
     assert big.shape == (25, 3)
     with pytest.raises(TargetError, match="unknown split"):
         target.sample_split(3, split="test", seed=0)
+    # the standardised view draws from the same pools
+    std = StandardisedTarget.from_samples(target, tr)
+    assert std.finite_pool
+    assert torch.equal(std.sample_split(10, split="reference", seed=1), std.to_standard(ref))
     # sample() and the cap init draw from the train pool only
     drawn = target.sample(20, seed=0)
     assert bool((torch.cdist(drawn, train_pool).min(dim=1).values == 0).all())
@@ -358,7 +368,7 @@ def test_image_report(settings) -> None:
 
 
 def test_torch_threads_caps_and_restores() -> None:
-    from datasets.autoencoders import torch_threads
+    from datasets.images.autoencoders import torch_threads
 
     before = torch.get_num_threads()
     with torch_threads(1):

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.images import (
+from datasets import DataMissingError
+from datasets.images.readers import (
     DataFormatError,
-    DataMissingError,
     load_images,
     read_idx,
     write_idx,

@@ -2,7 +2,7 @@
 
 * :func:`load_or_train_classifier`: a small classifier trained on the real training images
   (MLP for 8x8 digits, a two-layer CNN otherwise), cached like the autoencoders
-  (:mod:`datasets.model_cache`).
+  (:mod:`datasets.images.model_cache`).
 * :func:`class_coverage`: histogram of the classes the classifier assigns to generated
   images, against the real class frequencies p: total variation TV = 1/2 sum_k |p_k - q_k|
   and KL(p || q_s), where q_s = (counts + s) / (n + K s) is the sample histogram with
@@ -21,7 +21,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,9 @@ from torch import Tensor, nn
 
 from common.geometry import pairwise_sq_distances
 from common.random import make_generator
-from datasets.images import ImageDataset
-from datasets.model_cache import cache_file, load_or_train
+from datasets.images.early_stopping import EarlyStopping
+from datasets.images.model_cache import cache_file, load_or_train
+from datasets.images.readers import ImageDataset, check_image_shape
 
 
 # ---------------------------------------------------------------------------------------
@@ -111,11 +112,7 @@ class TrainedClassifier:
     from_cache: bool
 
     def logits(self, images: Tensor, batch: int = 2048) -> Tensor:
-        if images.ndim != 4 or tuple(images.shape[1:]) != self.image_shape:
-            raise ValueError(
-                f"images must have shape (n, {', '.join(map(str, self.image_shape))}), "
-                f"got {tuple(images.shape)}"
-            )
+        check_image_shape(images, self.image_shape)
         device = next(self.model.parameters()).device
         self.model.eval()
         with torch.no_grad():
@@ -136,7 +133,7 @@ class TrainedClassifier:
 
 
 def _init_from(module: nn.Module, gen: torch.Generator) -> None:
-    from datasets.autoencoders import init_parameters_
+    from datasets.images.autoencoders import init_parameters_
 
     init_parameters_(module, gen)
 
@@ -146,8 +143,6 @@ def train_classifier(
 ) -> dict[str, Any]:
     """Adam on cross-entropy with a seeded validation split and early stopping on the
     validation accuracy; the best weights are restored. Returns the history."""
-    import copy
-
     from tqdm.auto import tqdm
 
     from common.progress import finish, show
@@ -160,7 +155,7 @@ def train_classifier(
     x_tr, y_tr = images[perm[n_val:]], labels[perm[n_val:]]
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     loss_fn = nn.CrossEntropyLoss()
-    best_acc, best_state, best_epoch, stale = -1.0, None, 0, 0
+    stopper = EarlyStopping(config.patience, -1.0, lambda acc, best: acc > best)
     accs: list[float] = []
     t0 = time.perf_counter()
     bar = tqdm(
@@ -180,21 +175,14 @@ def train_classifier(
             acc = float((model(x_val).argmax(1) == y_val).to(torch.float64).mean())
         accs.append(acc)
         bar.set_postfix(val_acc=f"{acc:.3f}")
-        if acc > best_acc:
-            best_acc, best_epoch, stale = acc, epoch + 1, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            stale += 1
-            if stale >= config.patience:
-                break
+        if stopper.step(model, epoch, acc):
+            break
     finish(bar, len(accs))
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
+    stopper.restore(model)
     return {
         "val_accuracy": accs,
-        "best_val_accuracy": best_acc,
-        "best_epoch": best_epoch,
+        "best_val_accuracy": stopper.best,
+        "best_epoch": stopper.best_epoch,
         "train_seconds": time.perf_counter() - t0,
         "n_train": int(x_tr.shape[0]),
     }
@@ -218,20 +206,15 @@ def load_or_train_classifier(
     path = cache_file(cache_dir, "classifier", meta)
 
     def build() -> nn.Module:
-        with torch.random.fork_rng(devices=[]):  # see datasets.autoencoders.build_autoencoder
+        with torch.random.fork_rng(devices=[]):  # see autoencoders.build_autoencoder
             model = ImageClassifier(image_shape, n_classes)
         _init_from(model, make_generator(config.seed))
         return model
 
     def train(model: nn.Module) -> dict[str, Any]:
-        from datasets.autoencoders import torch_threads
+        from datasets.images.autoencoders import torch_threads
 
-        n = len(data)
-        if config.max_train_images is not None and config.max_train_images < n:
-            index = torch.randperm(n, generator=make_generator(config.seed + 2))
-            index = index[: config.max_train_images]
-        else:
-            index = torch.arange(n)
+        index = data.subset_index(config.max_train_images, seed=config.seed + 2)
         with torch_threads(config.threads):
             return train_classifier(
                 model, data.images(index), data.labels[index], config, progress=progress
@@ -241,11 +224,6 @@ def load_or_train_classifier(
     return TrainedClassifier(
         cached.module, config, image_shape, n_classes, cached.extra, cached.from_cache
     )
-
-
-def default_classifier_config(dataset: str, **overrides: Any) -> ClassifierConfig:
-    base = DEFAULT_CLASSIFIERS.get(dataset) or ClassifierConfig(dataset)
-    return replace(base, **overrides)
 
 
 # ---------------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.base import StandardisedTarget, get_target, make_generator
+from common.random import make_generator
+from datasets.base import StandardisedTarget, get_target
 from samplers import SamplerError, get_sampler
 from samplers.edmd import langevin_pairs
 from samplers.edmd_kswgd import reweighted_weights
@@ -24,7 +25,7 @@ from samplers.koopman_markov import (
     koopman_markov_matrix,
 )
 from samplers.spectral import lawgd_weights
-from tests.gaussian import GaussianTarget
+from tests.helpers.gaussian import GaussianTarget
 
 TARGET = GaussianTarget(torch.zeros(2), torch.eye(2))  # only its dim is used (needs samples)
 CIRCLE = get_target("circle")

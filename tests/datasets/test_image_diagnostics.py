@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.image_diagnostics import (
+from datasets.images.diagnostics import (
     class_coverage,
     diffusion_map,
     diffusion_map_plot,
@@ -16,7 +16,7 @@ from datasets.image_diagnostics import (
     load_or_train_classifier,
     save_image_grid,
 )
-from datasets.images import load_images
+from datasets.images.readers import load_images
 
 
 def fixed_labels(labels: torch.Tensor):
