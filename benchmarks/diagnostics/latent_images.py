@@ -23,6 +23,22 @@ from benchmarks.store import atomic_write_text
 N_GRID = 64
 
 
+def header_lines(latent: list[dict[str, Any]]) -> list[str]:
+    """Title and caption of ``images.md``: which seed and init, and how many of how many
+    decoded particles each grid shows (the count the grids really draw)."""
+    first_rep = min(r["rep"] for r in latent)
+    n_particles = min(int(r["n_particles"]) for r in latent)
+    return [
+        "# Decoded samples (latents suite)",
+        "",
+        f"First seed ({first_rep}) and init `{latent[0]['init']}`; the first "
+        f"{min(N_GRID, n_particles)} of {n_particles} decoded particles per sampler. "
+        "`class TV` = total variation between the class histogram of the decoded particles "
+        "(classifier trained on real images) and the real class frequencies, mean over seeds.",
+        "",
+    ]
+
+
 @DIAGNOSTICS.register("latents")
 def write_latent_images(out_dir: Path, rows: list[dict[str, Any]]) -> list[Path]:
     """Decoded grids (``grids/<target>__<sampler>.png``), diffusion-map plots and
@@ -37,17 +53,7 @@ def write_latent_images(out_dir: Path, rows: list[dict[str, Any]]) -> list[Path]
     grid_dir.mkdir(parents=True, exist_ok=True)
     first_rep = min(r["rep"] for r in latent)
     first_init = latent[0]["init"]
-    shown = min(N_GRID, min(int(r["n_particles"]) for r in latent))
-    lines = [
-        "# Decoded samples (latents suite)",
-        "",
-        f"First seed ({first_rep}) and init `{first_init}`; the first {shown} of "
-        f"{latent[0]['n_particles']} decoded particles per sampler. `class TV` = total "
-        "variation between the class histogram of the decoded "
-        "particles (classifier trained on real images) and the real class frequencies, "
-        "mean over seeds.",
-        "",
-    ]
+    lines = header_lines(latent)
     tv: dict[tuple[str, str], list[float]] = {}
     for r in rows:
         if r.get("metric") == "class_tv" and r.get("status") == "ok":

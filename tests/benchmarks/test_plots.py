@@ -137,3 +137,12 @@ def test_diffusion_map_legend_is_categorical(tmp_path):
     texts = [t.get_text() for t in fig.legends[0].get_texts()]
     assert texts == ["0", "1", "2"]
     assert all(ax.get_label() != "<colorbar>" for ax in fig.axes)
+
+
+@pytest.mark.parametrize(("n_particles", "shown"), [(50, 50), (200, 64)])
+def test_images_md_states_the_count_the_grids_draw(n_particles, shown):
+    from benchmarks.diagnostics.latent_images import header_lines
+
+    rows = [{"rep": 0, "init": "gaussian", "n_particles": n_particles}]
+    caption = header_lines(rows)[2]
+    assert f"the first {shown} of {n_particles} decoded particles" in caption
