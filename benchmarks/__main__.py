@@ -14,11 +14,13 @@ python -m benchmarks report            # figures + results/index.html for every 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
 import shlex
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -123,14 +125,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     _import_plugins(args.imports)
     suite, names = _checked_suite(args)
     _check_device(args.device)
-    if args.data_root:
-        os.environ["PARTICLE_BENCH_DATA_ROOT"] = str(args.data_root)
-    if args.no_progress:  # every bar, here and in worker processes (common.progress)
-        os.environ[PROGRESS_ENV] = "0"
+    command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    settings = {PROGRESS_ENV: "0" if args.no_progress else None}  # every bar, workers too
+    settings["PARTICLE_BENCH_DATA_ROOT"] = str(args.data_root) if args.data_root else None
+    with environment_settings(settings):
+        path = _run(args, suite, names, command)
+    print(path.read_text(encoding="utf-8"))
+    return 0
+
+
+@contextlib.contextmanager
+def environment_settings(settings: dict[str, str | None]) -> Iterator[None]:
+    """Set the non-None ``settings`` in ``os.environ`` (inherited by worker processes) for
+    the block only, so an in-process call leaves the environment as it found it."""
+    before = {k: os.environ.get(k) for k in settings}
+    os.environ.update({k: v for k, v in settings.items() if v is not None})
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _run(args: argparse.Namespace, suite: Any, names: list[str], command: str) -> Path:
     from benchmarks.execution import run_suite
 
-    command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    path = run_suite(
+    return run_suite(
         suite,
         out_root=Path(args.out),
         samplers=names,
@@ -147,8 +170,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         curve_every=args.curve_every,
         save_particles=not args.no_particles,
     )
-    print(path.read_text(encoding="utf-8"))
-    return 0
 
 
 LIST_PARTS = ("suites", "samplers", "targets", "metrics")

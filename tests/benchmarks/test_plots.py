@@ -28,9 +28,15 @@ MIN_WIDTH, MAX_WIDTH = 600, 4000
 
 
 @pytest.fixture
-def tiny(tmp_path, monkeypatch):
+def plugin(monkeypatch):
+    """The harness test plug-in (target, metric, slow sampler), for this test only."""
+    with hp.use_in_process(monkeypatch):
+        yield
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch, plugin):
     """A finished tiny suite with curves in which ``ula`` diverges (a huge step)."""
-    hp.use_in_process(monkeypatch)
     suite = Suite(
         name="tiny",
         targets=(hp.TARGET,),

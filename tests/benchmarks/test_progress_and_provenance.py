@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
 import torch
 from tqdm import tqdm
 
@@ -19,6 +20,13 @@ from benchmarks.suites import Suite
 from common.progress import PROGRESS_ENV, bars_allowed, finish, show
 from samplers.base import iterate
 from tests.helpers import harness_plugin as hp
+
+
+@pytest.fixture
+def plugin(monkeypatch):
+    """The harness test plug-in (target, metric, slow sampler), for this test only."""
+    with hp.use_in_process(monkeypatch):
+        yield
 
 
 def _suite(**kw) -> Suite:
@@ -52,6 +60,17 @@ def test_environment_switch_turns_every_bar_off(monkeypatch, capsys):
     assert "quiet" not in capsys.readouterr().err
 
 
+def test_no_progress_is_scoped_to_the_run(tmp_path, monkeypatch):
+    """``run --no-progress`` turns bars off in this process and its workers during the run
+    only: an in-process call leaves the environment as it found it."""
+    from benchmarks.__main__ import environment_settings
+
+    monkeypatch.delenv(PROGRESS_ENV, raising=False)
+    with environment_settings({PROGRESS_ENV: "0", "UNSET_HERE": None}):
+        assert not bars_allowed()
+    assert PROGRESS_ENV not in __import__("os").environ and bars_allowed()
+
+
 def test_latent_training_bars_follow_the_switch(monkeypatch):
     from datasets.latents import get_progress, set_progress
 
@@ -61,8 +80,7 @@ def test_latent_training_bars_follow_the_switch(monkeypatch):
     assert not get_progress()
 
 
-def test_suite_bar_names_the_unit_that_is_running(tmp_path, monkeypatch):
-    hp.use_in_process(monkeypatch)
+def test_suite_bar_names_the_unit_that_is_running(tmp_path, monkeypatch, plugin):
     events: list[str] = []
 
     class RecordingBar:
@@ -121,8 +139,7 @@ def test_full_messages_become_footnotes(tmp_path):
     assert text.count("| note [1] |") == 2 and "[2]" not in text
 
 
-def test_leaderboard_rebuild_keeps_the_command_of_the_run(tmp_path, monkeypatch, capsys):
-    hp.use_in_process(monkeypatch)
+def test_leaderboard_rebuild_keeps_the_command_of_the_run(tmp_path, monkeypatch, capsys, plugin):
     command = "python -m benchmarks run --suite-file tiny.json --seeds 0,1"
     run_suite(_suite(), out_root=tmp_path, progress=False, command=command)
     record = read_run(tmp_path / "tiny")

@@ -39,6 +39,13 @@ _LINKS = "return Array.from(document.links).map(a => a.href)"
 _IDS = "return Array.from(document.querySelectorAll('[id]')).map(e => e.id)"
 
 
+@pytest.fixture
+def plugin(monkeypatch):
+    """The harness test plug-in (target, metric, slow sampler), for this test only."""
+    with hp.use_in_process(monkeypatch):
+        yield
+
+
 @pytest.fixture(scope="module")
 def browser():
     from selenium import webdriver
@@ -96,8 +103,7 @@ def _browse(driver, index: Path) -> dict[str, int]:
     return counts
 
 
-def test_report_of_a_tiny_suite_in_the_browser(tmp_path, monkeypatch, browser):
-    hp.use_in_process(monkeypatch)
+def test_report_of_a_tiny_suite_in_the_browser(tmp_path, monkeypatch, browser, plugin):
     suite = Suite(
         name="tiny",
         targets=(hp.TARGET,),
