@@ -55,11 +55,19 @@ class Registry(Generic[T]):
         """Import every public module of the package (and its public sub-packages), once."""
         if self._loaded:
             return
-        self._loaded = True
+        self._loaded = True  # set first: a module may look names up while it is imported
         pkg = importlib.import_module(self.package)
         for mod in pkgutil.iter_modules(pkg.__path__):
-            if not mod.name.startswith("_"):
+            if mod.name.startswith("_"):
+                continue
+            try:
                 importlib.import_module(f"{self.package}.{mod.name}")
+            except Exception as exc:  # one broken plug-in must not hide the others silently
+                self._loaded = False
+                raise self.error(
+                    f"cannot load {self.kind} module {self.package}.{mod.name}: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
 
     @property
     def entries(self) -> dict[str, T]:

@@ -8,7 +8,7 @@ The uniform targets give ``log_prob`` (constant inside, -inf outside) but report
 score (``has_score`` False): the score is zero inside and a surface delta on the
 boundary, so "exact" zero scores would turn Langevin dynamics into a free random walk that
 leaves the support and SVGD into pure repulsion. Score-driven samplers therefore use the
-KDE score of the training split there (``samplers.scores.resolve_score``), which does pull
+KDE score of the training split there (``samplers.core.scores.resolve_score``), which does pull
 particles back towards the data.
 
 ``bounds`` is set only where the support *is* a box (square, product Beta); the disk and

@@ -1,6 +1,9 @@
-"""Particle samplers. Every module here registers its method on import (see base.py)."""
+"""Particle samplers: one module per method, each registering its class on import (see
+base.py); the maths they share lives in the sub-package ``samplers.core``."""
 
 from samplers.base import (
+    SAMPLERS,
+    RunRequest,
     Sampler,
     SamplerError,
     SampleResult,
@@ -12,6 +15,8 @@ from samplers.base import (
 )
 
 __all__ = [
+    "SAMPLERS",
+    "RunRequest",
     "SampleResult",
     "Sampler",
     "SamplerError",

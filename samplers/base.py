@@ -2,7 +2,9 @@
 
 A sampler is fitted once on the training split of a target (``fit``), then moves ``m``
 initial particles ``x0`` of shape ``(m, d)`` for ``n_steps`` steps (``run``). Adding a
-method = one module in ``samplers/`` whose class is decorated with ``@register_sampler``.
+method = one module in ``samplers/`` whose class is decorated with ``@register_sampler`` and
+implements ``_fit`` and either ``_step(x, t, gen)`` (the base class runs the loop) or
+``_run(run: RunRequest)`` (a method with its own loop or bookkeeping).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from tqdm.auto import tqdm
 
 from common.interop import as_torch
 from common.progress import finish, show
+from common.registry import Registry
 from datasets.base import Target
 
 
@@ -49,10 +52,6 @@ def deadline_scope(deadline: float | None) -> Iterator[None]:
         yield
     finally:
         _DEADLINE.reset(token)
-
-
-def current_deadline() -> float | None:
-    return _DEADLINE.get()
 
 
 def check_deadline(what: str = "") -> None:
@@ -86,6 +85,50 @@ class SampleResult:
     def timed_out(self) -> bool:
         return bool(self.info.get("timed_out", False))
 
+    def with_info(self, **extra: Any) -> SampleResult:
+        """The same result with ``extra`` added to (or replacing entries of) ``info``."""
+        return SampleResult(self.particles, self.trajectory, self.times, {**self.info, **extra})
+
+
+StepFn = Callable[[Tensor, int], Tensor]
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One validated run, as :meth:`Sampler.run` hands it to a method's ``_run``.
+
+    x0: (m, d) initial particles; n_steps >= 0; gen: the run's seeded generator (on x0's
+    device); record_every: record every k-th state in the trajectory (0: none); progress:
+    show a tqdm bar; sampler: the method's name (labels the bar and error messages).
+    """
+
+    x0: Tensor
+    n_steps: int
+    gen: torch.Generator
+    record_every: int = 0
+    progress: bool = False
+    sampler: str = ""
+
+    def iterate(
+        self,
+        step: StepFn,
+        x0: Tensor | None = None,
+        n_steps: int | None = None,
+        *,
+        max_abs: float = 1e8,
+    ) -> SampleResult:
+        """:func:`iterate` ``step`` with this run's recording and progress settings, from
+        ``x0`` for ``n_steps`` steps (default: the request's own)."""
+        return iterate(
+            step,
+            self.x0 if x0 is None else x0,
+            self.n_steps if n_steps is None else n_steps,
+            record_every=self.record_every,
+            progress=self.progress,
+            desc=self.sampler,
+            max_abs=max_abs,
+        )
+
 
 def check_particles(x: Tensor, dim: int | None, what: str = "x0") -> Tensor:
     """Validate particles: a floating ``(m, d)`` tensor, m > 0, all finite, d == ``dim``."""
@@ -110,7 +153,9 @@ class Sampler(ABC):
     Class attributes: ``name`` (registry key), ``needs`` (subset of {"samples", "score",
     "log_prob"}), ``defaults`` (documented default parameters; ``__init__`` accepts
     exactly these keys), ``smoke_params`` (cheap overrides for contract tests and the
-    ``smoke`` suite). Subclasses implement :meth:`_fit` and :meth:`_run`.
+    ``smoke`` suite). Subclasses implement :meth:`_fit`, and :meth:`_step` (one update
+    x_t (m, d) -> x_{t+1} (m, d); the base :meth:`_run` loops it with :func:`iterate`) or
+    :meth:`_run` (own loop or extra bookkeeping, given one :class:`RunRequest`).
     """
 
     name: ClassVar[str]
@@ -179,9 +224,10 @@ class Sampler(ABC):
             raise SamplerError(f"{self.name}: record_every must be >= 0")
         gen = torch.Generator(device=x0.device)
         gen.manual_seed(int(seed))
+        request = RunRequest(x0, n_steps, gen, record_every, progress, self.name)
         t0 = time.perf_counter()
         with deadline_scope(deadline):
-            result = self._run(x0, n_steps, gen, record_every=record_every, progress=progress)
+            result = self._run(request)
         info = {
             "sampler": self.name,
             "params": dict(self.params),
@@ -207,20 +253,16 @@ class Sampler(ABC):
     def _fit(self, train: Tensor, target: Target) -> dict[str, Any] | None:
         """Method-specific fitting; returns facts to record (e.g. bandwidth, n_modes)."""
 
-    @abstractmethod
-    def _run(
-        self,
-        x0: Tensor,
-        n_steps: int,
-        gen: torch.Generator,
-        *,
-        record_every: int,
-        progress: bool,
-    ) -> SampleResult:
-        """Method-specific sampling (inputs already validated)."""
+    def _run(self, run: RunRequest) -> SampleResult:
+        """Method-specific sampling (inputs already validated). Default: the shared loop
+        x <- self._step(x, t, run.gen) for t = 0..n_steps-1 (a method with per-run state
+        resets it in ``_run`` and then calls ``super()._run(run)``)."""
+        return run.iterate(lambda x, t: self._step(x, t, run.gen))
 
-
-StepFn = Callable[[Tensor, int], Tensor]
+    def _step(self, x: Tensor, t: int, gen: torch.Generator) -> Tensor:
+        """One update of the default loop: particles x (m, d) at step t -> (m, d); random
+        draws from ``gen`` only. A method overrides this or :meth:`_run`."""
+        raise NotImplementedError(f"{self.name}: implement _step(x, t, gen) or _run(run)")
 
 
 def iterate(
@@ -297,7 +339,9 @@ def iterate(
 # ---------------------------------------------------------------------------------------
 # Registry
 # ---------------------------------------------------------------------------------------
-_SAMPLERS: dict[str, type[Sampler]] = {}
+#: every method, by name; a lookup first imports the modules of ``samplers`` (the shared
+#: maths in ``samplers.core`` registers nothing). Tests use ``SAMPLERS.scoped()``.
+SAMPLERS: Registry[type[Sampler]] = Registry("sampler", "samplers", SamplerError)
 
 
 def register_sampler(cls: type[Sampler]) -> type[Sampler]:
@@ -305,34 +349,16 @@ def register_sampler(cls: type[Sampler]) -> type[Sampler]:
     name = getattr(cls, "name", None)
     if not name:
         raise SamplerError(f"{cls.__name__} needs a class attribute 'name'")
-    if name in _SAMPLERS and _SAMPLERS[name] is not cls:
-        raise SamplerError(f"sampler {name!r} registered twice")
-    _SAMPLERS[name] = cls
-    return cls
-
-
-def _load_all() -> None:
-    import importlib
-    import pkgutil
-
-    import samplers as pkg
-
-    for mod in pkgutil.iter_modules(pkg.__path__):
-        if not mod.name.startswith("_"):
-            importlib.import_module(f"samplers.{mod.name}")
+    return SAMPLERS.add(name, cls)
 
 
 def available_samplers() -> list[str]:
     """Names of every registered sampler."""
-    _load_all()
-    return sorted(_SAMPLERS)
+    return SAMPLERS.names()
 
 
 def sampler_class(name: str) -> type[Sampler]:
-    _load_all()
-    if name not in _SAMPLERS:
-        raise SamplerError(f"unknown sampler {name!r}; known: {', '.join(sorted(_SAMPLERS))}")
-    return _SAMPLERS[name]
+    return SAMPLERS.get(name)
 
 
 def get_sampler(name: str, **params: Any) -> Sampler:

@@ -4,7 +4,7 @@ Data-driven: sees only the training samples X (N, d), never a score. Fit: diffus
 kernel with the alpha = 1/2 normalisation, leading eigenpairs (Phi, lam) of the symmetrised
 Markov matrix P, LAWGD weights w_k = (eps / (lam_k + reg))^2 eps / (1 - lam_k). Run:
 x_i <- x_i - (h / m) sum_a grad Kt_a(x_i) (Phi diag(w) Phi^T sum_l Kt(x_l))_a
-(see :mod:`samplers.spectral` for the maths and the O(m N d + N K) step).
+(see :mod:`samplers.core.spectral` for the maths and the O(m N d + N K) step).
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ import torch
 from torch import Tensor
 
 from datasets.base import Target
-from samplers.base import Sampler, SamplerError, SampleResult, register_sampler
-from samplers.spectral import (
+from samplers.base import RunRequest, Sampler, SamplerError, SampleResult, register_sampler
+from samplers.core.spectral import (
     DiffusionMapKernel,
     SpectralError,
     diffusion_map_spectrum,
     lawgd_weights,
 )
-from samplers.transport_run import (  # noqa: F401  (clipped_displacement re-exported)
+from samplers.core.transport_run import (  # noqa: F401  (clipped_displacement re-exported)
     clipped_displacement,
     resolve_dtype,
     run_spectral_transport,
@@ -112,25 +112,7 @@ class DMPS(Sampler):
             "dtype": p["dtype"],
         }
 
-    def _run(
-        self,
-        x0: Tensor,
-        n_steps: int,
-        gen: torch.Generator,
-        *,
-        record_every: int,
-        progress: bool,
-    ) -> SampleResult:
+    def _run(self, run: RunRequest) -> SampleResult:
         return run_spectral_transport(
-            "dmps",
-            x0,
-            n_steps,
-            self.kernel,
-            self.Phi,
-            self.w,
-            params=self.params,
-            dtype=self._dtype(),
-            record_every=record_every,
-            progress=progress,
-            desc="DMPS",
+            run, self.kernel, self.Phi, self.w, params=self.params, dtype=self._dtype()
         )

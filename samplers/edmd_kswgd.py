@@ -1,11 +1,11 @@
 """EDMD-KSWGD: the DMPS/LAWGD transport driven by an EDMD Koopman spectrum.
 
 Three constructions, chosen by the ``variant`` parameter (all share the Langevin pairs and the
-LAWGD particle update of :func:`samplers.transport_run.run_spectral_transport`):
+LAWGD particle update of :func:`samplers.core.transport_run.run_spectral_transport`):
 
 - "notebook": the reference notebook's construction, described below.
 - "koopman_markov": the construction of the method's origin code (sphere experiments), see
-  :mod:`samplers.koopman_markov`: kernel-EDMD Koopman matrix K = k(Y, X) (k(X, X) + 1e-6 I)^-1,
+  :mod:`samplers.core.koopman_markov`: kernel-EDMD Koopman matrix K = k(Y, X) (k(X, X) + 1e-6 I)^-1,
   shifted to non-negative entries, diffusion-map normalised into a symmetric Markov matrix
   P = Phi diag(s) Phi^T, DMPS weights w_k = (eps / (s_k + reg))^2 eps / (1 - s_k), and DMPS's
   Gaussian out-of-sample kernel with the Koopman degrees (p, D).
@@ -16,12 +16,12 @@ LAWGD particle update of :func:`samplers.transport_run.run_spectral_transport`):
   formula: fast modes are up-weighted by (eps / l_k)^2 instead of being damped by dt / (1 - mu)).
 
 The "notebook" construction. Data-driven: sees only the training samples X (N, d). Fit (see
-:mod:`samplers.edmd`):
+:mod:`samplers.core.edmd`):
 one-step Langevin pairs X' = X + dt s_KDE(X) + sqrt(2 dt) xi; a dictionary (sparse dictionary
 learning + constant by default) or kernel EDMD; A v = mu G v; generator eigenvalues
 lambda_gen = (mu - 1)/dt; transport modes phi_k (eigenfunctions on X, unit Euclidean norm) with
 weights w_k = -1/lambda_gen_k = dt/(1 - mu_k) > 0. Run: the DMPS step of
-:func:`samplers.spectral.spectral_transport_step` with S = Phi diag(w) Phi^T:
+:func:`samplers.core.spectral.spectral_transport_step` with S = Phi diag(w) Phi^T:
     x_i <- x_i - (h/m) sum_a grad Kt_a(x_i) (S sum_l Kt(x_l))_a,
 Kt the diffusion-map out-of-sample kernel on X (as in the reference notebook, which reuses the
 KSWGD kernel for its EDMD transport).
@@ -29,7 +29,7 @@ KSWGD kernel for its EDMD transport).
 Sign convention: LAWGD's kernel is (-L)^-1 = sum_k phi_k phi_k / (-lambda_k), positive on the
 non-constant modes, so the weights are -1/lambda_gen > 0 and particles descend the KL. The
 notebook's weights 1/lambda_gen are negative for decaying modes: with them the same update
-ascends (``tests/test_edmd_kswgd.py`` measures both).
+ascends (``tests/samplers/test_edmd_kswgd.py`` measures both).
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ from torch import Tensor
 from common.geometry import median_bandwidth_sq
 from common.random import make_generator
 from datasets.base import Target
-from samplers.base import Sampler, SamplerError, SampleResult, register_sampler
-from samplers.edmd import (
+from samplers.base import RunRequest, Sampler, SamplerError, SampleResult, register_sampler
+from samplers.core.edmd import (
     EDMDError,
     MonomialDictionary,
     RBFDictionary,
@@ -55,18 +55,18 @@ from samplers.edmd import (
     langevin_pairs,
     transport_modes,
 )
-from samplers.koopman_markov import (
+from samplers.core.koopman_markov import (
     gram_matrices,
     koopman_gram_matrix,
     koopman_markov_kernel,
     koopman_markov_matrix,
     koopman_markov_modes,
 )
-from samplers.spectral import (
+from samplers.core.spectral import (
     DiffusionMapKernel,
     SpectralError,
 )
-from samplers.transport_run import resolve_dtype, run_spectral_transport
+from samplers.core.transport_run import resolve_dtype, run_spectral_transport
 
 DICTIONARIES = ("sparse", "rbf", "monomial", "kernel")
 VARIANTS = ("notebook", "koopman_markov", "reweighted")
@@ -81,7 +81,8 @@ def reweighted_weights(mu: np.ndarray, dt: float, eps: float, reg: float = 1e-3)
 
     lambda_k = (Re mu_k - 1) / dt < 0 (generator), l_k = exp(eps lambda_k) in (0, 1) (the
     eigenvalue of a bandwidth-eps diffusion-map Markov matrix ~ exp(eps L)), and
-    w_k = (eps / (l_k + reg))^2 eps / (1 - l_k) > 0, as :func:`samplers.spectral.lawgd_weights`.
+    w_k = (eps / (l_k + reg))^2 eps / (1 - l_k) > 0, as
+    :func:`samplers.core.spectral.lawgd_weights`.
     """
     lam_dm = np.exp(eps * (mu.real - 1.0) / dt)
     gap = np.maximum(1.0 - lam_dm, np.finfo(float).eps)
@@ -108,7 +109,8 @@ class EDMDKSWGD(Sampler):
       "koopman_markov" (the origin code's), 0.1 otherwise (notebook's dt_edmd).
     - ``pair_bandwidth`` = "median": KDE bandwidth of the drift, h^2 = median|X_a-X_b|^2 /
       (2 log(N+1)) (the suite's heuristic); "notebook" = h^2 = median|X_a-X_b|^2, which
-      shrinks the generator spectrum by ~1/(1 + h^2) (measured in tests/test_edmd.py); or h.
+      shrinks the generator spectrum by ~1/(1 + h^2) (measured in tests/samplers/test_edmd.py);
+      or h.
     - ``max_train`` = 2000: at most this many training points are used (a seeded subsample
       above; pairs, dictionary and the O(N^2) kernel all scale with N).
     - ``fit_seed`` = 0: seeds the pair noise, the subsample and scikit-learn's random_state.
@@ -141,7 +143,7 @@ class EDMDKSWGD(Sampler):
       ("koopman_markov", "reweighted").
     - ``complex_modes`` = "pair": a conjugate pair (phi, conj phi) becomes Re phi, Im phi,
       both weighted Re(dt/(1 - mu)) (the symmetric part of the pair's spectral sum; see
-      :func:`samplers.edmd.transport_modes`); "real": Re phi once, weight dt/(1 - Re mu);
+      :func:`samplers.core.edmd.transport_modes`); "real": Re phi once, weight dt/(1 - Re mu);
       "drop": discard pairs (if then no mode survives, the fit uses "pair" and records it in
       ``info["complex_modes_used"]``). The Langevin generator is self-adjoint in L2(pi), so
       complex EDMD eigenvalues are finite-sample artefacts (~85% of the sparse-dictionary
@@ -153,12 +155,12 @@ class EDMDKSWGD(Sampler):
       as DMPS's n_modes).
     - ``center_modes`` = True: subtract each eigenfunction's training mean (EDMD
       eigenfunctions are not orthogonal to constants; uncentred, particles were sent away in
-      half the seeds, see :func:`samplers.edmd.transport_modes`).
+      half the seeds, see :func:`samplers.core.edmd.transport_modes`).
 
     Transport (as DMPS)
     - ``bandwidth`` = None: eps of the diffusion-map kernel (median heuristic when None).
     - ``step_size`` = "auto": h such that the first step moves the median particle by
-      ``step_fraction`` * sqrt(eps) (the DMPS rule, :func:`samplers.spectral.auto_step_size`);
+      ``step_fraction`` * sqrt(eps) (the DMPS rule, :func:`samplers.core.spectral.auto_step_size`);
       a positive float fixes h. ``step_fraction`` = 0.1.
     - ``max_step`` = 1.0: safeguard as DMPS's, no particle moves more than
       ``max_step`` * sqrt(eps) in one step (``info["n_clipped"]`` counts the capped moves);
@@ -285,7 +287,8 @@ class EDMDKSWGD(Sampler):
         }
 
     def _fit_koopman_markov(self, X: Tensor, Y: Tensor) -> dict[str, Any]:
-        """The origin code's construction (:mod:`samplers.koopman_markov`); sets kernel, Phi, w."""
+        """The origin code's construction (:mod:`samplers.core.koopman_markov`); sets kernel,
+        Phi and w."""
         p = self.params
         t1 = time.perf_counter()
         eps = median_bandwidth_sq(X) if p["bandwidth"] is None else float(p["bandwidth"])
@@ -378,25 +381,7 @@ class EDMDKSWGD(Sampler):
             "kernel_seconds": t4 - t3,
         }
 
-    def _run(
-        self,
-        x0: Tensor,
-        n_steps: int,
-        gen: torch.Generator,
-        *,
-        record_every: int,
-        progress: bool,
-    ) -> SampleResult:
+    def _run(self, run: RunRequest) -> SampleResult:
         return run_spectral_transport(
-            "edmd_kswgd",
-            x0,
-            n_steps,
-            self.kernel,
-            self.Phi,
-            self.w,
-            params=self.params,
-            dtype=self._dtype(),
-            record_every=record_every,
-            progress=progress,
-            desc="EDMD-KSWGD",
+            run, self.kernel, self.Phi, self.w, params=self.params, dtype=self._dtype()
         )

@@ -26,9 +26,9 @@ from torch import Tensor
 
 from common.geometry import median_sq_distance
 from datasets.base import Target, TargetError
-from samplers.base import Sampler, SamplerError, SampleResult, iterate, register_sampler
-from samplers.scores import SCORE_SOURCES, resolve_score
-from samplers.stein_kernels import BASE_KERNELS, RadialKernel, ksd_squared_and_partials
+from samplers.base import RunRequest, Sampler, SamplerError, SampleResult, register_sampler
+from samplers.core.scores import SCORE_SOURCES, resolve_score
+from samplers.core.stein_kernels import BASE_KERNELS, RadialKernel, ksd_squared_and_partials
 
 OPTIMISERS = ("lbfgs", "gd")
 
@@ -137,7 +137,7 @@ class KSDDescent(Sampler):
                               Explicit GD is unstable for steep scores (a standardised
                               8-mode ring with mode std 0.07 diverges at 0.2; recorded as
                               diverged); L-BFGS's line search has no such limit.
-        score = "auto"        "auto" | "exact" | "kde" (see ``samplers.scores``).
+        score = "auto"        "auto" | "exact" | "kde" (see ``samplers.core.scores``).
         anneal_beta = 1.0     annealed variant when < 1: the score is scaled by anneal_beta
                               for the first ``anneal_fraction`` of the steps, then by 1
                               (L-BFGS restarts its history at the switch).
@@ -192,22 +192,14 @@ class KSDDescent(Sampler):
         self.score_fn = DifferentiableScore(fn, target, source)
         return {"score_source": source, "bandwidth": h}
 
-    def _run(
-        self,
-        x0: Tensor,
-        n_steps: int,
-        gen: torch.Generator,
-        *,
-        record_every: int,
-        progress: bool,
-    ) -> SampleResult:
-        p = self.params
+    def _run(self, run: RunRequest) -> SampleResult:
+        p, x0 = self.params, run.x0
         score = self.score_fn
         score.n_evals = 0
         kernel = self.kernel
         m = x0.shape[0]
         beta0 = float(p["anneal_beta"])
-        n_anneal = int(round(float(p["anneal_fraction"]) * n_steps)) if beta0 < 1.0 else 0
+        n_anneal = int(round(float(p["anneal_fraction"]) * run.n_steps)) if beta0 < 1.0 else 0
         counters = {"loss": 0}
         failure: dict[str, str] = {}
 
@@ -240,9 +232,7 @@ class KSDDescent(Sampler):
                 failure["reason"] = f"step {t + 1}: {err}"
                 return torch.full_like(x, float("nan"))  # iterate() records the divergence
 
-        res = iterate(
-            step, x0, n_steps, record_every=record_every, progress=progress, desc="ksd_descent"
-        )
+        res = run.iterate(step)
         info = dict(res.info)
         if "reason" in failure:
             info["diverged_reason"] = failure["reason"]

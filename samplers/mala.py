@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from datasets.base import Target
-from samplers.base import Sampler, SamplerError, SampleResult, iterate, register_sampler
+from samplers.base import RunRequest, Sampler, SamplerError, SampleResult, register_sampler
 
 #: score source recorded for targets with a log density but no score (e.g. uniform ones)
 ZERO_DRIFT = "none: zero drift (random-walk Metropolis)"
@@ -107,18 +107,10 @@ class MALA(Sampler):
         s = torch.where(finite[:, None], s, torch.zeros_like(s))
         return torch.nan_to_num(s, nan=0.0, posinf=0.0, neginf=0.0)
 
-    def _run(
-        self,
-        x0: Tensor,
-        n_steps: int,
-        gen: torch.Generator,
-        *,
-        record_every: int,
-        progress: bool,
-    ) -> SampleResult:
-        target = self.target
+    def _run(self, run: RunRequest) -> SampleResult:
+        target, x0, gen = self.target, run.x0, run.gen
         m = x0.shape[0]
-        n_adapt = int(round(float(self.params["adapt_fraction"]) * n_steps))
+        n_adapt = int(round(float(self.params["adapt_fraction"]) * run.n_steps))
         goal = float(self.params["target_accept"])
         state: dict[str, Any] = {
             "log_h": math.log(float(self.params["step_size"])),
@@ -156,18 +148,16 @@ class MALA(Sampler):
             cache["score"] = torch.where(acc[:, None], s_new, s)
             return torch.where(acc[:, None], prop, x)
 
-        res = iterate(step, x0, n_steps, record_every=record_every, progress=progress, desc="mala")
+        res = run.iterate(step)
         done = res.info["steps"]
         n_burn = min(done, n_adapt)
         n_main = done - n_burn
-        info = {
-            **res.info,
-            "accept_rate": state["accepted"] / n_main if n_main else float("nan"),
-            "accept_rate_burnin": state["accepted_burnin"] / n_burn if n_burn else float("nan"),
-            "final_step_size": math.exp(state["log_h"]),
-            "n_log_prob_evals": state["n_lp"],
-            "n_score_evals": state["n_score"],
-            "n_outside_support_init": state["n_outside"],
-            "score_source": self.score_source,
-        }
-        return SampleResult(res.particles, res.trajectory, res.times, info)
+        return res.with_info(
+            accept_rate=state["accepted"] / n_main if n_main else float("nan"),
+            accept_rate_burnin=state["accepted_burnin"] / n_burn if n_burn else float("nan"),
+            final_step_size=math.exp(state["log_h"]),
+            n_log_prob_evals=state["n_lp"],
+            n_score_evals=state["n_score"],
+            n_outside_support_init=state["n_outside"],
+            score_source=self.score_source,
+        )

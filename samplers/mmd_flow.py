@@ -3,7 +3,7 @@ sliced gradients: Hertrich, Wald, Altekrueger & Hagemann, ICLR 2024).
 
 Explicit Euler steps on F(x) = MMD^2(empirical particles, training samples) with
 K(x, y) = -|x - y|^r:   v <- momentum * v + g(x),  x <- x - step_size * v,
-g = m grad F the per-particle gradient (see ``samplers.riesz_mmd``), exact or sliced.
+g = m grad F the per-particle gradient (see ``samplers.core.riesz_mmd``), exact or sliced.
 Data-driven: it only sees the training split.
 """
 
@@ -16,8 +16,8 @@ import torch
 from torch import Tensor
 
 from datasets.base import Target
-from samplers.base import Sampler, SamplerError, SampleResult, iterate, register_sampler
-from samplers.riesz_mmd import (
+from samplers.base import RunRequest, Sampler, SamplerError, SampleResult, register_sampler
+from samplers.core.riesz_mmd import (
     AUTO_EXACT_MAX_PAIRS,
     riesz_gradient_exact,
     riesz_gradient_sliced,
@@ -93,16 +93,8 @@ class MMDFlow(Sampler):
             return None
         return float(riesz_mmd_squared(x, y, float(self.params["r"]), self.params["chunk_size"]))
 
-    def _run(
-        self,
-        x0: Tensor,
-        n_steps: int,
-        gen: torch.Generator,
-        *,
-        record_every: int,
-        progress: bool,
-    ) -> SampleResult:
-        p = self.params
+    def _run(self, run: RunRequest) -> SampleResult:
+        p, x0, gen = self.params, run.x0, run.gen
         r = float(p["r"])
         y = self.train.to(x0)
         m, n = x0.shape[0], y.shape[0]
@@ -121,7 +113,9 @@ class MMDFlow(Sampler):
             velocity = beta * velocity + gradient(x)
             return x - h * velocity
 
-        res = iterate(step, x0, n_steps, record_every=record_every, progress=progress, desc="mmd")
-        info = {**res.info, "gradient": mode, "mmd2_init": self._mmd2(x0, y)}
-        info["mmd2_final"] = None if res.diverged else self._mmd2(res.particles, y)
-        return SampleResult(res.particles, res.trajectory, res.times, info)
+        res = run.iterate(step)
+        return res.with_info(
+            gradient=mode,
+            mmd2_init=self._mmd2(x0, y),
+            mmd2_final=None if res.diverged else self._mmd2(res.particles, y),
+        )

@@ -18,20 +18,11 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
-from common.progress import finish, show
-from common.random import make_generator
+from common.progress import finish
 from datasets.base import Target
-from samplers.base import Sampler, SamplerError, SampleResult, iterate, register_sampler
-from samplers.neural_nets import (
-    DTYPES,
-    Adam,
-    Whitening,
-    check_params,
-    cosine_lr,
-    seeded_mlp,
-)
+from samplers.base import RunRequest, SamplerError, SampleResult, check_deadline, register_sampler
+from samplers.core.neural_nets import TRAINING_DEFAULTS, Adam, NeuralSampler, seeded_mlp
 
 
 class VPSchedule:
@@ -81,7 +72,7 @@ class TimeConditionedMLP(nn.Module):
 
 
 @register_sampler
-class ScoreDiffusion(Sampler):
+class ScoreDiffusion(NeuralSampler):
     """Score-based diffusion model (VP-SDE, denoising score matching, Euler-Maruyama sampler).
 
     Parameters (defaults in brackets):
@@ -121,22 +112,16 @@ class ScoreDiffusion(Sampler):
         "t_min": 1e-3,
         "solver": "sde",
         "sample_steps": None,
-        "seed": 0,
-        "dtype": "float64",
-        "fit_progress": False,
+        **TRAINING_DEFAULTS,
     }
+    positive_int = ("width", "depth", "n_freq", "iterations", "batch_size")
+    positive_float = ("lr", "lr_final_fraction", "beta_min", "beta_max", "t_min")
 
     smoke_params: dict[str, Any] = {"width": 16, "depth": 1, "iterations": 30, "batch_size": 64}
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         p = self.params
-        check_params(
-            self.name,
-            p,
-            positive_int=("width", "depth", "n_freq", "iterations", "batch_size"),
-            positive_float=("lr", "lr_final_fraction", "beta_min", "beta_max", "t_min"),
-        )
         if p["beta_max"] <= p["beta_min"]:
             raise SamplerError(
                 f"{self.name}: beta_max must exceed beta_min, got "
@@ -152,18 +137,12 @@ class ScoreDiffusion(Sampler):
                 f"{self.name}: sample_steps must be None or a positive int, got {steps!r}"
             )
         self.schedule = VPSchedule(p["beta_min"], p["beta_max"])
-        self.net: TimeConditionedMLP | None = None
-        self.whitening: Whitening | None = None
 
     # -- training --------------------------------------------------------------------------
     def _fit(self, train: Tensor, target: Target) -> dict[str, Any]:
         p = self.params
-        dtype = DTYPES[p["dtype"]]
-        device = train.device
-        self.whitening = Whitening(train.to(torch.float64))
-        data = self.whitening.forward(train.to(torch.float64)).to(dtype)
-        n, d = data.shape
-        gen = make_generator(p["seed"])
+        data, gen = self._whitened_train(train)
+        (n, d), dtype, device = data.shape, data.dtype, train.device
         self.net = TimeConditionedMLP(
             d, p["width"], p["depth"], p["n_freq"], gen=gen, dtype=dtype, device=device
         )
@@ -171,14 +150,9 @@ class ScoreDiffusion(Sampler):
         batch = min(p["batch_size"], n)
         losses: list[float] = []
         diverged = False
-        bar = tqdm(
-            total=p["iterations"],
-            desc=self.name,
-            disable=not show(p["fit_progress"]),
-            leave=False,
-            unit="it",
-        )
+        bar = self._training_bar()
         for _ in range(p["iterations"]):
+            check_deadline(f"{self.name} training")
             idx = torch.randperm(n, generator=gen)[:batch].to(device)
             t = p["t_min"] + (1 - p["t_min"]) * torch.rand(
                 batch, generator=gen, dtype=torch.float64
@@ -191,9 +165,7 @@ class ScoreDiffusion(Sampler):
             if not math.isfinite(value):
                 diverged = True
                 break
-            opt.zero_grad()
-            loss.backward()
-            opt.step(cosine_lr(p["lr"], len(losses), p["iterations"], p["lr_final_fraction"]))
+            self._descend(opt, loss, len(losses))
             losses.append(value)
             bar.update(1)
         finish(bar, len(losses))
@@ -210,22 +182,14 @@ class ScoreDiffusion(Sampler):
             return -self.net(z.to(param), tt) / self.schedule.sigma(tt)[:, None]
 
     # -- sampling --------------------------------------------------------------------------
-    def _run(
-        self,
-        x0: Tensor,
-        n_steps: int,
-        gen: torch.Generator,
-        *,
-        record_every: int,
-        progress: bool,
-    ) -> SampleResult:
+    def _run(self, run: RunRequest) -> SampleResult:
         assert self.net is not None and self.whitening is not None
-        p = self.params
-        steps = p["sample_steps"] or n_steps
+        p, x0, gen = self.params, run.x0, run.gen
+        steps = p["sample_steps"] or run.n_steps
         if steps < 1:
             raise SamplerError(
                 f"{self.name}: needs n_steps >= 1 reverse steps (or set "
-                f"sample_steps), got {n_steps}"
+                f"sample_steps), got {run.n_steps}"
             )
         param = next(self.net.parameters())
         net = self.net.to(x0.device)
@@ -249,7 +213,7 @@ class ScoreDiffusion(Sampler):
             return z
 
         z1 = torch.randn(m, d, generator=gen, device=x0.device, dtype=dtype)
-        res = iterate(step, z1, steps, record_every=record_every, progress=progress, desc=self.name)
+        res = run.iterate(step, z1, steps)
         x = self.whitening.inverse(res.particles.to(torch.float64)).to(x0.dtype)
         traj = None
         if res.trajectory is not None:

@@ -3,7 +3,7 @@
 Training (in ``fit``, timed as ``fit_seconds``): Adam on
     L(theta) = S_eps(G_theta(z_1..z_B), x_1..x_B),
 with z_i ~ N(0, I_latent) and x_i a fresh minibatch of the training split, S_eps the debiased
-Sinkhorn divergence of :mod:`samplers.sinkhorn_loss` (log domain, gradients by the envelope
+Sinkhorn divergence of :mod:`samplers.core.sinkhorn_loss` (log domain, gradients by the envelope
 theorem). Data are whitened with the training mean/std first; eps is ``eps_fraction`` times the
 median squared pairwise distance of the whitened training set. Sampling (``run``) is one
 forward pass: m = x0.shape[0] particles G(z), z drawn from the run's seeded generator.
@@ -18,27 +18,23 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from common.geometry import median_sq_distance
-from common.progress import finish, show
-from common.random import make_generator
+from common.progress import finish
 from datasets.base import Target
-from samplers.base import Sampler, SamplerError, SampleResult, register_sampler
-from samplers.neural_nets import (
-    DTYPES,
+from samplers.base import RunRequest, SamplerError, SampleResult, check_deadline, register_sampler
+from samplers.core.neural_nets import (
+    TRAINING_DEFAULTS,
     Adam,
+    NeuralSampler,
     PlateauStopper,
-    Whitening,
-    check_params,
-    cosine_lr,
     seeded_mlp,
 )
-from samplers.sinkhorn_loss import sinkhorn_divergence
+from samplers.core.sinkhorn_loss import sinkhorn_divergence
 
 
 @register_sampler
-class SinkhornGenerator(Sampler):
+class SinkhornGenerator(NeuralSampler):
     """MLP generator trained by minibatch debiased-Sinkhorn descent (Genevay et al. 2018).
 
     Parameters (defaults in brackets):
@@ -85,36 +81,24 @@ class SinkhornGenerator(Sampler):
         "plateau_every": 50,
         "plateau_patience": 6,
         "plateau_rel_tol": 0.01,
-        "seed": 0,
-        "dtype": "float64",
-        "fit_progress": False,
+        **TRAINING_DEFAULTS,
     }
+    positive_int = (
+        "width",
+        "depth",
+        "batch_size",
+        "iterations",
+        "sinkhorn_iters",
+        "plateau_every",
+        "plateau_patience",
+    )
+    positive_float = ("lr", "lr_final_fraction", "eps_fraction", "sinkhorn_tol", "plateau_rel_tol")
 
     smoke_params: dict[str, Any] = {"width": 16, "depth": 1, "batch_size": 32, "iterations": 20}
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         p = self.params
-        check_params(
-            self.name,
-            p,
-            positive_int=(
-                "width",
-                "depth",
-                "batch_size",
-                "iterations",
-                "sinkhorn_iters",
-                "plateau_every",
-                "plateau_patience",
-            ),
-            positive_float=(
-                "lr",
-                "lr_final_fraction",
-                "eps_fraction",
-                "sinkhorn_tol",
-                "plateau_rel_tol",
-            ),
-        )
         if p["latent_dim"] is not None and (
             not isinstance(p["latent_dim"], int) or p["latent_dim"] <= 0
         ):
@@ -126,19 +110,13 @@ class SinkhornGenerator(Sampler):
             raise SamplerError(
                 f"{self.name}: sinkhorn_scaling must be None or in (0, 1), got {sc!r}"
             )
-        self.net: torch.nn.Module | None = None
-        self.whitening: Whitening | None = None
 
     def _fit(self, train: Tensor, target: Target) -> dict[str, Any]:
         p = self.params
-        dtype = DTYPES[p["dtype"]]
-        device = train.device
-        self.whitening = Whitening(train.to(torch.float64))
-        data = self.whitening.forward(train.to(torch.float64)).to(dtype)
-        n, d = data.shape
+        data, gen = self._whitened_train(train)
+        (n, d), dtype, device = data.shape, data.dtype, train.device
         latent = p["latent_dim"] or max(4, d)
         self.latent_dim = latent
-        gen = make_generator(p["seed"])
         self.net = seeded_mlp(
             latent, d, p["width"], p["depth"], gen=gen, dtype=dtype, device=device
         )
@@ -151,14 +129,9 @@ class SinkhornGenerator(Sampler):
         diverged = False
         early = False
         best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
-        bar = tqdm(
-            total=p["iterations"],
-            desc=self.name,
-            disable=not show(p["fit_progress"]),
-            leave=False,
-            unit="it",
-        )
+        bar = self._training_bar()
         for it in range(1, p["iterations"] + 1):
+            check_deadline(f"{self.name} training")
             idx = torch.randperm(n, generator=gen)[:batch].to(device)
             z = torch.randn(batch, latent, generator=gen, dtype=torch.float64).to(device, dtype)
             fake = self.net(z)
@@ -178,9 +151,7 @@ class SinkhornGenerator(Sampler):
                 diverged = True
                 break
             unconverged += not info["converged"]
-            opt.zero_grad()
-            loss.backward()
-            opt.step(cosine_lr(p["lr"], len(losses), p["iterations"], p["lr_final_fraction"]))
+            self._descend(opt, loss, len(losses))
             losses.append(value)
             best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
             bar.update(1)
@@ -200,32 +171,27 @@ class SinkhornGenerator(Sampler):
             "fit_diverged": diverged,
         }
 
-    def _run(
-        self,
-        x0: Tensor,
-        n_steps: int,
-        gen: torch.Generator,
-        *,
-        record_every: int,
-        progress: bool,
-    ) -> SampleResult:
+    def _run(self, run: RunRequest) -> SampleResult:
         assert self.net is not None and self.whitening is not None
+        x0 = run.x0
         t0 = time.perf_counter()
         param = next(self.net.parameters())
         net = self.net.to(x0.device)
         m = x0.shape[0]
         with torch.no_grad():
-            z = torch.randn(m, self.latent_dim, generator=gen, device=x0.device, dtype=param.dtype)
+            z = torch.randn(
+                m, self.latent_dim, generator=run.gen, device=x0.device, dtype=param.dtype
+            )
             x = self.whitening.inverse(net(z).to(torch.float64)).to(x0.dtype)
         elapsed = time.perf_counter() - t0
         finite = bool(torch.isfinite(x).all())
         info: dict[str, Any] = {
             "steps": 0,
-            "n_steps_ignored": n_steps,
+            "n_steps_ignored": run.n_steps,
             "diverged": not finite,
             "step_seconds": elapsed,
         }
         if not finite:
             info["diverged_reason"] = "generator produced non-finite particles"
-        traj = x[None].clone() if record_every > 0 else None
+        traj = x[None].clone() if run.record_every > 0 else None
         return SampleResult(x, traj, np.asarray([elapsed], dtype=float), info)

@@ -14,8 +14,8 @@ from torch import Tensor
 
 from common.geometry import pairwise_sq_distances
 from datasets.base import Target
-from samplers.base import Sampler, SamplerError, SampleResult, iterate, register_sampler
-from samplers.scores import resolve_score
+from samplers.base import RunRequest, Sampler, SamplerError, SampleResult, register_sampler
+from samplers.core.scores import resolve_score
 
 
 def median_heuristic_svgd(d2: Tensor) -> float:
@@ -58,21 +58,14 @@ class SVGD(Sampler):
         self.score_fn, source = resolve_score(target, train, self.params["score"])
         return {"score_source": source}
 
-    def _run(
-        self, x0: Tensor, n_steps: int, gen: torch.Generator, *, record_every: int, progress: bool
-    ) -> SampleResult:
+    def _run(self, run: RunRequest) -> SampleResult:
+        self.hist: Tensor | None = None  # AdaGrad's running mean of g^2 (m, d), per run
+        return super()._run(run)
+
+    def _step(self, x: Tensor, t: int, gen: torch.Generator) -> Tensor:
         lr = float(self.params["step_size"])
-        bw = self.params["bandwidth"]
-        adagrad = self.params["optimizer"] == "adagrad"
-        state: dict[str, Tensor] = {}
-
-        def step(x: Tensor, t: int) -> Tensor:
-            g = svgd_direction(x, self.score_fn(x), bw)
-            if not adagrad:
-                return x + lr * g
-            hist = state.get("hist")
-            hist = g * g if hist is None else 0.9 * hist + 0.1 * g * g
-            state["hist"] = hist
-            return x + lr * g / (1e-6 + hist.sqrt())
-
-        return iterate(step, x0, n_steps, record_every=record_every, progress=progress, desc="SVGD")
+        g = svgd_direction(x, self.score_fn(x), self.params["bandwidth"])
+        if self.params["optimizer"] != "adagrad":
+            return x + lr * g
+        self.hist = g * g if self.hist is None else 0.9 * self.hist + 0.1 * g * g
+        return x + lr * g / (1e-6 + self.hist.sqrt())

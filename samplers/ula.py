@@ -13,8 +13,8 @@ import torch
 from torch import Tensor
 
 from datasets.base import Target
-from samplers.base import Sampler, SamplerError, SampleResult, iterate, register_sampler
-from samplers.scores import resolve_score
+from samplers.base import Sampler, SamplerError, register_sampler
+from samplers.core.scores import resolve_score
 
 
 @register_sampler
@@ -36,14 +36,7 @@ class ULA(Sampler):
         self.score_fn, source = resolve_score(target, train, self.params["score"])
         return {"score_source": source}
 
-    def _run(
-        self, x0: Tensor, n_steps: int, gen: torch.Generator, *, record_every: int, progress: bool
-    ) -> SampleResult:
+    def _step(self, x: Tensor, t: int, gen: torch.Generator) -> Tensor:
         h = float(self.params["step_size"])
-        noise_scale = math.sqrt(2.0 * h)
-
-        def step(x: Tensor, t: int) -> Tensor:
-            xi = torch.randn(x.shape, generator=gen, dtype=x.dtype, device=x.device)
-            return x + h * self.score_fn(x) + noise_scale * xi
-
-        return iterate(step, x0, n_steps, record_every=record_every, progress=progress, desc="ULA")
+        xi = torch.randn(x.shape, generator=gen, dtype=x.dtype, device=x.device)
+        return x + h * self.score_fn(x) + math.sqrt(2.0 * h) * xi

@@ -38,8 +38,7 @@ from benchmarks.studies.scaling_dmps import gaussian_points
 from benchmarks.tables import markdown_table
 from common.geometry import relative_eps
 from metrics.sinkhorn import sinkhorn_divergence
-from samplers.dmps import clipped_displacement
-from samplers.spectral import (
+from samplers.core.spectral import (
     DiffusionMapKernel,
     auto_step_size,
     lawgd_weights,
@@ -47,6 +46,7 @@ from samplers.spectral import (
     top_eigenpairs,
     transport_direction,
 )
+from samplers.dmps import clipped_displacement
 
 COMMAND = "python -m benchmarks.studies.eigensolvers_dmps"
 

@@ -30,7 +30,7 @@ from threadpoolctl import threadpool_limits
 
 import benchmarks._imports  # noqa: F401  (guards the local ``datasets`` package)
 from benchmarks.tables import markdown_table
-from samplers.spectral import (
+from samplers.core.spectral import (
     DENSE_MAX_N,
     DiffusionMapKernel,
     brute_force_transport_step,

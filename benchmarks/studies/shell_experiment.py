@@ -7,7 +7,7 @@ x_2 > 0.2 in d = 100), 1000 iterations, median-heuristic bandwidth, all modes ab
 
 Step sizes: the reference code's kernel gradient carries an extra 1/eps factor (it divides
 the analytic gradient of Kt by eps once more), so its step h_ref equals h = h_ref / eps in
-this suite's units (``samplers.spectral``, exact gradient). Rows: the reference steps
+this suite's units (``samplers.core.spectral``, exact gradient). Rows: the reference steps
 (h_ref = 5 in d = 3, 20 in d = 100, converted), the suite's default automatic rule, the cap
 init itself and ``exact`` (fresh target samples, m of them: the noise floor).
 

@@ -1,5 +1,5 @@
 """Relative error of the sliced Riesz-MMD gradient against the exact one, versus the number
-of random directions P (Hertrich et al., ICLR 2024; see ``samplers.riesz_mmd``).
+of random directions P (Hertrich et al., ICLR 2024; see ``samplers.core.riesz_mmd``).
 
 Produced files: results/baselines/sliced_gradient_error.{csv,md}
 Run: ``OMP_NUM_THREADS=1 python -m benchmarks.studies.sliced_mmd_error``
@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from benchmarks.tables import markdown_table
-from samplers.riesz_mmd import riesz_gradient_exact, riesz_gradient_sliced
+from samplers.core.riesz_mmd import riesz_gradient_exact, riesz_gradient_sliced
 
 PROJECTIONS = (16, 64, 256, 1024, 4096, 16384)
 DIMS = (2, 16, 64)

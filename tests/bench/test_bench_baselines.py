@@ -17,10 +17,10 @@ import pytest
 import torch
 
 from samplers import get_sampler
+from samplers.core.riesz_mmd import riesz_gradient_exact, riesz_gradient_sliced
+from samplers.core.scores import KDEScore
+from samplers.core.stein_kernels import RadialKernel
 from samplers.ksd_descent import DifferentiableScore, _LBFGSStepper, ksd_loss_and_grad
-from samplers.riesz_mmd import riesz_gradient_exact, riesz_gradient_sliced
-from samplers.scores import KDEScore
-from samplers.stein_kernels import RadialKernel
 from tests.helpers.gaussian import GaussianTarget
 
 M, N, D = 1024, 5000, 16

@@ -1,7 +1,7 @@
 """pytest-benchmark: DMPS transport step (fast vs (m, N, d) forms) and spectral fit.
 
 One step at m = 1024 particles, N = 5000 and 20000 targets, d = 16, K = 500 modes:
-``fast`` (samplers.spectral.spectral_transport_step, O(m N d + N K)), ``brute`` (the full
+``fast`` (samplers.core.spectral.spectral_transport_step, O(m N d + N K)), ``brute`` (the full
 (m, N, d) gradient tensor contracted with s = S sum_l Kt(x_l)) and ``notebook`` (the
 reference notebook's literal double sum, O(m^2 N d)). Both reference forms build the
 gradient in particle chunks of 128 (at most 128 x N x d floats, 330 MB at N = 20000 in
@@ -19,7 +19,7 @@ from functools import cache
 import pytest
 import torch
 
-from samplers.spectral import (
+from samplers.core.spectral import (
     DiffusionMapKernel,
     brute_force_transport_step,
     diffusion_map_spectrum,

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from common.random import make_generator
-from samplers.edmd import (
+from samplers.core.edmd import (
     SparseDictionary,
     edmd_spectrum,
     kernel_edmd_spectrum,

@@ -192,3 +192,19 @@ def test_killing_the_parent_of_a_jobs_run_leaves_no_worker(tmp_path):
         }
         time.sleep(0.5)
     assert not alive, [psutil.Process(p).cmdline() for p in alive if psutil.pid_exists(p)]
+
+
+@pytest.mark.parametrize("name", ["sinkhorn_generator", "score_diffusion"])
+def test_training_loops_stop_at_the_deadline(name):
+    from samplers import get_sampler
+    from samplers.base import DeadlineExceeded
+    from tests.helpers.gaussian import correlated_gaussian_2d
+
+    target = correlated_gaussian_2d()
+    train = target.sample(200, seed=0)
+    sampler = get_sampler(name, iterations=10**7)  # hours of training without the limit
+    t0 = time.perf_counter()
+    with pytest.raises(DeadlineExceeded, match="training"):
+        sampler.fit(train, target, deadline=time.perf_counter() + 0.5)
+    # one training iteration is milliseconds; 20 s allows a heavily loaded machine
+    assert time.perf_counter() - t0 < 20

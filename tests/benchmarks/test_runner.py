@@ -22,7 +22,6 @@ from metrics.base import MetricResult
 from tests.helpers.gaussian import GaussianTarget
 
 
-@sbase.register_sampler
 class _Exploding(sbase.Sampler):
     """Test-only sampler whose run raises, to check failures are recorded (not raised)."""
 
@@ -32,11 +31,10 @@ class _Exploding(sbase.Sampler):
     def _fit(self, train, target):
         return None
 
-    def _run(self, x0, n_steps, gen, *, record_every, progress):
+    def _run(self, run):
         raise RuntimeError("boom")
 
 
-@sbase.register_sampler
 class _Diverging(sbase.Sampler):
     """Test-only sampler whose particles blow up."""
 
@@ -46,20 +44,21 @@ class _Diverging(sbase.Sampler):
     def _fit(self, train, target):
         return None
 
-    def _run(self, x0, n_steps, gen, *, record_every, progress):
-        return sbase.iterate(lambda x, t: x * 1e6, x0, n_steps)
-
-
-# the test-only samplers must not leak into the contract tests of real samplers
-sbase._SAMPLERS.pop("_test_exploding")
-sbase._SAMPLERS.pop("_test_diverging")
+    def _step(self, x, t, gen):
+        return x * 1e6
 
 
 @pytest.fixture
-def registry(monkeypatch):
-    monkeypatch.setitem(sbase._SAMPLERS, "_test_exploding", _Exploding)
-    monkeypatch.setitem(sbase._SAMPLERS, "_test_diverging", _Diverging)
+def scoped_samplers():
+    """The test-only samplers, registered for one test (never seen by the contract tests)."""
+    with sbase.SAMPLERS.scoped() as samplers:
+        samplers.add(_Exploding.name, _Exploding)
+        samplers.add(_Diverging.name, _Diverging)
+        yield
 
+
+@pytest.fixture
+def registry(monkeypatch, scoped_samplers):
     def gauss():
         return GaussianTarget(
             torch.tensor([2.0, -1.0]), torch.tensor([[1.0, 0.3], [0.3, 0.5]]), name="_test_gauss"

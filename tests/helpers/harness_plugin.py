@@ -22,7 +22,7 @@ from torch import Tensor
 
 from datasets.base import TARGETS, Target, TargetEntry
 from metrics.base import METRICS, Metric, MetricContext, MetricResult, check_clouds
-from samplers.base import _SAMPLERS, Sampler, SampleResult, check_deadline, iterate
+from samplers.base import SAMPLERS, RunRequest, Sampler, SampleResult, check_deadline
 from tests.helpers.gaussian import GaussianTarget
 
 TARGET = "harness_gauss"
@@ -70,27 +70,21 @@ class HarnessSlow(Sampler):
             time.sleep(0.01)
         return {}
 
-    def _run(
-        self, x0: Tensor, n_steps: int, gen: torch.Generator, *, record_every: int, progress: bool
-    ) -> SampleResult:
-        pause = float(self.params["step_sleep"])
+    def _run(self, run: RunRequest) -> SampleResult:
+        pause, n_steps = float(self.params["step_sleep"]), run.n_steps
         if not self.params["cooperative"]:
             time.sleep(pause * n_steps)
-            x = x0 * 0.9**n_steps
+            x = run.x0 * 0.9**n_steps
             return SampleResult(x, None, np.array([pause * n_steps]), {"steps": n_steps})
+        return super()._run(run)
 
-        def step(x: Tensor, t: int) -> Tensor:
-            time.sleep(pause)
-            return 0.9 * x
-
-        return iterate(step, x0, n_steps, record_every=record_every, progress=progress)
+    def _step(self, x: Tensor, t: int, gen: torch.Generator) -> Tensor:
+        time.sleep(float(self.params["step_sleep"]))
+        return 0.9 * x
 
 
 #: registry -> (key, value) entries this plug-in adds (besides the target in ``TARGETS``)
-ENTRIES = (
-    (METRICS.entries, METRIC, Metric(METRIC, harness_energy)),
-    (_SAMPLERS, SLOW, HarnessSlow),
-)
+ENTRIES = ((METRICS.entries, METRIC, Metric(METRIC, harness_energy)),)
 
 
 def register() -> None:
@@ -98,19 +92,21 @@ def register() -> None:
     TARGETS.add(TARGET, HARNESS_TARGET)
     for registry, key, value in ENTRIES:
         registry.setdefault(key, value)
+    SAMPLERS.add(SLOW, HarnessSlow)
 
 
 @contextlib.contextmanager
 def use_in_process(monkeypatch: Any) -> Iterator[None]:
-    """Register the entries inside the block only (pytest ``monkeypatch``): undone
-    afterwards, also when an earlier import registered them for good (the target: when
-    the import came inside the block)."""
+    """Within the block, register the entries for one test (the metric with pytest's
+    ``monkeypatch``; the target and the sampler in scopes of their registries): undone
+    afterwards, also when an earlier import registered them for good."""
     for registry, key, _ in ENTRIES:
         registry.pop(key, None)
     for registry, key, value in ENTRIES:
         monkeypatch.setitem(registry, key, value)
-    with TARGETS.scoped():
+    with TARGETS.scoped(), SAMPLERS.scoped():
         TARGETS.add(TARGET, HARNESS_TARGET)
+        SAMPLERS.add(SLOW, HarnessSlow)
         yield
 
 

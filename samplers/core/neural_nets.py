@@ -1,4 +1,5 @@
-"""Shared pieces of the neural baselines: seeded MLPs, data whitening, parameter checks.
+"""Shared pieces of the neural baselines: their frame (:class:`NeuralSampler`), seeded MLPs,
+data whitening, parameter checks, Adam and the cosine learning-rate schedule.
 
 No global RNG state is touched: networks are built on the ``meta`` device (so PyTorch's
 default initialisation draws nothing) and then initialised from an explicit generator.
@@ -7,14 +8,18 @@ default initialisation draws nothing) and then initialised from an explicit gene
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
-from samplers.base import SamplerError
+from common.random import make_generator
+from samplers.base import Sampler, SamplerError
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
+#: the last defaults of every neural baseline: training seed, precision, training bar
+TRAINING_DEFAULTS: dict[str, Any] = {"seed": 0, "dtype": "float64", "fit_progress": False}
 
 
 def seeded_mlp(
@@ -164,3 +169,51 @@ class Adam:
             v.mul_(self.b2).addcmul_(g, g, value=1.0 - self.b2)
             denom = (v / c2).sqrt_().add_(self.eps)
             p.addcdiv_(m, denom, value=-lr / c1)
+
+
+class NeuralSampler(Sampler):
+    """Frame of the neural baselines: a network ``net`` trained in ``fit`` by Adam on the
+    whitened training split, sampled in ``run``.
+
+    Subclasses name their ``positive_int`` and ``positive_float`` parameters, checked at
+    construction with ``dtype`` and ``seed`` (:func:`check_params`); their defaults end with
+    :data:`TRAINING_DEFAULTS` and include ``iterations``, ``lr`` and ``lr_final_fraction``.
+    """
+
+    positive_int: ClassVar[tuple[str, ...]] = ()
+    positive_float: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        check_params(self.name, self.params, self.positive_int, self.positive_float)
+        self.net: nn.Module | None = None
+        self.whitening: Whitening | None = None
+
+    def _whitened_train(self, train: Tensor) -> tuple[Tensor, torch.Generator]:
+        """Fit ``self.whitening`` on ``train`` (N, d); return the whitened split (N, d) in the
+        ``dtype`` parameter and a CPU generator seeded with ``seed`` (initialisation, batches)."""
+        self.whitening = Whitening(train.to(torch.float64))
+        data = self.whitening.forward(train.to(torch.float64)).to(DTYPES[self.params["dtype"]])
+        return data, make_generator(self.params["seed"])
+
+    def _training_bar(self) -> tqdm:
+        """A tqdm bar over the ``iterations``, shown when ``fit_progress`` (and bars are
+        allowed: ``common.progress``); close it with ``common.progress.finish``."""
+        from common.progress import show
+
+        p = self.params
+        return tqdm(
+            total=p["iterations"],
+            desc=self.name,
+            disable=not show(p["fit_progress"]),
+            leave=False,
+            unit="it",
+        )
+
+    def _descend(self, opt: Adam, loss: Tensor, it: int) -> None:
+        """Backpropagate ``loss`` and take one Adam step at the cosine learning rate of
+        iteration ``it`` (0-based) of ``iterations``."""
+        p = self.params
+        opt.zero_grad()
+        loss.backward()
+        opt.step(cosine_lr(p["lr"], it, p["iterations"], p["lr_final_fraction"]))

@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from samplers import SamplerError, get_sampler
-from samplers.mmd_flow import choose_gradient
-from samplers.riesz_mmd import (
+from samplers.core.riesz_mmd import (
     AUTO_EXACT_MAX_PAIRS,
     random_directions,
     riesz_gradient_exact,
@@ -19,6 +18,7 @@ from samplers.riesz_mmd import (
     riesz_mmd_squared,
     sliced_constant,
 )
+from samplers.mmd_flow import choose_gradient
 from tests.helpers.gaussian import GaussianTarget
 
 

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from datasets.base import Target
 from samplers import SamplerError, available_samplers, get_sampler
-from samplers.spectral import (
+from samplers.core.spectral import (
     DiffusionMapKernel,
     SpectralError,
     auto_step_size,

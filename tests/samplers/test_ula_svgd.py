@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from samplers import get_sampler
-from samplers.scores import KDEScore
+from samplers.core.scores import KDEScore
 from samplers.svgd import svgd_direction
 from tests.helpers.gaussian import GaussianTarget, correlated_gaussian_2d
 

@@ -17,13 +17,13 @@ import torch
 from common.geometry import pairwise_sq_distances
 from common.random import make_generator
 from samplers import SamplerError, get_sampler
-from samplers.neural_nets import Adam, PlateauStopper, cosine_lr, seeded_mlp
-from samplers.score_diffusion import VPSchedule
-from samplers.sinkhorn_loss import (
+from samplers.core.neural_nets import Adam, PlateauStopper, cosine_lr, seeded_mlp
+from samplers.core.sinkhorn_loss import (
     SinkhornLossError,
     entropic_ot,
     sinkhorn_divergence,
 )
+from samplers.score_diffusion import VPSchedule
 from tests.helpers.gaussian import GaussianTarget, correlated_gaussian_2d
 
 F64 = torch.float64

@@ -11,8 +11,8 @@ import torch
 
 from datasets.base import Target
 from samplers import SamplerError, get_sampler
+from samplers.core.stein_kernels import RadialKernel, ksd_squared, stein_kernel_matrix
 from samplers.ksd_descent import DifferentiableScore, ksd_loss_and_grad
-from samplers.stein_kernels import RadialKernel, ksd_squared, stein_kernel_matrix
 from tests.helpers.gaussian import GaussianTarget, correlated_gaussian_2d
 
 

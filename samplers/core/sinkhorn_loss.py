@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -135,23 +136,18 @@ def entropic_ot(
 
 
 def sinkhorn_divergence(
-    x: Tensor,
-    y: Tensor,
-    eps: float,
-    *,
-    max_iters: int = 1000,
-    tol: float = 1e-6,
-    scaling: float | None = None,
-) -> tuple[Tensor, dict]:
+    x: Tensor, y: Tensor, eps: float, **solver: Any
+) -> tuple[Tensor, dict[str, Any]]:
     """Debiased S_eps(x, y) = OT_eps(x, y) - OT_eps(x, x)/2 - OT_eps(y, y)/2, differentiable.
 
-    ``scaling``: eps-scaling factor for each solve (see :func:`entropic_ot`).
+    x (n, d), y (m, d). ``solver``: the options of every solve, as :func:`entropic_ot` takes
+    them (``max_iters``, ``tol``, ``scaling``, ``averaged``) with its defaults.
     Returns (value: scalar tensor, info: {"iterations": [xy, xx, yy], "converged": bool}).
     """
     _check(x, y, eps)
-    xy = entropic_ot(x, y, eps, max_iters=max_iters, tol=tol, symmetric=False, scaling=scaling)
-    xx = entropic_ot(x, x, eps, max_iters=max_iters, tol=tol, symmetric=True, scaling=scaling)
-    yy = entropic_ot(y, y, eps, max_iters=max_iters, tol=tol, symmetric=True, scaling=scaling)
+    xy = entropic_ot(x, y, eps, symmetric=False, **solver)
+    xx = entropic_ot(x, x, eps, symmetric=True, **solver)
+    yy = entropic_ot(y, y, eps, symmetric=True, **solver)
     value = xy.value - 0.5 * (xx.value + yy.value)
     info = {
         "iterations": [xy.iterations, xx.iterations, yy.iterations],

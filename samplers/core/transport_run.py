@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from samplers.base import SamplerError, SampleResult, iterate
-from samplers.spectral import (
+from samplers.base import RunRequest, SamplerError, SampleResult
+from samplers.core.spectral import (
     DiffusionMapKernel,
     SpectralError,
     auto_step_size,
@@ -43,23 +43,19 @@ def clipped_displacement(v: Tensor, scale: float, max_norm: float | None) -> tup
 
 
 def run_spectral_transport(
-    sampler: str,
-    x0: Tensor,
-    n_steps: int,
+    run: RunRequest,
     kernel: DiffusionMapKernel,
     Phi: Tensor,
     w: Tensor,
     *,
     params: dict[str, Any],
     dtype: torch.dtype,
-    record_every: int,
-    progress: bool,
-    desc: str,
 ) -> SampleResult:
-    """Run the transport with ``params`` keys step_size ("auto" or a float), step_fraction,
-    max_step (None = no cap) and max_abs; records h, the rule, h in the reference code's
-    units (h * eps) and the number of capped displacements in ``info``."""
-    x0 = x0.to(dtype)
+    """Run the transport for the method's ``run`` (x0 (m, d), n_steps, recording) with
+    ``params`` keys step_size ("auto" or a float), step_fraction, max_step (None = no cap) and
+    max_abs; records h, the rule, h in the reference code's units (h * eps) and the number of
+    capped displacements in ``info``."""
+    x0 = run.x0.to(dtype)
     kernel = kernel.to(device=x0.device, dtype=dtype)
     Phi = Phi.to(device=x0.device, dtype=dtype)
     w = w.to(device=x0.device, dtype=dtype)
@@ -67,7 +63,7 @@ def run_spectral_transport(
         try:
             h = auto_step_size(x0, kernel, Phi, w, float(params["step_fraction"]))
         except SpectralError as err:
-            raise SamplerError(f"{sampler}: {err}") from err
+            raise SamplerError(f"{run.sampler}: {err}") from err
         rule = f"auto: first step moves the median particle {params['step_fraction']} sqrt(eps)"
     else:
         h = float(params["step_size"])
@@ -83,15 +79,7 @@ def run_spectral_transport(
         n_clipped[0] += clipped
         return x - dx
 
-    result = iterate(
-        step,
-        x0,
-        n_steps,
-        record_every=record_every,
-        progress=progress,
-        desc=desc,
-        max_abs=float(params["max_abs"]),
-    )
+    result = run.iterate(step, x0, max_abs=float(params["max_abs"]))
     info = {
         **result.info,
         "step_size": h,

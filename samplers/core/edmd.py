@@ -15,9 +15,9 @@ Pipeline (the EDMD part of the DMPS/KSWGD reference notebook, sections 4-6):
 Transport modes (what KSWGD needs): the LAWGD kernel is (-L)^-1 = sum_k phi_k phi_k / (-lambda_k),
 a positive operator on non-constant modes, so the weights are w_k = -1/lambda_gen_k = dt/(1-mu_k)
 > 0. (The notebook uses 1/lambda_gen < 0, which makes the transport *ascend* the KL; see
-``tests/test_edmd.py``.) Complex eigenvalues (spurious for reversible Langevin dynamics, whose
-generator is self-adjoint in L2(pi), but EDMD's finite-sample matrix is not symmetric) are handled
-explicitly by :func:`transport_modes` (``complex_modes``), and counted.
+``tests/samplers/test_edmd.py``.) Complex eigenvalues (spurious for reversible Langevin dynamics,
+whose generator is self-adjoint in L2(pi), but EDMD's finite-sample matrix is not symmetric) are
+handled explicitly by :func:`transport_modes` (``complex_modes``), and counted.
 
 All numerics here are float64 numpy/scipy on the CPU (the operator is small: M x M or a rank-r
 Gram factor); the torch tensors of the samplers cross the boundary in :func:`langevin_pairs` and
@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from common.geometry import median_bandwidth_sq, median_sq_distance
-from samplers.scores import KDEScore
+from samplers.core.scores import KDEScore
 
 COMPLEX_MODES = ("pair", "real", "drop")
 PAIR_BANDWIDTHS = ("median", "notebook")
@@ -57,7 +57,8 @@ def pair_bandwidth(train: Tensor, bandwidth: float | str = "median") -> float:
     "notebook": h^2 = median|X_a - X_b|^2, the reference notebook's choice. The notebook's h
     over-smooths: the KDE is pi * N(0, h^2 I), so for a standardised target the pairs' process
     has stationary variance 1 + h^2 (about 3 per coordinate in 2-D) and its generator spectrum is
-    shrunk by ~1/(1 + h^2) (measured in ``tests/test_edmd.py``). A positive float is used as h.
+    shrunk by ~1/(1 + h^2) (measured in ``tests/samplers/test_edmd.py``). A positive float is
+    used as h.
     """
     if bandwidth == "median":
         return math.sqrt(median_bandwidth_sq(train))
@@ -78,8 +79,8 @@ def langevin_pairs(
     """One Euler-Maruyama step of dX = s(X) dt + sqrt(2) dW from every training point.
 
     X' = X + dt * s(X) + sqrt(2 dt) * xi with s the Gaussian-KDE score on ``train`` (N, d)
-    (:class:`samplers.scores.KDEScore`, bandwidth from :func:`pair_bandwidth`) and xi drawn from
-    ``gen``. Returns (X' (N, d), h).
+    (:class:`samplers.core.scores.KDEScore`, bandwidth from :func:`pair_bandwidth`) and xi drawn
+    from ``gen``. Returns (X' (N, d), h).
     """
     _check_cloud(train, "train")
     if not (isinstance(dt, (int, float)) and dt > 0 and math.isfinite(dt)):
@@ -198,14 +199,6 @@ class MonomialDictionary:
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         return np.prod(x[:, None, :] ** self.exponents[None, :, :], axis=2)
-
-
-def make_dictionary(name: str, **options: Any) -> Dictionary:
-    """Build the dictionary ``name`` in {"sparse", "rbf", "monomial"} with its options."""
-    kinds = {"sparse": SparseDictionary, "rbf": RBFDictionary, "monomial": MonomialDictionary}
-    if name not in kinds:
-        raise EDMDError(f"unknown dictionary {name!r}; known: {sorted(kinds)} (or 'kernel')")
-    return kinds[name](**options)
 
 
 # ---------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from common.random import make_generator
-from samplers.edmd import (
+from samplers.core.edmd import (
     EDMDError,
     KoopmanSpectrum,
     MonomialDictionary,
@@ -100,7 +100,7 @@ def test_langevin_pairs_are_seeded_and_follow_the_kde_drift() -> None:
     y3, _ = langevin_pairs(x, 0.1, make_generator(8))
     assert torch.equal(y1, y2) and not torch.equal(y1, y3)
     # conditional mean over the noise = x + dt * score(x): average 400 noise draws
-    from samplers.scores import KDEScore
+    from samplers.core.scores import KDEScore
 
     # (replicating the points 400 times leaves the KDE, hence the drift, unchanged)
     gen = make_generator(3)

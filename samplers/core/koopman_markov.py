@@ -1,7 +1,7 @@
 """The Koopman-Markov construction of EDMD-KSWGD (the method's origin code, sphere experiments).
 
 Training points X (N, d) and their one-step Langevin images Y (N, d) (see
-:func:`samplers.edmd.langevin_pairs`). Kernel EDMD in Gram form, no dictionary:
+:func:`samplers.core.edmd.langevin_pairs`). Kernel EDMD in Gram form, no dictionary:
 
     G_ab = k(X_a, X_b),   C_ab = k(Y_a, X_b)                                  (N, N)
     K = C (G + ridge I)^-1                                                    (N, N)
@@ -15,11 +15,11 @@ diffusion-map normalisation is applied to K as to a kernel matrix:
     P = (A / D[None, :] + A / D[:, None]) / 2,   P <- (P + P^T) / 2           (symmetric)
 
 and P = Phi diag(s) Phi^T (eigh, s descending). Weights as DMPS
-(:func:`samplers.spectral.lawgd_weights`): w_k = (eps / (s_k + reg))^2 eps / (1 - s_k), the
+(:func:`samplers.core.spectral.lawgd_weights`): w_k = (eps / (s_k + reg))^2 eps / (1 - s_k), the
 constant mode (k = 0) and modes with s_k < tol get weight 0.
 
 Note on p: the issue's p = sqrt(row sums) and A = K / (p p^T) is the same matrix A; here ``p``
-holds the row sums themselves, the convention of :class:`samplers.spectral.DiffusionMapKernel`
+holds the row sums themselves, the convention of :class:`samplers.core.spectral.DiffusionMapKernel`
 (whose out-of-sample kernel divides by sqrt(p_a)). The out-of-sample kernel of this
 construction is DMPS's Gaussian one with (p, D) replaced by the Koopman (p, D) above
 (:func:`koopman_markov_kernel`), so the LAWGD particle update is unchanged.
@@ -38,7 +38,7 @@ import torch
 from torch import Tensor
 
 from common.geometry import median_bandwidth_sq
-from samplers.spectral import (
+from samplers.core.spectral import (
     DiffusionMapKernel,
     SpectralError,
     lawgd_weights,
