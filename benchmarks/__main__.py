@@ -14,32 +14,36 @@ python -m benchmarks report            # figures + results/index.html for every 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import json
+import os
 import shlex
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, NoReturn
 
 import benchmarks  # noqa: F401  (checks that 'datasets' is this repo's package)
-from benchmarks.execution import RUNS_ROOT, log, run_suite
-from benchmarks.grid import GridError, check_grid, grid_from_options
-from benchmarks.leaderboard import write_leaderboard
 from benchmarks.locking import FolderLocked
-from benchmarks.store import ROWS_FILE, load_rows
-from benchmarks.suite_file import SuiteFileError, load_suite_file
-from benchmarks.suites import INIT_SCHEMES, SUITES, get_suite
-from datasets.base import available_targets
-from metrics.base import available_metrics
-from samplers.base import available_samplers, sampler_class
+from benchmarks.options import (
+    RUNS_ROOT,
+    USAGE_STATUS,
+    UsageError,
+    check_names,
+    check_params,
+    existing_dir,
+    name_list,
+    non_negative_int,
+    positive_int,
+    positive_seconds,
+    seed_list,
+)
+from benchmarks.suites import INIT_SCHEMES, SUITES
+from common.progress import PROGRESS_ENV
 
-
-def _csv(text: str | None) -> list[str] | None:
-    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
-
-
-def _check_names(kind: str, names: list[str] | None, known: list[str]) -> None:
-    bad = [n for n in names or [] if n not in known]
-    if bad:
-        raise SystemExit(f"error: unknown {kind} {bad}; known: {', '.join(known)}")
+# Everything that imports torch, POT, pandas or scikit-learn is imported inside the command
+# that needs it, so that ``--help`` and ``list suites`` answer at once.
 
 
 def _import_plugins(modules: list[str]) -> None:
@@ -47,64 +51,109 @@ def _import_plugins(modules: list[str]) -> None:
         try:
             importlib.import_module(name)
         except Exception as exc:
-            raise SystemExit(f"error: --import {name}: {type(exc).__name__}: {exc}") from None
+            raise UsageError(f"--import {name}: {type(exc).__name__}: {exc}") from None
+
+
+def _load_suite(args: argparse.Namespace) -> Any:
+    """The suite of ``--suite`` or ``--suite-file``."""
+    from benchmarks.suite_file import SuiteFileError, load_suite_file
+    from benchmarks.suites import get_suite
+
+    if (args.suite is None) == (args.suite_file is None):
+        raise UsageError("give exactly one of --suite NAME and --suite-file PATH")
+    try:
+        return get_suite(args.suite) if args.suite else load_suite_file(Path(args.suite_file))
+    except KeyError as exc:
+        raise UsageError(exc.args[0]) from None
+    except SuiteFileError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _check_device(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda requested but torch sees no CUDA device")
+    elif device != "cpu":
+        raise UsageError(f"--device {device!r}: expected cpu, cuda or cuda:K")
+
+
+def _checked_suite(args: argparse.Namespace) -> tuple[Any, list[str]]:
+    """The suite with the command line's overrides and its sampler names, every name,
+    value and parameter checked against the registries (:class:`UsageError` otherwise)."""
+    from benchmarks.grid import GridError, check_grid, grid_from_options
+    from datasets.base import available_targets
+    from metrics.base import available_metrics
+    from samplers.base import available_samplers, sampler_class
+
+    suite = _load_suite(args)
+    where = args.suite_file or ""
+    known_samplers = available_samplers()
+    check_names("sampler(s)", args.samplers or (), known_samplers)
+    check_names("target(s)", args.targets or (), available_targets())
+    check_names("init scheme(s)", args.inits or (), INIT_SCHEMES)
+    check_names("target(s)", suite.targets, available_targets(), where)
+    check_names("metric(s)", suite.metrics, available_metrics(), where)
+    check_names("init scheme(s)", suite.inits, INIT_SCHEMES, where)
+    if suite.headline:
+        check_names("headline metric", [suite.headline], available_metrics(), where)
+    suite = suite.with_overrides(
+        targets=args.targets,
+        seeds=args.seeds,
+        inits=args.inits,
+        n_particles=args.particles,
+        n_steps=args.steps,
+    )
+    names = list(args.samplers or suite.samplers or known_samplers)
+    check_names("sampler(s)", names, known_samplers, where)
+    check_names("sampler(s)", suite.sampler_params, known_samplers, where)
+    defaults = {n: sampler_class(n).defaults for n in names}
+    try:
+        grid = grid_from_options(args.param, suite.param_grid)
+        check_grid(grid, names, defaults)
+    except GridError as exc:
+        raise UsageError(str(exc)) from None
+    fixed = {n: dict(suite.sampler_params.get(n, {})) for n in names}
+    if suite.use_smoke_params:
+        fixed = {n: {**sampler_class(n).smoke_params, **fixed[n]} for n in names}
+    check_params(grid, fixed, defaults)
+    return suite.with_overrides(param_grid=grid), names
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     _import_plugins(args.imports)
-    if (args.suite is None) == (args.suite_file is None):
-        raise SystemExit("error: give exactly one of --suite NAME and --suite-file PATH")
-    try:
-        suite = get_suite(args.suite) if args.suite else load_suite_file(Path(args.suite_file))
-    except KeyError as exc:
-        raise SystemExit(f"error: {exc.args[0]}") from None
-    except SuiteFileError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    if args.data_root:
-        import os
-
-        os.environ["PARTICLE_BENCH_DATA_ROOT"] = str(Path(args.data_root).expanduser())
-    samplers = _csv(args.samplers)
-    targets = _csv(args.targets)
-    _check_names("sampler(s)", samplers, available_samplers())
-    _check_names("target(s)", targets, available_targets())
-    seeds = [int(s) for s in _csv(args.seeds)] if args.seeds else None
-    inits = _csv(args.inits)
-    if inits and any(i not in INIT_SCHEMES for i in inits):
-        raise SystemExit(f"error: --inits must be among {INIT_SCHEMES}")
-    for name, val in (
-        ("--particles", args.particles),
-        ("--steps", args.steps),
-        ("--jobs", args.jobs),
-        ("--threads", args.threads),
-        ("--timeout", args.timeout),
-    ):
-        if val is not None and val <= 0:
-            raise SystemExit(f"error: {name} must be positive")
-    if args.curve_every < 0:
-        raise SystemExit("error: --curve-every must be >= 0")
-    if args.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise SystemExit("error: --device cuda requested but torch sees no CUDA device")
-    suite = suite.with_overrides(
-        targets=tuple(targets) if targets else None,
-        seeds=tuple(seeds) if seeds else None,
-        inits=tuple(inits) if inits else None,
-        n_particles=args.particles,
-        n_steps=args.steps,
-    )
-    names = samplers or list(suite.samplers or available_samplers())
-    _check_names("sampler(s)", names, available_samplers())
-    try:
-        grid = grid_from_options(args.param, suite.param_grid)
-        check_grid(grid, names, {n: sampler_class(n).defaults for n in grid if n in names})
-    except GridError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    suite = suite.with_overrides(param_grid=grid)
+    suite, names = _checked_suite(args)
+    _check_device(args.device)
     command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    path = run_suite(
+    settings = {PROGRESS_ENV: "0" if args.no_progress else None}  # every bar, workers too
+    settings["PARTICLE_BENCH_DATA_ROOT"] = str(args.data_root) if args.data_root else None
+    with environment_settings(settings):
+        path = _run(args, suite, names, command)
+    print(path.read_text(encoding="utf-8"))
+    return 0
+
+
+@contextlib.contextmanager
+def environment_settings(settings: dict[str, str | None]) -> Iterator[None]:
+    """Set the non-None ``settings`` in ``os.environ`` (inherited by worker processes) for
+    the block only, so an in-process call leaves the environment as it found it."""
+    before = {k: os.environ.get(k) for k in settings}
+    os.environ.update({k: v for k, v in settings.items() if v is not None})
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _run(args: argparse.Namespace, suite: Any, names: list[str], command: str) -> Path:
+    from benchmarks.execution import run_suite
+
+    return run_suite(
         suite,
         out_root=Path(args.out),
         samplers=names,
@@ -121,27 +170,63 @@ def cmd_run(args: argparse.Namespace) -> int:
         curve_every=args.curve_every,
         save_particles=not args.no_particles,
     )
-    print(path.read_text(encoding="utf-8"))
-    return 0
 
 
-def cmd_list(args: argparse.Namespace) -> int:
+LIST_PARTS = ("suites", "samplers", "targets", "metrics")
+
+
+def _list_part(text: str) -> str:
+    """argparse type of ``list``'s parts (``choices`` cannot take an empty ``nargs='*'``)."""
+    if text not in LIST_PARTS:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected one of {', '.join(LIST_PARTS)}")
+    return text
+
+
+def _list_suites() -> None:
     print("suites:")
     for s in SUITES.values():
         print(
             f"  {s.name:<10} {len(s.targets)} targets, {s.n_particles} particles, "
             f"{s.n_steps} steps, seeds {list(s.seeds)}: {s.description}"
         )
+
+
+def _list_samplers() -> None:
+    from samplers.base import available_samplers, sampler_class
+
     print("samplers:")
     for name in available_samplers():
         cls = sampler_class(name)
         print(f"  {name:<20} needs {sorted(cls.needs)}; defaults {cls.defaults}")
+
+
+def _list_targets() -> None:
+    from datasets.base import available_targets
+
     print("targets:")
     for name in available_targets():
         print(f"  {name}")
+
+
+def _list_metrics() -> None:
+    from metrics.base import available_metrics
+
     print("metrics:")
     for name in available_metrics():
         print(f"  {name}")
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Print the asked parts; only the registries asked for are imported (``list suites``
+    imports no torch)."""
+    printers = {
+        "suites": _list_suites,
+        "samplers": _list_samplers,
+        "targets": _list_targets,
+        "metrics": _list_metrics,
+    }
+    for part in args.parts or LIST_PARTS:
+        printers[part]()
     return 0
 
 
@@ -154,39 +239,51 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from benchmarks.execution import log
+    from benchmarks.leaderboard import write_leaderboard
+    from benchmarks.store import ROWS_FILE, load_rows
+
     out_dir = Path(args.out) / args.suite
     report = load_rows(out_dir / ROWS_FILE)
     if not report.rows:
-        raise SystemExit(f"error: no rows in {out_dir / ROWS_FILE}; run the suite first")
+        raise UsageError(f"no rows in {out_dir / ROWS_FILE}; run the suite first")
     if not report.clean:
         log(
             f"warning: {out_dir / ROWS_FILE} has damaged lines {report.bad_lines} "
             f"(truncated tail: {report.truncated_tail}); they are ignored"
         )
-    command = f"python -m benchmarks leaderboard --suite {args.suite} --out {args.out}"
-    path = write_leaderboard(report.rows, out_dir, args.suite, command)
+    env_path = out_dir / "environment.json"
+    env = json.loads(env_path.read_text(encoding="utf-8")) if env_path.exists() else None
+    path = write_leaderboard(report.rows, out_dir, args.suite, None, env)
     print(path.read_text(encoding="utf-8"))
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m benchmarks",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sub = p.add_subparsers(dest="command", required=True)
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (no usage block) with exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_STATUS, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _add_run_parser(sub: Any) -> None:
     r = sub.add_parser("run", help="run a suite and write its leaderboard")
     r.add_argument("--suite", help=f"one of {', '.join(SUITES)}")
     r.add_argument(
         "--suite-file", help="a TOML or JSON suite (see benchmarks/suite_file.py) instead"
     )
-    r.add_argument("--samplers", help="comma-separated sampler names (default: all registered)")
-    r.add_argument("--targets", help="comma-separated target names (default: the suite's)")
-    r.add_argument("--seeds", help="comma-separated repetition seeds (default: the suite's)")
-    r.add_argument("--inits", help="comma-separated init schemes: gaussian,cap")
-    r.add_argument("--particles", type=int, help="particles per run (default: the suite's)")
-    r.add_argument("--steps", type=int, help="steps per run (default: the suite's)")
+    r.add_argument(
+        "--samplers", type=name_list, help="comma-separated sampler names (default: all)"
+    )
+    r.add_argument(
+        "--targets", type=name_list, help="comma-separated target names (default: the suite's)"
+    )
+    r.add_argument(
+        "--seeds", type=seed_list, help="comma-separated repetition seeds (default: the suite's)"
+    )
+    r.add_argument("--inits", type=name_list, help="comma-separated init schemes: gaussian,cap")
+    r.add_argument("--particles", type=positive_int, help="particles per run (default: suite's)")
+    r.add_argument("--steps", type=positive_int, help="steps per run (default: the suite's)")
     r.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda[:k]")
     r.add_argument(
         "--out",
@@ -194,14 +291,16 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"output root (default: {RUNS_ROOT}, ignored by git; --out results refreshes "
         "the committed results deliberately)",
     )
-    r.add_argument("--data-root", help="folder with image data sets (latents suite)")
+    r.add_argument(
+        "--data-root", type=existing_dir, help="folder with image data sets (latents suite)"
+    )
     r.add_argument("--resume", action="store_true", help="skip runs already recorded")
     r.add_argument(
         "--retry-failed",
         action="store_true",
         help="like --resume, but run again the runs recorded as failed or timeout",
     )
-    r.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    r.add_argument("--no-progress", action="store_true", help="hide every progress bar")
     r.add_argument(
         "--param",
         action="append",
@@ -209,23 +308,25 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SAMPLER.KEY=V1,V2",
         help="sweep a sampler parameter (repeatable): one run per combination",
     )
-    r.add_argument("--jobs", type=int, default=1, help="local worker processes (joblib/loky)")
+    r.add_argument(
+        "--jobs", type=positive_int, default=1, help="local worker processes (joblib/loky)"
+    )
     r.add_argument(
         "--scheduler", help="Dask scheduler address (e.g. tcp://host:8786): run units there"
     )
     r.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         help="torch and BLAS threads per run (default 1; parallelism comes from --jobs)",
     )
     r.add_argument(
         "--timeout",
-        type=float,
+        type=positive_seconds,
         help="wall-time limit in seconds of fit + sampling per run (status 'timeout')",
     )
     r.add_argument(
         "--curve-every",
-        type=int,
+        type=non_negative_int,
         default=0,
         metavar="K",
         help="evaluate the first metric every K steps along each run (curves.jsonl)",
@@ -241,9 +342,25 @@ def build_parser() -> argparse.ArgumentParser:
         "targets/samplers/metrics); repeatable",
     )
     r.set_defaults(func=cmd_run)
-    sub.add_parser("list", help="list suites, samplers, targets, metrics").set_defaults(
-        func=cmd_list
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(
+        prog="python -m benchmarks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    _add_run_parser(sub)
+    ls = sub.add_parser("list", help="list suites, samplers, targets, metrics")
+    ls.add_argument(
+        "parts",
+        nargs="*",
+        type=_list_part,
+        metavar="{" + ",".join(LIST_PARTS) + "}",
+        help="what to list (default: all; 'suites' alone needs no torch)",
+    )
+    ls.set_defaults(func=cmd_list)
     lb = sub.add_parser("leaderboard", help="rebuild a leaderboard from recorded rows")
     lb.add_argument("--suite", required=True)
     lb.add_argument("--out", default=RUNS_ROOT, help=f"output root (default: {RUNS_ROOT})")
@@ -256,9 +373,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; a refused option prints one ``error:`` line and returns 2."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_STATUS
     except KeyboardInterrupt:
         return 130  # the finished rows and the leaderboard are already written
     except FolderLocked as exc:

@@ -20,11 +20,13 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from benchmarks import options
 from benchmarks.diagnostics import write_diagnostics
 from benchmarks.environment import environment
 from benchmarks.leaderboard import SUITE_FILE, write_leaderboard
 from benchmarks.locking import folder_lock
 from benchmarks.parallel import completed_units
+from benchmarks.provenance import record_run
 from benchmarks.runner import RunSpec, UnitOutput, plan
 from benchmarks.store import (
     CURVES_FILE,
@@ -38,11 +40,12 @@ from benchmarks.store import (
     write_rows,
 )
 from benchmarks.suites import Suite
+from common.progress import show
 from samplers.base import available_samplers
 
 #: default output root of ``run`` (git-ignored); ``--out results`` refreshes the committed
 #: results deliberately
-RUNS_ROOT = "runs"
+RUNS_ROOT = options.RUNS_ROOT  # one definition, importable without torch
 #: statuses that ``--retry-failed`` runs again
 RETRY_STATUSES = ("failed", "timeout")
 
@@ -155,16 +158,23 @@ def _run_locked(
     atomic_write_text(out_dir / "environment.json", json.dumps(env, indent=2))
     atomic_write_text(out_dir / SUITE_FILE, json.dumps(asdict(suite), indent=2, default=str) + "\n")
     t0 = time.perf_counter()
-    bar = tqdm(total=len(todo), desc=f"suite {suite.name}", unit="run", disable=not progress)
+    bar = tqdm(total=len(todo), desc=f"suite {suite.name}", unit="run", disable=not show(progress))
     if executor is not None:
         units = ((spec, UnitOutput(executor(spec))) for spec in todo)
     else:
         units = completed_units(
             todo, jobs=jobs, scheduler=scheduler, imports=imports, threads=threads
         )
+    serial = scheduler is None and (jobs <= 1 or executor is not None)
     try:
-        for spec, output in units:
-            bar.set_postfix_str(f"{spec.target}/{spec.sampler}/seed{spec.rep}")
+        if serial and todo:
+            bar.set_postfix_str(f"running {unit_label(todo[0])}")
+        for k, (spec, output) in enumerate(units, start=1):
+            if serial:  # units run in plan order: name the one that starts now
+                running = f"running {unit_label(todo[k])}" if k < len(todo) else "done"
+                bar.set_postfix_str(running, refresh=False)
+            else:  # several run at once: name the one that finished
+                bar.set_postfix_str(f"finished {unit_label(spec)}", refresh=False)
             bar.update(1)
             save_unit(out_dir, output, done)
     except KeyboardInterrupt:
@@ -182,11 +192,16 @@ def _run_locked(
             write_diagnostics(out_dir, rows)
         except Exception as exc:  # diagnostics must not lose the leaderboard
             log(f"warning: diagnostics failed: {type(exc).__name__}: {exc}")
-        log(
-            f"{len(rows)} rows in {rows_path}; leaderboard {path} "
-            f"({time.perf_counter() - t0:.1f} s)"
-        )
+        seconds = time.perf_counter() - t0
+        if command:
+            record_run(out_dir, command, seconds, len(todo))
+        log(f"{len(rows)} rows in {rows_path}; leaderboard {path} ({seconds:.1f} s)")
     return path
+
+
+def unit_label(spec: RunSpec) -> str:
+    """Short name of one unit for the progress bar: target/sampler/seed."""
+    return f"{spec.target}/{spec.sampler}/seed{spec.rep}"
 
 
 def save_unit(out_dir: Path, output: UnitOutput, done: set[str] = frozenset()) -> None:

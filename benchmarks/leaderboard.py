@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmarks.provenance import original_command
 from benchmarks.statistics import average_ranks, bootstrap_interval, nemenyi_cd, pairwise_table
 from benchmarks.store import atomic_path, atomic_write_text
 from benchmarks.tables import markdown_table
@@ -265,13 +266,16 @@ def write_leaderboard(
     rows: list[dict[str, Any]],
     out_dir: Path,
     suite: str,
-    command: str,
+    command: str | None,
     env: dict[str, Any] | None = None,
     headline: str | None = None,
 ) -> Path:
     """Write ``leaderboard.md`` and ``leaderboard.csv`` (the long summary) into ``out_dir``.
-    ``headline``: the metric of the main table (default: :func:`headline_of`)."""
+    ``headline``: the metric of the main table (default: :func:`headline_of`); ``command``:
+    the command that produced the rows (None when rebuilding: the recorded one is kept,
+    see :func:`benchmarks.provenance.original_command`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    command = command or original_command(out_dir) or "unknown (no run.json)"
     df = rows_frame(rows)
     headline = headline or headline_of(out_dir, rows)
     md = [f"# Leaderboard: suite `{suite}`", "", f"Produced by: `{command}`", ""]
@@ -284,8 +288,9 @@ def write_leaderboard(
         order = "lower is better" if spec.lower_is_better else "higher is better"
         md += [
             f"{what}, in the standardised space; mean [95 % bootstrap interval of the mean over "
-            f"seeds] ({order}). `exact` = "
-            "fresh i.i.d. target samples of the same size (the noise floor). "
+            f"seeds] ({order}). `exact` = fresh i.i.d. target samples of the same size: what "
+            "an ideal random sampler scores, not a lower bound (methods that spread "
+            "particles more evenly than random draws, e.g. MMD flows, can go below it). "
             f"Particles {first['n_particles']}, steps {first['n_steps']}, training split "
             f"{first['n_train']}, reference {first['n_reference']}, "
             f"seeds {sorted(df['rep'].unique().tolist())}. `wall s/run` = fit + sampling "
@@ -318,11 +323,16 @@ def write_leaderboard(
                 "| sampler | target | init | seeds | status | message |",
                 "|---|---|---|---|---|---|",
             ]
+            notes: dict[str, int] = {}  # full message -> footnote number (shared if repeated)
             keys = ["sampler", "target", "init", "status"]
             for (sampler, target, init, status), g in problems.groupby(keys, sort=False):
-                msg = str(next((m for m in g["message"] if m), "")).replace("|", "/")[:200]
+                msg = " ".join(str(next((m for m in g["message"] if m), "")).split())
+                ref = f"note [{notes.setdefault(msg, len(notes) + 1)}]" if msg else ""
                 seeds = ",".join(str(v) for v in sorted(g["rep"].unique()))
-                md.append(f"| {sampler} | {target} | {init} | {seeds} | {status} | {msg} |")
+                md.append(f"| {sampler} | {target} | {init} | {seeds} | {status} | {ref} |")
+            if notes:
+                md += ["", "Messages in full:", ""]
+                md += [f"- [{n}] {msg}" for msg, n in notes.items()]
             md.append("")
         if env:
             md += ["## Environment", ""] + [f"- {k}: {v}" for k, v in env.items()] + [""]

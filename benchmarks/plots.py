@@ -1,24 +1,30 @@
 """Figures of one suite from its rows, curves and particle files (matplotlib Agg, seaborn).
 
-* ``particles_<target>.png``: the final particles of every sampler (seed = the smallest,
-  one row of panels per init scheme) over the held-out reference sample, in the first two
-  coordinates when d = 2, else in the plane of the reference set's first two principal
-  components;
-* ``metric_vs_time_<target>.png``: the headline metric against wall time: one point per run
-  (fit + sampling seconds), and with ``--curve-every`` the metric along each run against
-  fit + sampling seconds so far;
+* ``particles_<target>.png``: the final particles of every sampler (seed = the smallest;
+  panels five a row, grouped by init scheme) over the held-out reference sample, in the
+  first two coordinates when d = 2, else in the plane of the reference set's first two
+  principal components; a run that left no particles (diverged, failed, skipped) gets a
+  labelled grey placeholder panel;
+* ``metric_vs_time_<target>.png``: the headline metric against wall time on a log axis of
+  positive seconds: one point per run (fit + sampling seconds), the ``exact`` mean as a
+  dashed level, and with ``--curve-every`` the metric along each run against fit +
+  sampling seconds so far; samplers without a finished run are named under the axes;
 * ``metric_vs_step_<target>.png`` (with ``--curve-every``): the metric against the step,
-  mean over seeds per sampler;
+  mean over seeds per sampler, over the whole step range;
 * ``heatmap_<metric>.png``: log10 of the leaderboard's mean metric, samplers x targets;
 * ``critical_difference_<metric>.png`` (ranked headline): average ranks over targets on an
   axis with the Nemenyi critical difference, samplers closer than CD joined by a bar
   (Demšar 2006).
+
+Legends sit outside the axes; ``draw_*`` functions return the figure (tests read its axes)
+and ``*_figure`` functions save it.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -70,96 +76,241 @@ def _project(x: np.ndarray, mean: np.ndarray, basis: np.ndarray) -> np.ndarray:
 def _save(fig: plt.Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
+        fig.savefig(tmp, dpi=DPI, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
     return path
 
 
-def particles_figure(suite_dir: Path, df: pd.DataFrame, target: str) -> Path | None:
-    """Final particles over the reference, one panel per (init, sampler); None when no
-    particle files were saved."""
-    d = df[(df["target"] == target) & df["particles_file"].notna()]
-    d = d[d["rep"] == d["rep"].min()] if not d.empty else d
-    exact = d[d["sampler"] == EXACT]
-    if d.empty or exact.empty:
+#: resolution of every figure; with the sizes below a panel is about 300 px wide, so tick
+#: labels stay about 11 px high when the report shows a figure at up to 1400 px
+DPI = 100
+#: panels per row of a particle figure (5 x 3 in at 100 dpi = a 1500 px wide figure)
+PANELS_PER_ROW = 5
+#: status message characters shown in a placeholder panel (the leaderboard has them in full)
+PLACEHOLDER_CHARS = 90
+
+
+def _palette(samplers: list[str]) -> dict[str, Any]:
+    """One fixed colour per sampler, shared by points and curves of a figure."""
+    colours = sns.color_palette("tab10" if len(samplers) <= 10 else "husl", len(samplers))
+    return dict(zip(samplers, colours, strict=True))
+
+
+def _outside_legend(ax: plt.Axes) -> None:
+    """Move the axes' legend to the right of the plot (never over the data)."""
+    if ax.get_legend() is not None:
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1.0), fontsize=9, frameon=False)
+
+
+def _status_text(g: pd.DataFrame) -> str:
+    """'diverged: <start of the message>' for a (sampler, init) that left no particles."""
+    status = str(g["status"].iloc[0]) if len(g) else "no run"
+    msg = next((str(m) for m in g.get("message", []) if m), "")
+    if len(msg) > PLACEHOLDER_CHARS:
+        msg = msg[:PLACEHOLDER_CHARS].rsplit(" ", 1)[0] + " ..."
+    return status + (f"\n{textwrap.fill(msg, 28)}" if msg else "")
+
+
+def _placeholder(ax: plt.Axes, text: str) -> None:
+    """A labelled empty panel for a sampler that diverged, failed or was skipped."""
+    ax.set_facecolor("0.94")
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=8, transform=ax.transAxes)
+
+
+def draw_particles(suite_dir: Path, df: pd.DataFrame, target: str) -> plt.Figure | None:
+    """Final particles over the reference: one panel per (init, sampler), every sampler of
+    the suite included (a labelled placeholder where a run left no particles); None when the
+    target has no saved reference (no ``exact`` particle file)."""
+    d = df[df["target"] == target]
+    saved = d[d["particles_file"].notna()]
+    exact = saved[saved["sampler"] == EXACT]
+    if exact.empty:
         return None
+    rep = saved["rep"].min()
+    d = d[d["rep"] == rep]
     with np.load(suite_dir / exact["particles_file"].iloc[0]) as z:
         reference = z["reference"].astype(np.float64)
     mean, basis, axis = project_2d(reference)
     ref2 = _project(reference, mean, basis)
     inits = list(dict.fromkeys(d["init"]))
     samplers = list(dict.fromkeys([EXACT, *d["sampler"]]))
+    ncols = min(PANELS_PER_ROW, len(samplers))
+    per_init = math.ceil(len(samplers) / ncols)
     fig, axes = plt.subplots(
-        len(inits),
-        len(samplers),
-        figsize=(2.6 * len(samplers), 2.6 * len(inits)),
+        per_init * len(inits),
+        ncols,
+        figsize=(3.0 * ncols, 3.0 * per_init * len(inits) + 0.6),
         squeeze=False,
         sharex=True,
         sharey=True,
+        layout="constrained",
     )
     lim = np.abs(ref2).max() * 1.3 + 1e-9
     for i, init in enumerate(inits):
         for j, sampler in enumerate(samplers):
-            ax = axes[i][j]
+            ax = axes[i * per_init + j // ncols][j % ncols]
             ax.scatter(ref2[:, 0], ref2[:, 1], s=3, c="0.75", label="reference")
             g = d[(d["init"] == init) & (d["sampler"] == sampler)].drop_duplicates("config_key")
-            if not g.empty:
-                with np.load(suite_dir / g["particles_file"].iloc[0]) as z:
+            files = g["particles_file"].dropna()
+            if len(files):
+                with np.load(suite_dir / files.iloc[0]) as z:
                     p2 = _project(z["particles"].astype(np.float64), mean, basis)
                 ax.scatter(p2[:, 0], p2[:, 1], s=4, c="C3", label="particles")
             else:
-                ax.text(0.5, 0.5, "no particles", ha="center", transform=ax.transAxes)
+                _placeholder(ax, _status_text(g))
             ax.set_xlim(-lim, lim)
             ax.set_ylim(-lim, lim)
-            ax.set_title(f"{sampler}" + (f"\n{init}" if len(inits) > 1 else ""), fontsize=8)
-            ax.tick_params(labelsize=6)
-    axes[-1][0].set_xlabel(f"{axis}1", fontsize=7)
-    axes[0][0].set_ylabel(f"{axis}2", fontsize=7)
-    fig.suptitle(f"{target}: final particles (red) over the reference (grey)", fontsize=9)
+            ax.set_title(sampler + (f" ({init})" if len(inits) > 1 else ""), fontsize=10)
+            ax.tick_params(labelsize=8)
+        for j in range(len(samplers), per_init * ncols):  # unused cells of the last row
+            axes[i * per_init + j // ncols][j % ncols].set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel(f"{axis}1", fontsize=9)
+    for row in axes:
+        row[0].set_ylabel(f"{axis}2", fontsize=9)
+    fig.suptitle(
+        f"{target}: final particles (red) over the held-out reference (grey), seed {rep}",
+        fontsize=12,
+    )
+    return fig
+
+
+def particles_figure(suite_dir: Path, df: pd.DataFrame, target: str) -> Path | None:
+    """``particles_<target>.png`` (see :func:`draw_particles`); None without particles."""
+    fig = draw_particles(suite_dir, df, target)
+    if fig is None:
+        return None
     return _save(fig, suite_dir / FIG_DIR / f"particles_{_slug(target)}.png")
+
+
+def _unfinished_note(df: pd.DataFrame, target: str, metric: str, shown: set[str]) -> str:
+    """'not shown (no finished run): mala (skipped), ...' for the samplers of ``target``
+    without a finite value of ``metric``."""
+    d = df[(df["target"] == target) & (df["metric"] == metric) & (df["sampler"] != EXACT)]
+    missing = [
+        f"{s} ({'/'.join(sorted(set(g['status'])))})"
+        for s, g in d.groupby("sampler", sort=False)
+        if s not in shown
+    ]
+    return "not shown (no finished run): " + ", ".join(missing) if missing else ""
+
+
+def _log_or_linear(ax: plt.Axes, values: np.ndarray) -> None:
+    """Log y axis when every value is positive (metrics spanning decades), else linear."""
+    if len(values) and bool((values > 0).all()):
+        ax.set_yscale("log")
+
+
+def draw_metric_vs_time(
+    df: pd.DataFrame, curves: pd.DataFrame, target: str, metric: str
+) -> plt.Figure | None:
+    """The metric against wall seconds on a log axis: one point per finished run (fit +
+    sampling seconds), the ``exact`` rows' mean as a dashed level (they take no time) and,
+    with curves, the metric along each run against fit + sampling seconds so far. Times
+    are clipped below at :data:`MIN_SECONDS` (a log axis has no zero), and the x range
+    spans every point and curve."""
+    d = df[(df["target"] == target) & (df["metric"] == metric) & (df["status"] == "ok")]
+    d = d[np.isfinite(d["value"].astype(float))].copy()
+    exact = d[d["sampler"] == EXACT]["value"].astype(float)
+    d = d[d["sampler"] != EXACT]
+    if d.empty:
+        return None
+    d["seconds"] = d["wall_seconds"].clip(lower=MIN_SECONDS)
+    samplers = list(dict.fromkeys(d["sampler"]))
+    palette = _palette(samplers)
+    fig, ax = plt.subplots(figsize=(9.0, 5.5), layout="constrained")
+    xs, ys = [d["seconds"].to_numpy(float)], [d["value"].to_numpy(float)]
+    c = curves[(curves["target"] == target) & (curves["metric"] == metric)] if len(curves) else []
+    if len(c):
+        c = c[np.isfinite(c["value"].astype(float))]
+        fit = d.drop_duplicates("config_key").set_index("config_key")["fit_seconds"].fillna(0.0)
+        for key, g in c.groupby("config_key"):
+            if key in fit.index:
+                sampler = d[d["config_key"] == key]["sampler"].iloc[0]
+                x = (g["seconds"] + fit[key]).clip(lower=MIN_SECONDS).to_numpy(float)
+                ax.plot(x, g["value"], lw=1.0, alpha=0.6, color=palette[sampler])
+                xs.append(x)
+                ys.append(g["value"].to_numpy(float))
+    style = "init" if d["init"].nunique() > 1 else None
+    sns.scatterplot(
+        data=d, x="seconds", y="value", hue="sampler", style=style, palette=palette, s=50, ax=ax
+    )
+    if len(exact):  # fresh target samples take no sampling time: a reference level
+        ax.axhline(exact.mean(), color="0.3", ls="--", lw=1.2)
+        ax.text(
+            0.01,
+            exact.mean(),
+            " exact: fresh target samples (mean)",
+            transform=ax.get_yaxis_transform(),
+            va="bottom",
+            fontsize=9,
+            color="0.3",
+        )
+        ys.append(exact.to_numpy(float))
+    x_all, y_all = np.concatenate(xs), np.concatenate(ys)
+    ax.set_xscale("log")
+    ax.set_xlim(x_all.min() / 1.6, x_all.max() * 1.6)
+    _log_or_linear(ax, y_all)
+    ax.set_xlabel("wall seconds, fit + sampling (log scale)", fontsize=11)
+    ax.set_ylabel(f"{metric} (lower is better)", fontsize=11)
+    ax.set_title(f"{target}: {metric} against wall time", fontsize=12)
+    ax.tick_params(labelsize=10)
+    note = _unfinished_note(df, target, metric, set(samplers))
+    if note:
+        ax.text(0.0, -0.16, textwrap.fill(note, 110), transform=ax.transAxes, fontsize=9)
+    _outside_legend(ax)
+    return fig
 
 
 def metric_vs_time_figure(
     suite_dir: Path, df: pd.DataFrame, curves: pd.DataFrame, target: str, metric: str
 ) -> Path | None:
-    d = df[(df["target"] == target) & (df["metric"] == metric) & (df["status"] == "ok")]
-    d = d[np.isfinite(d["value"].astype(float))]
-    if d.empty:
+    """``metric_vs_time_<target>.png`` (see :func:`draw_metric_vs_time`)."""
+    fig = draw_metric_vs_time(df, curves, target, metric)
+    if fig is None:
         return None
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    sns.scatterplot(data=d, x="wall_seconds", y="value", hue="sampler", style="init", ax=ax)
-    c = curves[(curves["target"] == target) & (curves["metric"] == metric)] if len(curves) else []
-    if len(c):
-        fit = d.drop_duplicates("config_key").set_index("config_key")["fit_seconds"].fillna(0.0)
-        colours = {s: f"C{i}" for i, s in enumerate(dict.fromkeys(d["sampler"]))}
-        for key, g in c.groupby("config_key"):
-            if key in fit.index:
-                sampler = d[d["config_key"] == key]["sampler"].iloc[0]
-                ax.plot(g["seconds"] + fit[key], g["value"], lw=0.8, alpha=0.6, c=colours[sampler])
-    ax.set_xscale("symlog", linthresh=1e-2)
-    ax.set_yscale("log")
-    ax.set_xlabel("wall seconds (fit + sampling)")
-    ax.set_ylabel(metric)
-    ax.set_title(f"{target}: {metric} against wall time", fontsize=9)
-    ax.legend(fontsize=6, loc="best")
     return _save(fig, suite_dir / FIG_DIR / f"metric_vs_time_{_slug(target)}.png")
 
 
-def metric_vs_step_figure(
-    suite_dir: Path, curves: pd.DataFrame, target: str, metric: str
-) -> Path | None:
+def draw_metric_vs_step(curves: pd.DataFrame, target: str, metric: str) -> plt.Figure | None:
+    """The metric against the step, mean over seeds per sampler (and init), over the whole
+    step range of every curve."""
     if not len(curves):
         return None
     c = curves[(curves["target"] == target) & (curves["metric"] == metric)]
     c = c[np.isfinite(c["value"].astype(float))]
     if c.empty:
         return None
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    sns.lineplot(data=c, x="step", y="value", hue="sampler", style="init", errorbar=None, ax=ax)
-    ax.set_yscale("log")
-    ax.set_ylabel(f"{metric} (mean over seeds)")
-    ax.set_title(f"{target}: {metric} along the run", fontsize=9)
-    ax.legend(fontsize=6, loc="best")
+    palette = _palette(list(dict.fromkeys(c["sampler"])))
+    fig, ax = plt.subplots(figsize=(9.0, 5.5), layout="constrained")
+    style = "init" if c["init"].nunique() > 1 else None
+    sns.lineplot(
+        data=c,
+        x="step",
+        y="value",
+        hue="sampler",
+        style=style,
+        palette=palette,
+        errorbar=None,
+        ax=ax,
+    )
+    ax.set_xlim(0, max(1, int(c["step"].max())))
+    _log_or_linear(ax, c["value"].to_numpy(float))
+    ax.set_xlabel("step", fontsize=11)
+    ax.set_ylabel(f"{metric}, mean over seeds (lower is better)", fontsize=11)
+    ax.set_title(f"{target}: {metric} along the run", fontsize=12)
+    ax.tick_params(labelsize=10)
+    _outside_legend(ax)
+    return fig
+
+
+def metric_vs_step_figure(
+    suite_dir: Path, curves: pd.DataFrame, target: str, metric: str
+) -> Path | None:
+    """``metric_vs_step_<target>.png`` (see :func:`draw_metric_vs_step`)."""
+    fig = draw_metric_vs_step(curves, target, metric)
+    if fig is None:
+        return None
     return _save(fig, suite_dir / FIG_DIR / f"metric_vs_step_{_slug(target)}.png")
 
 
@@ -176,7 +327,7 @@ def heatmap_figure(suite_dir: Path, df: pd.DataFrame, metric: str) -> Path | Non
     with np.errstate(divide="ignore", invalid="ignore"):
         logged = np.log10(means.clip(lower=1e-12).astype(float))
     fig, ax = plt.subplots(
-        figsize=(max(5.0, 2.5 + 1.3 * len(columns)), 1.2 + 0.45 * len(means)),
+        figsize=(max(6.5, 2.5 + 1.3 * len(columns)), 1.6 + 0.45 * len(means)),
         layout="constrained",
     )
     sns.heatmap(
@@ -237,10 +388,7 @@ def critical_difference_figure(suite_dir: Path, df: pd.DataFrame, metric: str) -
             ax.plot([values[i], values[j]], [-0.4 - 0.25 * g] * 2, color="k", lw=3)
     ax.axis("off")
     ax.set_title(f"{metric}: average ranks over {n} targets (Nemenyi, alpha = 0.05)", fontsize=9)
-    path = suite_dir / FIG_DIR / f"critical_difference_{_slug(metric)}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    path = _save(fig, suite_dir / FIG_DIR / f"critical_difference_{_slug(metric)}.png")
     return path
 
 

@@ -1,11 +1,12 @@
 """Static HTML report: ``python -m benchmarks report`` -> ``<out>/index.html``.
 
-For every suite folder under ``<out>`` holding a ``runs.jsonl``: rebuild the figures
-(``benchmarks.plots``), render ``leaderboard.md`` to ``leaderboard.html`` and list, in the
-index, links to the leaderboard (HTML, markdown, CSV), the raw rows, the environment
-(``environment.json``: versions, device, commit) and every figure (inline images). The
-timing summary ``benchmarks/summary.md`` is linked when present. All links are relative,
-so the folder can be copied or served as is. No external assets.
+One page that reaches every result file under ``<out>``: for every suite folder (one with a
+``runs.jsonl``) it rebuilds the figures (``benchmarks.plots``) and lists the leaderboard,
+raw rows, environment, provenance (``run.json``) and figures (inline); every markdown file
+(leaderboards, decoded-image pages, study results) is rendered to HTML beside it and linked;
+the PNGs of studies are shown inline; and an index of every file closes the page. All links
+are relative, so the folder can be copied or served as is. No external assets. A line on
+stderr says what is written when it starts and how long it took when it ends.
 """
 
 from __future__ import annotations
@@ -13,31 +14,37 @@ from __future__ import annotations
 import html
 import json
 import re
+import sys
+import time
 from pathlib import Path
 
 from benchmarks.leaderboard import write_leaderboard
+from benchmarks.provenance import RUN_FILE
 from benchmarks.store import CURVES_FILE, ROWS_FILE, atomic_write_text, load_curves, load_rows
 
 INDEX = "index.html"
 _STYLE = """<style>
-body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}
+body{font-family:system-ui,sans-serif;max-width:1400px;margin:2em auto;padding:0 1em}
 table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0}
 td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}
 th{background:#f3f3f3} code{background:#f3f3f3;padding:0 3px}
 img{max-width:100%;border:1px solid #eee;margin:4px 0}
+td img{max-width:320px} details{margin:0.3em 0} summary{cursor:pointer}
 </style>"""
 
 
 def _inline(text: str) -> str:
-    """Escape, then render `code` and **bold**."""
-    out = html.escape(text)
+    """Escape, then render `code`, **bold**, ![images](src) and [links](href)."""
+    out = html.escape(text, quote=True)
     out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
-    return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", out)
+    out = re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", out)
+    out = re.sub(r"!\[([^\]]*)\]\(([^)\s]+)\)", r'<img src="\2" alt="\1">', out)
+    return re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>', out)
 
 
 def markdown_to_html(md: str, title: str) -> str:
-    """The subset of markdown the leaderboards and timing summary use: headings, pipe
-    tables, ``- `` lists, paragraphs, inline code."""
+    """The subset of markdown the result files use: headings, pipe tables, ``- `` lists,
+    paragraphs, inline code, bold, images and links."""
     body: list[str] = []
     lines = md.splitlines()
     i = 0
@@ -93,6 +100,31 @@ def _link(href: str, text: str) -> str:
     return f'<a href="{html.escape(href)}">{html.escape(text)}</a>'
 
 
+def _img(src: str, caption: str) -> str:
+    """A linked caption and the image itself."""
+    tag = f'<img src="{html.escape(src)}" alt="{html.escape(caption)}">'
+    return f"<p>{_link(src, caption)}<br>{tag}</p>"
+
+
+def _title(md_path: Path) -> str:
+    """The first heading of a markdown file (its file name when it has none)."""
+    for line in md_path.read_text(encoding="utf-8").splitlines():
+        if m := re.match(r"^#+\s+(.*)$", line):
+            return m.group(1).strip()
+    return md_path.stem
+
+
+def render_markdown(root: Path) -> list[Path]:
+    """Render every ``*.md`` under ``root`` to an ``.html`` page beside it; returns the
+    markdown files rendered."""
+    done = []
+    for md in sorted(root.rglob("*.md")):
+        page = markdown_to_html(md.read_text(encoding="utf-8"), _title(md))
+        md.with_suffix(".html").write_text(page, encoding="utf-8")
+        done.append(md)
+    return done
+
+
 def _suite_section(root: Path, suite_dir: Path, figures: bool) -> str:
     from benchmarks.plots import FIG_DIR, suite_figures
 
@@ -100,13 +132,8 @@ def _suite_section(root: Path, suite_dir: Path, figures: bool) -> str:
     rows = load_rows(suite_dir / ROWS_FILE).rows
     env_path = suite_dir / "environment.json"
     env = json.loads(env_path.read_text(encoding="utf-8")) if env_path.exists() else {}
-    md_path = suite_dir / "leaderboard.md"
-    if not md_path.exists():
-        write_leaderboard(rows, suite_dir, name, "python -m benchmarks report", env or None)
-    atomic_write_text(
-        suite_dir / "leaderboard.html",
-        markdown_to_html(md_path.read_text(encoding="utf-8"), f"Leaderboard: {name}"),
-    )
+    if not (suite_dir / "leaderboard.md").exists():
+        write_leaderboard(rows, suite_dir, name, None, env or None)
     if figures:
         suite_figures(suite_dir, rows, load_curves(suite_dir / CURVES_FILE))
     rel = suite_dir.relative_to(root).as_posix()
@@ -117,6 +144,8 @@ def _suite_section(root: Path, suite_dir: Path, figures: bool) -> str:
         (ROWS_FILE, "raw rows (JSON lines)"),
         (CURVES_FILE, "curves (JSON lines)"),
         ("environment.json", "environment"),
+        (RUN_FILE, "command and wall time"),
+        ("images.html", "decoded images"),
     ):
         if (suite_dir / fname).exists():
             links.append(_link(f"{rel}/{fname}", text))
@@ -124,7 +153,7 @@ def _suite_section(root: Path, suite_dir: Path, figures: bool) -> str:
     for r in rows:
         statuses[r.get("status", "?")] = statuses.get(r.get("status", "?"), 0) + 1
     parts = [
-        f"<h2>Suite <code>{html.escape(name)}</code></h2>",
+        f'<h2 id="suite-{html.escape(name)}">Suite <code>{html.escape(name)}</code></h2>',
         "<p>" + " · ".join(links) + "</p>",
         f"<p>{len(rows)} rows; statuses: "
         + ", ".join(f"{html.escape(k)} {v}" for k, v in sorted(statuses.items()))
@@ -141,37 +170,83 @@ def _suite_section(root: Path, suite_dir: Path, figures: bool) -> str:
             )
             + "</table>"
         )
-    for png in sorted((suite_dir / FIG_DIR).glob("*.png")):
-        src = f"{rel}/{FIG_DIR}/{png.name}"
-        parts.append(f'<p>{_link(src, png.stem)}<br><img src="{html.escape(src)}" alt=""></p>')
+    for png in sorted((suite_dir / FIG_DIR).glob("*.png")) + sorted(suite_dir.glob("*.png")):
+        parts.append(_img(png.relative_to(root).as_posix(), png.stem))
     return "\n".join(parts)
 
 
+def _study_section(root: Path, md_files: list[Path], suites: list[Path]) -> str:
+    """Every markdown result outside the suites' own tables, with the PNGs of its folder
+    (those not shown in a suite section) inline."""
+    parts = ['<h2 id="studies">Studies and other results</h2>']
+    shown: set[Path] = set()
+    suite_own = {d / n for d in suites for n in ("leaderboard.md", "images.md")}
+    for md in [m for m in md_files if m not in suite_own]:
+        rel = md.relative_to(root).as_posix()
+        parts.append(
+            f"<h3>{html.escape(_title(md))}</h3><p>"
+            + _link(rel[:-3] + ".html", "page")
+            + " · "
+            + _link(rel, "markdown")
+            + f" · <code>{html.escape(rel)}</code></p>"
+        )
+        if md.parent in suites:
+            continue  # the suite section shows that folder's figures
+        for png in sorted(md.parent.glob("*.png")):
+            if png not in shown:
+                shown.add(png)
+                parts.append(_img(png.relative_to(root).as_posix(), png.stem))
+    return "\n".join(parts)
+
+
+def _file_index(root: Path) -> str:
+    """Every file under ``root`` (but the index), grouped by top-level folder."""
+    groups: dict[str, list[Path]] = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != INDEX):
+        rel = path.relative_to(root)
+        groups.setdefault(rel.parts[0] if len(rel.parts) > 1 else ".", []).append(rel)
+    parts = ['<h2 id="files">Every file</h2>']
+    for group, files in groups.items():
+        items = "".join(f"<li>{_link(f.as_posix(), f.as_posix())}</li>" for f in files)
+        label = f"{html.escape(group)}/ ({len(files)} files)"
+        parts.append(f"<details><summary>{label}</summary><ul>{items}</ul></details>")
+    return "\n".join(parts)
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
 def write_report(root: Path, *, figures: bool = True) -> Path:
-    """Build figures and ``root/index.html`` for every suite under ``root``."""
+    """Build figures, HTML pages of every markdown file and ``root/index.html`` (see the
+    module docstring); logs what it writes at the start and how long it took at the end."""
+    t0 = time.perf_counter()
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    sections = [_suite_section(root, d, figures) for d in suite_dirs(root)]
-    timing = root / "benchmarks" / "summary.md"
+    suites = suite_dirs(root)
+    path = root / INDEX
+    log(
+        f"report: writing {path} ({len(suites)} suites"
+        + (", rebuilding their figures" if figures else "")
+        + ", HTML pages of every markdown file)"
+    )
+    sections = [_suite_section(root, d, figures) for d in suites]
+    md_files = render_markdown(root)
     head = [
         "<h1>particle-bench results</h1>",
-        "<p>Produced by: <code>python -m benchmarks report</code>. One section per suite: "
-        "leaderboard, figures and the environment (versions, device, commit) it ran in.</p>",
+        "<p>Produced by: <code>python -m benchmarks report</code>. One section per suite "
+        "(leaderboard, figures, the environment and command it ran with), then every study "
+        "result, then an index of every file.</p>",
+        "<p>"
+        + " · ".join(
+            [_link(f"#suite-{d.name}", d.name) for d in suites]
+            + [_link("#studies", "studies"), _link("#files", "every file")]
+        )
+        + "</p>",
     ]
-    if timing.exists():
-        atomic_write_text(
-            timing.with_suffix(".html"),
-            markdown_to_html(timing.read_text(encoding="utf-8"), "Timing suite"),
-        )
-        head.append(
-            "<p>Timing suite (pytest-benchmark): "
-            + _link("benchmarks/summary.html", "summary")
-            + " · "
-            + _link("benchmarks/summary.md", "markdown")
-            + "</p>"
-        )
     if not sections:
         sections = ["<p>No suite results yet: run <code>python -m benchmarks run</code>.</p>"]
-    path = root / INDEX
+    sections += [_study_section(root, md_files, suites), _file_index(root)]
     atomic_write_text(path, _page("particle-bench results", "\n".join(head + sections)))
+    log(f"report: wrote {path} and {len(md_files)} HTML pages in {time.perf_counter() - t0:.1f} s")
     return path

@@ -132,7 +132,10 @@ def set_progress(flag: bool) -> None:
 
 
 def get_progress() -> bool:
-    return _PROGRESS["on"]
+    """Whether training bars are shown: :func:`set_progress` and ``$PARTICLE_BENCH_PROGRESS``."""
+    from common.progress import bars_allowed
+
+    return _PROGRESS["on"] and bars_allowed()
 
 
 # ---------------------------------------------------------------------------------------

@@ -39,7 +39,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import ot
 import torch
 from torch import Tensor
 
@@ -120,6 +119,8 @@ def _cross_pot(
     """OT_eps(a, b) with POT's standard or log-domain Sinkhorn; ``warm`` = potentials (f, g)."""
     # POT stops on the L2 norm of the column-marginal error; tol / sqrt(n) makes its stop
     # imply our L1 criterion (rows are exact after its last u-update).
+    import ot  # POT takes seconds to import: only where a solve needs it
+
     stop = tol / math.sqrt(max(c.shape))
     common = dict(numItermax=max_iter, stopThr=stop, log=True, warn=False)
     start = None if warm is None else (warm[0] / eps + a.log(), warm[1] / eps + b.log())

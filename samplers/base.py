@@ -23,6 +23,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from common.interop import as_torch
+from common.progress import finish, show
 from common.registry import Registry
 from datasets.base import Target
 
@@ -295,7 +296,7 @@ def iterate(
     diverged = False
     reason = ""
     steps_done = 0
-    bar = tqdm(total=n_steps, desc=desc, disable=not progress, leave=False, unit="step")
+    bar = tqdm(total=n_steps, desc=desc, disable=not show(progress), leave=False, unit="step")
     for t in range(n_steps):
         t0 = time.perf_counter()
         if deadline is not None and t0 >= deadline:
@@ -314,7 +315,7 @@ def iterate(
             frames.append(x.clone())
             times.append(elapsed)
             record_steps.append(steps_done)
-    bar.close()
+    finish(bar, steps_done)
     if timed_out and record_every > 0 and record_steps[-1] != steps_done:
         frames.append(x.clone())
         times.append(elapsed)

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from common.progress import finish
 from datasets.base import Target
 from samplers.base import RunRequest, SamplerError, SampleResult, check_deadline, register_sampler
 from samplers.core.neural_nets import TRAINING_DEFAULTS, Adam, NeuralSampler, seeded_mlp
@@ -177,7 +178,7 @@ class ScoreDiffusion(NeuralSampler):
             self._descend(opt, loss, len(losses))
             losses.append(value)
             bar.update(1)
-        bar.close()
+        finish(bar, len(losses))
         return {"train_loss": losses, "train_iterations": len(losses), "fit_diverged": diverged}
 
     # -- the learned score -----------------------------------------------------------------

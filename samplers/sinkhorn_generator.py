@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from common.geometry import median_sq_distance
+from common.progress import finish
 from datasets.base import Target
 from samplers.base import RunRequest, SamplerError, SampleResult, check_deadline, register_sampler
 from samplers.core.neural_nets import (
@@ -157,7 +158,7 @@ class SinkhornGenerator(NeuralSampler):
             if stopper.update(it, value):
                 early = True
                 break
-        bar.close()
+        finish(bar, len(losses))
         if diverged:  # keep the last finite parameters, record the failure
             self.net.load_state_dict(best_state)
         return {

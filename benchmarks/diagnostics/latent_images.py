@@ -19,6 +19,25 @@ from benchmarks.data import prepare
 from benchmarks.diagnostics import DIAGNOSTICS
 from benchmarks.store import atomic_write_text
 
+#: decoded particles drawn per grid (fewer when a run has fewer particles)
+N_GRID = 64
+
+
+def header_lines(latent: list[dict[str, Any]]) -> list[str]:
+    """Title and caption of ``images.md``: which seed and init, and how many of how many
+    decoded particles each grid shows (the count the grids really draw)."""
+    first_rep = min(r["rep"] for r in latent)
+    n_particles = min(int(r["n_particles"]) for r in latent)
+    return [
+        "# Decoded samples (latents suite)",
+        "",
+        f"First seed ({first_rep}) and init `{latent[0]['init']}`; the first "
+        f"{min(N_GRID, n_particles)} of {n_particles} decoded particles per sampler. "
+        "`class TV` = total variation between the class histogram of the decoded particles "
+        "(classifier trained on real images) and the real class frequencies, mean over seeds.",
+        "",
+    ]
+
 
 @DIAGNOSTICS.register("latents")
 def write_latent_images(out_dir: Path, rows: list[dict[str, Any]]) -> list[Path]:
@@ -34,15 +53,7 @@ def write_latent_images(out_dir: Path, rows: list[dict[str, Any]]) -> list[Path]
     grid_dir.mkdir(parents=True, exist_ok=True)
     first_rep = min(r["rep"] for r in latent)
     first_init = latent[0]["init"]
-    lines = [
-        "# Decoded samples (latents suite)",
-        "",
-        f"First seed ({first_rep}) and init `{first_init}`; 64 decoded particles per "
-        "sampler. `class TV` = total variation between the class histogram of the decoded "
-        "particles (classifier trained on real images) and the real class frequencies, "
-        "mean over seeds.",
-        "",
-    ]
+    lines = header_lines(latent)
     tv: dict[tuple[str, str], list[float]] = {}
     for r in rows:
         if r.get("metric") == "class_tv" and r.get("status") == "ok":
@@ -75,7 +86,7 @@ def write_latent_images(out_dir: Path, rows: list[dict[str, Any]]) -> list[Path]
                 _suite_seed(r),
             ).target
             base_target = std_target.base
-            base_target.image_report(std_target.to_original(z), grid_path=path)
+            base_target.image_report(std_target.to_original(z), grid_path=path, n_grid=N_GRID)
             vals = tv.get((target_name, sampler), [])
             cell = f"{np.mean(vals):.3f}" if vals else "-"
             lines.append(f"| {sampler} | {cell} | ![{sampler}](grids/{path.name}) |")

@@ -317,6 +317,8 @@ def _train_autoencoder(
 ) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
+    from common.progress import finish, show
+
     n = images.shape[0]
     n_val = max(1, int(round(config.val_fraction * n)))
     if n - n_val < 1:
@@ -334,7 +336,7 @@ def _train_autoencoder(
     bar = tqdm(
         range(config.epochs),
         desc=f"autoencoder {config.dataset}",
-        disable=not progress,
+        disable=not show(progress),
         leave=False,
     )
     for epoch in bar:
@@ -360,7 +362,7 @@ def _train_autoencoder(
             raise RuntimeError(f"autoencoder training diverged at epoch {epoch + 1} (val {val})")
         if stopper.step(model, epoch, val):
             break
-    bar.close()
+    finish(bar, len(history["val_loss"]))
     stopper.restore(model)
     history.update(
         best_epoch=stopper.best_epoch,

@@ -145,6 +145,8 @@ def train_classifier(
     validation accuracy; the best weights are restored. Returns the history."""
     from tqdm.auto import tqdm
 
+    from common.progress import finish, show
+
     n = images.shape[0]
     n_val = max(1, int(round(config.val_fraction * n)))
     gen = make_generator(config.seed + 1)
@@ -156,7 +158,9 @@ def train_classifier(
     stopper = EarlyStopping(config.patience, -1.0, lambda acc, best: acc > best)
     accs: list[float] = []
     t0 = time.perf_counter()
-    bar = tqdm(range(config.epochs), desc=f"classifier {config.dataset}", disable=not progress)
+    bar = tqdm(
+        range(config.epochs), desc=f"classifier {config.dataset}", disable=not show(progress)
+    )
     for epoch in bar:
         model.train()
         order = torch.randperm(x_tr.shape[0], generator=gen)
@@ -173,7 +177,7 @@ def train_classifier(
         bar.set_postfix(val_acc=f"{acc:.3f}")
         if stopper.step(model, epoch, acc):
             break
-    bar.close()
+    finish(bar, len(accs))
     stopper.restore(model)
     return {
         "val_accuracy": accs,
@@ -397,6 +401,14 @@ def diffusion_map(
     )
 
 
+def _class_colours(n: int) -> list[Any]:
+    """``n`` distinct categorical colours: tab10 up to 10 classes, then tab20."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(k % cmap.N) for k in range(n)]
+
+
 def diffusion_map_plot(
     latents: Tensor | np.ndarray,
     labels: Tensor | np.ndarray,
@@ -408,8 +420,9 @@ def diffusion_map_plot(
     title: str = "",
 ) -> Path:
     """PNG of diffusion-map coordinate pairs (DC_i vs DC_j) of ``latents`` coloured by
-    ``labels`` (tab10). Axes span the 1st..99th percentiles (the notebook drops outliers
-    with a Gaussian mixture; clipping the view keeps every point and the same picture)."""
+    ``labels``, one colour per class with a categorical legend (labels are classes, not a
+    scale). Axes span the 1st..99th percentiles (the notebook drops outliers with a
+    Gaussian mixture; clipping the view keeps every point and the same picture)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -421,11 +434,15 @@ def diffusion_map_plot(
     n_coords = max(max(p) for p in pairs)
     dm = diffusion_map(latents, n_coords, max_points=max_points, seed=seed)
     lab = labels[dm.index]
-    fig = Figure(figsize=(4.2 * len(pairs), 4.0), layout="constrained")
+    fig = Figure(figsize=(4.2 * len(pairs) + 1.2, 4.2), layout="constrained")
     axes = fig.subplots(1, len(pairs), squeeze=False)[0]
+    classes = np.unique(lab)
+    colours = _class_colours(len(classes))
     for ax, (i, j) in zip(axes, pairs, strict=True):
         x, y = dm.coords[:, i - 1], dm.coords[:, j - 1]
-        sc = ax.scatter(x, y, c=lab, s=5, alpha=0.6, cmap="tab10", vmin=-0.5, vmax=9.5)
+        for colour, cls in zip(colours, classes, strict=True):
+            keep = lab == cls
+            ax.scatter(x[keep], y[keep], s=5, alpha=0.6, color=colour, label=str(cls))
         for v, axis_set in ((x, ax.set_xlim), (y, ax.set_ylim)):
             lo, hi = np.percentile(v, [1, 99])
             margin = 0.05 * (hi - lo + 1e-12)
@@ -433,7 +450,14 @@ def diffusion_map_plot(
         ax.set_xlabel(f"Diffusion Map coord {i}")
         ax.set_ylabel(f"Diffusion Map coord {j}")
         ax.set_title(f"DC{i} vs DC{j}")
-    fig.colorbar(sc, ax=list(axes), label="label")
+    # class labels are categories: one legend entry (colour) per class, outside the panels
+    fig.legend(
+        *axes[0].get_legend_handles_labels(),
+        title="class",
+        loc="outside right center",
+        markerscale=3,
+        frameon=False,
+    )
     if title:
         fig.suptitle(title)
     path = Path(path)

@@ -197,10 +197,18 @@ class NeuralSampler(Sampler):
         return data, make_generator(self.params["seed"])
 
     def _training_bar(self) -> tqdm:
-        """A tqdm bar over the ``iterations``, shown when ``fit_progress``."""
+        """A tqdm bar over the ``iterations``, shown when ``fit_progress`` (and bars are
+        allowed: ``common.progress``); close it with ``common.progress.finish``."""
+        from common.progress import show
+
         p = self.params
-        show = bool(p["fit_progress"])
-        return tqdm(total=p["iterations"], desc=self.name, disable=not show, leave=False, unit="it")
+        return tqdm(
+            total=p["iterations"],
+            desc=self.name,
+            disable=not show(p["fit_progress"]),
+            leave=False,
+            unit="it",
+        )
 
     def _descend(self, opt: Adam, loss: Tensor, it: int) -> None:
         """Backpropagate ``loss`` and take one Adam step at the cosine learning rate of

@@ -73,14 +73,22 @@ def test_report_links_and_images_resolve(tmp_path, plugin, capsys):
         "metric_vs_time_harness_gauss.png",
         "metric_vs_step_harness_gauss.png",
     }
+    text = index.read_text()
     for ref in links.hrefs + links.srcs:
         assert not urlparse(ref).scheme and not ref.startswith("/"), f"not relative: {ref}"
-        assert (tmp_path / ref).is_file(), f"broken link {ref}"
+        if ref.startswith("#"):
+            assert f'id="{ref[1:]}"' in text, f"no anchor {ref}"
+        else:
+            assert (tmp_path / ref).is_file(), f"broken link {ref}"
+    # every file under the results folder is reached from the index
+    every = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
+    assert every - set(links.hrefs) == {"index.html"}
+    err = capsys.readouterr().err
+    assert f"report: writing {index}" in err and f"report: wrote {index}" in err
     for src in links.srcs:
         assert (tmp_path / src).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for needed in ("tiny/leaderboard.html", "tiny/environment.json", "benchmarks/summary.html"):
         assert needed in links.hrefs
-    text = index.read_text()
     assert "commit" in text and "torch" in text and "device" in text
     board = (tmp_path / "tiny" / "leaderboard.html").read_text()
     assert "<table>" in board and "<td>exact</td>" in board

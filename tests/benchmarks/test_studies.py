@@ -35,3 +35,46 @@ def test_every_result_file_names_a_command_that_exists():
             if importlib.util.find_spec(module) is None:
                 missing.append(f"{md.relative_to(REPO)}: {module}")
     assert not missing, missing
+
+
+def _suite_outputs() -> set[Path]:
+    """Markdown written by ``python -m benchmarks run --suite NAME --out results`` into the
+    named suites' folders (suite runs nested in study folders are studies' outputs)."""
+    return {
+        md
+        for rows in (REPO / "results").glob("*/runs.jsonl")
+        for md in (rows.parent / "leaderboard.md", rows.parent / "images.md")
+    }
+
+
+def test_every_study_result_has_a_refresh_command():
+    from benchmarks.studies.__main__ import STUDIES
+
+    outputs = {REPO / out for s in STUDIES for out in s.outputs}
+    # hand-written notes (README.md) explain a folder and name their commands themselves
+    notes = set((REPO / "results").rglob("README.md"))
+    committed = set((REPO / "results").rglob("*.md")) - _suite_outputs() - notes
+    assert committed - outputs == set(), "result files without a refresh command"
+    assert outputs - committed == set(), "refresh commands of files that are not committed"
+    modules = {s.full_module for s in STUDIES}
+    assert {f"benchmarks.studies.{n}" for n in STUDIES_WITH_RESULTS} <= modules
+    assert all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+#: study modules that write a committed result file (every study module)
+STUDIES_WITH_RESULTS = [n for n in STUDIES if n != "__main__"]
+
+
+def test_refresh_all_enumerates_every_study_in_order(monkeypatch, capsys):
+    import benchmarks.studies.__main__ as refresh
+
+    ran = []
+    monkeypatch.setattr(refresh, "run_study", lambda study: ran.append(study) or 0)
+    assert refresh.main(["--all"]) == 0
+    assert ran == list(refresh.STUDIES)
+    err = capsys.readouterr().err
+    assert f"{len(ran)} of {len(ran)} studies refreshed" in err
+    assert refresh.main(["--list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split("    # ")[0] for line in listed] == [s.command for s in ran]
+    assert all(f"python -m {s.full_module}" in s.command for s in ran)

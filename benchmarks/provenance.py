@@ -1,0 +1,61 @@
+"""Provenance of a suite folder: the command that produced its rows and how long it took.
+
+``run.json`` in ``<out>/<suite>/`` records the ``run`` command line, its measured wall time
+and when it finished. ``leaderboard`` and ``report`` rebuild tables from the rows but keep
+this original command in the "Produced by" line, and ``python -m benchmarks.readme`` copies
+the measured wall time next to each suite's command (never typed by hand).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+RUN_FILE = "run.json"
+_PRODUCED = re.compile(r"^Produced by: `(.+)`\s*$", re.M)
+
+
+def record_run(out_dir: Path, command: str, wall_seconds: float, n_units: int) -> Path:
+    """Write ``run.json``: the command, its wall time (seconds), the units it executed and
+    the finishing time (UTC). A ``--resume`` or ``--retry-failed`` run adds its time and units
+    to the recorded ones."""
+    path = Path(out_dir) / RUN_FILE
+    continued = {"--resume", "--retry-failed"} & set(command.split())
+    previous = read_run(out_dir) if continued else {}
+    record = {
+        "command": command,
+        "wall_seconds": round(wall_seconds + float(previous.get("wall_seconds", 0.0)), 1),
+        "units": n_units + int(previous.get("units", 0)),
+        "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    from benchmarks.store import atomic_write_text
+
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+    return path
+
+
+def read_run(out_dir: Path) -> dict[str, Any]:
+    """The ``run.json`` record of a suite folder ({} when absent or unreadable)."""
+    path = Path(out_dir) / RUN_FILE
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def original_command(out_dir: Path) -> str | None:
+    """The command that produced the rows of ``out_dir``: ``run.json``'s, else the
+    "Produced by" line of an existing ``leaderboard.md``; None when neither says."""
+    command = read_run(out_dir).get("command")
+    if command:
+        return str(command)
+    board = Path(out_dir) / "leaderboard.md"
+    if board.exists():
+        m = _PRODUCED.search(board.read_text(encoding="utf-8"))
+        if m:
+            return m.group(1)
+    return None

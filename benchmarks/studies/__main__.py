@@ -1,0 +1,183 @@
+"""Refresh every committed study result with one command.
+
+    python -m benchmarks.studies --list        # each study's refresh command and its files
+    python -m benchmarks.studies --all         # rerun every study (slow: tens of minutes)
+    python -m benchmarks.studies --only NAME   # rerun the studies whose module is NAME
+
+:data:`STUDIES` names, for every result file of a study under ``results/``, the command that
+produces it (module, arguments, environment). ``tests/benchmarks/test_studies.py`` checks
+that every committed ``results/**/*.md`` outside the suite folders is produced by one of
+them, so no result file goes stale without a command to refresh it (suite runs of a study,
+such as the EDMD variants, are listed too). The named suites' results are refreshed by
+``python -m benchmarks run --suite NAME --out results``; hand-written notes (``README.md``)
+name their commands themselves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from benchmarks.environment import REPO_ROOT
+
+
+@dataclass(frozen=True)
+class Study:
+    """One refresh command: ``env python -m <module> <args>`` (``module`` relative to
+    ``benchmarks.studies`` unless it is ``benchmarks`` or dotted), which writes ``outputs`` (paths
+    relative to the repository)."""
+
+    module: str
+    outputs: tuple[str, ...]
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def full_module(self) -> str:
+        top = self.module == "benchmarks" or "." in self.module
+        return self.module if top else f"benchmarks.studies.{self.module}"
+
+    @property
+    def argv(self) -> list[str]:
+        return ["-m", self.full_module, *self.args]
+
+    @property
+    def command(self) -> str:
+        """The shell command line, as the result files name it."""
+        env = " ".join(f"{k}={v}" for k, v in self.env.items())
+        argv = ["python", *self.argv]
+        return (env + " " if env else "") + " ".join(shlex.quote(a) for a in argv)
+
+
+_ONE_THREAD = {"OMP_NUM_THREADS": "1"}
+_ONE_BLAS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+_ONE_BLAS3 = {**_ONE_BLAS, "OPENBLAS_NUM_THREADS": "1"}
+_VARIANTS = "results/edmd/variants"
+_VARIANT_RUN = ("run", "--suite-file", f"{_VARIANTS}/edmd_variants.toml")
+_QUIET = ("--no-progress", "--no-particles")
+
+#: every committed study result and the command that refreshes it (cheapest first)
+STUDIES: tuple[Study, ...] = (
+    Study("eigensolvers_dmps", ("results/dmps/eigensolvers.md",)),
+    Study("shell_experiment", ("results/dmps/shell_experiment.md",)),
+    Study("calibration_targets", ("results/targets/calibration.md",), env=_ONE_THREAD),
+    Study("sliced_mmd_error", ("results/baselines/sliced_gradient_error.md",), env=_ONE_THREAD),
+    Study(
+        "metric_speed",
+        ("results/metrics/speed.md",),
+        ("--sizes", "1000", "5000", "--repeats", "1"),
+        _ONE_BLAS,
+    ),
+    Study("scaling_edmd", ("results/edmd/fit_scaling.md",), env=_ONE_BLAS),
+    Study(
+        "scaling_dmps",
+        ("results/dmps/scaling.md",),
+        ("--sizes", "1000", "2000", "5000", "10000", "--repeats", "1"),
+    ),
+    Study(
+        "scaling_dmps",
+        ("results/dmps/fit20000/scaling.md",),
+        ("--sizes", "20000", "--no-brute", "--repeats", "1", "--out", "results/dmps/fit20000"),
+    ),
+    Study("neural_training", ("results/neural/training.md",)),
+    Study(
+        "latents_autoencoders",
+        ("results/latents/autoencoders.md",),
+        ("--data-root", "/usr/share/datasets", "--datasets", "digits,fashion_mnist,mnist,cifar10"),
+        _ONE_THREAD,
+    ),
+    Study(
+        "parallel_timing",
+        ("results/harness/parallel_timing.md",),
+        ("--suites", "smoke,bounded,mixtures", "--jobs", "2"),
+    ),
+    Study(
+        "benchmarks",
+        (f"{_VARIANTS}/edmd_variants/leaderboard.md",),
+        (
+            *_VARIANT_RUN,
+            "--param",
+            "edmd_kswgd.variant=notebook,koopman_markov,reweighted",
+            "--out",
+            _VARIANTS,
+            *_QUIET,
+        ),
+        _ONE_BLAS3,
+    ),
+    Study(
+        "benchmarks",
+        (f"{_VARIANTS}/koopman_markov_sweep/edmd_variants/leaderboard.md",),
+        (
+            *_VARIANT_RUN,
+            "--samplers",
+            "edmd_kswgd",
+            "--param",
+            "edmd_kswgd.variant=koopman_markov",
+            "--param",
+            "edmd_kswgd.pair_draws=1,4",
+            "--param",
+            "edmd_kswgd.step_fraction=0.1,0.2",
+            "--out",
+            f"{_VARIANTS}/koopman_markov_sweep",
+            *_QUIET,
+        ),
+        _ONE_BLAS3,
+    ),
+    Study("edmd_variants_summary", (f"{_VARIANTS}/summary.md",)),
+    Study("timing_summary", ("results/benchmarks/summary.md",), ("--run",)),
+)
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_study(study: Study) -> int:
+    """Run one study in a fresh interpreter at the repository root; its exit status."""
+    cmd = [sys.executable, *study.argv]
+    return subprocess.run(cmd, cwd=REPO_ROOT, env={**os.environ, **study.env}).returncode
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.studies",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--list", action="store_true", help="print every refresh command")
+    what.add_argument("--all", action="store_true", help="rerun every study")
+    what.add_argument("--only", metavar="MODULE", help="rerun the studies of one module")
+    args = p.parse_args(argv)
+    if args.list:
+        for study in STUDIES:
+            print(f"{study.command}    # {', '.join(study.outputs)}")
+        return 0
+    chosen = [s for s in STUDIES if args.all or s.module == args.only]
+    if not chosen:
+        modules = sorted({s.module for s in STUDIES})
+        p.error(f"unknown study {args.only!r}; known: {', '.join(modules)}")
+    failed = []
+    t_all = time.perf_counter()
+    for k, study in enumerate(chosen, start=1):
+        log(f"[{k}/{len(chosen)}] {study.command}")
+        t0 = time.perf_counter()
+        code = run_study(study)
+        log(f"[{k}/{len(chosen)}] exit {code} after {time.perf_counter() - t0:.0f} s")
+        if code:
+            failed.append(study.command)
+    log(
+        f"{len(chosen) - len(failed)} of {len(chosen)} studies refreshed in "
+        f"{time.perf_counter() - t_all:.0f} s" + (f"; failed: {failed}" if failed else "")
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

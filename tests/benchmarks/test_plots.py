@@ -1,0 +1,154 @@
+"""Figures a reviewer can read: sizes, a positive log time axis that spans every curve,
+placeholders for samplers without particles, a categorical class legend."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib import pyplot as plt
+from PIL import Image
+
+from benchmarks.execution import run_suite
+from benchmarks.leaderboard import grid_labels, rows_frame
+from benchmarks.plots import (
+    MIN_SECONDS,
+    draw_metric_vs_step,
+    draw_metric_vs_time,
+    draw_particles,
+    suite_figures,
+)
+from benchmarks.store import CURVES_FILE, ROWS_FILE, load_curves, load_rows
+from benchmarks.suites import Suite
+from tests.helpers import harness_plugin as hp
+
+#: the report shows figures at up to 1400 px; below 600 px wide a figure's text is too
+#: small to read once shown, above 4000 px it is a poster (both mean a layout bug)
+MIN_WIDTH, MAX_WIDTH = 600, 4000
+
+
+@pytest.fixture
+def plugin(monkeypatch):
+    """The harness test plug-in (target, metric, slow sampler), for this test only."""
+    with hp.use_in_process(monkeypatch):
+        yield
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch, plugin):
+    """A finished tiny suite with curves in which ``ula`` diverges (a huge step)."""
+    suite = Suite(
+        name="tiny",
+        targets=(hp.TARGET,),
+        n_particles=16,
+        n_steps=6,
+        n_train=64,
+        n_reference=64,
+        seeds=(0, 1),
+        inits=("gaussian", "cap"),
+        samplers=("ula", "svgd", "mala"),
+        metrics=(hp.METRIC,),
+        sampler_params={"ula": {"step_size": 1e6}},
+    )
+    run_suite(suite, out_root=tmp_path, progress=False, curve_every=2)
+    out = tmp_path / "tiny"
+    rows = load_rows(out / ROWS_FILE).rows
+    curves = pd.DataFrame(load_curves(out / CURVES_FILE))
+    curves["sampler"] = grid_labels(curves)
+    return out, rows, curves
+
+
+def test_figure_files_have_readable_pixel_sizes(tiny):
+    out, rows, curves = tiny
+    paths = suite_figures(out, rows, curves.to_dict("records"))
+    names = {p.name for p in paths}
+    assert {f"particles_{hp.TARGET}.png", f"metric_vs_time_{hp.TARGET}.png"} <= names
+    for path in paths:
+        width, height = Image.open(path).size
+        assert MIN_WIDTH <= width <= MAX_WIDTH, (path.name, width)
+        assert 300 <= height <= MAX_WIDTH, (path.name, height)
+
+
+def test_time_axis_is_positive_log_and_spans_every_curve(tiny):
+    out, rows, curves = tiny
+    df = rows_frame(rows)
+    fig = draw_metric_vs_time(df, curves, hp.TARGET, hp.METRIC)
+    ax = fig.axes[0]
+    lo, hi = ax.get_xlim()
+    assert ax.get_xscale() == "log" and lo > 0
+    visible = [t for t in ax.get_xticks() if lo <= t <= hi]
+    assert visible and min(visible) > 0, visible
+    for line in ax.get_lines():
+        x = np.asarray(line.get_xdata(), dtype=float)
+        if len(x) > 2:  # a curve (the exact level is a 2-point axhline in axes units)
+            assert x.min() >= lo and x.max() <= hi
+    ok = df[(df["status"] == "ok") & (df["sampler"] != "exact")]
+    assert ok["wall_seconds"].clip(lower=MIN_SECONDS).max() <= hi
+    assert "ula (diverged)" in " ".join(t.get_text() for t in ax.texts)
+    # the legend sits outside the plotting area, so it hides no point
+    legend = ax.get_legend()
+    fig.canvas.draw()
+    box = legend.get_window_extent()
+    assert box.x0 >= ax.get_window_extent().x1
+    plt.close(fig)
+
+
+def test_step_axis_spans_every_curve(tiny):
+    _, _, curves = tiny
+    fig = draw_metric_vs_step(curves, hp.TARGET, hp.METRIC)
+    ax = fig.axes[0]
+    assert ax.get_xlim() == (0.0, float(curves["step"].max()))
+    plt.close(fig)
+
+
+def test_particles_figure_has_a_placeholder_and_unclipped_titles(tiny):
+    out, rows, _ = tiny
+    fig = draw_particles(out, rows_frame(rows), hp.TARGET)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert "mala (gaussian)" in titles and "ula (cap)" in titles
+    ula = next(ax for ax in fig.axes if ax.get_title() == "ula (gaussian)")
+    assert ula.texts[0].get_text().startswith("diverged")
+    fig.canvas.draw()
+    top = min(ax.get_window_extent().y1 for ax in fig.axes if ax.get_visible())
+    panel_titles = [ax.title.get_window_extent().y1 for ax in fig.axes if ax.get_visible()]
+    # the overall title is above every panel title (constrained layout), not over one
+    assert fig._suptitle.get_window_extent().y0 >= max(panel_titles) >= top
+    plt.close(fig)
+
+
+def test_diffusion_map_legend_is_categorical(tmp_path):
+    from datasets.images.diagnostics import diffusion_map_plot
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 40)
+    latents = rng.normal(size=(120, 4)) + labels[:, None] * 3.0
+    path = diffusion_map_plot(latents, labels, tmp_path / "dm.png", title="t")
+    assert Image.open(path).size[0] >= MIN_WIDTH
+    # read back through the same figure code: one legend entry per class, no colour bar
+    import matplotlib.figure
+
+    captured = {}
+    original = matplotlib.figure.Figure.savefig
+
+    def keep(self, *args, **kwargs):
+        captured["fig"] = self
+        return original(self, *args, **kwargs)
+
+    matplotlib.figure.Figure.savefig = keep
+    try:
+        diffusion_map_plot(latents, labels, tmp_path / "dm2.png")
+    finally:
+        matplotlib.figure.Figure.savefig = original
+    fig = captured["fig"]
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert texts == ["0", "1", "2"]
+    assert all(ax.get_label() != "<colorbar>" for ax in fig.axes)
+
+
+@pytest.mark.parametrize(("n_particles", "shown"), [(50, 50), (200, 64)])
+def test_images_md_states_the_count_the_grids_draw(n_particles, shown):
+    from benchmarks.diagnostics.latent_images import header_lines
+
+    rows = [{"rep": 0, "init": "gaussian", "n_particles": n_particles}]
+    caption = header_lines(rows)[2]
+    assert f"the first {shown} of {n_particles} decoded particles" in caption

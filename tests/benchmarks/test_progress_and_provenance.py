@@ -1,0 +1,158 @@
+"""Progress bars (one switch, honest ends, the running unit named), full skip messages as
+footnotes, and provenance that survives a leaderboard rebuild (``run.json``)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+import torch
+from tqdm import tqdm
+
+import benchmarks.execution as execution
+from benchmarks.__main__ import main
+from benchmarks.execution import run_suite, unit_label
+from benchmarks.leaderboard import write_leaderboard
+from benchmarks.provenance import RUN_FILE, original_command, read_run
+from benchmarks.runner import execute, plan
+from benchmarks.suites import Suite
+from common.progress import PROGRESS_ENV, bars_allowed, finish, show
+from samplers.base import iterate
+from tests.helpers import harness_plugin as hp
+
+
+@pytest.fixture
+def plugin(monkeypatch):
+    """The harness test plug-in (target, metric, slow sampler), for this test only."""
+    with hp.use_in_process(monkeypatch):
+        yield
+
+
+def _suite(**kw) -> Suite:
+    base = dict(
+        name="tiny",
+        targets=(hp.TARGET,),
+        n_particles=16,
+        n_steps=3,
+        n_train=64,
+        n_reference=64,
+        seeds=(0, 1),
+        samplers=("ula",),
+        metrics=(hp.METRIC,),
+    )
+    return Suite(**{**base, **kw})
+
+
+def test_finish_closes_an_early_stopped_bar_at_the_steps_done():
+    bar = tqdm(total=100, file=io.StringIO(), disable=False)
+    bar.update(27)  # e.g. early stopping after 27 of 100 epochs
+    finish(bar, 27)
+    assert (bar.n, bar.total) == (27, 27)
+    assert "100%" in bar.fp.getvalue().split("\r")[-1]
+
+
+def test_environment_switch_turns_every_bar_off(monkeypatch, capsys):
+    assert show(True) and not show(False)
+    monkeypatch.setenv(PROGRESS_ENV, "0")
+    assert not bars_allowed() and not show(True)
+    iterate(lambda x, t: x, torch.zeros(3, 2), 5, progress=True, desc="quiet")
+    assert "quiet" not in capsys.readouterr().err
+
+
+def test_no_progress_is_scoped_to_the_run(tmp_path, monkeypatch):
+    """``run --no-progress`` turns bars off in this process and its workers during the run
+    only: an in-process call leaves the environment as it found it."""
+    from benchmarks.__main__ import environment_settings
+
+    monkeypatch.delenv(PROGRESS_ENV, raising=False)
+    with environment_settings({PROGRESS_ENV: "0", "UNSET_HERE": None}):
+        assert not bars_allowed()
+    assert PROGRESS_ENV not in __import__("os").environ and bars_allowed()
+
+
+def test_latent_training_bars_follow_the_switch(monkeypatch):
+    from datasets.latents import get_progress, set_progress
+
+    set_progress(True)
+    assert get_progress()
+    monkeypatch.setenv(PROGRESS_ENV, "0")
+    assert not get_progress()
+
+
+def test_suite_bar_names_the_unit_that_is_running(tmp_path, monkeypatch, plugin):
+    events: list[str] = []
+
+    class RecordingBar:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def set_postfix_str(self, text, refresh=True):
+            events.append(f"bar {text}")
+
+        def update(self, n=1):
+            pass
+
+        def close(self):
+            pass
+
+    def executor(spec):
+        events.append(f"exec {unit_label(spec)}")
+        return execute(spec)
+
+    monkeypatch.setattr(execution, "tqdm", RecordingBar)
+    suite = _suite()
+    run_suite(suite, out_root=tmp_path, executor=executor)
+    specs = plan(suite, ["ula"])
+    expected = []
+    for spec in specs:
+        expected += [f"bar running {unit_label(spec)}", f"exec {unit_label(spec)}"]
+    assert events == [*expected, "bar done"]
+
+
+def test_full_messages_become_footnotes(tmp_path):
+    long = "data missing: " + "put the IDX files under /usr/share/datasets/fashion-mnist " * 6
+    row = {
+        "suite": "s",
+        "target": "t",
+        "sampler": "ula",
+        "params": "{}",
+        "init": "gaussian",
+        "rep": 0,
+        "status": "skipped",
+        "message": long,
+        "metric": hp.METRIC,
+        "value": float("nan"),
+        "converged": False,
+        "fit_seconds": 0.0,
+        "sample_seconds": 0.0,
+        "n_particles": 4,
+        "n_steps": 1,
+        "n_train": 4,
+        "n_reference": 4,
+        "config_key": "k",
+    }
+    rows = [row, {**row, "sampler": "svgd", "config_key": "k2"}]
+    text = write_leaderboard(rows, tmp_path, "s", "cmd").read_text()
+    assert len(long) > 300
+    assert f"- [1] {' '.join(long.split())}" in text
+    assert text.count("| note [1] |") == 2 and "[2]" not in text
+
+
+def test_leaderboard_rebuild_keeps_the_command_of_the_run(tmp_path, monkeypatch, capsys, plugin):
+    command = "python -m benchmarks run --suite-file tiny.json --seeds 0,1"
+    run_suite(_suite(), out_root=tmp_path, progress=False, command=command)
+    record = read_run(tmp_path / "tiny")
+    assert record["command"] == command and record["wall_seconds"] >= 0
+    assert record["units"] == 4  # 1 target x 2 seeds x (exact + ula)
+    assert main(["leaderboard", "--suite", "tiny", "--out", str(tmp_path)]) == 0
+    board = (tmp_path / "tiny" / "leaderboard.md").read_text()
+    assert f"Produced by: `{command}`" in board
+    assert "python -m benchmarks leaderboard" not in board
+    assert "## Environment" in board  # the rebuilt board keeps the run's environment
+    # without run.json (older results) the existing leaderboard's line is kept
+    (tmp_path / "tiny" / RUN_FILE).unlink()
+    assert original_command(tmp_path / "tiny") == command
+    assert main(["report", "--out", str(tmp_path), "--no-figures"]) == 0
+    assert f"Produced by: `{command}`" in (tmp_path / "tiny" / "leaderboard.md").read_text()
+    json.dumps(record)  # the record is plain JSON
