@@ -93,6 +93,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         inits=tuple(inits) if inits else None,
         n_particles=args.particles,
         n_steps=args.steps,
+        n_train=_train_size(args.train_size),
     )
     names = samplers or list(suite.samplers or available_samplers())
     _check_names("sampler(s)", names, available_samplers())
@@ -167,6 +168,15 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_size(value: str | None) -> int | str | None:
+    """--train-size: None (the suite's), 'all' or a positive integer."""
+    if value is None or value == "all":
+        return value
+    if not value.isdigit() or int(value) <= 0:
+        raise SystemExit(f"error: --train-size must be a positive integer or 'all', got {value!r}")
+    return int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks",
@@ -185,6 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--inits", help="comma-separated init schemes: gaussian,cap")
     r.add_argument("--particles", type=int, help="particles per run (default: the suite's)")
     r.add_argument("--steps", type=int, help="steps per run (default: the suite's)")
+    r.add_argument(
+        "--train-size",
+        help="training split size: a positive integer, or 'all' = the whole training pool "
+        "of image-latent targets (default: the suite's n_train)",
+    )
     r.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda[:k]")
     r.add_argument("--out", default="results", help="output root (default: results)")
     r.add_argument("--data-root", help="folder with image data sets (latents suite)")
