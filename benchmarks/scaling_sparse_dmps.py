@@ -2,7 +2,7 @@
 
 For each N (one subprocess per N, so its peak resident memory is its own): N i.i.d.
 N(0, I_16) training points (d = 16) or the 60,000 standardised Fashion-MNIST latent codes
-(``--fashion``, d = 6, data under ``--data-root``); the sparse kernel with k = 64 neighbours
+(``--fashion``, d = 6, data under ``--data-root``); the sparse kernel with k = "auto" neighbours
 (:class:`samplers.sparse_diffusion_map.SparseDiffusionMapKernel`), the top K = 500 eigenpairs
 by ARPACK Lanczos with every pair's relative residual |P v - lam v| / |lam_1| measured
 (:func:`samplers.eigensolvers.sparse_top_eigenpairs`), LAWGD weights, then one transport
@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 COMMAND = "python -m benchmarks.scaling_sparse_dmps"
-D, K, M, N_NEIGHBORS = 16, 500, 1024, 64
+D, K, M, N_NEIGHBORS = 16, 500, 1024, "auto"
 
 
 def _load() -> str:
@@ -115,7 +115,8 @@ def quality_table(folder: Path) -> list[str]:
         return [f"(no runs.jsonl under {folder})"]
     df = pd.DataFrame(rows)
     df = df[(df["sampler"] == "dmps") & (df["status"] == "ok")]
-    kern = df["params"].map(lambda p: (p or {}).get("kernel", "?"))
+    kern = df["params"].map(lambda p: json.loads(p) if isinstance(p, str) else p or {})
+    kern = kern.map(lambda p: p.get("kernel", "?"))
     df = df.assign(kernel=kern)
     g = df.groupby(["target", "metric", "kernel"])["value"].agg(["mean", "std", "count"])
     out = [
@@ -173,7 +174,8 @@ def main(argv: list[str] | None = None) -> None:
         "",
         f"Produced by: `{COMMAND} {' '.join(argv if argv is not None else sys.argv[1:])}`",
         "",
-        f"k = {N_NEIGHBORS} neighbours, K = {K} modes, m = {M} particles, float64, "
+        f"k = {N_NEIGHBORS} neighbours (the DMPS default; the k used is column k), "
+        f"K = {K} modes, m = {M} particles, float64, "
         f"{args.threads} threads (torch and BLAS; OMP/MKL/OPENBLAS_NUM_THREADS={args.threads}), "
         f"{platform.machine()}, {os.cpu_count()} cores on a machine shared with other "
         "developers: the load average (1/5/15 min) at the start and end of each row is beside "

@@ -47,8 +47,9 @@ class DMPS(Sampler):
     - ``kernel`` = "auto": "dense" (N x N kernel, :mod:`samplers.spectral`) for
       N <= ``SPARSE_KERNEL_MIN_N`` (5000), else "sparse" (kNN kernel,
       :mod:`samplers.sparse_diffusion_map`); "dense"/"sparse" force one.
-    - ``n_neighbors`` = 64: k of the sparse kernel (each training point and each particle
-      sees its k nearest training points).
+    - ``n_neighbors`` = "auto": k of the sparse kernel (each training point and each
+      particle sees its k nearest training points); "auto" = enough to hold the dense
+      kernel above exp(-3) within a memory budget (``sparse_diffusion_map.auto_neighbours``).
     - ``solver`` = "auto". Dense kernel: "dense" (full eigh) for N <= ``spectral.DENSE_MAX_N``
       (3000), else "topk" (block Krylov); "dense"/"topk" force one. Sparse kernel: "lanczos"
       (ARPACK on the sparse P, :mod:`samplers.eigensolvers`); "dense" densifies P (small N).
@@ -83,7 +84,7 @@ class DMPS(Sampler):
     defaults: dict[str, Any] = {
         "n_modes": 500,
         "kernel": "auto",
-        "n_neighbors": 64,
+        "n_neighbors": "auto",
         "solver": "auto",
         "eig_tol": EIG_TOL,
         "bandwidth": None,
@@ -153,7 +154,7 @@ class DMPS(Sampler):
             raise SamplerError(
                 f"dmps: the sparse kernel takes solver 'auto', 'lanczos' or 'dense', got {solver!r}"
             )
-        kernel = SparseDiffusionMapKernel.fit(X, int(p["n_neighbors"]), p["bandwidth"])
+        kernel = SparseDiffusionMapKernel.fit(X, p["n_neighbors"], p["bandwidth"])
         k = min(int(p["n_modes"]), X.shape[0])
         res = sparse_top_eigenpairs(
             kernel.markov_matrix(), k, method=solver, tol=float(p["eig_tol"])

@@ -18,6 +18,14 @@ most exp(-3) ~ 0.05 (the dropped entries of a typical row are below 5 % of its l
 and the sparse kernel is never wider than the dense one: as k grows it becomes the dense
 kernel with the dense bandwidth (k = N reproduces it exactly).
 
+Number of neighbours (``n_neighbors="auto"``, :func:`auto_neighbours`): the median, over
+512 sampled points, of how many training points lie within the radius where the dense
+kernel (eps_dense) falls to exp(-c), clipped to [64, max(64, NNZ_BUDGET // N)] (at least 64
+keeps the graph connected in high d, where few points fall in that radius). When the
+clip does not bind, the rule above returns eps ~ eps_dense and the sparse kernel is the
+dense one with entries below exp(-3) dropped; when it binds (low-dimensional data at large
+N), eps shrinks so that the k neighbours still hold the kernel's bulk.
+
 Out-of-sample kernel at particles x (m, d): only the k nearest training points of each
 particle, idx (m, k), enter (the set is locally constant, so the gradient below is exact
 almost everywhere):
@@ -46,6 +54,11 @@ from samplers.spectral import SpectralError, _check_matrix, _check_modes, median
 BANDWIDTH_C = 3.0
 """c of the bandwidth rule eps = median r_k^2 / (2 c): weight exp(-3) ~ 0.05 at the median
 point's k-th neighbour, so a typical row drops only entries below 5 % of its largest."""
+
+NNZ_BUDGET = 25_000_000
+"""Cap on N k of the automatic k: W and P in CSR take ~12 bytes a non-zero each (double the
+kNN entries after symmetrisation at most), so ~1.2 GB at the cap; and the ARPACK products
+cost O(N k) each."""
 
 KD_TREE_MAX_DIM = 8
 """kNN queries use scikit-learn's KD-tree up to this dimension (d = 6 Fashion-MNIST latents:
@@ -86,6 +99,19 @@ def knn_search(
     return d2, idx
 
 
+def auto_neighbours(X: Tensor, eps: float, *, n_probe: int = 512, seed: int = 0) -> int:
+    """k for the sparse kernel: the median count of training points within r^2 <= 2 c eps of
+    ``n_probe`` sampled training points (the point itself included), clipped to
+    [64, max(64, NNZ_BUDGET // N)]. One (n_probe, N) distance block."""
+    n = X.shape[0]
+    gen = torch.Generator().manual_seed(seed)
+    probe = X[torch.randperm(n, generator=gen)[: min(n_probe, n)].to(X.device)]
+    sq = (X * X).sum(1)
+    d2 = torch.addmm(sq[None, :], probe, X.T, alpha=-2.0).add_((probe * probe).sum(1)[:, None])
+    count = int((d2 <= 2 * BANDWIDTH_C * eps).sum(1).median())
+    return int(min(max(count, 64), max(64, NNZ_BUDGET // n), n))
+
+
 def _build_tree(X: Tensor) -> Any | None:
     if X.shape[1] > KD_TREE_MAX_DIM:
         return None
@@ -113,14 +139,17 @@ class SparseDiffusionMapKernel:
 
     @classmethod
     def fit(
-        cls, X: Tensor, n_neighbors: int = 64, eps: float | None = None
+        cls, X: Tensor, n_neighbors: int | str = "auto", eps: float | None = None
     ) -> SparseDiffusionMapKernel:
-        """Fit on X (N, d): exact kNN graph, bandwidth (rule above unless ``eps`` given), W,
-        p, D and P. Memory O(N k); time one kNN search plus O(N k)."""
+        """Fit on X (N, d): exact kNN graph (k = ``n_neighbors``, or :func:`auto_neighbours`
+        for "auto"), bandwidth (rule above unless ``eps`` given), W, p, D and P.
+        Memory O(N k); time one kNN search plus O(N k)."""
         _check_matrix(X, "X")
         n = X.shape[0]
         if n < 2:
             raise SpectralError(f"need at least 2 target points, got {n}")
+        if n_neighbors == "auto":
+            n_neighbors = auto_neighbours(X, median_heuristic_eps(X) if eps is None else eps)
         k = int(n_neighbors)
         if k < 2:
             raise SpectralError(f"n_neighbors must be >= 2 (the point itself and one), got {k}")

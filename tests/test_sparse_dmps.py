@@ -180,3 +180,16 @@ def test_dmps_kernel_option_and_auto_threshold() -> None:
         get_sampler("dmps", kernel="banded").fit(train, Blob())
     with pytest.raises(SamplerError, match="sparse kernel takes solver"):
         get_sampler("dmps", kernel="sparse", solver="topk").fit(train, Blob())
+
+
+def test_auto_neighbours_hold_the_dense_kernel_on_a_circle() -> None:
+    theta = 2 * torch.pi * torch.rand(2000, generator=torch.Generator().manual_seed(15), dtype=F64)
+    X = torch.stack([theta.cos(), theta.sin()], dim=1)
+    kern = SparseDiffusionMapKernel.fit(X)  # n_neighbors="auto"
+    eps_dense = median_heuristic_eps(X)
+    # uniform on the circle: the radius sqrt(2 c eps) holds a fraction ~ 2 asin(r / 2) / pi
+    r = (2 * BANDWIDTH_C * eps_dense) ** 0.5
+    expected = 2000 * 2 * np.arcsin(r / 2) / np.pi
+    assert abs(kern.n_neighbors - expected) < 0.1 * expected
+    # the clip does not bind: eps is the dense one up to the sampling error of two medians
+    assert kern.eps == pytest.approx(eps_dense, rel=0.03)
