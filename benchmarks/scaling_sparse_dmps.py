@@ -135,7 +135,7 @@ def quality_table(folder: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog=COMMAND, description=__doc__.split("\n")[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[5000, 10000, 20000, 60000])
+    ap.add_argument("--sizes", type=int, nargs="*", default=[5000, 10000, 20000, 60000])
     ap.add_argument("--fashion", action="store_true", help="add the Fashion-MNIST row (N=60000)")
     ap.add_argument("--data-root", default="/usr/share/datasets")
     ap.add_argument("--threads", type=int, default=2)
