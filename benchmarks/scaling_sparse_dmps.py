@@ -114,22 +114,23 @@ def quality_table(folder: Path) -> list[str]:
     if not rows:
         return [f"(no runs.jsonl under {folder})"]
     df = pd.DataFrame(rows)
-    df = df[(df["sampler"] == "dmps") & (df["status"] == "ok")]
+    df = df[df["sampler"].isin(["dmps", "exact"]) & (df["status"] == "ok")]
     kern = df["params"].map(lambda p: json.loads(p) if isinstance(p, str) else p or {})
     kern = kern.map(lambda p: p.get("kernel", "?"))
-    df = df.assign(kernel=kern)
+    df = df.assign(kernel=kern.where(df["sampler"] == "dmps", "exact"))
     g = df.groupby(["target", "metric", "kernel"])["value"].agg(["mean", "std", "count"])
     out = [
-        "| target | metric | dense (mean ± std) | sparse (mean ± std) | seeds |",
-        "|---" * 5 + "|",
+        "| target | metric | dense DMPS | sparse DMPS | exact (i.i.d.) | seeds dense/sparse |",
+        "|---" * 6 + "|",
     ]
     for (target, metric), sub in g.groupby(level=[0, 1]):
-        cells = {}
+        cells, counts = {}, {}
         for (_, _, kernel), r in sub.iterrows():
             cells[kernel] = f"{r['mean']:.4g} ± {r['std']:.2g}"
-            n = int(r["count"])
-        dense, sparse = cells.get("dense", "-"), cells.get("sparse", "-")
-        out.append(f"| {target} | {metric} | {dense} | {sparse} | {n} |")
+            counts[kernel] = int(r["count"])
+        row = " | ".join(cells.get(c, "-") for c in ("dense", "sparse", "exact"))
+        n = f"{counts.get('dense', 0)}/{counts.get('sparse', 0)}"
+        out.append(f"| {target} | {metric} | {row} | {n} |")
     return out
 
 
