@@ -38,6 +38,7 @@ from benchmarks.options import (
     positive_int,
     positive_seconds,
     seed_list,
+    train_size,
 )
 from benchmarks.suites import INIT_SCHEMES, SUITES
 from common.progress import PROGRESS_ENV
@@ -124,6 +125,8 @@ def _checked_suite(args: argparse.Namespace) -> tuple[Any, list[str]]:
 def cmd_run(args: argparse.Namespace) -> int:
     _import_plugins(args.imports)
     suite, names = _checked_suite(args)
+    if args.train_size is not None:
+        suite = suite.with_overrides(n_train=args.train_size)
     _check_device(args.device)
     command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     settings = {PROGRESS_ENV: "0" if args.no_progress else None}  # every bar, workers too
@@ -284,6 +287,12 @@ def _add_run_parser(sub: Any) -> None:
     r.add_argument("--inits", type=name_list, help="comma-separated init schemes: gaussian,cap")
     r.add_argument("--particles", type=positive_int, help="particles per run (default: suite's)")
     r.add_argument("--steps", type=positive_int, help="steps per run (default: the suite's)")
+    r.add_argument(
+        "--train-size",
+        type=train_size,
+        help="training split size: a positive integer, or 'all' = the whole training pool "
+        "of image-latent targets (default: the suite's n_train)",
+    )
     r.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda[:k]")
     r.add_argument(
         "--out",

@@ -35,9 +35,13 @@ class PreparedTarget:
     scale: float
 
 
-def _draw(target: Target, n: int, seed: int, split: str) -> Tensor:
+def _draw(target: Target, n: int | str, seed: int, split: str) -> Tensor:
     """Sample ``n`` points of one split; finite-pool targets (image latents) keep the
     train/reference pools disjoint through their ``sample_split``."""
+    if n == "all":  # n_train = "all": the whole pool, in pool order
+        if not target.finite_pool:
+            raise ValueError(f"n_train='all' needs a finite-pool target, {target.name} is not")
+        return target.pool(split)
     return target.sample_split(n, split=split, seed=seed)
 
 
@@ -55,7 +59,7 @@ def initial_particles(target: StandardisedTarget, scheme: str, n: int, seed: int
 def prepare(
     target_name: str,
     rep: int,
-    n_train: int,
+    n_train: int | str,
     n_reference: int,
     n_particles: int,
     inits: tuple[str, ...],

@@ -36,6 +36,18 @@ def positive_int(text: str) -> int:
     return value
 
 
+def train_size(text: str) -> int | str:
+    """argparse type of ``--train-size``: a positive integer or ``all``."""
+    if text == "all":
+        return text
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer or 'all', got {text!r}"
+        ) from None
+
+
 def non_negative_int(text: str) -> int:
     """argparse type: an integer >= 0."""
     try:

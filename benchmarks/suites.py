@@ -18,7 +18,9 @@ class Suite:
     """A benchmark suite.
 
     n_particles / n_steps: the budget of every sampler; n_train: the training split size
-    (what data-driven samplers see and what KDE scores are fitted on); n_reference: the
+    (what data-driven samplers see and what KDE scores are fitted on), or "all" = the whole
+    training pool of finite-pool targets (image latents: 60,000 Fashion-MNIST codes, the
+    1,257 of digits' training split; ``--train-size all``); n_reference: the
     held-out sample the metric compares against; seeds: repetitions; inits: x0 schemes.
     sampler_params: per-sampler overrides of documented defaults for this suite.
     param_grid: sampler -> parameter -> values swept (one unit per combination, on top of
@@ -29,7 +31,7 @@ class Suite:
     targets: tuple[str, ...]
     n_particles: int = 300
     n_steps: int = 300
-    n_train: int = 1000
+    n_train: int | str = 1000
     n_reference: int = 1000
     seeds: tuple[int, ...] = (0, 1, 2)
     inits: tuple[str, ...] = ("gaussian",)

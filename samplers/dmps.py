@@ -16,6 +16,8 @@ from torch import Tensor
 
 from datasets.base import Target
 from samplers.base import RunRequest, Sampler, SamplerError, SampleResult, register_sampler
+from samplers.core.eigensolvers import EIG_TOL, sparse_top_eigenpairs
+from samplers.core.sparse_diffusion_map import SparseDiffusionMapKernel
 from samplers.core.spectral import (
     DiffusionMapKernel,
     SpectralError,
@@ -28,6 +30,14 @@ from samplers.core.transport_run import (  # noqa: F401  (clipped_displacement r
     run_spectral_transport,
 )
 
+SPARSE_KERNEL_MIN_N = 20000
+"""``kernel="auto"`` keeps the dense kernel up to this many training points. The sparse kNN
+kernel samples worse than the dense one at N = 5,000 on every target measured
+(``results/dmps/sparse_vs_dense.md``: circle 1.26 vs 0.26, half_sphere 1.18 vs 0.23, digits
+0.37 vs 0.23), so it is used only where the dense kernel stops being practical: its
+block-Krylov tail no longer converges (residual 1.85e-2 at N = 20,000,
+``results/dmps/scaling.md``) and P alone is 3.2 GB in float64."""
+
 
 @register_sampler
 class DMPS(Sampler):
@@ -37,8 +47,18 @@ class DMPS(Sampler):
 
     - ``n_modes`` = 500: number K of leading eigenpairs of P kept (capped at N); the constant
       mode and modes with lam < ``tol`` get weight 0 and are dropped.
-    - ``solver`` = "auto": "dense" (full eigh) for N <= ``spectral.DENSE_MAX_N`` (3000),
-      else "topk" (truncated solver); "dense"/"topk" force one.
+    - ``kernel`` = "auto": "dense" (N x N kernel, :mod:`samplers.core.spectral`) for
+      N <= ``SPARSE_KERNEL_MIN_N`` (20000), else "sparse" (kNN kernel,
+      :mod:`samplers.core.sparse_diffusion_map`); "dense"/"sparse" force one.
+    - ``n_neighbors`` = "auto": k of the sparse kernel (each training point and each
+      particle sees its k nearest training points); "auto" = enough to hold the dense
+      kernel above exp(-3) within a memory budget (``sparse_diffusion_map.auto_neighbours``).
+    - ``solver`` = "auto". Dense kernel: "dense" (full eigh) for N <= ``spectral.DENSE_MAX_N``
+      (3000), else "topk" (block Krylov); "dense"/"topk" force one. Sparse kernel: "lanczos"
+      (ARPACK on the sparse P, :mod:`samplers.core.eigensolvers`); "dense" densifies P (small N).
+    - ``eig_tol`` = 1e-6: largest accepted relative eigen-residual of the sparse fit; every
+      pair's residual is in ``info["eig_residuals"]``, and a fit over it says so in
+      ``info["eig_warning"]`` (it still runs).
     - ``bandwidth`` = None: eps of k = exp(-|x - y|^2 / (2 eps)); None = median heuristic
       eps = median(|X_a - X_b|^2) / (2 log(N + 1)); a positive float sets eps directly.
     - ``reg`` = 1e-3, ``tol`` = 1e-6: regulariser and eigenvalue cut-off of the weights.
@@ -66,7 +86,10 @@ class DMPS(Sampler):
     needs = frozenset({"samples"})
     defaults: dict[str, Any] = {
         "n_modes": 500,
+        "kernel": "auto",
+        "n_neighbors": "auto",
         "solver": "auto",
+        "eig_tol": EIG_TOL,
         "bandwidth": None,
         "reg": 1e-3,
         "tol": 1e-6,
@@ -87,30 +110,62 @@ class DMPS(Sampler):
         if step != "auto" and not (isinstance(step, (int, float)) and step > 0):
             raise SamplerError(f"dmps: step_size must be 'auto' or a positive number, got {step!r}")
         X = train.to(self._dtype())
+        kind = p["kernel"]
+        if kind == "auto":
+            kind = "dense" if X.shape[0] <= SPARSE_KERNEL_MIN_N else "sparse"
+        if kind not in ("dense", "sparse"):
+            raise SamplerError(f"dmps: kernel must be 'auto', 'dense' or 'sparse', got {kind!r}")
+        extra: dict[str, Any] = {"kernel": kind}
         try:
-            kernel = DiffusionMapKernel.fit(X, p["bandwidth"])
-            spec = diffusion_map_spectrum(kernel, p["n_modes"], solver=p["solver"])
-            w = lawgd_weights(
-                spec.eigenvalues, kernel.eps, reg=p["reg"], tol=p["tol"], variant=p["weights"]
-            )
+            if kind == "dense":
+                kernel = DiffusionMapKernel.fit(X, p["bandwidth"])
+                spec = diffusion_map_spectrum(kernel, p["n_modes"], solver=p["solver"])
+                lam, vec, solver, eig_s = (
+                    spec.eigenvalues,
+                    spec.eigenvectors,
+                    spec.solver,
+                    spec.seconds,
+                )
+            else:
+                kernel, lam, vec, solver, eig_s, extra = self._fit_sparse(X)
+            w = lawgd_weights(lam, kernel.eps, reg=p["reg"], tol=p["tol"], variant=p["weights"])
         except SpectralError as err:
             raise SamplerError(f"dmps: {err}") from err
         keep = w > 0
         if not bool(keep.any()):
             raise SamplerError("dmps: no eigenmode passed the tolerance; lower tol or n_modes")
         self.kernel = kernel
-        self.Phi = spec.eigenvectors[:, keep].contiguous()
+        self.Phi = vec[:, keep].contiguous()
         self.w = w[keep]
         return {
             "eps": kernel.eps,
-            "solver": spec.solver,
-            "eig_seconds": spec.seconds,
+            "solver": solver,
+            "eig_seconds": eig_s,
             "n_modes_used": int(keep.sum()),
-            "lambda_max": float(spec.eigenvalues[0]),
-            "lambda_min_kept": float(spec.eigenvalues[keep].min()),
+            "lambda_max": float(lam[0]),
+            "lambda_min_kept": float(lam[keep].min()),
             "n_train": int(X.shape[0]),
             "dtype": p["dtype"],
+            **extra,
         }
+
+    def _fit_sparse(self, X: Tensor) -> tuple[Any, Tensor, Tensor, str, float, dict[str, Any]]:
+        """kNN kernel and its top eigenpairs with residuals (see ``eig_tol``)."""
+        p = self.params
+        solver = "lanczos" if p["solver"] == "auto" else p["solver"]
+        if solver not in ("lanczos", "dense"):
+            raise SamplerError(
+                f"dmps: the sparse kernel takes solver 'auto', 'lanczos' or 'dense', got {solver!r}"
+            )
+        kernel = SparseDiffusionMapKernel.fit(X, p["n_neighbors"], p["bandwidth"])
+        k = min(int(p["n_modes"]), X.shape[0])
+        res = sparse_top_eigenpairs(
+            kernel.markov_matrix(), k, method=solver, tol=float(p["eig_tol"])
+        )
+        lam = res.eigenvalues.to(X.dtype)
+        vec = res.eigenvectors.to(X.dtype)
+        extra = {"kernel": "sparse", "n_neighbors": kernel.n_neighbors, **res.info()}
+        return kernel, lam, vec, res.method, res.seconds, extra
 
     def _run(self, run: RunRequest) -> SampleResult:
         return run_spectral_transport(

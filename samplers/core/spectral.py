@@ -265,8 +265,11 @@ def transport_direction(kernel: DiffusionMapKernel, x: Tensor, Phi: Tensor, w: T
     """v_i = sum_a grad Kt_a(x_i) (S @ sum_l Kt(x_l))_a, S = Phi diag(w) Phi^T; (m, d).
 
     The step is x <- x - (h / m) v. O(m N d + N K) time, O(m N) memory: one (m, N)
-    kernel block (one GEMM, max, exp) read by three thin GEMMs.
+    kernel block (one GEMM, max, exp) read by three thin GEMMs. A kernel of another type
+    (the kNN kernel of :mod:`samplers.core.sparse_diffusion_map`) computes its own direction.
     """
+    if not isinstance(kernel, DiffusionMapKernel):
+        return kernel.transport_direction(x, Phi, w)
     _check_matrix(x, "x", kernel.dim)
     _check_modes(kernel, Phi, w)
     k, sc = kernel._kernel_block(x)

@@ -1,0 +1,59 @@
+"""pytest-benchmark: sparse (kNN, k = 64) DMPS fit and transport step.
+
+Fit (kNN kernel + ARPACK top-500 with residuals) at N = 20,000, d = 16; one transport
+direction at m = 1,024 particles, K = 500 modes, N = 20,000 (d = 16, brute-force kNN) and
+N = 60,000 (d = 6, the dimension of the Fashion-MNIST latents, KD-tree kNN).
+
+Run: pytest tests/bench/test_bench_sparse_dmps.py --benchmark-only
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import pytest
+import torch
+
+from samplers.core.eigensolvers import sparse_top_eigenpairs
+from samplers.core.sparse_diffusion_map import SparseDiffusionMapKernel
+from samplers.core.spectral import transport_direction
+
+M, K, KNN = 1024, 500, 64
+
+
+def _points(n: int, d: int, seed: int) -> torch.Tensor:
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+@cache
+def step_problem(n: int, d: int):
+    """Sparse kernel on N(0, I_d), orthonormal (N, K) modes, positive weights, particles."""
+    kernel = SparseDiffusionMapKernel.fit(_points(n, d, 0), KNN).to(dtype=torch.float64)
+    gen = torch.Generator().manual_seed(1)
+    Phi = torch.linalg.qr(torch.randn(n, K, generator=gen, dtype=torch.float64)).Q
+    w = torch.rand(K, generator=gen, dtype=torch.float64) + 0.1
+    return kernel, Phi.contiguous(), w, _points(M, d, 2)
+
+
+@pytest.mark.parametrize(("n", "d"), [(20000, 16), (60000, 6)])
+def test_bench_sparse_step(benchmark, n, d):
+    kernel, Phi, w, x = step_problem(n, d)
+    benchmark.group = f"sparse dmps step m={M} N={n} d={d} K={K}"
+    v = benchmark.pedantic(
+        lambda: transport_direction(kernel, x, Phi, w), rounds=5, iterations=1, warmup_rounds=1
+    )
+    assert v.shape == (M, d) and bool(torch.isfinite(v).all())
+
+
+def test_bench_sparse_fit_20000(benchmark):
+    X = _points(20000, 16, 3)
+    benchmark.group = "sparse dmps fit N=20000 d=16 K=500"
+
+    def fit():
+        kernel = SparseDiffusionMapKernel.fit(X, KNN)
+        return sparse_top_eigenpairs(kernel.markov_matrix(), K)
+
+    eig = benchmark.pedantic(fit, rounds=1, iterations=1, warmup_rounds=0)
+    assert eig.eigenvectors.shape == (20000, K)
+    benchmark.extra_info["max_residual"] = eig.max_residual
+    benchmark.extra_info["eigensolve_seconds"] = eig.seconds

@@ -1,0 +1,207 @@
+"""Sparse kNN diffusion-map kernel, residual-checked eigensolver and DMPS kernel option,
+checked against the dense kernel, dense eigh and autograd."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from common.geometry import median_bandwidth_sq
+from samplers import SamplerError, get_sampler
+from samplers.core.eigensolvers import relative_residuals, sparse_top_eigenpairs
+from samplers.core.sparse_diffusion_map import BANDWIDTH_C, SparseDiffusionMapKernel, knn_search
+from samplers.core.spectral import DiffusionMapKernel, transport_direction
+
+F64 = torch.float64
+
+
+def points(n: int, d: int, seed: int) -> torch.Tensor:
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=F64)
+
+
+def dense_kernel_matrix(X: torch.Tensor, eps: float) -> torch.Tensor:
+    return torch.exp(-torch.cdist(X, X).pow(2) / (2 * eps))
+
+
+@pytest.mark.parametrize("d", [3, 12])  # KD-tree (d <= 8) and brute-force kNN
+def test_knn_search_is_exact(d: int) -> None:
+    X, q = points(300, d, 0), points(40, d, 1)
+    tree_or_none = SparseDiffusionMapKernel.fit(X, 10).tree
+    d2, idx = knn_search(q, X, 10, tree=tree_or_none)
+    full = torch.cdist(q, X).pow(2)
+    ref_d2, ref_idx = torch.topk(full, 10, dim=1, largest=False)
+    torch.testing.assert_close(d2, ref_d2, rtol=1e-10, atol=1e-12)
+    assert torch.equal(idx, ref_idx)  # continuous data: no ties
+
+
+def test_sparse_entries_above_knn_cutoff_equal_dense_and_markov_rows_sum_to_one() -> None:
+    X, k = points(200, 3, 2), 15
+    eps = 0.3
+    kern = SparseDiffusionMapKernel.fit(X, k, eps)
+    dense = dense_kernel_matrix(X, eps)
+    # rebuild W from P's pattern: every kept entry is the dense kernel value ...
+    P = kern.markov_matrix().tocoo()
+    W = torch.zeros(200, 200, dtype=F64)
+    rows, cols = torch.from_numpy(P.row).long(), torch.from_numpy(P.col).long()
+    W[rows, cols] = dense[rows, cols]
+    # ... and every dense entry above its row's k-th neighbour value is kept
+    cutoff = torch.topk(dense, k, dim=1).values[:, -1:]
+    above = dense >= cutoff
+    assert bool((W[above] == dense[above]).all())
+    assert bool(((W > 0) == (above | above.T)).all())  # union symmetrisation, nothing more
+    # normalisation as the dense kernel, applied to the truncated W
+    p = W.sum(1)
+    kt = W / torch.sqrt(p[:, None] * p[None, :])
+    D = kt.sum(1)
+    torch.testing.assert_close(kern.p, p, rtol=1e-12, atol=0)
+    torch.testing.assert_close(kern.D, D, rtol=1e-12, atol=0)
+    P_ref = 0.5 * (kt / D[None, :] + kt / D[:, None])
+    torch.testing.assert_close(torch.from_numpy(kern.markov_matrix().toarray()), P_ref)
+    # the Markov matrix diag(1/D) Kt is row-stochastic
+    torch.testing.assert_close((kt / D[:, None]).sum(1), torch.ones(200, dtype=F64))
+
+
+def test_all_neighbours_reproduce_the_dense_kernel() -> None:
+    X, x = points(80, 2, 3), 1.2 * points(7, 2, 4)
+    dense = DiffusionMapKernel.fit(X)
+    sparse = SparseDiffusionMapKernel.fit(X, 80)  # k = N: every pair kept
+    assert sparse.eps == pytest.approx(dense.eps, rel=1e-12)  # rule never exceeds the dense eps
+    torch.testing.assert_close(sparse.p, dense.p, rtol=1e-12, atol=0)
+    torch.testing.assert_close(sparse.D, dense.D, rtol=1e-12, atol=0)
+    torch.testing.assert_close(
+        torch.from_numpy(sparse.markov_matrix().toarray()), dense.markov_matrix()
+    )
+    torch.testing.assert_close(sparse.evaluate_dense(x), dense.evaluate(x), rtol=1e-10, atol=1e-14)
+    Phi = torch.linalg.qr(points(80, 5, 5)).Q
+    w = torch.rand(5, generator=torch.Generator().manual_seed(6), dtype=F64) + 0.1
+    torch.testing.assert_close(
+        transport_direction(sparse, x, Phi, w), transport_direction(dense, x, Phi, w)
+    )
+
+
+def test_bandwidth_rule() -> None:
+    X, k = points(500, 2, 7), 12
+    kern = SparseDiffusionMapKernel.fit(X, k)
+    r_k = torch.topk(torch.cdist(X, X).pow(2), k, dim=1, largest=False).values[:, -1]
+    rule = float(r_k.median()) / (2 * BANDWIDTH_C)
+    assert kern.eps == pytest.approx(min(rule, median_bandwidth_sq(X)), rel=1e-12)
+    assert kern.eps < median_bandwidth_sq(X)  # k = 12 of 500 in 2-d: the rule narrows it
+
+
+@pytest.fixture(scope="module")
+def sparse_setup():
+    X = points(150, 3, 8)
+    kern = SparseDiffusionMapKernel.fit(X, 20)
+    res = sparse_top_eigenpairs(kern.markov_matrix(), 12, method="lanczos")
+    w = torch.rand(12, generator=torch.Generator().manual_seed(9), dtype=F64) + 0.1
+    x = 1.3 * points(9, 3, 10)
+    return kern, res.eigenvectors, w, x
+
+
+def test_gradient_matches_autograd(sparse_setup) -> None:
+    kern, _, _, x = sparse_setup
+    grad, idx = kern.gradient(x)
+    xr = x.clone().requires_grad_(True)
+    vals, _ = kern.evaluate(xr, idx)
+    ref = torch.stack(
+        [
+            torch.autograd.grad(vals[:, j].sum(), xr, retain_graph=True)[0]
+            for j in range(vals.shape[1])
+        ],
+        dim=1,
+    )
+    torch.testing.assert_close(grad, ref, rtol=1e-9, atol=1e-12)
+
+
+def test_transport_direction_matches_autograd(sparse_setup) -> None:
+    kern, Phi, w, x = sparse_setup
+    v = kern.transport_direction(x, Phi, w)
+    vals, idx = kern.evaluate(x)
+    s = kern.push(vals, idx, Phi, w).detach()
+    xr = x.clone().requires_grad_(True)
+    vr, _ = kern.evaluate(xr, idx)  # same neighbour sets: s fixed, gradient in x_i only
+    (ref,) = torch.autograd.grad((vr * s[idx]).sum(), xr)
+    torch.testing.assert_close(v, ref, rtol=1e-9, atol=1e-12)
+
+
+def test_lanczos_matches_dense_eigh() -> None:
+    kern = SparseDiffusionMapKernel.fit(points(400, 3, 11), 25)
+    P = kern.markov_matrix()
+    res = sparse_top_eigenpairs(P, 30, method="lanczos", tol=1e-8)
+    lam, V = np.linalg.eigh(P.toarray())
+    lam, V = lam[::-1][:30], V[:, ::-1][:, :30]
+    np.testing.assert_allclose(res.eigenvalues.numpy(), lam, rtol=0, atol=1e-10)
+    # eigenvectors up to sign (the top 30 are simple here: smallest gap checked)
+    assert float(np.diff(lam).__abs__().min()) > 1e-6
+    overlap = np.abs(np.sum(res.eigenvectors.numpy() * V, axis=0))
+    np.testing.assert_allclose(overlap, 1.0, atol=1e-6)
+    assert res.converged and res.max_residual <= 1e-8
+    np.testing.assert_allclose(
+        res.residuals.numpy(), relative_residuals(P, lam.copy(), V.copy()), atol=1e-8
+    )
+
+
+def test_residual_tolerance_is_reported() -> None:
+    P = SparseDiffusionMapKernel.fit(points(300, 3, 12), 20).markov_matrix()
+    ok = sparse_top_eigenpairs(P, 10, tol=1e-6)
+    assert ok.converged and ok.warning is None and ok.info()["eig_converged"]
+    # ARPACK stopped on its own loose estimate: the measured residuals are held to tol
+    bad = sparse_top_eigenpairs(P, 10, tol=1e-12, arpack_tol=1e-2)
+    assert not bad.converged and bad.max_residual > 1e-12
+    assert "exceed the residual tolerance" in bad.warning
+    assert bad.info()["eig_warning"] == bad.warning and len(bad.info()["eig_residuals"]) > 0
+
+
+def test_dmps_kernel_option_and_auto_threshold() -> None:
+    from datasets.base import Target
+    from samplers.dmps import SPARSE_KERNEL_MIN_N
+
+    class Blob(Target):
+        def __init__(self) -> None:
+            super().__init__(name="blob", dim=2, family="mixtures")
+
+        def _sample(self, n, gen):
+            return torch.randn(n, 2, generator=gen, dtype=F64)
+
+    train = points(400, 2, 13)
+    x0 = 0.5 * points(30, 2, 14)
+    s = get_sampler("dmps", n_modes=40, kernel="sparse", n_neighbors=30)
+    s.fit(train, Blob())
+    info = s.fit_info
+    assert info["kernel"] == "sparse" and info["eig_converged"]
+    assert len(info["eig_residuals"]) == 40 and info["eig_max_residual"] <= 1e-6
+    out = s.run(x0, 5, seed=0)
+    assert out.particles.shape == (30, 2) and bool(torch.isfinite(out.particles).all())
+    auto = get_sampler("dmps", n_modes=40)
+    auto.fit(train, Blob())
+    assert auto.fit_info["kernel"] == "dense"  # 400 <= SPARSE_KERNEL_MIN_N
+    assert SPARSE_KERNEL_MIN_N >= 400
+    with pytest.raises(SamplerError, match="kernel must be"):
+        get_sampler("dmps", kernel="banded").fit(train, Blob())
+    with pytest.raises(SamplerError, match="sparse kernel takes solver"):
+        get_sampler("dmps", kernel="sparse", solver="topk").fit(train, Blob())
+
+
+def test_auto_neighbours_hold_the_dense_kernel_on_a_circle() -> None:
+    theta = 2 * torch.pi * torch.rand(2000, generator=torch.Generator().manual_seed(15), dtype=F64)
+    X = torch.stack([theta.cos(), theta.sin()], dim=1)
+    kern = SparseDiffusionMapKernel.fit(X)  # n_neighbors="auto"
+    eps_dense = median_bandwidth_sq(X)
+    # uniform on the circle: the radius sqrt(2 c eps) holds a fraction ~ 2 asin(r / 2) / pi
+    r = (2 * BANDWIDTH_C * eps_dense) ** 0.5
+    expected = 2000 * 2 * np.arcsin(r / 2) / np.pi
+    assert abs(kern.n_neighbors - expected) < 0.1 * expected
+    # the clip does not bind: eps is the dense one up to the sampling error of two medians
+    assert kern.eps == pytest.approx(eps_dense, rel=0.03)
+
+
+def test_lanczos_converges_on_a_fast_decaying_spectrum() -> None:
+    # dense bandwidth on a circle: the eigenvalues decay fast towards a cluster at zero;
+    # ARPACK's per-Ritz-value relative test could not stop there without the shift by I
+    theta = 2 * torch.pi * torch.rand(600, generator=torch.Generator().manual_seed(16), dtype=F64)
+    X = torch.stack([theta.cos(), theta.sin()], dim=1)
+    P = SparseDiffusionMapKernel.fit(X).markov_matrix()
+    res = sparse_top_eigenpairs(P, 150, maxiter=300)
+    assert float(res.eigenvalues[-1]) < 1e-3  # deep into the decaying tail
+    assert res.converged and res.residuals.numel() == 150
