@@ -357,7 +357,9 @@ def critical_difference_figure(suite_dir: Path, df: pd.DataFrame, metric: str) -
     k = len(ranks)
     if k < 2 or n < 1:
         return None
-    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.28 * k))
+    # at least 4 in high: after the tight crop (the axis is off) it stays >= 300 px at
+    # DPI 100, so the labels stay readable in the report
+    fig, ax = plt.subplots(figsize=(8, max(4.0, 1.2 + 0.28 * k)))
     ax.set_xlim(k + 0.5, 0.5)  # best (rank 1) on the right, as in Demšar's figures
     ax.set_ylim(-k - 1, 2)
     ax.axhline(0, color="k", lw=1)
@@ -373,7 +375,7 @@ def critical_difference_figure(suite_dir: Path, df: pd.DataFrame, metric: str) -
             f" {name} ({r:.2f}) ",
             ha="right" if r < (k + 1) / 2 else "left",
             va="center",
-            fontsize=8,
+            fontsize=10,
         )
     if np.isfinite(cd):
         ax.plot([1, 1 + cd], [1.3, 1.3], color="tab:red", lw=2)

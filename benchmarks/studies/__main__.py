@@ -59,6 +59,7 @@ _ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 _ONE_BLAS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 _ONE_BLAS3 = {**_ONE_BLAS, "OPENBLAS_NUM_THREADS": "1"}
 _VARIANTS = "results/edmd/variants"
+_SPARSE = "results/dmps/sparse_vs_dense"
 _VARIANT_RUN = ("run", "--suite-file", f"{_VARIANTS}/edmd_variants.toml")
 _QUIET = ("--no-progress", "--no-particles")
 
@@ -130,6 +131,39 @@ STUDIES: tuple[Study, ...] = (
         _ONE_BLAS3,
     ),
     Study("edmd_variants_summary", (f"{_VARIANTS}/summary.md",)),
+    Study(
+        "scaling_sparse_dmps",
+        ("results/dmps/sparse_scaling_s5_10.md",),
+        ("--sizes", "5000", "10000", "--out", "results/dmps/sparse_scaling_s5_10.md"),
+    ),
+    Study(
+        "scaling_sparse_dmps",
+        ("results/dmps/sparse_scaling_s20.md",),
+        ("--sizes", "20000", "--out", "results/dmps/sparse_scaling_s20.md"),
+    ),
+    Study(
+        "benchmarks",
+        (f"{_SPARSE}/digits/dmps_sparse_vs_dense/leaderboard.md",),
+        (
+            "run",
+            "--suite-file",
+            f"{_SPARSE}/suite.toml",
+            "--targets",
+            "digits_latent",
+            "--train-size",
+            "all",
+            "--param",
+            "dmps.kernel=dense,sparse",
+            *_QUIET,
+            "--out",
+            f"{_SPARSE}/digits",
+        ),
+    ),
+    Study(
+        "scaling_sparse_dmps",
+        ("results/dmps/sparse_vs_dense.md",),
+        ("--quality", _SPARSE, "--quality-only", "--out", "results/dmps/sparse_vs_dense.md"),
+    ),
     Study("timing_summary", ("results/benchmarks/summary.md",), ("--run",)),
 )
 
