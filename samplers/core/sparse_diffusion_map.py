@@ -50,7 +50,7 @@ import torch
 from torch import Tensor
 
 from common.geometry import median_bandwidth_sq
-from samplers.core.spectral import SpectralError, _check_matrix, _check_modes
+from samplers.core.spectral import SpectralError, TargetPoints, _check_matrix, _check_modes
 
 BANDWIDTH_C = 3.0
 """c of the bandwidth rule eps = median r_k^2 / (2 c): weight exp(-3) ~ 0.05 at the median
@@ -122,7 +122,7 @@ def _build_tree(X: Tensor) -> Any | None:
 
 
 @dataclass
-class SparseDiffusionMapKernel:
+class SparseDiffusionMapKernel(TargetPoints):
     """kNN diffusion-map kernel fitted on X (N, d); see the module docstring for the maths.
 
     Attributes: X (N, d), eps, n_neighbors k, p (N,) degrees of W, D (N,) degrees of Kt,
@@ -175,14 +175,6 @@ class SparseDiffusionMapKernel:
         P.sort_indices()
         as_t = lambda a: torch.from_numpy(a).to(device=X.device, dtype=X.dtype)  # noqa: E731
         return cls(X=X, eps=eps, n_neighbors=k, p=as_t(p), D=as_t(D), P=P, tree=tree)
-
-    @property
-    def n_targets(self) -> int:
-        return self.X.shape[0]
-
-    @property
-    def dim(self) -> int:
-        return self.X.shape[1]
 
     def to(
         self, device: torch.device | str | None = None, dtype: torch.dtype | None = None

@@ -66,8 +66,22 @@ def squared_distances(x: Tensor, y: Tensor) -> Tensor:
     return pairwise_sq_distances(x, y, form="gemm")
 
 
+class TargetPoints:
+    """Mixin of kernels fitted on target points ``X`` (N, d): their count and dimension."""
+
+    X: Tensor
+
+    @property
+    def n_targets(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.X.shape[1]
+
+
 @dataclass
-class DiffusionMapKernel:
+class DiffusionMapKernel(TargetPoints):
     """Diffusion-map kernel fitted on targets X; evaluates Kt and its gradient out of sample.
 
     Attributes: X (N, d), eps (bandwidth, k = exp(-|.|^2 / (2 eps))), p (N,) kernel degrees,
@@ -104,14 +118,6 @@ class DiffusionMapKernel:
             k = squared_distances(X[lo : lo + chunk_size], X).mul_(-0.5 / eps).exp_()
             D[lo : lo + chunk_size] = (k @ inv_sqrt_p) * inv_sqrt_p[lo : lo + chunk_size]
         return cls(X=X, eps=eps, p=p, D=D)
-
-    @property
-    def n_targets(self) -> int:
-        return self.X.shape[0]
-
-    @property
-    def dim(self) -> int:
-        return self.X.shape[1]
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None):
         """A copy of the kernel on ``device`` / in ``dtype``."""
