@@ -131,6 +131,7 @@ STUDIES: tuple[Study, ...] = (
         _ONE_BLAS3,
     ),
     Study("edmd_variants_summary", (f"{_VARIANTS}/summary.md",)),
+    Study("load_sensitivity", ("results/harness/load_sensitivity.md",)),
     Study(
         "scaling_sparse_dmps",
         ("results/dmps/sparse_scaling_s5_10.md",),
