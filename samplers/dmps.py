@@ -27,6 +27,7 @@ from samplers.core.transport_run import (  # noqa: F401  (clipped_displacement r
     resolve_dtype,
     run_spectral_transport,
 )
+from samplers.params import NonNegative, OneOf, Positive
 
 
 @register_sampler
@@ -76,6 +77,19 @@ class DMPS(Sampler):
         "max_step": 1.0,
         "dtype": "float64",
         "max_abs": 1e4,
+    }
+    param_specs = {
+        "n_modes": Positive(int),
+        "solver": OneOf("auto", "dense", "topk"),
+        "bandwidth": Positive(also=(None,)),
+        "reg": NonNegative(),
+        "tol": NonNegative(),
+        "weights": OneOf("intended", "notebook"),
+        "step_size": Positive(also=("auto",)),
+        "step_fraction": Positive(),
+        "max_step": Positive(also=(None,)),
+        "dtype": OneOf("float64", "float32"),
+        "max_abs": Positive(),
     }
 
     def _dtype(self) -> torch.dtype:

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from datasets.base import Target
 from samplers.base import RunRequest, SamplerError, SampleResult, register_sampler
 from samplers.core.neural_nets import TRAINING_DEFAULTS, Adam, NeuralSampler, seeded_mlp
+from samplers.params import AnyInt, Boolean, OneOf, Positive
 
 
 class VPSchedule:
@@ -115,6 +116,23 @@ class ScoreDiffusion(NeuralSampler):
     }
     positive_int = ("width", "depth", "n_freq", "iterations", "batch_size")
     positive_float = ("lr", "lr_final_fraction", "beta_min", "beta_max", "t_min")
+
+    param_specs = {
+        **{k: Positive(int) for k in positive_int},
+        **{k: Positive() for k in positive_float},
+        "solver": OneOf("sde", "ode"),
+        "sample_steps": Positive(int, also=(None,)),
+        "seed": AnyInt(),
+        "dtype": OneOf("float64", "float32"),
+        "fit_progress": Boolean(),
+    }
+    #: learning rate and training length (at most the default's 2000 iterations: the budget)
+    search_space = {
+        "lr": (5e-4, 1e-3, 2e-3, 5e-3),
+        "iterations": (1000, 2000),
+        "solver": ("sde", "ode"),
+    }
+    uses_x0 = False
 
     smoke_params: dict[str, Any] = {"width": 16, "depth": 1, "iterations": 30, "batch_size": 64}
 

@@ -38,7 +38,7 @@ import torch
 from torch import Tensor
 
 from common.geometry import median_bandwidth_sq
-from samplers.spectral import (
+from samplers.core.spectral import (
     DiffusionMapKernel,
     SpectralError,
     lawgd_weights,

@@ -17,14 +17,14 @@ import torch
 from common.random import make_generator
 from datasets.base import StandardisedTarget, get_target
 from samplers import SamplerError, get_sampler
+from samplers.core.edmd import langevin_pairs
 from samplers.core.koopman_markov import (
     gram_matrices,
     koopman_gram_matrix,
     koopman_markov_matrix,
 )
-from samplers.edmd import langevin_pairs
+from samplers.core.spectral import lawgd_weights
 from samplers.edmd_kswgd import reweighted_weights
-from samplers.spectral import lawgd_weights
 from tests.helpers.gaussian import GaussianTarget
 
 TARGET = GaussianTarget(torch.zeros(2), torch.eye(2))  # only its dim is used (needs samples)
