@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmarks.baselines import CAPTION as BASELINE_CAPTION
+from benchmarks.baselines import mark_unbeaten
 from benchmarks.store import atomic_path, atomic_write_text
 from benchmarks.tables import markdown_table
 from metrics.base import Metric, MetricError, MetricResult, get_metric
@@ -145,6 +147,7 @@ def leaderboard_table(df: pd.DataFrame, metric: str) -> pd.DataFrame:
         .pivot(index="sampler", columns="column", values="cell")
         .reindex(columns=columns)
     )
+    cells = mark_unbeaten(cells, means, sign)
     wall = df.groupby("sampler")["wall_seconds"].mean()
     table = cells.copy()
     table["wall s/run"] = wall.reindex(table.index).map(lambda v: f"{v:.2f}")
@@ -180,11 +183,12 @@ def write_leaderboard(
         order = "lower is better" if spec.lower_is_better else "higher is better"
         md += [
             f"{what}, in the standardised space; mean ± std over seeds ({order}). `exact` = "
-            "fresh i.i.d. target samples of the same size (the noise floor). "
+            "fresh i.i.d. target samples of the same size (not a floor: methods that quantise "
+            "the training split can go below it). "
             f"Particles {first['n_particles']}, steps {first['n_steps']}, training split "
             f"{first['n_train']}, reference {first['n_reference']}, "
             f"seeds {sorted(df['rep'].unique().tolist())}. `wall s/run` = fit + sampling "
-            "seconds (metrics excluded).",
+            "seconds (metrics excluded). " + BASELINE_CAPTION,
             "",
             markdown_table(leaderboard_table(df, headline), index="sampler"),
         ]
