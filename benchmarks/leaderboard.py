@@ -131,8 +131,9 @@ def _cell(r: pd.Series) -> str:
 
 def leaderboard_table(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Wide table: rows samplers (``exact`` first, then by average rank), columns targets,
-    cells 'mean ± std', plus mean wall seconds per run and average rank (exact excluded;
-    none for an unranked metric; higher ranks first where higher is better)."""
+    cells 'mean ± std', plus mean wall seconds per run, average rank (exact excluded;
+    none for an unranked metric; higher ranks first where higher is better) and the number
+    of columns that average used (``ranked cols``)."""
     s = summarise(df, metric)
     if s.empty:
         return pd.DataFrame()
@@ -154,6 +155,9 @@ def leaderboard_table(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     table["avg rank"] = avg_rank.reindex(table.index).map(
         lambda v: "-" if pd.isna(v) else f"{v:.2f}"
     )
+    # an average over 2 of 8 columns is not comparable with one over 8: say how many
+    ranked = ranks.notna().sum(axis=1).reindex(table.index)
+    table["ranked cols"] = ranked.map(lambda v: "-" if pd.isna(v) else f"{int(v)}/{len(columns)}")
     order = [EXACT] if EXACT in table.index else []
     order += list(avg_rank.sort_values().index)
     order += [i for i in table.index if i not in order]

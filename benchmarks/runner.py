@@ -1,7 +1,9 @@
 """Execute a suite: one unit of work = (target, repetition, sampler, params).
 
 A unit fits the sampler once on the training split, runs it from every init scheme's x0,
-scores the particles with every metric and returns long-format rows. Units are pure
+scores the particles with every metric and returns long-format rows. A sampler that
+ignores x0 (``uses_x0 = False``) runs once, from the first init, and its rows are reused
+for the other inits (see :mod:`benchmarks.shared_runs`). Units are pure
 functions of their :class:`RunSpec`, so they can run serially, in processes or on a cluster
 and give the same rows. Failures become rows with a status and a message; they never stop
 the suite.
@@ -43,6 +45,7 @@ from benchmarks.data import PreparedTarget, prepare
 from benchmarks.environment import blas_summary, environment
 from benchmarks.grid import expand
 from benchmarks.seeding import derive_seed
+from benchmarks.shared_runs import reuse_rows, run_inits
 from benchmarks.suites import Suite
 from datasets.base import DataMissingError
 from metrics.base import Metric, MetricContext, available_metrics, get_metric
@@ -443,7 +446,10 @@ def execute_unit(spec: RunSpec, progress: bool = False) -> UnitOutput:
             sampler.fit_seconds,
         )
 
+    ran = run_inits(spec.sampler, spec.inits)  # one init when the sampler ignores x0
     for init, base in bases.items():
+        if init not in ran:
+            continue
         particles = None
         try:
             t0 = time.perf_counter()
@@ -503,6 +509,8 @@ def execute_unit(spec: RunSpec, progress: bool = False) -> UnitOutput:
                 status="failed", message=f"run: {type(exc).__name__}: {exc} | {_where(exc)}"
             )
         out.rows.extend(_metric_rows(base, particles, data, spec))
+    if len(ran) < len(bases):
+        out.rows.extend(reuse_rows(out.rows, ran[0], bases))
     return out
 
 
