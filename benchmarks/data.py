@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from benchmarks.seeding import derive_seed
+from benchmarks.starts import support_start
 from common.geometry import relative_eps
 from common.random import make_generator
 from datasets.base import StandardisedTarget, Target, get_target
@@ -42,13 +43,17 @@ def _draw(target: Target, n: int, seed: int, split: str) -> Tensor:
 
 
 def initial_particles(target: StandardisedTarget, scheme: str, n: int, seed: int) -> Tensor:
-    """x0 (n, d) in the standardised space: ``gaussian`` = N(0, I); ``cap`` = fresh target
-    samples restricted to the target's cap region (``Target.cap_mask``)."""
+    """x0 (n, d) in the standardised space: ``gaussian`` = N(0, I) (a stress test on bounded
+    targets: it starts outside the support); ``cap`` = fresh target samples restricted to the
+    target's cap region (``Target.cap_mask``); ``support`` = inside the support
+    (:func:`benchmarks.starts.support_start`)."""
     if scheme == "gaussian":
         return torch.randn(n, target.dim, generator=make_generator(seed), dtype=torch.float64)
     if scheme == "cap":
         return target.sample_cap(n, seed=seed)
-    raise ValueError(f"unknown init scheme {scheme!r}; expected 'gaussian' or 'cap'")
+    if scheme == "support":
+        return support_start(target, n, seed)
+    raise ValueError(f"unknown init scheme {scheme!r}; expected 'gaussian', 'cap' or 'support'")
 
 
 @functools.lru_cache(maxsize=8)

@@ -116,6 +116,8 @@ def _cell(r: pd.Series) -> str:
         st = r["statuses"]
         if "skipped" in st:
             return "skipped"
+        if "outside_support" in st:
+            return "start outside support"
         if "diverged" in st:
             return "diverged"
         if "timeout" in st:

@@ -9,7 +9,9 @@ and give the same rows. Failures become rows with a status and a message; they n
 the suite.
 
 Statuses: ``ok``, ``diverged``, ``failed`` (an exception), ``skipped`` (unmet needs or
-missing data) and ``timeout`` (fit + sampling exceeded ``RunSpec.timeout`` seconds).
+missing data), ``start_outside_support`` (diverged or failed from an x0 with points
+outside the target's support: the start's fault, not the sampler's) and ``timeout``
+(fit + sampling exceeded ``RunSpec.timeout`` seconds).
 The limit is enforced in three layers: (1) cooperative: ``samplers.base.iterate`` stops at
 the first step boundary after the deadline (keeping the steps done) and
 ``samplers.base.check_deadline`` lets long fits stop; (2) a hard stop for code that never
@@ -46,6 +48,7 @@ from benchmarks.environment import blas_summary, environment
 from benchmarks.grid import expand
 from benchmarks.seeding import derive_seed
 from benchmarks.shared_runs import reuse_rows, run_inits
+from benchmarks.starts import label_bad_start
 from benchmarks.suites import Suite
 from datasets.base import DataMissingError
 from metrics.base import Metric, MetricContext, available_metrics, get_metric
@@ -508,6 +511,7 @@ def execute_unit(spec: RunSpec, progress: bool = False) -> UnitOutput:
             base.update(
                 status="failed", message=f"run: {type(exc).__name__}: {exc} | {_where(exc)}"
             )
+        label_bad_start(base, data.target, data.x0[init])
         out.rows.extend(_metric_rows(base, particles, data, spec))
     if len(ran) < len(bases):
         out.rows.extend(reuse_rows(out.rows, ran[0], bases))

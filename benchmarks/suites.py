@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-INIT_SCHEMES = ("gaussian", "cap")
+INIT_SCHEMES = ("gaussian", "cap", "support")
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,9 @@ SUITES: dict[str, Suite] = {
         Suite(
             name="bounded",
             targets=("uniform_square", "beta_2_5x5_2", "dirichlet3", "uniform_disk"),
-            description="bounded supports: mass must stay inside the boundary",
+            inits=("support", "gaussian"),
+            description="bounded supports: mass must stay inside the boundary; ranked on "
+            "starts inside the support, `gaussian` (partly outside) is a stress test",
         ),
         Suite(
             name="latents",
