@@ -16,12 +16,8 @@ from torch import Tensor
 
 from datasets.base import Target
 from samplers.base import RunRequest, Sampler, SamplerError, SampleResult, register_sampler
-from samplers.core.spectral import (
-    DiffusionMapKernel,
-    SpectralError,
-    diffusion_map_spectrum,
-    lawgd_weights,
-)
+from samplers.core.connectivity import CONNECT_RULES, connected_spectrum
+from samplers.core.spectral import SpectralError, lawgd_weights
 from samplers.core.transport_run import (  # noqa: F401  (clipped_displacement re-exported)
     clipped_displacement,
     resolve_dtype,
@@ -42,6 +38,10 @@ class DMPS(Sampler):
       else "topk" (truncated solver); "dense"/"topk" force one.
     - ``bandwidth`` = None: eps of k = exp(-|x - y|^2 / (2 eps)); None = median heuristic
       eps = median(|X_a - X_b|^2) / (2 log(N + 1)); a positive float sets eps directly.
+    - ``bandwidth_scale`` = 1.0: eps is multiplied by this (the tuner's knob).
+    - ``connect`` = "widen": while the graph is (nearly) disconnected, 1 - lambda_1 < 1e-2,
+      eps is doubled, at most 5 times (:mod:`samplers.core.connectivity`; the fit info
+      records ``spectral_gap``, ``n_widened``, ``bandwidth_factor``); "off" disables it.
     - ``reg`` = 1e-3, ``tol`` = 1e-6: regulariser and eigenvalue cut-off of the weights.
     - ``weights`` = "intended": eps / (1 - lam); "notebook" = the reference notebook's
       clipped variant (eps / (1 - lam) replaced by eps * 1e12 for every mode), for
@@ -69,6 +69,8 @@ class DMPS(Sampler):
         "n_modes": 500,
         "solver": "auto",
         "bandwidth": None,
+        "bandwidth_scale": 1.0,
+        "connect": "widen",
         "reg": 1e-3,
         "tol": 1e-6,
         "weights": "intended",
@@ -82,6 +84,8 @@ class DMPS(Sampler):
         "n_modes": Positive(int),
         "solver": OneOf("auto", "dense", "topk"),
         "bandwidth": Positive(also=(None,)),
+        "bandwidth_scale": Positive(),
+        "connect": OneOf(*CONNECT_RULES),
         "reg": NonNegative(),
         "tol": NonNegative(),
         "weights": OneOf("intended", "notebook"),
@@ -91,6 +95,8 @@ class DMPS(Sampler):
         "dtype": OneOf("float64", "float32"),
         "max_abs": Positive(),
     }
+    #: eps relative to the median rule (x0.5 to x4) and the automatic step's fraction
+    search_space = {"bandwidth_scale": (1.0, 0.5, 2.0, 4.0), "step_fraction": (0.1, 0.2, 0.4)}
 
     def _dtype(self) -> torch.dtype:
         return resolve_dtype("dmps", self.params["dtype"])
@@ -102,8 +108,14 @@ class DMPS(Sampler):
             raise SamplerError(f"dmps: step_size must be 'auto' or a positive number, got {step!r}")
         X = train.to(self._dtype())
         try:
-            kernel = DiffusionMapKernel.fit(X, p["bandwidth"])
-            spec = diffusion_map_spectrum(kernel, p["n_modes"], solver=p["solver"])
+            kernel, spec, graph = connected_spectrum(
+                X,
+                p["bandwidth"],
+                p["n_modes"],
+                p["solver"],
+                scale=p["bandwidth_scale"],
+                rule=p["connect"],
+            )
             w = lawgd_weights(
                 spec.eigenvalues, kernel.eps, reg=p["reg"], tol=p["tol"], variant=p["weights"]
             )
@@ -124,6 +136,7 @@ class DMPS(Sampler):
             "lambda_min_kept": float(spec.eigenvalues[keep].min()),
             "n_train": int(X.shape[0]),
             "dtype": p["dtype"],
+            **graph,
         }
 
     def _run(self, run: RunRequest) -> SampleResult:
