@@ -27,6 +27,7 @@ from benchmarks.locking import FolderLocked
 from benchmarks.store import ROWS_FILE, load_rows
 from benchmarks.suite_file import SuiteFileError, load_suite_file
 from benchmarks.suites import INIT_SCHEMES, SUITES, get_suite
+from benchmarks.tuning_cli import add_tune_parser, add_tuned_options, with_tuned
 from datasets.base import available_targets
 from metrics.base import available_metrics
 from samplers.base import available_samplers, sampler_class
@@ -103,6 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except GridError as exc:
         raise SystemExit(f"error: {exc}") from None
     suite = suite.with_overrides(param_grid=grid)
+    suite = with_tuned(suite, args.tuned, args.untuned)
     command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     path = run_suite(
         suite,
@@ -240,7 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="import MODULE first, here and in every worker (registers extra "
         "targets/samplers/metrics); repeatable",
     )
+    add_tuned_options(r)
     r.set_defaults(func=cmd_run)
+    add_tune_parser(sub)
     sub.add_parser("list", help="list suites, samplers, targets, metrics").set_defaults(
         func=cmd_list
     )

@@ -97,3 +97,22 @@ def prepare(
         x0=x0,
         scale=scale,
     )
+
+
+@functools.lru_cache(maxsize=8)
+def validation_split(
+    target_name: str, rep: int, n_train: int, n_validation: int, suite_seed: int
+) -> Tensor:
+    """The validation split (n_validation, d) of one (target, repetition), standardised
+    like :func:`prepare`'s splits: a fresh i.i.d. draw under its own seed
+    ``derive_seed(suite_seed, target, rep, "validation")``, so it is independent of train,
+    reference, exact and x0, and adding it changes none of their draws. Tuning scores
+    against it and never against the reference. Finite-pool targets (image latents) have
+    no third disjoint pool: :class:`ValueError`."""
+    base = get_target(target_name)
+    if base.finite_pool:
+        raise ValueError(f"{target_name}: finite-pool targets have no validation split")
+    train_raw = _draw(base, n_train, derive_seed(suite_seed, target_name, rep, "train"), "train")
+    target = StandardisedTarget.from_samples(base, train_raw)
+    seed = derive_seed(suite_seed, target_name, rep, "validation")
+    return target.to_standard(_draw(base, n_validation, seed, "validation"))

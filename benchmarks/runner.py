@@ -50,6 +50,7 @@ from benchmarks.seeding import derive_seed
 from benchmarks.shared_runs import reuse_rows, run_inits
 from benchmarks.starts import label_bad_start
 from benchmarks.suites import Suite
+from benchmarks.tuned_plan import tuned_groups
 from datasets.base import DataMissingError
 from metrics.base import Metric, MetricContext, available_metrics, get_metric
 from samplers.base import DeadlineExceeded, SampleResult, sampler_class
@@ -89,12 +90,15 @@ class RunSpec:
     headline: str = ""
     #: return the final particles (float32) for ``particles/*.npz``
     save_particles: bool = True
+    #: "tuned" (params from the suite's tuned.json) or "default"; recorded in every row
+    tuning: str = "default"
 
     def config_key(self, init: str) -> str:
         """Identity of one (unit, init) configuration, used by ``--resume``. Execution
         options (device, timeout, curves, particle files) are not part of it."""
         d = asdict(self)
-        for k in ("inits", "device", "timeout", "curve_every", "save_particles", "headline"):
+        drop = ("inits", "device", "timeout", "curve_every", "save_particles", "headline", "tuning")
+        for k in drop:
             d.pop(k)
         d["init"] = init
         return json.dumps(d, sort_keys=True, default=str)
@@ -117,27 +121,29 @@ def plan(
             for name in [EXACT, *samplers]:
                 fixed = _params(suite, name)
                 for combo in expand(suite.param_grid.get(name)) if name != EXACT else [{}]:
-                    specs.append(
-                        RunSpec(
-                            suite=suite.name,
-                            target=target,
-                            sampler=name,
-                            rep=rep,
-                            n_particles=suite.n_particles,
-                            n_steps=suite.n_steps,
-                            n_train=suite.n_train,
-                            n_reference=suite.n_reference,
-                            inits=suite.inits,
-                            metrics=suite.metrics,
-                            suite_seed=suite.suite_seed,
-                            device=device,
-                            params={**fixed, **combo},
-                            timeout=timeout,
-                            curve_every=curve_every,
-                            save_particles=save_particles,
-                            headline=suite.headline_metric,
+                    for tuning, inits, tuned in tuned_groups(suite, name, target):
+                        specs.append(
+                            RunSpec(
+                                suite=suite.name,
+                                target=target,
+                                sampler=name,
+                                rep=rep,
+                                n_particles=suite.n_particles,
+                                n_steps=suite.n_steps,
+                                n_train=suite.n_train,
+                                n_reference=suite.n_reference,
+                                inits=inits,
+                                metrics=suite.metrics,
+                                suite_seed=suite.suite_seed,
+                                device=device,
+                                params={**fixed, **tuned, **combo},
+                                timeout=timeout,
+                                curve_every=curve_every,
+                                save_particles=save_particles,
+                                headline=suite.headline_metric,
+                                tuning=tuning,
+                            )
                         )
-                    )
     return specs
 
 
@@ -240,6 +246,7 @@ def _base_row(spec: RunSpec, init: str) -> dict[str, Any]:
         "family": None,
         "sampler": spec.sampler,
         "params": json.dumps(spec.params, sort_keys=True, default=str),
+        "tuning": spec.tuning,
         "init": init,
         "rep": spec.rep,
         "seed": derive_seed(spec.suite_seed, spec.target, spec.sampler, spec.rep),

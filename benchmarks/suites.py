@@ -39,6 +39,9 @@ class Suite:
     headline: str | None = None
     sampler_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     param_grid: dict[str, dict[str, tuple[Any, ...]]] = field(default_factory=dict)
+    #: tuned settings (sampler -> target -> init -> overrides; ``benchmarks.tuning``),
+    #: applied on top of ``sampler_params`` by ``plan``; empty: defaults
+    tuned: dict[str, dict[str, dict[str, dict[str, Any]]]] = field(default_factory=dict)
     suite_seed: int = 20261125
     use_smoke_params: bool = False
     description: str = ""
