@@ -173,7 +173,7 @@ def test_koopman_markov_descends_from_a_cap_and_flipped_sign_ascends(fit_seed: i
     particles in the left mode; with the weights negated (the notebook's sign convention)
     6.2 .. 10.6. Bounds: below 0.2 x the start, at least 15% in the left mode, flipped above
     the start."""
-    from tests.test_edmd_kswgd import CAP, REFERENCE, TRAIN, energy_distance
+    from tests.samplers.test_edmd_kswgd import CAP, REFERENCE, TRAIN, energy_distance
 
     sampler = get_sampler("edmd_kswgd", variant="koopman_markov", fit_seed=fit_seed)
     sampler.fit(TRAIN, TARGET)
