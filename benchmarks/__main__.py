@@ -41,6 +41,7 @@ from benchmarks.options import (
     train_size,
 )
 from benchmarks.suites import INIT_SCHEMES, SUITES
+from benchmarks.tuning_cli import add_tune_parser, add_tuned_options, with_tuned
 from common.progress import PROGRESS_ENV
 
 # Everything that imports torch, POT, pandas or scikit-learn is imported inside the command
@@ -128,6 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.train_size is not None:
         suite = suite.with_overrides(n_train=args.train_size)
     _check_device(args.device)
+    suite = with_tuned(suite, args.tuned, args.untuned)
     command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     settings = {PROGRESS_ENV: "0" if args.no_progress else None}  # every bar, workers too
     settings["PARTICLE_BENCH_DATA_ROOT"] = str(args.data_root) if args.data_root else None
@@ -350,6 +352,7 @@ def _add_run_parser(sub: Any) -> None:
         help="import MODULE first, here and in every worker (registers extra "
         "targets/samplers/metrics); repeatable",
     )
+    add_tuned_options(r)
     r.set_defaults(func=cmd_run)
 
 
@@ -361,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     _add_run_parser(sub)
+    add_tune_parser(sub)
     ls = sub.add_parser("list", help="list suites, samplers, targets, metrics")
     ls.add_argument(
         "parts",

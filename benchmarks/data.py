@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from benchmarks.seeding import derive_seed
+from benchmarks.starts import support_start
 from common.geometry import relative_eps
 from common.random import make_generator
 from datasets.base import StandardisedTarget, Target, get_target
@@ -46,13 +47,17 @@ def _draw(target: Target, n: int | str, seed: int, split: str) -> Tensor:
 
 
 def initial_particles(target: StandardisedTarget, scheme: str, n: int, seed: int) -> Tensor:
-    """x0 (n, d) in the standardised space: ``gaussian`` = N(0, I); ``cap`` = fresh target
-    samples restricted to the target's cap region (``Target.cap_mask``)."""
+    """x0 (n, d) in the standardised space: ``gaussian`` = N(0, I) (a stress test on bounded
+    targets: it starts outside the support); ``cap`` = fresh target samples restricted to the
+    target's cap region (``Target.cap_mask``); ``support`` = inside the support
+    (:func:`benchmarks.starts.support_start`)."""
     if scheme == "gaussian":
         return torch.randn(n, target.dim, generator=make_generator(seed), dtype=torch.float64)
     if scheme == "cap":
         return target.sample_cap(n, seed=seed)
-    raise ValueError(f"unknown init scheme {scheme!r}; expected 'gaussian' or 'cap'")
+    if scheme == "support":
+        return support_start(target, n, seed)
+    raise ValueError(f"unknown init scheme {scheme!r}; expected 'gaussian', 'cap' or 'support'")
 
 
 @functools.lru_cache(maxsize=8)
@@ -96,3 +101,22 @@ def prepare(
         x0=x0,
         scale=scale,
     )
+
+
+@functools.lru_cache(maxsize=8)
+def validation_split(
+    target_name: str, rep: int, n_train: int, n_validation: int, suite_seed: int
+) -> Tensor:
+    """The validation split (n_validation, d) of one (target, repetition), standardised
+    like :func:`prepare`'s splits: a fresh i.i.d. draw under its own seed
+    ``derive_seed(suite_seed, target, rep, "validation")``, so it is independent of train,
+    reference, exact and x0, and adding it changes none of their draws. Tuning scores
+    against it and never against the reference. Finite-pool targets (image latents) have
+    no third disjoint pool: :class:`ValueError`."""
+    base = get_target(target_name)
+    if base.finite_pool:
+        raise ValueError(f"{target_name}: finite-pool targets have no validation split")
+    train_raw = _draw(base, n_train, derive_seed(suite_seed, target_name, rep, "train"), "train")
+    target = StandardisedTarget.from_samples(base, train_raw)
+    seed = derive_seed(suite_seed, target_name, rep, "validation")
+    return target.to_standard(_draw(base, n_validation, seed, "validation"))

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmarks.baselines import CAPTION as BASELINE_CAPTION
+from benchmarks.baselines import mark_unbeaten
 from benchmarks.provenance import original_command
 from benchmarks.statistics import average_ranks, bootstrap_interval, nemenyi_cd, pairwise_table
 from benchmarks.store import atomic_path, atomic_write_text
@@ -155,6 +157,8 @@ def _cell(r: pd.Series) -> str:
         st = r["statuses"]
         if "skipped" in st:
             return "skipped"
+        if "outside_support" in st:
+            return "start outside support"
         if "diverged" in st:
             return "diverged"
         if "timeout" in st:
@@ -170,9 +174,10 @@ def _cell(r: pd.Series) -> str:
 
 def leaderboard_table(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Wide table: rows samplers (``exact`` first, then by average rank), columns targets,
-    cells 'mean [95 % bootstrap interval]' (with the flag marks of :func:`flag_marks`), plus
-    mean wall seconds per run and average rank (exact excluded;
-    none for an unranked metric; higher ranks first where higher is better)."""
+    cells 'mean [95 % bootstrap interval]' (with the flag marks of :func:`flag_marks` and the
+    marks of methods that do not beat the best trivial baseline), plus mean wall seconds per
+    run, average rank (exact excluded; none for an unranked metric; higher ranks first where
+    higher is better) and the number of columns that average used (``ranked cols``)."""
     s = summarise(df, metric)
     if s.empty:
         return pd.DataFrame()
@@ -193,12 +198,16 @@ def leaderboard_table(df: pd.DataFrame, metric: str) -> pd.DataFrame:
         for _, r in s.iterrows()
     ]
     cells = s.pivot(index="sampler", columns="column", values="cell").reindex(columns=columns)
+    cells = mark_unbeaten(cells, means, sign)
     wall = df.groupby("sampler")["wall_seconds"].mean()
     table = cells.copy()
     table["wall s/run"] = wall.reindex(table.index).map(lambda v: f"{v:.2f}")
     table["avg rank"] = avg_rank.reindex(table.index).map(
         lambda v: "-" if pd.isna(v) else f"{v:.2f}"
     )
+    # an average over 2 of 8 columns is not comparable with one over 8: say how many
+    ranked = ranks.notna().sum(axis=1).reindex(table.index)
+    table["ranked cols"] = ranked.map(lambda v: "-" if pd.isna(v) else f"{int(v)}/{len(columns)}")
     order = [EXACT] if EXACT in table.index else []
     order += list(avg_rank.sort_values().index)
     order += [i for i in table.index if i not in order]
@@ -289,12 +298,13 @@ def write_leaderboard(
         md += [
             f"{what}, in the standardised space; mean [95 % bootstrap interval of the mean over "
             f"seeds] ({order}). `exact` = fresh i.i.d. target samples of the same size: what "
-            "an ideal random sampler scores, not a lower bound (methods that spread "
-            "particles more evenly than random draws, e.g. MMD flows, can go below it). "
+            "an ideal random sampler scores, not a lower bound (methods that quantise the "
+            "training split or spread particles more evenly than random draws, e.g. k-means "
+            "centroids, MMD flows, can go below it). "
             f"Particles {first['n_particles']}, steps {first['n_steps']}, training split "
             f"{first['n_train']}, reference {first['n_reference']}, "
             f"seeds {sorted(df['rep'].unique().tolist())}. `wall s/run` = fit + sampling "
-            "seconds (metrics excluded).",
+            "seconds (metrics excluded). " + BASELINE_CAPTION,
             "",
             markdown_table(leaderboard_table(df, headline), index="sampler"),
         ]

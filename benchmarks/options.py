@@ -165,3 +165,9 @@ def check_params(
                     f"{sampler}: unknown parameter {key!r}; known: {', '.join(sorted(known))}"
                 )
             check_value(f"{sampler}.{key}", value, known[key])
+
+
+#: settings per sampler that ``tune`` evaluates (the default setting among them)
+DEFAULT_BUDGET = 8
+#: tuned settings of a suite, beside its results
+TUNED_FILE = "tuned.json"

@@ -1,13 +1,17 @@
 """Execute a suite: one unit of work = (target, repetition, sampler, params).
 
 A unit fits the sampler once on the training split, runs it from every init scheme's x0,
-scores the particles with every metric and returns long-format rows. Units are pure
+scores the particles with every metric and returns long-format rows. A sampler that
+ignores x0 (``uses_x0 = False``) runs once, from the first init, and its rows are reused
+for the other inits (see :mod:`benchmarks.shared_runs`). Units are pure
 functions of their :class:`RunSpec`, so they can run serially, in processes or on a cluster
 and give the same rows. Failures become rows with a status and a message; they never stop
 the suite.
 
 Statuses: ``ok``, ``diverged``, ``failed`` (an exception), ``skipped`` (unmet needs or
-missing data) and ``timeout`` (fit + sampling exceeded ``RunSpec.timeout`` seconds).
+missing data), ``start_outside_support`` (diverged or failed from an x0 with points
+outside the target's support: the start's fault, not the sampler's) and ``timeout``
+(fit + sampling exceeded ``RunSpec.timeout`` seconds).
 The limit is enforced in three layers: (1) cooperative: ``samplers.base.iterate`` stops at
 the first step boundary after the deadline (keeping the steps done) and
 ``samplers.base.check_deadline`` lets long fits stop; (2) a hard stop for code that never
@@ -43,7 +47,10 @@ from benchmarks.data import PreparedTarget, prepare
 from benchmarks.environment import blas_summary, environment
 from benchmarks.grid import expand
 from benchmarks.seeding import derive_seed
+from benchmarks.shared_runs import reuse_rows, run_inits
+from benchmarks.starts import label_bad_start
 from benchmarks.suites import Suite
+from benchmarks.tuned_plan import tuned_groups
 from datasets.base import DataMissingError
 from metrics.base import Metric, MetricContext, available_metrics, get_metric
 from samplers.base import DeadlineExceeded, SampleResult, sampler_class
@@ -83,12 +90,15 @@ class RunSpec:
     headline: str = ""
     #: return the final particles (float32) for ``particles/*.npz``
     save_particles: bool = True
+    #: "tuned" (params from the suite's tuned.json) or "default"; recorded in every row
+    tuning: str = "default"
 
     def config_key(self, init: str) -> str:
         """Identity of one (unit, init) configuration, used by ``--resume``. Execution
         options (device, timeout, curves, particle files) are not part of it."""
         d = asdict(self)
-        for k in ("inits", "device", "timeout", "curve_every", "save_particles", "headline"):
+        drop = ("inits", "device", "timeout", "curve_every", "save_particles", "headline", "tuning")
+        for k in drop:
             d.pop(k)
         d["init"] = init
         return json.dumps(d, sort_keys=True, default=str)
@@ -111,27 +121,29 @@ def plan(
             for name in [EXACT, *samplers]:
                 fixed = _params(suite, name)
                 for combo in expand(suite.param_grid.get(name)) if name != EXACT else [{}]:
-                    specs.append(
-                        RunSpec(
-                            suite=suite.name,
-                            target=target,
-                            sampler=name,
-                            rep=rep,
-                            n_particles=suite.n_particles,
-                            n_steps=suite.n_steps,
-                            n_train=suite.n_train,
-                            n_reference=suite.n_reference,
-                            inits=suite.inits,
-                            metrics=suite.metrics,
-                            suite_seed=suite.suite_seed,
-                            device=device,
-                            params={**fixed, **combo},
-                            timeout=timeout,
-                            curve_every=curve_every,
-                            save_particles=save_particles,
-                            headline=suite.headline_metric,
+                    for tuning, inits, tuned in tuned_groups(suite, name, target):
+                        specs.append(
+                            RunSpec(
+                                suite=suite.name,
+                                target=target,
+                                sampler=name,
+                                rep=rep,
+                                n_particles=suite.n_particles,
+                                n_steps=suite.n_steps,
+                                n_train=suite.n_train,
+                                n_reference=suite.n_reference,
+                                inits=inits,
+                                metrics=suite.metrics,
+                                suite_seed=suite.suite_seed,
+                                device=device,
+                                params={**fixed, **tuned, **combo},
+                                timeout=timeout,
+                                curve_every=curve_every,
+                                save_particles=save_particles,
+                                headline=suite.headline_metric,
+                                tuning=tuning,
+                            )
                         )
-                    )
     return specs
 
 
@@ -234,6 +246,7 @@ def _base_row(spec: RunSpec, init: str) -> dict[str, Any]:
         "family": None,
         "sampler": spec.sampler,
         "params": json.dumps(spec.params, sort_keys=True, default=str),
+        "tuning": spec.tuning,
         "init": init,
         "rep": spec.rep,
         "seed": derive_seed(spec.suite_seed, spec.target, spec.sampler, spec.rep),
@@ -443,7 +456,10 @@ def execute_unit(spec: RunSpec, progress: bool = False) -> UnitOutput:
             sampler.fit_seconds,
         )
 
+    ran = run_inits(spec.sampler, spec.inits)  # one init when the sampler ignores x0
     for init, base in bases.items():
+        if init not in ran:
+            continue
         particles = None
         try:
             t0 = time.perf_counter()
@@ -502,7 +518,10 @@ def execute_unit(spec: RunSpec, progress: bool = False) -> UnitOutput:
             base.update(
                 status="failed", message=f"run: {type(exc).__name__}: {exc} | {_where(exc)}"
             )
+        label_bad_start(base, data.target, data.x0[init])
         out.rows.extend(_metric_rows(base, particles, data, spec))
+    if len(ran) < len(bases):
+        out.rows.extend(reuse_rows(out.rows, ran[0], bases))
     return out
 
 

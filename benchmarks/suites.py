@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-INIT_SCHEMES = ("gaussian", "cap")
+INIT_SCHEMES = ("gaussian", "cap", "support")
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,9 @@ class Suite:
     headline: str | None = None
     sampler_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     param_grid: dict[str, dict[str, tuple[Any, ...]]] = field(default_factory=dict)
+    #: tuned settings (sampler -> target -> init -> overrides; ``benchmarks.tuning``),
+    #: applied on top of ``sampler_params`` by ``plan``; empty: defaults
+    tuned: dict[str, dict[str, dict[str, dict[str, Any]]]] = field(default_factory=dict)
     suite_seed: int = 20261125
     use_smoke_params: bool = False
     description: str = ""
@@ -95,7 +98,9 @@ SUITES: dict[str, Suite] = {
             name="bounded",
             targets=("uniform_square", "beta_2_5x5_2", "dirichlet3", "uniform_disk"),
             metrics=Suite.metrics + ("generalisation_gap",),
-            description="bounded supports: mass must stay inside the boundary",
+            inits=("support", "gaussian"),
+            description="bounded supports: mass must stay inside the boundary; ranked on "
+            "starts inside the support, `gaussian` (partly outside) is a stress test",
         ),
         Suite(
             name="latents",

@@ -26,6 +26,7 @@ from common.interop import as_torch
 from common.progress import finish, show
 from common.registry import Registry
 from datasets.base import Target
+from samplers.params import ParamSpec, param_errors
 
 
 class SamplerError(ValueError):
@@ -152,10 +153,15 @@ class Sampler(ABC):
 
     Class attributes: ``name`` (registry key), ``needs`` (subset of {"samples", "score",
     "log_prob"}), ``defaults`` (documented default parameters; ``__init__`` accepts
-    exactly these keys), ``smoke_params`` (cheap overrides for contract tests and the
-    ``smoke`` suite). Subclasses implement :meth:`_fit`, and :meth:`_step` (one update
-    x_t (m, d) -> x_{t+1} (m, d); the base :meth:`_run` loops it with :func:`iterate`) or
-    :meth:`_run` (own loop or extra bookkeeping, given one :class:`RunRequest`).
+    exactly these keys), ``param_specs`` (what each parameter may be, see
+    :mod:`samplers.params`; checked in ``__init__``), ``smoke_params`` (cheap overrides for
+    contract tests and the ``smoke`` suite), ``search_space`` (parameter -> candidate values
+    the tuner draws from, see ``benchmarks.tuning``), ``role`` ("method" or "baseline": a
+    trivial baseline every method must beat) and ``uses_x0`` (False: the result does not
+    depend on x0's values, so the harness runs it once per (target, seed)). Subclasses
+    implement :meth:`_fit`, and :meth:`_step` (one update x_t (m, d) -> x_{t+1} (m, d);
+    the base :meth:`_run` loops it with :func:`iterate`) or :meth:`_run` (own loop or
+    extra bookkeeping, given one :class:`RunRequest`).
     """
 
     name: ClassVar[str]
@@ -163,6 +169,14 @@ class Sampler(ABC):
     defaults: ClassVar[dict[str, Any]] = {}
     #: overrides that make a run seconds-long (contract tests and the ``smoke`` suite)
     smoke_params: ClassVar[dict[str, Any]] = {}
+    #: allowed values of each parameter (every key of ``defaults`` has one)
+    param_specs: ClassVar[dict[str, ParamSpec]] = {}
+    #: parameter -> candidate values for equal-budget tuning (small; defaults are always tried)
+    search_space: ClassVar[dict[str, tuple[Any, ...]]] = {}
+    #: "method", or "baseline" for trivial reference methods (kmeans, kde, train_subsample)
+    role: ClassVar[str] = "method"
+    #: False when the result ignores x0's values (only its shape, device and dtype are used)
+    uses_x0: ClassVar[bool] = True
 
     def __init__(self, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)
@@ -172,6 +186,9 @@ class Sampler(ABC):
                 f"known: {sorted(self.defaults)}"
             )
         self.params: dict[str, Any] = {**self.defaults, **params}
+        errors = param_errors(self.param_specs, self.params)
+        if errors:
+            raise SamplerError(f"{self.name}: " + "; ".join(errors))
         self.target: Target | None = None
         self.train: Tensor | None = None
         self.fit_seconds: float = 0.0

@@ -16,19 +16,16 @@ from torch import Tensor
 
 from datasets.base import Target
 from samplers.base import RunRequest, Sampler, SamplerError, SampleResult, register_sampler
+from samplers.core.connectivity import CONNECT_RULES, connected_spectrum
 from samplers.core.eigensolvers import EIG_TOL, sparse_top_eigenpairs
 from samplers.core.sparse_diffusion_map import SparseDiffusionMapKernel
-from samplers.core.spectral import (
-    DiffusionMapKernel,
-    SpectralError,
-    diffusion_map_spectrum,
-    lawgd_weights,
-)
+from samplers.core.spectral import SpectralError, lawgd_weights
 from samplers.core.transport_run import (  # noqa: F401  (clipped_displacement re-exported)
     clipped_displacement,
     resolve_dtype,
     run_spectral_transport,
 )
+from samplers.params import NonNegative, OneOf, Positive
 
 SPARSE_KERNEL_MIN_N = 20000
 """``kernel="auto"`` keeps the dense kernel up to this many training points. The sparse kNN
@@ -61,6 +58,10 @@ class DMPS(Sampler):
       ``info["eig_warning"]`` (it still runs).
     - ``bandwidth`` = None: eps of k = exp(-|x - y|^2 / (2 eps)); None = median heuristic
       eps = median(|X_a - X_b|^2) / (2 log(N + 1)); a positive float sets eps directly.
+    - ``bandwidth_scale`` = 1.0: eps is multiplied by this (the tuner's knob).
+    - ``connect`` = "widen": while the graph is (nearly) disconnected, 1 - lambda_1 < 1e-2,
+      eps is doubled, at most 5 times (:mod:`samplers.core.connectivity`; the fit info
+      records ``spectral_gap``, ``n_widened``, ``bandwidth_factor``); "off" disables it.
     - ``reg`` = 1e-3, ``tol`` = 1e-6: regulariser and eigenvalue cut-off of the weights.
     - ``weights`` = "intended": eps / (1 - lam); "notebook" = the reference notebook's
       clipped variant (eps / (1 - lam) replaced by eps * 1e12 for every mode), for
@@ -91,6 +92,8 @@ class DMPS(Sampler):
         "solver": "auto",
         "eig_tol": EIG_TOL,
         "bandwidth": None,
+        "bandwidth_scale": 1.0,
+        "connect": "widen",
         "reg": 1e-3,
         "tol": 1e-6,
         "weights": "intended",
@@ -100,6 +103,23 @@ class DMPS(Sampler):
         "dtype": "float64",
         "max_abs": 1e4,
     }
+    param_specs = {
+        "n_modes": Positive(int),
+        "solver": OneOf("auto", "dense", "topk"),
+        "bandwidth": Positive(also=(None,)),
+        "bandwidth_scale": Positive(),
+        "connect": OneOf(*CONNECT_RULES),
+        "reg": NonNegative(),
+        "tol": NonNegative(),
+        "weights": OneOf("intended", "notebook"),
+        "step_size": Positive(also=("auto",)),
+        "step_fraction": Positive(),
+        "max_step": Positive(also=(None,)),
+        "dtype": OneOf("float64", "float32"),
+        "max_abs": Positive(),
+    }
+    #: eps relative to the median rule (x0.5 to x4) and the automatic step's fraction
+    search_space = {"bandwidth_scale": (1.0, 0.5, 2.0, 4.0), "step_fraction": (0.1, 0.2, 0.4)}
 
     def _dtype(self) -> torch.dtype:
         return resolve_dtype("dmps", self.params["dtype"])
@@ -117,15 +137,22 @@ class DMPS(Sampler):
             raise SamplerError(f"dmps: kernel must be 'auto', 'dense' or 'sparse', got {kind!r}")
         extra: dict[str, Any] = {"kernel": kind}
         try:
-            if kind == "dense":
-                kernel = DiffusionMapKernel.fit(X, p["bandwidth"])
-                spec = diffusion_map_spectrum(kernel, p["n_modes"], solver=p["solver"])
+            if kind == "dense":  # a disconnected graph widens eps by the `connect` rule
+                kernel, spec, graph = connected_spectrum(
+                    X,
+                    p["bandwidth"],
+                    p["n_modes"],
+                    p["solver"],
+                    scale=p["bandwidth_scale"],
+                    rule=p["connect"],
+                )
                 lam, vec, solver, eig_s = (
                     spec.eigenvalues,
                     spec.eigenvectors,
                     spec.solver,
                     spec.seconds,
                 )
+                extra.update(graph)
             else:
                 kernel, lam, vec, solver, eig_s, extra = self._fit_sparse(X)
             w = lawgd_weights(lam, kernel.eps, reg=p["reg"], tol=p["tol"], variant=p["weights"])

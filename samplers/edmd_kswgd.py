@@ -46,6 +46,8 @@ from common.random import make_generator
 from datasets.base import Target
 from samplers.base import RunRequest, Sampler, SamplerError, SampleResult, register_sampler
 from samplers.core.edmd import (
+    COMPLEX_MODES,
+    PAIR_BANDWIDTHS,
     EDMDError,
     MonomialDictionary,
     RBFDictionary,
@@ -56,6 +58,7 @@ from samplers.core.edmd import (
     transport_modes,
 )
 from samplers.core.koopman_markov import (
+    GRAM_KERNELS,
     gram_matrices,
     koopman_gram_matrix,
     koopman_markov_kernel,
@@ -67,6 +70,7 @@ from samplers.core.spectral import (
     SpectralError,
 )
 from samplers.core.transport_run import resolve_dtype, run_spectral_transport
+from samplers.params import AnyInt, Boolean, NonNegative, Number, OneOf, Positive
 
 DICTIONARIES = ("sparse", "rbf", "monomial", "kernel")
 VARIANTS = ("notebook", "koopman_markov", "reweighted")
@@ -211,6 +215,43 @@ class EDMDKSWGD(Sampler):
         "dtype": "float64",
         "max_abs": 1e4,
     }
+    param_specs = {
+        "variant": OneOf(*VARIANTS),
+        "dt": Positive(also=(None,)),
+        "pair_bandwidth": Positive(also=PAIR_BANDWIDTHS),
+        "max_train": Number(int, lo=2),
+        "fit_seed": AnyInt(),
+        "dictionary": OneOf(*DICTIONARIES),
+        "n_atoms": Positive(int),
+        "dict_alpha": Positive(),
+        "dict_batch": Positive(int),
+        "dict_max_iter": Positive(int),
+        "dict_fit_algorithm": OneOf("lars", "cd"),
+        "dict_transform": OneOf("omp", "lasso_lars", "lasso_cd", "lars", "threshold"),
+        "degree": Positive(int),
+        "kernel": OneOf(*GRAM_KERNELS),
+        "kernel_rank": Positive(int),
+        "kernel_rtol": NonNegative(),
+        "koopman_degree": Positive(int),
+        "koopman_ridge": NonNegative(),
+        "pair_draws": Positive(int),
+        "reg": NonNegative(),
+        "weight_reg": NonNegative(),
+        "mode_skip": NonNegative(int),
+        "mu_threshold": NonNegative(),
+        "complex_modes": OneOf(*COMPLEX_MODES),
+        "center_modes": Boolean(),
+        "imag_tol": NonNegative(),
+        "max_modes": Positive(int, also=(None,)),
+        "bandwidth": Positive(also=(None,)),
+        "step_size": Positive(also=("auto",)),
+        "step_fraction": Positive(),
+        "max_step": Positive(also=(None,)),
+        "dtype": OneOf("float64", "float32"),
+        "max_abs": Positive(),
+    }
+    #: the automatic step's fraction of sqrt(eps) and the Langevin time step of the pairs
+    search_space = {"step_fraction": (0.05, 0.1, 0.2, 0.4), "dt": (None, 0.02, 0.1)}
 
     def _dtype(self) -> torch.dtype:
         return resolve_dtype("edmd_kswgd", self.params["dtype"])

@@ -29,6 +29,7 @@ from datasets.base import Target, TargetError
 from samplers.base import RunRequest, Sampler, SamplerError, SampleResult, register_sampler
 from samplers.core.scores import SCORE_SOURCES, resolve_score
 from samplers.core.stein_kernels import BASE_KERNELS, RadialKernel, ksd_squared_and_partials
+from samplers.params import Interval, OneOf, Positive
 
 OPTIMISERS = ("lbfgs", "gd")
 
@@ -142,6 +143,7 @@ class KSDDescent(Sampler):
                               for the first ``anneal_fraction`` of the steps, then by 1
                               (L-BFGS restarts its history at the switch).
         anneal_fraction = 0.3
+        kde_scale = 1.0       KDE bandwidth / median rule, when a KDE score is used.
 
     n_steps = iterations (L-BFGS iterations or gradient steps). The first L-BFGS step in a
     process imports torch._dynamo (torch.optim does so lazily): a one-off 1-4 s.
@@ -161,6 +163,24 @@ class KSDDescent(Sampler):
         "score": "auto",
         "anneal_beta": 1.0,
         "anneal_fraction": 0.3,
+        "kde_scale": 1.0,
+    }
+    param_specs = {
+        "kernel": OneOf(*BASE_KERNELS),
+        "bandwidth": Positive(also=("median",)),
+        "optimiser": OneOf(*OPTIMISERS),
+        "step_size": Positive(),
+        "score": OneOf(*SCORE_SOURCES),
+        "anneal_beta": Interval(0.0, 1.0, lo_open=True),
+        "anneal_fraction": Interval(0.0, 1.0),
+        "kde_scale": Positive(),
+    }
+    #: the Stein kernel's h (the median rule is too small in 10-D, see above), annealing,
+    #: and the KDE bandwidth where a KDE score is used
+    search_space = {
+        "bandwidth": ("median", 0.5, 1.0, 2.0),
+        "anneal_beta": (1.0, 0.5),
+        "kde_scale": (1.0, 0.5, 0.25),
     }
 
     def _fit(self, train: Tensor, target: Target) -> dict[str, Any]:
@@ -185,7 +205,7 @@ class KSDDescent(Sampler):
         if not 0.0 <= float(p["anneal_fraction"]) <= 1.0:
             raise SamplerError("ksd_descent: anneal_fraction must lie in [0, 1]")
         try:
-            fn, source = resolve_score(target, train, p["score"])
+            fn, source = resolve_score(target, train, p["score"], p["kde_scale"])
         except ValueError as err:
             raise SamplerError(f"ksd_descent: {err}") from err
         self.kernel = RadialKernel(p["kernel"], h)

@@ -16,7 +16,8 @@ import torch
 from torch import Tensor
 
 from datasets.base import Target
-from samplers.base import RunRequest, Sampler, SamplerError, SampleResult, register_sampler
+from samplers.base import RunRequest, Sampler, SampleResult, register_sampler
+from samplers.params import Interval, Positive
 
 #: score source recorded for targets with a log density but no score (e.g. uniform ones)
 ZERO_DRIFT = "none: zero drift (random-walk Metropolis)"
@@ -83,17 +84,15 @@ class MALA(Sampler):
     name = "mala"
     needs = frozenset({"log_prob"})
     defaults: dict[str, Any] = {"step_size": 0.1, "adapt_fraction": 0.5, "target_accept": 0.574}
+    param_specs = {
+        "step_size": Positive(),
+        "adapt_fraction": Interval(0.0, 1.0),
+        "target_accept": Interval(0.0, 1.0, lo_open=True, hi_open=True),
+    }
+    #: the initial h (adapted during burn-in) and how much of the budget is burn-in
+    search_space = {"step_size": (0.01, 0.03, 0.1, 0.3, 1.0), "adapt_fraction": (0.5, 0.25, 0.0)}
 
     def _fit(self, train: Tensor, target: Target) -> dict[str, Any]:
-        h = self.params["step_size"]
-        if not isinstance(h, (int, float)) or not h > 0 or not math.isfinite(h):
-            raise SamplerError(f"mala: step_size must be a positive float, got {h!r}")
-        frac = self.params["adapt_fraction"]
-        if not 0.0 <= float(frac) <= 1.0:
-            raise SamplerError(f"mala: adapt_fraction must lie in [0, 1], got {frac!r}")
-        acc = self.params["target_accept"]
-        if not 0.0 < float(acc) < 1.0:
-            raise SamplerError(f"mala: target_accept must lie in (0, 1), got {acc!r}")
         self.use_score = target.has_score
         self.score_source = "exact" if self.use_score else ZERO_DRIFT
         return {"score_source": self.score_source}

@@ -24,6 +24,7 @@ from samplers.core.riesz_mmd import (
     riesz_mmd_squared,
     sliced_constant,
 )
+from samplers.params import Interval, OneOf, Positive
 
 GRADIENTS = ("auto", "exact", "sliced")
 #: MMD^2 is reported in info only when its exact pairwise cost stays below this.
@@ -67,6 +68,16 @@ class MMDFlow(Sampler):
         "n_projections": 256,
         "chunk_size": 2048,
     }
+    param_specs = {
+        "r": Interval(0.0, 2.0, lo_open=True, hi_open=True),
+        "step_size": Positive(),
+        "momentum": Interval(0.0, 1.0, hi_open=True),
+        "gradient": OneOf(*GRADIENTS),
+        "n_projections": Positive(int),
+        "chunk_size": Positive(int),
+    }
+    #: per-particle Euler step (each step moves a particle at most ~4 r step) and momentum
+    search_space = {"step_size": (0.02, 0.05, 0.1, 0.2, 0.5), "momentum": (0.0, 0.5, 0.9)}
 
     def _fit(self, train: Tensor, target: Target) -> dict[str, Any]:
         p = self.params

@@ -23,6 +23,7 @@ from common.progress import finish
 from datasets.base import Target
 from samplers.base import RunRequest, SamplerError, SampleResult, check_deadline, register_sampler
 from samplers.core.neural_nets import TRAINING_DEFAULTS, Adam, NeuralSampler, seeded_mlp
+from samplers.params import AnyInt, Boolean, OneOf, Positive
 
 
 class VPSchedule:
@@ -116,6 +117,23 @@ class ScoreDiffusion(NeuralSampler):
     }
     positive_int = ("width", "depth", "n_freq", "iterations", "batch_size")
     positive_float = ("lr", "lr_final_fraction", "beta_min", "beta_max", "t_min")
+
+    param_specs = {
+        **{k: Positive(int) for k in positive_int},
+        **{k: Positive() for k in positive_float},
+        "solver": OneOf("sde", "ode"),
+        "sample_steps": Positive(int, also=(None,)),
+        "seed": AnyInt(),
+        "dtype": OneOf("float64", "float32"),
+        "fit_progress": Boolean(),
+    }
+    #: learning rate and training length (at most the default's 2000 iterations: the budget)
+    search_space = {
+        "lr": (5e-4, 1e-3, 2e-3, 5e-3),
+        "iterations": (1000, 2000),
+        "solver": ("sde", "ode"),
+    }
+    uses_x0 = False
 
     #: cheap settings that still give in-scale samples: with 30 steps at the default lr the
     #: score net is untrained and the reverse SDE reached ~190x the data's radius (measured);

@@ -31,6 +31,7 @@ from samplers.core.neural_nets import (
     seeded_mlp,
 )
 from samplers.core.sinkhorn_loss import sinkhorn_divergence
+from samplers.params import AnyInt, Boolean, Interval, OneOf, Positive
 
 
 @register_sampler
@@ -93,6 +94,19 @@ class SinkhornGenerator(NeuralSampler):
         "plateau_patience",
     )
     positive_float = ("lr", "lr_final_fraction", "eps_fraction", "sinkhorn_tol", "plateau_rel_tol")
+
+    param_specs = {
+        **{k: Positive(int) for k in positive_int},
+        **{k: Positive() for k in positive_float},
+        "latent_dim": Positive(int, also=(None,)),
+        "sinkhorn_scaling": Interval(0.0, 1.0, lo_open=True, hi_open=True),
+        "seed": AnyInt(),
+        "dtype": OneOf("float64", "float32"),
+        "fit_progress": Boolean(),
+    }
+    #: learning rate and training length (at most the default's 500 iterations: the budget)
+    search_space = {"lr": (5e-4, 1e-3, 2e-3, 5e-3), "iterations": (250, 500)}
+    uses_x0 = False
 
     smoke_params: dict[str, Any] = {"width": 16, "depth": 1, "batch_size": 32, "iterations": 20}
 

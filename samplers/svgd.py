@@ -14,8 +14,9 @@ from torch import Tensor
 
 from common.geometry import pairwise_sq_distances
 from datasets.base import Target
-from samplers.base import RunRequest, Sampler, SamplerError, SampleResult, register_sampler
-from samplers.core.scores import resolve_score
+from samplers.base import RunRequest, Sampler, SampleResult, register_sampler
+from samplers.core.scores import SCORE_SOURCES, resolve_score
+from samplers.params import OneOf, Positive
 
 
 def median_heuristic_svgd(d2: Tensor) -> float:
@@ -45,17 +46,32 @@ class SVGD(Sampler):
     Defaults: ``step_size = 0.05``; ``optimizer = "adagrad"`` (the AdaGrad-with-momentum
     rule of the reference SVGD code: hist = 0.9 hist + 0.1 g^2, x += step * g / (1e-6 +
     sqrt(hist))) or ``"sgd"`` (x += step * g); ``bandwidth = None`` (median heuristic);
-    ``score = "auto"``.
+    ``score = "auto"``; ``kde_scale = 1.0`` (KDE bandwidth / median rule, when a KDE score
+    is used).
     """
 
     name = "svgd"
     needs = frozenset({"score"})
-    defaults = {"step_size": 0.05, "optimizer": "adagrad", "bandwidth": None, "score": "auto"}
+    defaults = {
+        "step_size": 0.05,
+        "optimizer": "adagrad",
+        "bandwidth": None,
+        "score": "auto",
+        "kde_scale": 1.0,
+    }
+    param_specs = {
+        "step_size": Positive(),
+        "optimizer": OneOf("adagrad", "sgd"),
+        "bandwidth": Positive(also=(None,)),
+        "score": OneOf(*SCORE_SOURCES),
+        "kde_scale": Positive(),
+    }
+    #: AdaGrad steps are per-coordinate normalised, so 0.01-0.5 spans slow to jumpy
+    search_space = {"step_size": (0.01, 0.02, 0.05, 0.1, 0.2, 0.5), "kde_scale": (1.0, 0.5, 0.25)}
 
     def _fit(self, train: Tensor, target: Target) -> dict[str, Any]:
-        if self.params["optimizer"] not in ("adagrad", "sgd"):
-            raise SamplerError("svgd: optimizer must be 'adagrad' or 'sgd'")
-        self.score_fn, source = resolve_score(target, train, self.params["score"])
+        p = self.params
+        self.score_fn, source = resolve_score(target, train, p["score"], p["kde_scale"])
         return {"score_source": source}
 
     def _run(self, run: RunRequest) -> SampleResult:

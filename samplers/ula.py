@@ -13,8 +13,9 @@ import torch
 from torch import Tensor
 
 from datasets.base import Target
-from samplers.base import Sampler, SamplerError, register_sampler
-from samplers.core.scores import resolve_score
+from samplers.base import Sampler, register_sampler
+from samplers.core.scores import SCORE_SOURCES, resolve_score
+from samplers.params import OneOf, Positive
 
 
 @register_sampler
@@ -22,18 +23,20 @@ class ULA(Sampler):
     """Unadjusted Langevin algorithm; each particle is an independent chain.
 
     Defaults: ``step_size = 0.01`` (h, in the standardised space of the suite),
-    ``score = "auto"`` (exact score when the target has one, else KDE of the training split).
+    ``score = "auto"`` (exact score when the target has one, else KDE of the training split),
+    ``kde_scale = 1.0`` (KDE bandwidth / median rule).
     """
 
     name = "ula"
     needs = frozenset({"score"})
-    defaults = {"step_size": 0.01, "score": "auto"}
+    defaults = {"step_size": 0.01, "score": "auto", "kde_scale": 1.0}
+    param_specs = {"step_size": Positive(), "score": OneOf(*SCORE_SOURCES), "kde_scale": Positive()}
+    #: h from 1e-3 (slow mixing in 300 steps) to 0.1 (large bias for steep scores)
+    search_space = {"step_size": (0.001, 0.003, 0.01, 0.03, 0.1), "kde_scale": (1.0, 0.5, 0.25)}
 
     def _fit(self, train: Tensor, target: Target) -> dict[str, Any]:
-        h = float(self.params["step_size"])
-        if not h > 0:
-            raise SamplerError(f"ula: step_size must be positive, got {h}")
-        self.score_fn, source = resolve_score(target, train, self.params["score"])
+        p = self.params
+        self.score_fn, source = resolve_score(target, train, p["score"], p["kde_scale"])
         return {"score_source": source}
 
     def _step(self, x: Tensor, t: int, gen: torch.Generator) -> Tensor:

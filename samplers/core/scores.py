@@ -64,11 +64,15 @@ class KDEScore:
         return torch.cat(out)
 
 
-def resolve_score(target: Target, train: Tensor, source: str = "auto") -> tuple[ScoreFn, str]:
+def resolve_score(
+    target: Target, train: Tensor, source: str = "auto", kde_scale: float = 1.0
+) -> tuple[ScoreFn, str]:
     """Pick the score a score-driven sampler uses and name its source for the result rows.
 
     "auto": the target's analytic score when it has one, else a KDE on ``train``;
-    "exact": the target's score (error if none); "kde": always the KDE estimate.
+    "exact": the target's score (error if none); "kde": always the KDE estimate, with
+    bandwidth h = ``kde_scale`` * h_median (h_median^2 = :func:`median_bandwidth_sq`; the
+    median rule over-smooths manifolds, so the tuner searches smaller scales).
     """
     if source not in SCORE_SOURCES:
         raise ValueError(f"score source must be one of {SCORE_SOURCES}, got {source!r}")
@@ -76,5 +80,8 @@ def resolve_score(target: Target, train: Tensor, source: str = "auto") -> tuple[
         return target.score, "exact"
     if source == "exact":
         raise ValueError(f"target {target.name!r} has no analytic score; use score='kde'")
-    kde = KDEScore(train)
+    if kde_scale == 1.0:
+        kde = KDEScore(train)
+    else:
+        kde = KDEScore(train, bandwidth=float(kde_scale) * math.sqrt(median_bandwidth_sq(train)))
     return kde, f"kde(h={kde.bandwidth:.4g})"

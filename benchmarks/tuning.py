@@ -1,0 +1,209 @@
+"""Equal-budget tuning on a validation split: ``python -m benchmarks tune --suite NAME``.
+
+Every sampler declares a small ``search_space`` (parameter -> candidate values). For each
+sampler the tuner draws the same number of settings, the *budget* (default 8): the default
+setting (no overrides) plus ``budget - 1`` distinct combinations of the space drawn without
+replacement with a seed fixed by (suite seed, sampler); a space with fewer combinations is
+tried in full. Each setting runs on every (target, repetition, init) of the suite with the
+suite's training split, x0 and step budget, and is scored by the suite's headline metric
+against the **validation split** (:func:`benchmarks.data.validation_split`: own seeds,
+disjoint from train and reference), with the Sinkhorn scale taken from the validation split
+too: tuning never reads the test reference. The chosen setting per (sampler, target, init)
+has the best mean score over repetitions (a failed or diverged run scores +inf; ties keep
+the earlier setting, the default first).
+
+Outputs in ``<out>/<suite>/``: ``tuning_trials.jsonl`` (one line per trial, so an
+interrupted tuning resumes where it stopped) and ``tuned.json`` (chosen settings, every
+trial's score, budget, seed, commit). ``run`` reads ``tuned.json`` (see :func:`load_tuned`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmarks.data import prepare, validation_split
+from benchmarks.environment import environment
+from benchmarks.options import DEFAULT_BUDGET, TUNED_FILE
+from benchmarks.runner import _params
+from benchmarks.seeding import derive_seed
+from benchmarks.shared_runs import run_inits
+from benchmarks.store import atomic_write_text
+from benchmarks.suites import Suite
+from common.geometry import relative_eps
+from metrics.base import MetricContext, get_metric
+from samplers.base import sampler_class
+
+TRIALS_FILE = "tuning_trials.jsonl"
+
+
+def draw_settings(sampler: str, budget: int, seed: int) -> list[dict[str, Any]]:
+    """``min(budget, n)`` settings of ``sampler`` (n = distinct settings of its space): the
+    default ``{}`` first, then distinct combinations drawn with ``seed``, each given as its
+    overrides of the defaults only."""
+    if budget < 1:
+        raise ValueError(f"budget must be >= 1, got {budget}")
+    cls = sampler_class(sampler)
+    space = cls.search_space
+    keys = sorted(space)
+    seen = {json.dumps({}, sort_keys=True)}
+    others: list[dict[str, Any]] = []
+    for values in itertools.product(*(space[k] for k in keys)):
+        combo = {k: v for k, v in zip(keys, values, strict=True) if v != cls.defaults[k]}
+        key = json.dumps(combo, sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            others.append(combo)
+    rng = np.random.default_rng(seed)
+    picked = sorted(rng.permutation(len(others))[: budget - 1].tolist())
+    return [{}] + [others[i] for i in picked]
+
+
+def trial_key(sampler: str, target: str, init: str, rep: int, params: dict[str, Any]) -> str:
+    return json.dumps([sampler, target, init, rep, params], sort_keys=True, default=str)
+
+
+def score_setting(
+    suite: Suite, sampler: str, target: str, rep: int, params: dict[str, Any], n_validation: int
+) -> dict[str, tuple[float, str]]:
+    """Fit ``sampler`` with ``params`` on the training split of (target, rep), run it from
+    each init's x0 and score against the validation split: init -> (score, status)."""
+    data = prepare(
+        target,
+        rep,
+        suite.n_train,
+        suite.n_reference,
+        suite.n_particles,
+        suite.inits,
+        suite.suite_seed,
+    )
+    val = validation_split(target, rep, suite.n_train, n_validation, suite.suite_seed)
+    scale = relative_eps(val, data.target.metric_eps_fraction)
+    metric = get_metric(suite.headline_metric)
+    sign = 1.0 if metric.lower_is_better else -1.0
+    ran = run_inits(sampler, suite.inits)
+    out: dict[str, tuple[float, str]] = {}
+    try:
+        s = sampler_class(sampler)(**{**_params(suite, sampler), **params})
+        s.fit(data.train, data.target)
+    except Exception as exc:
+        return {i: (math.inf, f"fit failed: {type(exc).__name__}: {exc}") for i in suite.inits}
+    for init in ran:
+        try:
+            res = s.run(
+                data.x0[init],
+                suite.n_steps,
+                seed=derive_seed(suite.suite_seed, target, sampler, rep),
+            )
+            x = res.particles.to(torch.float64)
+            if res.diverged or not bool(torch.isfinite(x).all()):
+                out[init] = (math.inf, "diverged")
+                continue
+            ctx = MetricContext(
+                particles=x,
+                reference=val,
+                train=data.train,
+                scale=scale,
+                seed=derive_seed(suite.suite_seed, "tune-metric", target, rep),
+                target=data.target,
+            )
+            value = float(metric(ctx).value)
+            out[init] = (sign * value if math.isfinite(value) else math.inf, "ok")
+        except Exception as exc:
+            out[init] = (math.inf, f"failed: {type(exc).__name__}: {exc}")
+    for init in suite.inits:
+        out.setdefault(init, out[ran[0]])
+    return out
+
+
+def tune_suite(
+    suite: Suite,
+    samplers: list[str],
+    out_dir: Path,
+    *,
+    budget: int = DEFAULT_BUDGET,
+    n_validation: int | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Tune every sampler of ``samplers`` on ``suite`` (see the module docstring); write and
+    return the ``tuned.json`` content. Trials already in ``tuning_trials.jsonl`` are reused."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    n_val = n_validation or suite.n_reference
+    trials_path = out_dir / TRIALS_FILE
+    done: dict[str, dict[str, Any]] = {}
+    if trials_path.exists():
+        for line in trials_path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                done[rec["key"]] = rec
+    trials: list[dict[str, Any]] = []
+    chosen: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    with trials_path.open("a", encoding="utf-8") as fh:
+        for sampler in samplers:
+            settings = draw_settings(
+                sampler, budget, derive_seed(suite.suite_seed, "tune", sampler)
+            )
+            for target in suite.targets:
+                scores: dict[str, list[list[float]]] = defaultdict(list)
+                for params in settings:
+                    per_init: dict[str, list[float]] = defaultdict(list)
+                    for rep in suite.seeds:
+                        keys = {i: trial_key(sampler, target, i, rep, params) for i in suite.inits}
+                        if not all(k in done for k in keys.values()):
+                            res = score_setting(suite, sampler, target, rep, params, n_val)
+                            for init, key in keys.items():
+                                score, status = res[init]
+                                rec = {
+                                    "key": key,
+                                    "sampler": sampler,
+                                    "target": target,
+                                    "init": init,
+                                    "rep": rep,
+                                    "params": params,
+                                    "score": score,
+                                    "status": status,
+                                }
+                                done[key] = rec
+                                fh.write(json.dumps(rec, default=str) + "\n")
+                                fh.flush()
+                        for init, key in keys.items():
+                            per_init[init].append(done[key]["score"])
+                            trials.append(done[key])
+                    for init in suite.inits:
+                        scores[init].append(per_init[init])
+                for init in suite.inits:
+                    means = [float(np.mean(s)) for s in scores[init]]
+                    best = int(np.argmin(means))  # first minimum: the default wins ties
+                    chosen.setdefault(sampler, {}).setdefault(target, {})[init] = settings[best]
+                    log(
+                        f"tune {sampler} {target}/{init}: {settings[best]} "
+                        f"(score {means[best]:.4g}, default {means[0]:.4g})"
+                    )
+    result = {
+        "suite": suite.name,
+        "metric": suite.headline_metric,
+        "budget": budget,
+        "n_validation": n_val,
+        "seeds": list(suite.seeds),
+        "inits": list(suite.inits),
+        "commit": environment("cpu")["commit"],
+        "note": "scores are sign-adjusted (lower is better) means over seeds on the "
+        "validation split; settings are overrides of each sampler's defaults",
+        "chosen": chosen,
+        "trials": [{k: v for k, v in t.items() if k != "key"} for t in trials],
+    }
+    atomic_write_text(out_dir / TUNED_FILE, json.dumps(result, indent=1, default=str) + "\n")
+    return result
+
+
+def load_tuned(path: Path) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+    """The chosen settings of a ``tuned.json``: sampler -> target -> init -> overrides."""
+    return json.loads(path.read_text(encoding="utf-8"))["chosen"]

@@ -1,0 +1,89 @@
+"""The ``tune`` subcommand and the ``run --untuned / --tuned PATH`` options."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from benchmarks.options import DEFAULT_BUDGET, TUNED_FILE
+from benchmarks.suites import SUITES, Suite, get_suite
+
+#: where ``tune`` writes and ``run`` reads tuned settings (committed per suite)
+TUNED_ROOT = "results"
+
+
+def add_tuned_options(parser: argparse.ArgumentParser) -> None:
+    """``--untuned`` and ``--tuned PATH`` on ``run``."""
+    parser.add_argument(
+        "--untuned",
+        action="store_true",
+        help="run every sampler with its defaults even when the suite has a tuned.json",
+    )
+    parser.add_argument(
+        "--tuned",
+        metavar="PATH",
+        help=f"tuned settings to use (default: {TUNED_ROOT}/<suite>/{TUNED_FILE} when present)",
+    )
+
+
+def with_tuned(suite: Suite, path: str | None, untuned: bool) -> Suite:
+    """``suite`` with the chosen settings of its tuned.json (rows record ``tuning``)."""
+    if untuned:
+        return suite
+    file = Path(path) if path else Path(TUNED_ROOT) / suite.name / TUNED_FILE
+    if not file.exists():
+        if path:
+            raise SystemExit(f"error: no tuned settings at {file}")
+        return suite
+    from benchmarks.execution import log
+    from benchmarks.tuning import load_tuned
+
+    log(f"using tuned settings from {file} (--untuned for the defaults)")
+    return suite.with_overrides(tuned=load_tuned(file))
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from benchmarks.execution import log
+    from benchmarks.tuning import tune_suite
+    from samplers.base import available_samplers
+
+    try:
+        suite = get_suite(args.suite)
+    except KeyError as exc:
+        raise SystemExit(f"error: {exc.args[0]}") from None
+    if args.budget < 1:
+        raise SystemExit("error: --budget must be >= 1")
+    csv = lambda t: [x.strip() for x in t.split(",") if x.strip()] if t else None  # noqa: E731
+    targets, seeds, inits = csv(args.targets), csv(args.seeds), csv(args.inits)
+    suite = suite.with_overrides(
+        targets=tuple(targets) if targets else None,
+        seeds=tuple(int(s) for s in seeds) if seeds else None,
+        inits=tuple(inits) if inits else None,
+        n_particles=args.particles,
+        n_steps=args.steps,
+    )
+    names = csv(args.samplers) or list(suite.samplers or available_samplers())
+    unknown = sorted(set(names) - set(available_samplers()))
+    if unknown:
+        raise SystemExit(f"error: unknown sampler(s) {unknown}")
+    result = tune_suite(suite, names, Path(args.out) / suite.name, budget=args.budget, log=log)
+    print(f"wrote {Path(args.out) / suite.name / TUNED_FILE} ({len(result['trials'])} trials)")
+    return 0
+
+
+def add_tune_parser(sub: argparse._SubParsersAction) -> None:
+    t = sub.add_parser(
+        "tune", help="equal-budget tuning of every sampler on a validation split (tuned.json)"
+    )
+    t.add_argument("--suite", required=True, help=f"one of {', '.join(SUITES)}")
+    t.add_argument("--samplers", help="comma-separated sampler names (default: all)")
+    t.add_argument("--targets", help="comma-separated target names (default: the suite's)")
+    t.add_argument("--seeds", help="comma-separated repetition seeds (default: the suite's)")
+    t.add_argument("--inits", help="comma-separated init schemes (default: the suite's)")
+    t.add_argument("--particles", type=int, help="particles per run (default: the suite's)")
+    t.add_argument("--steps", type=int, help="steps per run (default: the suite's)")
+    t.add_argument(
+        "--budget", type=int, default=DEFAULT_BUDGET, help="settings per sampler (default 8)"
+    )
+    t.add_argument("--out", default=TUNED_ROOT, help=f"output root (default: {TUNED_ROOT})")
+    t.set_defaults(func=cmd_tune)

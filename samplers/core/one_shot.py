@@ -1,0 +1,40 @@
+"""Shared frame of samplers that produce their particles in one shot (no steps).
+
+The trivial baselines (train_subsample, kmeans, kde) return m points computed from the
+training split and the run's seeded generator; x0 supplies only m, the device and the dtype.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from torch import Tensor
+
+from samplers.base import RunRequest, SampleResult
+
+
+def one_shot_result(run: RunRequest, draw: Callable[[int], Tensor], **info: Any) -> SampleResult:
+    """Call ``draw(m)`` -> (m, d) once and wrap it as a zero-step result on x0's device and
+    dtype (trajectory: the one state when recording; ``info["n_steps_ignored"]``)."""
+    t0 = time.perf_counter()
+    x = draw(run.x0.shape[0]).to(device=run.x0.device, dtype=run.x0.dtype)
+    elapsed = time.perf_counter() - t0
+    traj = x[None].clone() if run.record_every > 0 else None
+    out = {
+        "steps": 0,
+        "n_steps_ignored": run.n_steps,
+        "diverged": False,
+        "step_seconds": elapsed,
+        **info,
+    }
+    return SampleResult(x, traj, np.asarray([elapsed], dtype=float), out)
+
+
+def generator_seed(run: RunRequest) -> int:
+    """A 31-bit seed drawn from the run's generator (for libraries with their own RNG)."""
+    import torch
+
+    return int(torch.randint(0, 2**31 - 1, (1,), generator=run.gen, device=run.gen.device))

@@ -1,0 +1,114 @@
+"""Equal-budget tuning on the validation split (benchmarks/tuning.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter
+
+import pytest
+import torch
+
+import benchmarks.tuning as tuning
+import datasets.base as dbase
+import samplers.base as sbase
+from benchmarks.data import prepare, validation_split
+from benchmarks.runner import execute_unit, plan
+from benchmarks.suites import Suite
+from benchmarks.tuning import draw_settings, tune_suite
+from samplers.core.one_shot import one_shot_result
+from samplers.params import Number
+from tests.helpers.gaussian import GaussianTarget
+
+
+class _Shifted(sbase.Sampler):
+    """Test-only sampler: training points + shift; its default shift is deliberately bad."""
+
+    name = "_test_shifted"
+    defaults = {"shift": 3.0}
+    param_specs = {"shift": Number()}
+    search_space = {"shift": (3.0, 2.0, 1.0, 0.0, -1.0, -2.0, -3.0)}
+    uses_x0 = False
+
+    def _fit(self, train, target):
+        return None
+
+    def _run(self, run):
+        return one_shot_result(run, lambda m: self.train[:m] + float(self.params["shift"]))
+
+
+@pytest.fixture
+def toy():
+    def gauss():
+        return GaussianTarget(torch.zeros(2), torch.eye(2), name="_test_gauss_tune")
+
+    prepare.cache_clear()
+    validation_split.cache_clear()
+    with dbase.TARGETS.scoped(), sbase.SAMPLERS.scoped() as samplers:
+        dbase.register_target("_test_gauss_tune", "mixtures")(gauss)
+        samplers.add(_Shifted.name, _Shifted)
+        yield
+    prepare.cache_clear()
+    validation_split.cache_clear()
+
+
+SUITE = Suite(
+    name="_test_tune",
+    targets=("_test_gauss_tune",),
+    n_particles=24,
+    n_steps=3,
+    n_train=60,
+    n_reference=60,
+    seeds=(0, 1),
+    inits=("gaussian", "cap"),
+    metrics=("sinkhorn",),
+)
+
+
+def test_validation_split_is_disjoint_from_train_and_reference(toy):
+    data = prepare("_test_gauss_tune", 0, 60, 60, 24, ("gaussian",), SUITE.suite_seed)
+    val = validation_split("_test_gauss_tune", 0, 60, 60, SUITE.suite_seed)
+    rows = lambda x: {tuple(r) for r in x.tolist()}  # noqa: E731
+    assert val.shape == (60, 2)
+    assert not rows(val) & rows(data.train) and not rows(val) & rows(data.reference)
+    # standardised like the other splits (train statistics), yet a different draw
+    assert float(val.mean(0).abs().max()) < 0.6
+
+
+def test_every_sampler_gets_the_same_number_of_trials(toy, tmp_path):
+    names = ["ula", "svgd", "_test_shifted"]
+    for n in names:
+        settings = draw_settings(n, 4, seed=1)
+        assert len(settings) == 4 and settings[0] == {}
+        assert len({json.dumps(s, sort_keys=True) for s in settings}) == 4
+    result = tune_suite(SUITE, names, tmp_path, budget=4, log=lambda m: None)
+    per_sampler = Counter(t["sampler"] for t in result["trials"])
+    # budget x targets x seeds x inits, the same for every sampler
+    assert set(per_sampler.values()) == {4 * 1 * 2 * 2}
+    assert (tmp_path / tuning.TUNED_FILE).exists()
+
+
+def test_a_bad_default_is_found_and_replaced(toy, tmp_path):
+    result = tune_suite(SUITE, ["_test_shifted"], tmp_path, budget=7, log=lambda m: None)
+    for init in SUITE.inits:
+        assert result["chosen"]["_test_shifted"]["_test_gauss_tune"][init] == {"shift": 0.0}
+    tuned = dataclasses.replace(SUITE, tuned=result["chosen"])
+    (spec,) = [s for s in plan(tuned, ["_test_shifted"]) if s.sampler != "exact" and s.rep == 0]
+    assert spec.params == {"shift": 0.0} and spec.tuning == "tuned"
+    assert {r["tuning"] for r in execute_unit(spec).rows} == {"tuned"}
+    (default,) = [s for s in plan(SUITE, ["_test_shifted"]) if s.sampler != "exact" and s.rep == 0]
+    assert default.params == {} and default.tuning == "default"
+
+
+def test_tuning_never_sees_the_test_reference(toy, tmp_path, monkeypatch):
+    clean = tune_suite(SUITE, ["_test_shifted"], tmp_path / "a", budget=4, log=lambda m: None)
+    real = tuning.prepare
+
+    def poisoned(*args, **kw):
+        data = real(*args, **kw)
+        return dataclasses.replace(data, reference=torch.full_like(data.reference, float("nan")))
+
+    monkeypatch.setattr(tuning, "prepare", poisoned)
+    dirty = tune_suite(SUITE, ["_test_shifted"], tmp_path / "b", budget=4, log=lambda m: None)
+    assert [t["score"] for t in dirty["trials"]] == [t["score"] for t in clean["trials"]]
+    assert dirty["chosen"] == clean["chosen"]

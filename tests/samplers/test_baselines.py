@@ -1,0 +1,49 @@
+"""Trivial baselines (train_subsample, kmeans, kde) are exactly what they claim."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.cluster import KMeans as SKKMeans
+
+from samplers import get_sampler, sampler_class
+from tests.helpers.gaussian import correlated_gaussian_2d
+
+TARGET = correlated_gaussian_2d()
+TRAIN = TARGET.sample(200, seed=1)
+
+
+def _x0(m: int, seed: int = 5) -> torch.Tensor:
+    return torch.randn(m, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def test_baselines_declare_their_role_and_ignore_x0():
+    for name in ("train_subsample", "kmeans", "kde"):
+        cls = sampler_class(name)
+        assert cls.role == "baseline" and cls.uses_x0 is False
+        s = get_sampler(name).fit(TRAIN, TARGET)
+        a = s.run(_x0(30, 1), 10, seed=4).particles
+        b = s.run(_x0(30, 2) * 100, 10, seed=4).particles
+        assert torch.equal(a, b)  # x0's values play no part; the seed does
+    assert sampler_class("svgd").role == "method" and sampler_class("svgd").uses_x0
+
+
+def test_train_subsample_draws_distinct_training_points():
+    x = get_sampler("train_subsample").fit(TRAIN, TARGET).run(_x0(50), 3, seed=0).particles
+    rows = {tuple(r) for r in x.tolist()}
+    assert len(rows) == 50 and rows <= {tuple(r) for r in TRAIN.tolist()}
+
+
+def test_kmeans_centroids_equal_scikit_learns_for_the_seed():
+    x = get_sampler("kmeans", seed=7).fit(TRAIN, TARGET).run(_x0(20), 3, seed=0).particles
+    ref = SKKMeans(n_clusters=20, random_state=7, n_init=3).fit(TRAIN.numpy()).cluster_centers_
+    np.testing.assert_array_equal(x.numpy(), ref)
+
+
+def test_kde_draws_have_the_median_rule_spread_around_training_points():
+    s = get_sampler("kde").fit(TRAIN, TARGET)
+    x = s.run(_x0(4000), 1, seed=3).particles
+    d = torch.cdist(x, TRAIN).min(1).values
+    # every draw sits within a few bandwidths of a training point (P(|xi| > 6) ~ 1e-8 in 2-D)
+    assert float(d.max()) < 6 * s.h
+    assert abs(float(x.mean(0).norm()) - float(TRAIN.mean(0).norm())) < 0.2
