@@ -105,7 +105,10 @@ class DMPS(Sampler):
     }
     param_specs = {
         "n_modes": Positive(int),
-        "solver": OneOf("auto", "dense", "topk"),
+        "solver": OneOf("auto", "dense", "topk", "lanczos"),
+        "kernel": OneOf("auto", "dense", "sparse"),
+        "n_neighbors": Positive(int, also=("auto",)),
+        "eig_tol": Positive(),
         "bandwidth": Positive(also=(None,)),
         "bandwidth_scale": Positive(),
         "connect": OneOf(*CONNECT_RULES),
