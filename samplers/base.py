@@ -279,7 +279,7 @@ class Sampler(ABC):
     def _step(self, x: Tensor, t: int, gen: torch.Generator) -> Tensor:
         """One update of the default loop: particles x (m, d) at step t -> (m, d); random
         draws from ``gen`` only. A method overrides this or :meth:`_run`."""
-        raise NotImplementedError(f"{self.name}: implement _step(x, t, gen) or _run(run)")
+        raise SamplerError(f"{self.name}: a sampler must define _step(x, t, gen) or _run(run)")
 
 
 def iterate(

@@ -15,19 +15,22 @@ naming the sampler and the parameter.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 
-class ParamSpec:
+class ParamSpec(ABC):
     """One parameter's allowed values (subclasses implement :meth:`check`)."""
 
-    def check(self, value: Any) -> str | None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def check(self, value: Any) -> str | None:
+        """None when ``value`` is allowed, else what is wrong with it."""
 
-    def describe(self) -> str:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def describe(self) -> str:
+        """The allowed values in words."""
 
 
 def _is_number(value: Any, kind: type) -> bool:

@@ -61,7 +61,7 @@ def test_run_request_iterate_uses_its_settings_unless_overridden():
 
 
 def test_method_without_step_or_run_says_so():
-    with pytest.raises(NotImplementedError, match="_step"):
+    with pytest.raises(SamplerError, match="_step"):
         _fitted(_NoStep).run(torch.zeros(4, 2), 1, seed=0)
 
 
