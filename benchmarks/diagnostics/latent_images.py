@@ -17,6 +17,7 @@ import torch
 
 from benchmarks.data import prepare
 from benchmarks.diagnostics import DIAGNOSTICS
+from benchmarks.provenance import original_command
 from benchmarks.store import atomic_write_text
 
 #: decoded particles drawn per grid (fewer when a run has fewer particles)
@@ -54,6 +55,11 @@ def write_latent_images(out_dir: Path, rows: list[dict[str, Any]]) -> list[Path]
     first_rep = min(r["rep"] for r in latent)
     first_init = latent[0]["init"]
     lines = header_lines(latent)
+    command = original_command(out_dir)
+    lines[1:1] = [
+        "",
+        f"Produced by: `{command or 'python -m benchmarks report'}` (grids from its rows)",
+    ]
     tv: dict[tuple[str, str], list[float]] = {}
     for r in rows:
         if r.get("metric") == "class_tv" and r.get("status") == "ok":
