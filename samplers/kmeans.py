@@ -15,9 +15,8 @@ import torch
 from sklearn.cluster import KMeans as SKKMeans
 from torch import Tensor
 
-from datasets.base import Target
-from samplers.base import RunRequest, Sampler, SamplerError, SampleResult, register_sampler
-from samplers.core.one_shot import generator_seed, one_shot_result
+from samplers.base import RunRequest, SampleResult, register_sampler
+from samplers.core.one_shot import TrainingSplitBaseline, generator_seed, one_shot_result
 from samplers.params import NonNegative, Positive
 
 
@@ -29,7 +28,7 @@ def kmeans_centroids(train: np.ndarray, m: int, seed: int, n_init: int = 3) -> n
 
 
 @register_sampler
-class KMeans(Sampler):
+class KMeans(TrainingSplitBaseline):
     """m k-means centroids of the training split.
 
     Parameters: ``seed`` = None (scikit-learn's random_state; None = drawn from the run's
@@ -38,20 +37,11 @@ class KMeans(Sampler):
     """
 
     name = "kmeans"
-    needs = frozenset({"samples"})
     defaults: dict[str, Any] = {"seed": None, "n_init": 3}
     param_specs = {"seed": NonNegative(int, also=(None,)), "n_init": Positive(int)}
-    role = "baseline"
-    uses_x0 = False
-
-    def _fit(self, train: Tensor, target: Target) -> dict[str, Any]:
-        return {"n_train": int(train.shape[0])}
 
     def _run(self, run: RunRequest) -> SampleResult:
-        train = self.train
-        m, n = run.x0.shape[0], train.shape[0]
-        if m > n:
-            raise SamplerError(f"kmeans: m = {m} centroids exceed the {n} training points")
+        train = self._training_split(run, "centroids")
         seed = self.params["seed"]
         seed = generator_seed(run) if seed is None else int(seed)
         data = train.detach().cpu().to(torch.float64).numpy()

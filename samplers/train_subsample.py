@@ -11,35 +11,25 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from datasets.base import Target
-from samplers.base import RunRequest, Sampler, SamplerError, SampleResult, register_sampler
-from samplers.core.one_shot import one_shot_result
+from samplers.base import RunRequest, SampleResult, register_sampler
+from samplers.core.one_shot import TrainingSplitBaseline, one_shot_result
 
 
 @register_sampler
-class TrainSubsample(Sampler):
+class TrainSubsample(TrainingSplitBaseline):
     """x = train[perm[:m]], perm a uniform permutation from the run's seeded generator.
 
     No parameters. Ignores x0's values (``uses_x0 = False``) and ``n_steps``; needs m <= N.
     """
 
     name = "train_subsample"
-    needs = frozenset({"samples"})
     defaults: dict[str, Any] = {}
-    role = "baseline"
-    uses_x0 = False
-
-    def _fit(self, train: Tensor, target: Target) -> dict[str, Any]:
-        return {"n_train": int(train.shape[0])}
 
     def _run(self, run: RunRequest) -> SampleResult:
-        train = self.train
-        m, n = run.x0.shape[0], train.shape[0]
-        if m > n:
-            raise SamplerError(f"train_subsample: m = {m} particles exceed the {n} training points")
+        train = self._training_split(run, "particles")
 
         def draw(m: int) -> Tensor:
-            idx = torch.randperm(n, generator=run.gen, device=run.gen.device)[:m]
+            idx = torch.randperm(train.shape[0], generator=run.gen, device=run.gen.device)[:m]
             return train[idx.to(train.device)]
 
         return one_shot_result(run, draw)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
-from samplers.base import RunRequest, SampleResult
+from samplers.base import RunRequest, Sampler, SamplerError, SampleResult
 
 
 def one_shot_result(run: RunRequest, draw: Callable[[int], Tensor], **info: Any) -> SampleResult:
@@ -38,3 +38,24 @@ def generator_seed(run: RunRequest) -> int:
     import torch
 
     return int(torch.randint(0, 2**31 - 1, (1,), generator=run.gen, device=run.gen.device))
+
+
+class TrainingSplitBaseline(Sampler):
+    """Frame of the trivial baselines: data-driven, particles from the training split in one
+    shot, x0's values ignored (``uses_x0 = False``), ``role = "baseline"`` (the leaderboard
+    marks methods that do not beat the best baseline)."""
+
+    needs = frozenset({"samples"})
+    role = "baseline"
+    uses_x0 = False
+
+    def _fit(self, train: Tensor, target: Any) -> dict[str, Any]:
+        return {"n_train": int(train.shape[0])}
+
+    def _training_split(self, run: RunRequest, what: str) -> Tensor:
+        """The training split (N, d), checking that the run's m <= N (``what``: the noun
+        in the error message)."""
+        m, n = run.x0.shape[0], self.train.shape[0]
+        if m > n:
+            raise SamplerError(f"{self.name}: m = {m} {what} exceed the {n} training points")
+        return self.train
