@@ -1,8 +1,10 @@
 """Equal-budget tuning on a validation split: ``python -m benchmarks tune --suite NAME``.
 
 Every sampler declares a small ``search_space`` (parameter -> candidate values). For each
-sampler the tuner draws the same number of settings, the *budget* (default 8): the default
-setting (no overrides) plus ``budget - 1`` distinct combinations of the space drawn without
+(sampler, target) the tuner draws the same number of settings, the *budget* (default 8): the
+default setting (no overrides) plus ``budget - 1`` distinct combinations of the sampler's
+:meth:`~samplers.base.Sampler.tuning_space` on that target (its space without knobs that are
+inert there, such as a KDE bandwidth on a target with an exact score) drawn without
 replacement with a seed fixed by (suite seed, sampler); a space with fewer combinations is
 tried in full. Each setting runs on every (target, repetition, init) of the suite with the
 suite's training split, x0 and step budget, and is scored by the suite's headline metric
@@ -11,6 +13,9 @@ disjoint from train and reference), with the Sinkhorn scale taken from the valid
 too: tuning never reads the test reference. The chosen setting per (sampler, target, init)
 has the best mean score over repetitions (a failed or diverged run scores +inf; ties keep
 the earlier setting, the default first).
+
+Fits run serially or in ``--jobs`` processes with one torch/BLAS thread each (the
+runner's backend and thread rule), so the scores do not depend on ``--jobs``.
 
 Outputs in ``<out>/<suite>/``: ``tuning_trials.jsonl`` (one line per trial, so an
 interrupted tuning resumes where it stopped) and ``tuned.json`` (chosen settings, every
@@ -22,13 +27,13 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from benchmarks.data import prepare, validation_split
 from benchmarks.environment import environment
@@ -39,20 +44,23 @@ from benchmarks.shared_runs import run_inits
 from benchmarks.store import atomic_write_text
 from benchmarks.suites import Suite
 from common.geometry import relative_eps
+from datasets.base import get_target
 from metrics.base import MetricContext, get_metric
 from samplers.base import sampler_class
 
 TRIALS_FILE = "tuning_trials.jsonl"
 
 
-def draw_settings(sampler: str, budget: int, seed: int) -> list[dict[str, Any]]:
-    """``min(budget, n)`` settings of ``sampler`` (n = distinct settings of its space): the
-    default ``{}`` first, then distinct combinations drawn with ``seed``, each given as its
-    overrides of the defaults only."""
+def draw_settings(
+    sampler: str, budget: int, seed: int, space: dict[str, tuple[Any, ...]] | None = None
+) -> list[dict[str, Any]]:
+    """``min(budget, n)`` settings of ``sampler`` (n = distinct settings of ``space``, default
+    its whole ``search_space``): the default ``{}`` first, then distinct combinations drawn
+    with ``seed``, each given as its overrides of the defaults only."""
     if budget < 1:
         raise ValueError(f"budget must be >= 1, got {budget}")
     cls = sampler_class(sampler)
-    space = cls.search_space
+    space = cls.search_space if space is None else space
     keys = sorted(space)
     seen = {json.dumps({}, sort_keys=True)}
     others: list[dict[str, Any]] = []
@@ -65,6 +73,15 @@ def draw_settings(sampler: str, budget: int, seed: int) -> list[dict[str, Any]]:
     rng = np.random.default_rng(seed)
     picked = sorted(rng.permutation(len(others))[: budget - 1].tolist())
     return [{}] + [others[i] for i in picked]
+
+
+def settings_for(suite: Suite, sampler: str, target: str, budget: int) -> list[dict[str, Any]]:
+    """The settings ``sampler`` is tried with on ``target``: drawn from its
+    :meth:`~samplers.base.Sampler.tuning_space` there (knobs inert on this target left out),
+    with a seed fixed by (suite seed, sampler)."""
+    cls = sampler_class(sampler)
+    space = cls.tuning_space(get_target(target), _params(suite, sampler))
+    return draw_settings(sampler, budget, derive_seed(suite.suite_seed, "tune", sampler), space)
 
 
 def trial_key(sampler: str, target: str, init: str, rep: int, params: dict[str, Any]) -> str:
@@ -124,6 +141,39 @@ def score_setting(
     return out
 
 
+TrialUnit = tuple[str, str, int, dict[str, Any]]
+"""(sampler, target, rep, overrides): one fit scored from every init of the suite."""
+
+
+def _score_unit(
+    suite: Suite, unit: TrialUnit, n_validation: int, threads: int, worker: bool = True
+) -> tuple[TrialUnit, dict[str, tuple[float, str]]]:
+    """:func:`score_setting` with ``threads`` torch and BLAS threads, like the runner's
+    units (``worker``: in a pool process, which exits when its parent dies)."""
+    from benchmarks.parallel import prepare_worker, watch_parent
+
+    if worker:
+        watch_parent()
+    prepare_worker((), threads)
+    with threadpool_limits(limits=threads):
+        return unit, score_setting(suite, *unit, n_validation)
+
+
+def _scored_units(
+    suite: Suite, units: list[TrialUnit], n_validation: int, jobs: int, threads: int
+) -> Iterator[tuple[TrialUnit, dict[str, tuple[float, str]]]]:
+    """Scores of ``units`` as they complete: serially in order, or in ``jobs`` local
+    processes (joblib/loky, the runner's backend) in completion order."""
+    if jobs <= 1 or len(units) <= 1:
+        for unit in units:
+            yield _score_unit(suite, unit, n_validation, threads, worker=False)
+        return
+    from joblib import Parallel, delayed
+
+    parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
+    yield from parallel(delayed(_score_unit)(suite, u, n_validation, threads) for u in units)
+
+
 def tune_suite(
     suite: Suite,
     samplers: list[str],
@@ -131,10 +181,14 @@ def tune_suite(
     *,
     budget: int = DEFAULT_BUDGET,
     n_validation: int | None = None,
+    jobs: int = 1,
+    threads: int = 1,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Tune every sampler of ``samplers`` on ``suite`` (see the module docstring); write and
-    return the ``tuned.json`` content. Trials already in ``tuning_trials.jsonl`` are reused."""
+    return the ``tuned.json`` content. Trials already in ``tuning_trials.jsonl`` are reused;
+    the missing ones run serially or in ``jobs`` processes, with ``threads`` torch/BLAS
+    threads each either way (so the scores do not depend on ``jobs``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     n_val = n_validation or suite.n_reference
     trials_path = out_dir / TRIALS_FILE
@@ -144,49 +198,54 @@ def tune_suite(
             if line.strip():
                 rec = json.loads(line)
                 done[rec["key"]] = rec
+    plan = {
+        (sampler, target): settings_for(suite, sampler, target, budget)
+        for sampler in samplers
+        for target in suite.targets
+    }
+    todo: list[TrialUnit] = [
+        (sampler, target, rep, params)
+        for (sampler, target), settings in plan.items()
+        for params in settings
+        for rep in suite.seeds
+        if not all(trial_key(sampler, target, i, rep, params) in done for i in suite.inits)
+    ]
+    log(f"tuning {suite.name}: {len(todo)} fits to run ({len(done)} trials reused), jobs={jobs}")
+    with trials_path.open("a", encoding="utf-8") as fh:
+        for n, (unit, res) in enumerate(_scored_units(suite, todo, n_val, jobs, threads), 1):
+            sampler, target, rep, params = unit
+            for init in suite.inits:
+                score, status = res[init]
+                key = trial_key(sampler, target, init, rep, params)
+                rec = {
+                    "key": key,
+                    "sampler": sampler,
+                    "target": target,
+                    "init": init,
+                    "rep": rep,
+                    "params": params,
+                    "score": score,
+                    "status": status,
+                }
+                done[key] = rec
+                fh.write(json.dumps(rec, default=str) + "\n")
+            fh.flush()
+            log(f"[{n}/{len(todo)}] {sampler} {target} rep {rep} {params}")
     trials: list[dict[str, Any]] = []
     chosen: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
-    with trials_path.open("a", encoding="utf-8") as fh:
-        for sampler in samplers:
-            settings = draw_settings(
-                sampler, budget, derive_seed(suite.suite_seed, "tune", sampler)
+    for (sampler, target), settings in plan.items():
+        for init in suite.inits:
+            means = []
+            for params in settings:
+                recs = [done[trial_key(sampler, target, init, r, params)] for r in suite.seeds]
+                trials.extend(recs)
+                means.append(float(np.mean([r["score"] for r in recs])))
+            best = int(np.argmin(means))  # first minimum: the default wins ties
+            chosen.setdefault(sampler, {}).setdefault(target, {})[init] = settings[best]
+            log(
+                f"tune {sampler} {target}/{init}: {settings[best]} "
+                f"(score {means[best]:.4g}, default {means[0]:.4g}, {len(settings)} settings)"
             )
-            for target in suite.targets:
-                scores: dict[str, list[list[float]]] = defaultdict(list)
-                for params in settings:
-                    per_init: dict[str, list[float]] = defaultdict(list)
-                    for rep in suite.seeds:
-                        keys = {i: trial_key(sampler, target, i, rep, params) for i in suite.inits}
-                        if not all(k in done for k in keys.values()):
-                            res = score_setting(suite, sampler, target, rep, params, n_val)
-                            for init, key in keys.items():
-                                score, status = res[init]
-                                rec = {
-                                    "key": key,
-                                    "sampler": sampler,
-                                    "target": target,
-                                    "init": init,
-                                    "rep": rep,
-                                    "params": params,
-                                    "score": score,
-                                    "status": status,
-                                }
-                                done[key] = rec
-                                fh.write(json.dumps(rec, default=str) + "\n")
-                                fh.flush()
-                        for init, key in keys.items():
-                            per_init[init].append(done[key]["score"])
-                            trials.append(done[key])
-                    for init in suite.inits:
-                        scores[init].append(per_init[init])
-                for init in suite.inits:
-                    means = [float(np.mean(s)) for s in scores[init]]
-                    best = int(np.argmin(means))  # first minimum: the default wins ties
-                    chosen.setdefault(sampler, {}).setdefault(target, {})[init] = settings[best]
-                    log(
-                        f"tune {sampler} {target}/{init}: {settings[best]} "
-                        f"(score {means[best]:.4g}, default {means[0]:.4g})"
-                    )
     result = {
         "suite": suite.name,
         "metric": suite.headline_metric,

@@ -66,7 +66,17 @@ def cmd_tune(args: argparse.Namespace) -> int:
     unknown = sorted(set(names) - set(available_samplers()))
     if unknown:
         raise SystemExit(f"error: unknown sampler(s) {unknown}")
-    result = tune_suite(suite, names, Path(args.out) / suite.name, budget=args.budget, log=log)
+    if args.jobs < 1 or args.threads < 1:
+        raise SystemExit("error: --jobs and --threads must be >= 1")
+    result = tune_suite(
+        suite,
+        names,
+        Path(args.out) / suite.name,
+        budget=args.budget,
+        jobs=args.jobs,
+        threads=args.threads,
+        log=log,
+    )
     print(f"wrote {Path(args.out) / suite.name / TUNED_FILE} ({len(result['trials'])} trials)")
     return 0
 
@@ -84,6 +94,12 @@ def add_tune_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--steps", type=int, help="steps per run (default: the suite's)")
     t.add_argument(
         "--budget", type=int, default=DEFAULT_BUDGET, help="settings per sampler (default 8)"
+    )
+    t.add_argument(
+        "--jobs", type=int, default=1, help="fits scored in parallel processes (default 1)"
+    )
+    t.add_argument(
+        "--threads", type=int, default=1, help="torch/BLAS threads per fit (default 1, as in run)"
     )
     t.add_argument("--out", default=TUNED_ROOT, help=f"output root (default: {TUNED_ROOT})")
     t.set_defaults(func=cmd_tune)

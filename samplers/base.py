@@ -173,10 +173,29 @@ class Sampler(ABC):
     param_specs: ClassVar[dict[str, ParamSpec]] = {}
     #: parameter -> candidate values for equal-budget tuning (small; defaults are always tried)
     search_space: ClassVar[dict[str, tuple[Any, ...]]] = {}
+    #: parameters of a learned score model (the KDE's bandwidth): inert on a target with an
+    #: exact score, so the tuner leaves them out there (see :meth:`tuning_space`)
+    score_model_params: ClassVar[tuple[str, ...]] = ()
     #: "method", or "baseline" for trivial reference methods (kmeans, kde, train_subsample)
     role: ClassVar[str] = "method"
     #: False when the result ignores x0's values (only its shape, device and dtype are used)
     uses_x0: ClassVar[bool] = True
+
+    @classmethod
+    def tuning_space(
+        cls, target: Target, params: dict[str, Any] | None = None
+    ) -> dict[str, tuple[Any, ...]]:
+        """The part of ``search_space`` that can change a run on ``target`` with ``params``:
+        ``score_model_params`` are dropped when the target has an exact score and the score
+        source (``params["score"]``, default "auto") would use it, so no trial of the equal
+        budget is spent on a knob that does nothing."""
+        merged = {**cls.defaults, **(params or {})}
+        exact = target.has_score and merged.get("score", "auto") in ("auto", "exact")
+        return {
+            k: v
+            for k, v in cls.search_space.items()
+            if not (exact and k in cls.score_model_params)
+        }
 
     def __init__(self, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)

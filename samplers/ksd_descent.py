@@ -175,6 +175,8 @@ class KSDDescent(Sampler):
         "anneal_fraction": Interval(0.0, 1.0),
         "kde_scale": Positive(),
     }
+    #: the KDE bandwidth is inert where the target has an exact score
+    score_model_params = ("kde_scale",)
     #: the Stein kernel's h (the median rule is too small in 10-D, see above), annealing,
     #: and the KDE bandwidth where a KDE score is used
     search_space = {

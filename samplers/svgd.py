@@ -66,6 +66,8 @@ class SVGD(Sampler):
         "score": OneOf(*SCORE_SOURCES),
         "kde_scale": Positive(),
     }
+    #: the KDE bandwidth is inert where the target has an exact score
+    score_model_params = ("kde_scale",)
     #: AdaGrad steps are per-coordinate normalised, so 0.01-0.5 spans slow to jumpy
     search_space = {"step_size": (0.01, 0.02, 0.05, 0.1, 0.2, 0.5), "kde_scale": (1.0, 0.5, 0.25)}
 

@@ -31,6 +31,8 @@ class ULA(Sampler):
     needs = frozenset({"score"})
     defaults = {"step_size": 0.01, "score": "auto", "kde_scale": 1.0}
     param_specs = {"step_size": Positive(), "score": OneOf(*SCORE_SOURCES), "kde_scale": Positive()}
+    #: the KDE bandwidth is inert where the target has an exact score
+    score_model_params = ("kde_scale",)
     #: h from 1e-3 (slow mixing in 300 steps) to 0.1 (large bias for steep scores)
     search_space = {"step_size": (0.001, 0.003, 0.01, 0.03, 0.1), "kde_scale": (1.0, 0.5, 0.25)}
 

@@ -112,3 +112,30 @@ def test_tuning_never_sees_the_test_reference(toy, tmp_path, monkeypatch):
     dirty = tune_suite(SUITE, ["_test_shifted"], tmp_path / "b", budget=4, log=lambda m: None)
     assert [t["score"] for t in dirty["trials"]] == [t["score"] for t in clean["trials"]]
     assert dirty["chosen"] == clean["chosen"]
+
+
+def test_knobs_inert_on_a_target_are_left_out_of_its_space(toy):
+    svgd = sbase.sampler_class("svgd")
+    exact = dbase.get_target("_test_gauss_tune")  # has an exact score: the KDE is never built
+    kde_only = dbase.get_target("circle")  # no score: svgd falls back to the KDE score
+    assert exact.has_score and not kde_only.has_score
+    assert "kde_scale" not in svgd.tuning_space(exact)
+    assert svgd.tuning_space(kde_only) == svgd.search_space
+    # a suite forcing the KDE score keeps the knob even where an exact score exists
+    assert "kde_scale" in svgd.tuning_space(exact, {"score": "kde"})
+    # so every one of the budget's settings on the exact target differs in a live knob
+    settings = tuning.settings_for(SUITE, "svgd", "_test_gauss_tune", 5)
+    assert all(set(s) <= {"step_size"} for s in settings) and len(settings) == 5
+
+
+def test_parallel_tuning_gives_the_serial_scores(tmp_path):
+    # real registered target and sampler: loky workers import the registries afresh
+    suite = dataclasses.replace(SUITE, targets=("circle",), inits=("cap",))
+    kw = {"budget": 3, "log": lambda m: None}
+    serial = tune_suite(suite, ["ula"], tmp_path / "serial", **kw)
+    par = tune_suite(suite, ["ula"], tmp_path / "par", jobs=2, **kw)
+    key = lambda t: json.dumps([t["rep"], t["params"]], sort_keys=True)  # noqa: E731
+    s = {key(t): t["score"] for t in serial["trials"]}
+    p = {key(t): t["score"] for t in par["trials"]}
+    assert s == p and len(s) == 3 * 2
+    assert serial["chosen"] == par["chosen"]
