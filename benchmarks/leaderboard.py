@@ -56,14 +56,17 @@ def headline_of(out_dir: Path, rows: list[dict[str, Any]]) -> str | None:
 
 def grid_labels(df: pd.DataFrame) -> pd.Series:
     """Sampler names, with the swept parameters appended where one sampler ran with several
-    parameter sets (a grid): ``dmps[step_size=0.1]``; plain names otherwise."""
+    parameter sets in the same column (a grid): ``dmps[step_size=0.1]``; plain names
+    otherwise (tuned runs, whose settings differ between columns but not within one, keep
+    their names; :func:`settings_section` lists their settings)."""
     labels = df["sampler"].astype(str).copy()
     if "params" not in df:
         return labels
+    per_column = df.groupby(["sampler", "target", "init"], sort=False)["params"].nunique()
     for sampler, g in df.groupby("sampler", sort=False):
-        distinct = g["params"].unique()
-        if len(distinct) < 2:
+        if int(per_column.loc[sampler].max()) < 2:
             continue
+        distinct = g["params"].unique()
         parsed = {p: json.loads(p) for p in distinct}
         keys = sorted({k for d in parsed.values() for k in d})
         swept = [k for k in keys if len({json.dumps(d.get(k)) for d in parsed.values()}) > 1]
@@ -71,6 +74,34 @@ def grid_labels(df: pd.DataFrame) -> pd.Series:
             tag = ",".join(f"{k}={d.get(k)}" for k in swept)
             labels[(df["sampler"] == sampler) & (df["params"] == p)] = f"{sampler}[{tag}]"
     return labels
+
+
+def settings_section(df: pd.DataFrame) -> list[str]:
+    """Markdown lines: the parameter overrides every sampler ran with in each column, and
+    whether they came from the suite's tuned.json ("tuned") or are the defaults; [] when no
+    row is tuned (every cell would read "defaults")."""
+    if "tuning" not in df or not (df["tuning"] == "tuned").any():
+        return []
+    first = df[df["metric"] == df["metric"].iloc[0]]
+    cells: dict[str, dict[str, str]] = {}
+    for (sampler, column), g in first.groupby(["sampler", "column"], sort=False):
+        params = json.loads(g["params"].iloc[0]) if "params" in g else {}
+        text = ", ".join(f"{k}={v}" for k, v in sorted(params.items())) or "defaults"
+        tag = "" if (g["tuning"] == "tuned").all() else " (not tuned)"
+        cells.setdefault(str(sampler), {})[str(column)] = text + tag
+    table = pd.DataFrame(cells).T.reindex(columns=list(dict.fromkeys(first["column"])))
+    table.index.name = "sampler"
+    return [
+        "## Settings per column",
+        "",
+        "Parameter overrides of each sampler's documented defaults in every column: the "
+        "setting chosen by `python -m benchmarks tune` on the validation split (see "
+        "`tuned.json` beside this file for every trial's score); `defaults` where the "
+        "default setting won. `(not tuned)`: the rows ran without tuned settings.",
+        "",
+        markdown_table(table.fillna("-"), index="sampler"),
+        "",
+    ]
 
 
 def _slug(text: str) -> str:
@@ -315,9 +346,8 @@ def write_leaderboard(
                 "**Flagged runs** (a metric's own threshold, shown in bold brackets in every "
                 "table): " + "; ".join(f"{s} on {c}: {m}" for (s, c), m in marks.items()) + ".",
             ]
-        md += [""] + comparison_section(
-            df, headline, f"figures/critical_difference_{_slug(headline)}.png"
-        )
+        md += [""] + settings_section(df)
+        md += comparison_section(df, headline, f"figures/critical_difference_{_slug(headline)}.png")
         for metric in [m for m in df["metric"].unique() if m != headline]:
             md += [
                 f"## Secondary metric: {metric}",

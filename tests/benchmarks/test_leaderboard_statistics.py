@@ -81,3 +81,25 @@ def test_cells_show_bootstrap_interval_and_flags(tmp_path) -> None:
         assert "Flagged runs" in md and "copier on t1: copying 5/5" in md
         # an unranked metric gets no paired section
         assert "## Paired comparisons: copy_test_x" not in md
+
+
+def test_tuned_settings_keep_names_and_are_listed(tmp_path) -> None:
+    import json
+
+    from benchmarks.leaderboard import settings_section
+
+    rows = _rows()
+    for r in rows:  # 'good' tuned differently per target: still one sampler, not a grid
+        tuned = r["sampler"] == "good"
+        r["params"] = json.dumps({"h": 0.1 if r["target"] == "t1" else 0.3} if tuned else {})
+        r["tuning"] = "tuned" if tuned else "default"
+    df = rows_frame(rows)
+    assert set(df["sampler"]) == {"exact", "good", "bad", "copier"}
+    text = "\n".join(settings_section(df))
+    assert "| good | h=0.1 | h=0.3 |" in text
+    assert "| bad | defaults (not tuned) | defaults (not tuned) |" in text
+    # two settings in the same column are a grid and get labels
+    rows += [dict(r, params=json.dumps({"h": 0.5})) for r in rows if r["sampler"] == "good"]
+    assert {"good[h=0.1]", "good[h=0.5]", "good[h=0.3]"} <= set(rows_frame(rows)["sampler"])
+    # untuned rows: no section
+    assert settings_section(rows_frame(_rows())) == []
