@@ -192,9 +192,7 @@ class Sampler(ABC):
         merged = {**cls.defaults, **(params or {})}
         exact = target.has_score and merged.get("score", "auto") in ("auto", "exact")
         return {
-            k: v
-            for k, v in cls.search_space.items()
-            if not (exact and k in cls.score_model_params)
+            k: v for k, v in cls.search_space.items() if not (exact and k in cls.score_model_params)
         }
 
     def __init__(self, **params: Any) -> None:

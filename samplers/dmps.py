@@ -28,10 +28,12 @@ from samplers.core.transport_run import (  # noqa: F401  (clipped_displacement r
 from samplers.params import NonNegative, OneOf, Positive
 
 SPARSE_KERNEL_MIN_N = 20000
-"""``kernel="auto"`` keeps the dense kernel up to this many training points. The sparse kNN
-kernel samples worse than the dense one at N = 5,000 on every target measured
-(``results/dmps/sparse_vs_dense.md``: circle 1.26 vs 0.26, half_sphere 1.18 vs 0.23, digits
-0.37 vs 0.23), so it is used only where the dense kernel stops being practical: its
+"""``kernel="auto"`` keeps the dense kernel up to this many training points. With its first
+truncation rule (exp(-3)) the sparse kNN kernel sampled worse than the dense one at N = 5,000
+on every target measured (``results/dmps/sparse_vs_dense.md``: circle 1.26 vs 0.26,
+half_sphere 1.18 vs 0.23, digits 0.37 vs 0.23; see ``sparse_diffusion_map.BANDWIDTH_C`` for
+the cause and the exp(-8) rule), and it stays more expensive at that size (k ~ N / 2 on the
+circle), so it is used only where the dense kernel stops being practical: its
 block-Krylov tail no longer converges (residual 1.85e-2 at N = 20,000,
 ``results/dmps/scaling.md``) and P alone is 3.2 GB in float64."""
 
@@ -49,7 +51,7 @@ class DMPS(Sampler):
       :mod:`samplers.core.sparse_diffusion_map`); "dense"/"sparse" force one.
     - ``n_neighbors`` = "auto": k of the sparse kernel (each training point and each
       particle sees its k nearest training points); "auto" = enough to hold the dense
-      kernel above exp(-3) within a memory budget (``sparse_diffusion_map.auto_neighbours``).
+      kernel above exp(-8) within a memory budget (``sparse_diffusion_map.auto_neighbours``).
     - ``solver`` = "auto". Dense kernel: "dense" (full eigh) for N <= ``spectral.DENSE_MAX_N``
       (3000), else "topk" (block Krylov); "dense"/"topk" force one. Sparse kernel: "lanczos"
       (ARPACK on the sparse P, :mod:`samplers.core.eigensolvers`); "dense" densifies P (small N).
