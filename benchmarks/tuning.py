@@ -27,6 +27,8 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -183,12 +185,16 @@ def tune_suite(
     n_validation: int | None = None,
     jobs: int = 1,
     threads: int = 1,
+    command: str | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Tune every sampler of ``samplers`` on ``suite`` (see the module docstring); write and
     return the ``tuned.json`` content. Trials already in ``tuning_trials.jsonl`` are reused;
     the missing ones run serially or in ``jobs`` processes, with ``threads`` torch/BLAS
-    threads each either way (so the scores do not depend on ``jobs``)."""
+    threads each either way (so the scores do not depend on ``jobs``). The file records
+    ``command`` (the command line), the wall time, the load average at the end, jobs and
+    threads."""
+    started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     n_val = n_validation or suite.n_reference
     trials_path = out_dir / TRIALS_FILE
@@ -254,6 +260,11 @@ def tune_suite(
         "seeds": list(suite.seeds),
         "inits": list(suite.inits),
         "commit": environment("cpu")["commit"],
+        "command": command,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "load_average": list(os.getloadavg()),
+        "jobs": jobs,
+        "threads": threads,
         "note": "scores are sign-adjusted (lower is better) means over seeds on the "
         "validation split; settings are overrides of each sampler's defaults",
         "chosen": chosen,

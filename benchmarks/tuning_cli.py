@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 from pathlib import Path
 
 from benchmarks.options import DEFAULT_BUDGET, TUNED_FILE
@@ -75,6 +77,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         budget=args.budget,
         jobs=args.jobs,
         threads=args.threads,
+        command="python -m benchmarks " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         log=log,
     )
     print(f"wrote {Path(args.out) / suite.name / TUNED_FILE} ({len(result['trials'])} trials)")
