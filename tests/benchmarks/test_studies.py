@@ -39,10 +39,13 @@ def test_every_result_file_names_a_command_that_exists():
 
 def _suite_outputs() -> set[Path]:
     """Markdown written by ``python -m benchmarks run --suite NAME --out results`` into the
-    named suites' folders (suite runs nested in study folders are studies' outputs)."""
+    named suites' folders, tuned (``results/NAME``) and at the defaults
+    (``results/untuned/NAME``, ``--untuned``); suite runs nested in study folders are
+    studies' outputs."""
+    root = REPO / "results"
     return {
         md
-        for rows in (REPO / "results").glob("*/runs.jsonl")
+        for rows in [*root.glob("*/runs.jsonl"), *root.glob("untuned/*/runs.jsonl")]
         for md in (rows.parent / "leaderboard.md", rows.parent / "images.md")
     }
 
