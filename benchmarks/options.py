@@ -171,3 +171,5 @@ def check_params(
 DEFAULT_BUDGET = 8
 #: tuned settings of a suite, beside its results
 TUNED_FILE = "tuned.json"
+#: sub-folder of the results root holding the suites run at their defaults (``run --untuned``)
+UNTUNED_DIR = "untuned"

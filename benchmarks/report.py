@@ -1,8 +1,9 @@
 """Static HTML report: ``python -m benchmarks report`` -> ``<out>/index.html``.
 
 One page that reaches every result file under ``<out>``: for every suite folder (one with a
-``runs.jsonl``) it rebuilds the figures (``benchmarks.plots``) and lists the leaderboard,
-raw rows, environment, provenance (``run.json``) and figures (inline); every markdown file
+``runs.jsonl``; also those under ``untuned/``, the suites at their defaults) it rebuilds the
+figures (``benchmarks.plots``) and lists the leaderboard, raw rows, environment, provenance
+(``run.json``) and figures (inline); every markdown file
 (leaderboards, decoded-image pages, study results) is rendered to HTML beside it and linked;
 the PNGs of studies are shown inline; and an index of every file closes the page. All links
 are relative, so the folder can be copied or served as is. No external assets. A line on
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 from benchmarks.leaderboard import write_leaderboard
+from benchmarks.options import UNTUNED_DIR
 from benchmarks.provenance import RUN_FILE
 from benchmarks.store import CURVES_FILE, ROWS_FILE, atomic_write_text, load_curves, load_rows
 
@@ -92,8 +94,21 @@ def _page(title: str, body: str) -> str:
 
 
 def suite_dirs(root: Path) -> list[Path]:
-    """Sub-folders of ``root`` holding a rows file, sorted by name."""
-    return sorted(p for p in root.iterdir() if (p / ROWS_FILE).is_file()) if root.is_dir() else []
+    """Sub-folders of ``root`` holding a rows file, sorted by name, then those of
+    ``root/untuned`` (the same suites at their default settings)."""
+    if not root.is_dir():
+        return []
+    tuned = sorted(p.parent for p in root.glob(f"*/{ROWS_FILE}"))
+    return tuned + sorted(p.parent for p in root.glob(f"{UNTUNED_DIR}/*/{ROWS_FILE}"))
+
+
+def _suite_label(root: Path, suite_dir: Path) -> str:
+    """``manifolds`` or ``untuned/manifolds``: the folder relative to the results root."""
+    return suite_dir.relative_to(root).as_posix()
+
+
+def _anchor(label: str) -> str:
+    return "suite-" + re.sub(r"[^A-Za-z0-9_-]+", "-", label)
 
 
 def _link(href: str, text: str) -> str:
@@ -129,6 +144,7 @@ def _suite_section(root: Path, suite_dir: Path, figures: bool) -> str:
     from benchmarks.plots import FIG_DIR, suite_figures
 
     name = suite_dir.name
+    label = _suite_label(root, suite_dir)
     rows = load_rows(suite_dir / ROWS_FILE).rows
     env_path = suite_dir / "environment.json"
     env = json.loads(env_path.read_text(encoding="utf-8")) if env_path.exists() else {}
@@ -153,7 +169,7 @@ def _suite_section(root: Path, suite_dir: Path, figures: bool) -> str:
     for r in rows:
         statuses[r.get("status", "?")] = statuses.get(r.get("status", "?"), 0) + 1
     parts = [
-        f'<h2 id="suite-{html.escape(name)}">Suite <code>{html.escape(name)}</code></h2>',
+        f'<h2 id="{_anchor(label)}">Suite <code>{html.escape(label)}</code></h2>',
         "<p>" + " · ".join(links) + "</p>",
         f"<p>{len(rows)} rows; statuses: "
         + ", ".join(f"{html.escape(k)} {v}" for k, v in sorted(statuses.items()))
@@ -239,7 +255,7 @@ def write_report(root: Path, *, figures: bool = True) -> Path:
         "result, then an index of every file.</p>",
         "<p>"
         + " · ".join(
-            [_link(f"#suite-{d.name}", d.name) for d in suites]
+            [_link(f"#{_anchor(_suite_label(root, d))}", _suite_label(root, d)) for d in suites]
             + [_link("#studies", "studies"), _link("#files", "every file")]
         )
         + "</p>",
