@@ -28,13 +28,13 @@ from samplers.core.transport_run import (  # noqa: F401  (clipped_displacement r
 from samplers.params import NonNegative, OneOf, Positive
 
 SPARSE_KERNEL_MIN_N = 20000
-"""``kernel="auto"`` keeps the dense kernel up to this many training points. With its first
-truncation rule (exp(-3)) the sparse kNN kernel sampled worse than the dense one at N = 5,000
-on every target measured (``results/dmps/sparse_vs_dense.md``: circle 1.26 vs 0.26,
-half_sphere 1.18 vs 0.23, digits 0.37 vs 0.23; see ``sparse_diffusion_map.BANDWIDTH_C`` for
-the cause and the exp(-8) rule), and it stays more expensive at that size (k ~ N / 2 on the
-circle), so it is used only where the dense kernel stops being practical: its
-block-Krylov tail no longer converges (residual 1.85e-2 at N = 20,000,
+"""``kernel="auto"`` keeps the dense kernel up to this many training points. With the exp(-8)
+truncation (``sparse_diffusion_map.BANDWIDTH_C``) sparse and dense DMPS agree within the
+seed spread at N = 5,000 (``results/dmps/sparse_vs_dense.md``, Sinkhorn divergence over 3
+seeds: circle 0.252 vs 0.239, half_sphere 0.232 vs 0.223, ring8 0.0060 vs 0.0059, digits
+0.228 vs 0.229), but the sparse fit is the slower one at that size (k ~ N / 2 on the circle:
+32-66 s against 11-19 s dense in those runs), so it is used only where the dense kernel stops
+being practical: its block-Krylov tail no longer converges (residual 1.85e-2 at N = 20,000,
 ``results/dmps/scaling.md``) and P alone is 3.2 GB in float64."""
 
 
