@@ -102,6 +102,12 @@ def suite_dirs(root: Path) -> list[Path]:
     return tuned + sorted(p.parent for p in root.glob(f"{UNTUNED_DIR}/*/{ROWS_FILE}"))
 
 
+def study_run_dirs(root: Path, suites: list[Path]) -> list[Path]:
+    """Folders below ``root`` with a rows file that are not suites: harness runs made by a
+    study (``results/dmps/sparse_vs_dense/...``)."""
+    return sorted({p.parent for p in root.rglob(ROWS_FILE)} - set(suites))
+
+
 def _suite_label(root: Path, suite_dir: Path) -> str:
     """``manifolds`` or ``untuned/manifolds``: the folder relative to the results root."""
     return suite_dir.relative_to(root).as_posix()
@@ -194,6 +200,8 @@ def _suite_section(root: Path, suite_dir: Path, figures: bool) -> str:
 def _study_section(root: Path, md_files: list[Path], suites: list[Path]) -> str:
     """Every markdown result outside the suites' own tables, with the PNGs of its folder
     (those not shown in a suite section) inline."""
+    from benchmarks.plots import FIG_DIR
+
     parts = ['<h2 id="studies">Studies and other results</h2>']
     shown: set[Path] = set()
     suite_own = {d / n for d in suites for n in ("leaderboard.md", "images.md")}
@@ -208,7 +216,7 @@ def _study_section(root: Path, md_files: list[Path], suites: list[Path]) -> str:
         )
         if md.parent in suites:
             continue  # the suite section shows that folder's figures
-        for png in sorted(md.parent.glob("*.png")):
+        for png in sorted(md.parent.glob("*.png")) + sorted(md.parent.glob(f"{FIG_DIR}/*.png")):
             if png not in shown:
                 shown.add(png)
                 parts.append(_img(png.relative_to(root).as_posix(), png.stem))
@@ -247,6 +255,11 @@ def write_report(root: Path, *, figures: bool = True) -> Path:
         + ", HTML pages of every markdown file)"
     )
     sections = [_suite_section(root, d, figures) for d in suites]
+    if figures:  # harness runs inside study folders: their leaderboards link figures too
+        from benchmarks.plots import suite_figures
+
+        for d in study_run_dirs(root, suites):
+            suite_figures(d, load_rows(d / ROWS_FILE).rows, load_curves(d / CURVES_FILE))
     md_files = render_markdown(root)
     head = [
         "<h1>particle-bench results</h1>",

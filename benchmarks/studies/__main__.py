@@ -144,6 +144,20 @@ STUDIES: tuple[Study, ...] = (
     ),
     Study(
         "benchmarks",
+        (f"{_SPARSE}/dmps_sparse_vs_dense/leaderboard.md",),
+        (
+            "run",
+            "--suite-file",
+            f"{_SPARSE}/suite.toml",
+            "--param",
+            "dmps.kernel=dense,sparse",
+            *_QUIET,
+            "--out",
+            _SPARSE,
+        ),
+    ),
+    Study(
+        "benchmarks",
         (f"{_SPARSE}/digits/dmps_sparse_vs_dense/leaderboard.md",),
         (
             "run",
