@@ -28,12 +28,15 @@ import importlib
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import torch
 from threadpoolctl import threadpool_limits
 
 from benchmarks.runner import RunSpec, UnitOutput, execute_unit, failure_output
+
+T = TypeVar("T")
 
 #: intra-op threads per run (torch and BLAS) unless ``--threads`` says otherwise
 DEFAULT_THREADS = 1
@@ -49,13 +52,22 @@ def prepare_worker(imports: Sequence[str] = (), threads: int | None = None) -> N
         torch.set_num_threads(threads)
 
 
+def with_threads(
+    fn: Callable[..., T], *args: Any, threads: int | None = None, imports: Sequence[str] = ()
+) -> T:
+    """``fn(*args)`` with ``threads`` (default :data:`DEFAULT_THREADS`) torch AND BLAS/OpenMP
+    threads, after importing the plug-in modules ``imports``: the thread rule of every unit
+    the harness computes (runs and tuning trials alike)."""
+    prepare_worker(imports, threads)
+    with threadpool_limits(limits=DEFAULT_THREADS if threads is None else threads):
+        return fn(*args)
+
+
 def run_unit(spec: RunSpec, imports: Sequence[str] = (), threads: int | None = None) -> UnitOutput:
     """The worker function of every backend: one unit's output, computed with ``threads``
     torch and BLAS threads; never raises."""
     try:
-        prepare_worker(imports, threads)
-        with threadpool_limits(limits=DEFAULT_THREADS if threads is None else threads):
-            return execute_unit(spec)
+        return with_threads(execute_unit, spec, threads=threads, imports=imports)
     except Exception as exc:  # a plug-in that fails to import, or a harness bug
         return failure_output(spec, "failed", f"worker: {type(exc).__name__}: {exc}")
 
@@ -81,11 +93,20 @@ def watch_parent(interval: float = 0.5) -> None:
 _WATCHING = False
 
 
-def _worker_unit(
-    i: int, spec: RunSpec, imports: Sequence[str], threads: int | None
-) -> tuple[int, UnitOutput]:
+def _indexed_call(i: int, fn: Callable[..., T], args: tuple[Any, ...]) -> tuple[int, T]:
     watch_parent()
-    return i, run_unit(spec, imports, threads)
+    return i, fn(*args)
+
+
+def local_unordered(
+    fn: Callable[..., T], calls: Sequence[tuple[Any, ...]], jobs: int
+) -> Iterator[tuple[int, T]]:
+    """``(i, fn(*calls[i]))`` for every call, computed in ``jobs`` local processes
+    (joblib/loky; each exits when the parent dies) and yielded in completion order."""
+    from joblib import Parallel, delayed
+
+    parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
+    yield from parallel(delayed(_indexed_call)(i, fn, args) for i, args in enumerate(calls))
 
 
 def completed_units(
@@ -112,13 +133,8 @@ def completed_units(
 def _loky(
     specs: Sequence[RunSpec], jobs: int, imports: Sequence[str], threads: int
 ) -> Iterator[tuple[RunSpec, UnitOutput]]:
-    from joblib import Parallel, delayed
-
-    parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
-    results = parallel(
-        delayed(_worker_unit)(i, spec, tuple(imports), threads) for i, spec in enumerate(specs)
-    )
-    for i, output in results:
+    calls = [(spec, tuple(imports), threads) for spec in specs]
+    for i, output in local_unordered(run_unit, calls, jobs):
         yield specs[i], output
 
 

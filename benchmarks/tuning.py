@@ -24,6 +24,7 @@ trial's score, budget, seed, commit). ``run`` reads ``tuned.json`` (see :func:`l
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
@@ -35,7 +36,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 
 from benchmarks.data import prepare, validation_split
 from benchmarks.environment import environment
@@ -147,33 +147,22 @@ TrialUnit = tuple[str, str, int, dict[str, Any]]
 """(sampler, target, rep, overrides): one fit scored from every init of the suite."""
 
 
-def _score_unit(
-    suite: Suite, unit: TrialUnit, n_validation: int, threads: int, worker: bool = True
-) -> tuple[TrialUnit, dict[str, tuple[float, str]]]:
-    """:func:`score_setting` with ``threads`` torch and BLAS threads, like the runner's
-    units (``worker``: in a pool process, which exits when its parent dies)."""
-    from benchmarks.parallel import prepare_worker, watch_parent
-
-    if worker:
-        watch_parent()
-    prepare_worker((), threads)
-    with threadpool_limits(limits=threads):
-        return unit, score_setting(suite, *unit, n_validation)
-
-
 def _scored_units(
     suite: Suite, units: list[TrialUnit], n_validation: int, jobs: int, threads: int
 ) -> Iterator[tuple[TrialUnit, dict[str, tuple[float, str]]]]:
-    """Scores of ``units`` as they complete: serially in order, or in ``jobs`` local
-    processes (joblib/loky, the runner's backend) in completion order."""
-    if jobs <= 1 or len(units) <= 1:
-        for unit in units:
-            yield _score_unit(suite, unit, n_validation, threads, worker=False)
-        return
-    from joblib import Parallel, delayed
+    """Scores of ``units`` as they complete, each computed with ``threads`` torch and BLAS
+    threads like the runner's units: serially in order, or in ``jobs`` local processes
+    (the runner's backend) in completion order."""
+    from benchmarks.parallel import local_unordered, with_threads
 
-    parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
-    yield from parallel(delayed(_score_unit)(suite, u, n_validation, threads) for u in units)
+    pinned = functools.partial(with_threads, score_setting, threads=threads)
+    calls = [(suite, *unit, n_validation) for unit in units]
+    if jobs <= 1 or len(units) <= 1:
+        for unit, call in zip(units, calls, strict=True):
+            yield unit, pinned(*call)
+        return
+    for i, scores in local_unordered(pinned, calls, jobs):
+        yield units[i], scores
 
 
 def tune_suite(
