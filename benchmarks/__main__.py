@@ -18,7 +18,6 @@ import contextlib
 import importlib
 import json
 import os
-import shlex
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +39,7 @@ from benchmarks.options import (
     seed_list,
     train_size,
 )
+from benchmarks.provenance import command_line
 from benchmarks.suites import INIT_SCHEMES, SUITES
 from benchmarks.tuning_cli import add_tune_parser, add_tuned_options, with_tuned
 from common.progress import PROGRESS_ENV
@@ -130,7 +130,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         suite = suite.with_overrides(n_train=args.train_size)
     _check_device(args.device)
     suite = with_tuned(suite, args.tuned, args.untuned)
-    command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line()
     settings = {PROGRESS_ENV: "0" if args.no_progress else None}  # every bar, workers too
     settings["PARTICLE_BENCH_DATA_ROOT"] = str(args.data_root) if args.data_root else None
     with environment_settings(settings):

@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 RUN_FILE = "run.json"
 _PRODUCED = re.compile(r"^Produced by: `(.+)`\s*$", re.M)
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """The ``python -m benchmarks ...`` command of this process (``argv`` default
+    ``sys.argv[1:]``), shell-quoted: what a result file names as its producer."""
+    args = sys.argv[1:] if argv is None else argv
+    return "python -m benchmarks " + " ".join(shlex.quote(a) for a in args)
 
 
 def record_run(out_dir: Path, command: str, wall_seconds: float, n_units: int) -> Path:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 from pathlib import Path
 
 from benchmarks.options import DEFAULT_BUDGET, TUNED_FILE
+from benchmarks.provenance import command_line
 from benchmarks.suites import SUITES, Suite, get_suite
 
 #: where ``tune`` writes and ``run`` reads tuned settings (committed per suite)
@@ -77,7 +76,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         budget=args.budget,
         jobs=args.jobs,
         threads=args.threads,
-        command="python -m benchmarks " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        command=command_line(),
         log=log,
     )
     print(f"wrote {Path(args.out) / suite.name / TUNED_FILE} ({len(result['trials'])} trials)")
