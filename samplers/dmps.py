@@ -53,9 +53,10 @@ class DMPS(Sampler):
       particle sees its k nearest training points); "auto" = enough to hold the dense
       kernel above exp(-8) within a memory budget (``sparse_diffusion_map.auto_neighbours``).
     - ``solver`` = "auto". Dense kernel: "dense" (full eigh) for N <= ``spectral.DENSE_MAX_N``
-      (3000), else "topk" (block Krylov); "dense"/"topk" force one. Sparse kernel: "lanczos"
-      (ARPACK on the sparse P, :mod:`samplers.core.eigensolvers`); "dense" densifies P (small N).
-    - ``eig_tol`` = 1e-6: largest accepted relative eigen-residual of the sparse fit; every
+      (3000), else "topk" (block Lanczos until converged); "dense"/"topk" force one. Sparse
+      kernel: "lanczos" (ARPACK on the sparse P, :mod:`samplers.core.eigensolvers`); "dense"
+      densifies P (small N).
+    - ``eig_tol`` = 1e-6: largest accepted relative eigen-residual of a truncated fit; every
       pair's residual is in ``info["eig_residuals"]``, and a fit over it says so in
       ``info["eig_warning"]`` (it still runs).
     - ``bandwidth`` = None: eps of k = exp(-|x - y|^2 / (2 eps)); None = median heuristic
@@ -150,6 +151,7 @@ class DMPS(Sampler):
                     p["solver"],
                     scale=p["bandwidth_scale"],
                     rule=p["connect"],
+                    eig_tol=float(p["eig_tol"]),
                 )
                 lam, vec, solver, eig_s = (
                     spec.eigenvalues,
@@ -158,6 +160,7 @@ class DMPS(Sampler):
                     spec.seconds,
                 )
                 extra.update(graph)
+                extra.update(spec.info)
             else:
                 kernel, lam, vec, solver, eig_s, extra = self._fit_sparse(X)
             w = lawgd_weights(lam, kernel.eps, reg=p["reg"], tol=p["tol"], variant=p["weights"])

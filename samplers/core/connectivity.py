@@ -21,6 +21,7 @@ from typing import Any
 from torch import Tensor
 
 from common.geometry import median_bandwidth_sq
+from samplers.core.eigensolvers import EIG_TOL
 from samplers.core.spectral import DiffusionMapKernel, DiffusionSpectrum, diffusion_map_spectrum
 
 CONNECT_RULES = ("widen", "off")
@@ -46,16 +47,18 @@ def connected_spectrum(
     gap_tol: float = GAP_TOL,
     factor: float = WIDEN_FACTOR,
     max_widen: int = MAX_WIDEN,
+    eig_tol: float = EIG_TOL,
 ) -> tuple[DiffusionMapKernel, DiffusionSpectrum, dict[str, Any]]:
     """Kernel and top-``n_modes`` spectrum of X (N, d) at eps = ``scale`` * (``bandwidth`` or
     the median heuristic), widened by ``factor`` while 1 - lambda_1 < ``gap_tol`` (rule
-    "widen"; "off": never). Returns (kernel, spectrum, info) with info ``spectral_gap``,
+    "widen"; "off": never); ``eig_tol``: the residual tolerance of the truncated solver.
+    Returns (kernel, spectrum, info) with info ``spectral_gap``,
     ``n_widened``, ``bandwidth_factor`` (final eps / requested eps), ``graph_connected``."""
     eps0 = float(scale) * (median_bandwidth_sq(X) if bandwidth is None else float(bandwidth))
     widen = 0
     while True:
         kernel = DiffusionMapKernel.fit(X, eps0 * factor**widen)
-        spec = diffusion_map_spectrum(kernel, n_modes, solver=solver)
+        spec = diffusion_map_spectrum(kernel, n_modes, solver=solver, tol=eig_tol)
         gap = spectral_gap(spec)
         if rule == "off" or gap >= gap_tol or widen >= max_widen:
             break
