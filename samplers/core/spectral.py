@@ -126,24 +126,40 @@ class DiffusionMapKernel(TargetPoints):
             D=self.D.to(device=device, dtype=dtype),
         )
 
-    def markov_matrix(self, dtype: torch.dtype | None = None, chunk_size: int = 2048) -> Tensor:
+    def markov_matrix(self, dtype: torch.dtype | None = None, chunk_size: int = 1024) -> Tensor:
         """The symmetric matrix P (N, N) = (kt / D[None, :] + kt / D[:, None]) / 2.
 
         Built in row chunks straight into one (N, N) buffer of ``dtype`` (default X's), so
         the peak memory is one N x N matrix plus O(chunk N).
         """
-        dtype = dtype or self.X.dtype
+        return self.markov_matrices((dtype or self.X.dtype,), chunk_size)[0]
+
+    def markov_matrices(
+        self, dtypes: tuple[torch.dtype, ...], chunk_size: int = 1024
+    ) -> tuple[Tensor, ...]:
+        """P (N, N) in each of ``dtypes`` (e.g. float64 and a float32 copy for fast products),
+        filled in one pass over row chunks: the rows are computed in X's dtype as
+        P_ab = k_ab (u_a s_b + s_a u_b), s = p^-1/2, u = s / (2 D) (the rank-2 form of the
+        symmetrisation), then copied into every buffer while they are in cache."""
         n = self.n_targets
-        out = torch.empty(n, n, dtype=dtype, device=self.X.device)
-        inv_sqrt_p = self.p.rsqrt()
-        inv_D = self.D.reciprocal()
+        outs = tuple(torch.empty(n, n, dtype=dt, device=self.X.device) for dt in dtypes)
+        s = self.p.rsqrt()
+        u = s / (2.0 * self.D)
+        left = torch.stack([u, s], dim=1)  # (N, 2): F = left @ right^T = u s^T + s u^T
+        right = torch.stack([s, u], dim=1)
+        sq = (self.X * self.X).sum(1)
+        work = torch.empty(min(chunk_size, n), n, dtype=self.X.dtype, device=self.X.device)
+        scale = torch.empty_like(work)
         for lo in range(0, n, chunk_size):
             hi = min(lo + chunk_size, n)
-            k = squared_distances(self.X[lo:hi], self.X).mul_(-0.5 / self.eps).exp_()
-            k.mul_(inv_sqrt_p[lo:hi, None] * inv_sqrt_p[None, :])
-            k.mul_(0.5 * (inv_D[None, :] + inv_D[lo:hi, None]))
-            out[lo:hi] = k
-        return out
+            k, f = work[: hi - lo], scale[: hi - lo]
+            torch.addmm(sq[None, :], self.X[lo:hi], self.X.T, alpha=-2.0, out=k)
+            k.add_(sq[lo:hi, None]).clamp_min_(0.0).mul_(-0.5 / self.eps).exp_()
+            torch.mm(left[lo:hi], right.T, out=f)
+            k.mul_(f)
+            for out in outs:
+                out[lo:hi].copy_(k)
+        return outs
 
     # -- out-of-sample evaluation -------------------------------------------------------------
     def _stable_parts(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -423,8 +439,7 @@ def diffusion_map_spectrum(
         lam = lam[:k]
         vec = vec[:, :k].contiguous()
     elif solver == "topk":
-        P = kernel.markov_matrix(dtype=torch.float64)
-        P32 = P.to(torch.float32)
+        P, P32 = kernel.markov_matrices((torch.float64, torch.float32))
         res = block_lanczos_eigenpairs(
             lambda v: P32 @ v.to(torch.float32),
             n,
