@@ -84,7 +84,7 @@ STUDIES: tuple[Study, ...] = (
     Study(
         "scaling_dmps",
         ("results/dmps/fit20000/scaling.md",),
-        ("--sizes", "20000", "--no-brute", "--repeats", "1", "--out", "results/dmps/fit20000"),
+        ("--sizes", "20000", "--no-brute", "--repeats", "3", "--out", "results/dmps/fit20000"),
     ),
     Study("neural_training", ("results/neural/training.md",)),
     Study(

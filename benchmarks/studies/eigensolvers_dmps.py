@@ -6,7 +6,8 @@ shared machine even when absolute times inflate):
 
 - ``dense``: numpy LAPACK eigh (syevd) of the full float64 matrix, then the top K;
 - ``lapack-subset-f32``: scipy.linalg.eigh(subset_by_index, driver="evr") on float32 P;
-- ``krylov`` (the suite's ``topk``): randomised block Krylov, float32 products, 4K space;
+- ``krylov`` (the suite's ``topk`` until 66c196c, now :func:`spectral.top_eigenpairs`): one
+  randomised block Krylov space of 4K vectors, float32 products, no convergence check;
 - ``subspace-q4``: randomised subspace iteration, block 2K, 4 power iterations, float32.
 
 Accuracy: the largest eigenvalue error against ``dense`` and the largest residual
