@@ -16,7 +16,7 @@ from torch import Tensor
 
 from datasets.base import Target
 from samplers.base import RunRequest, Sampler, SamplerError, SampleResult, register_sampler
-from samplers.core.connectivity import CONNECT_RULES, connected_spectrum
+from samplers.core.connectivity import CONNECT_RULES, connected_spectrum, sparse_graph_info
 from samplers.core.eigensolvers import EIG_TOL, sparse_top_eigenpairs
 from samplers.core.sparse_diffusion_map import SparseDiffusionMapKernel
 from samplers.core.spectral import SpectralError, lawgd_weights
@@ -200,7 +200,12 @@ class DMPS(Sampler):
         )
         lam = res.eigenvalues.to(X.dtype)
         vec = res.eigenvectors.to(X.dtype)
-        extra = {"kernel": "sparse", "n_neighbors": kernel.n_neighbors, **res.info()}
+        extra = {
+            "kernel": "sparse",
+            "n_neighbors": kernel.n_neighbors,
+            **sparse_graph_info(kernel.markov_matrix(), lam),
+            **res.info(),
+        }
         return kernel, lam, vec, res.method, res.seconds, extra
 
     def _run(self, run: RunRequest) -> SampleResult:

@@ -71,3 +71,30 @@ def connected_spectrum(
         "connect_rule": rule,
     }
     return kernel, spec, info
+
+
+ISOLATED_SELF_WEIGHT = 0.99
+"""A training point counts as (nearly) isolated in a sparse graph when its Markov self-weight
+P_aa exceeds this: it keeps 99 % of its mass at each step, and each such point adds an
+eigenvalue near 1. (Self-weights near 0.5 are ordinary under the exp(-8) bandwidth rule: 148
+of 300 Gaussian points at k = 20.) Fashion-MNIST latents, N = 60,000, k = 416: 554 points
+above 0.99, and the top 500 eigenvalues of P lie in [0.994, 1.003]."""
+
+
+def sparse_graph_info(P: Any, eigenvalues: Tensor) -> dict[str, Any]:
+    """Connectivity facts of a sparse diffusion-map fit (P scipy sparse, eigenvalues (K,)
+    descending) for its info: ``spectral_gap`` 1 - lambda_1, ``n_isolated`` (points with
+    self-weight P_aa > ``ISOLATED_SELF_WEIGHT``), ``max_self_weight`` and
+    ``n_eigenvalues_above_one`` (beyond mode 0: the symmetrised P is not exactly stochastic,
+    and such modes get the clamped LAWGD weight eps / machine-eps). No verdict: the dense
+    kernel's gap rule (1e-2 at the median bandwidth) does not transfer to the much narrower
+    kNN bandwidth, whose gap is small on connected data too (0.002-0.01 on one Gaussian blob)."""
+    diag = P.diagonal()
+    lam = eigenvalues
+    gap = 1.0 - float(lam[1]) if lam.numel() > 1 else 1.0
+    return {
+        "spectral_gap": gap,
+        "n_isolated": int((diag > ISOLATED_SELF_WEIGHT).sum()),
+        "max_self_weight": float(diag.max()),
+        "n_eigenvalues_above_one": int((lam[1:] >= 1.0).sum()),
+    }

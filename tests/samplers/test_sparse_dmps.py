@@ -172,6 +172,11 @@ def test_dmps_kernel_option_and_auto_threshold() -> None:
     info = s.fit_info
     assert info["kernel"] == "sparse" and info["eig_converged"]
     assert len(info["eig_residuals"]) == 40 and info["eig_max_residual"] <= 1e-6
+    # the graph facts, recomputed from the same kernel
+    P = SparseDiffusionMapKernel.fit(train, 30).markov_matrix()
+    assert info["n_isolated"] == int((P.diagonal() > 0.99).sum())
+    lam_1 = float(sparse_top_eigenpairs(P, 2, method="dense").eigenvalues[1])
+    assert info["spectral_gap"] == pytest.approx(1 - lam_1, abs=1e-8)
     out = s.run(x0, 5, seed=0)
     assert out.particles.shape == (30, 2) and bool(torch.isfinite(out.particles).all())
     auto = get_sampler("dmps", n_modes=40)
@@ -227,3 +232,21 @@ def test_sparse_dmps_follows_the_dense_trajectories_on_a_circle() -> None:
     assert float(moved) > 0.1  # the particles did travel along the circle
     gap = (end["dense"] - end["sparse"]).norm(dim=1).mean()
     assert float(gap / moved) < 0.02
+
+
+def test_sparse_fit_reports_isolated_points_and_a_closed_gap() -> None:
+    from samplers.core.connectivity import sparse_graph_info
+
+    def facts(X: torch.Tensor) -> dict:
+        P = SparseDiffusionMapKernel.fit(X).markov_matrix()  # k = "auto"
+        return sparse_graph_info(P, sparse_top_eigenpairs(P, 5, method="dense").eigenvalues)
+
+    blob = points(300, 3, 20)
+    clean = facts(blob)  # auto k = 216 of 300: no point keeps 99 % of its mass
+    assert clean["n_isolated"] == 0 and clean["n_eigenvalues_above_one"] == 0
+    assert clean["spectral_gap"] > 1e-2 and clean["max_self_weight"] < 0.99
+    # a far outlier: its neighbours lie ~50 away, exp(-r^2 / (2 eps)) underflows to 0, so it
+    # keeps all its mass (P_aa = 1) and adds an eigenvalue 1 next to the constant mode
+    out = facts(torch.cat([blob, torch.tensor([[50.0, 0.0, 0.0]], dtype=F64)]))
+    assert out["n_isolated"] == 1 and out["max_self_weight"] == pytest.approx(1.0, abs=1e-12)
+    assert out["spectral_gap"] < 1e-10
