@@ -5,9 +5,11 @@ N(0, I_16) training points (d = 16) or the 60,000 standardised Fashion-MNIST lat
 (``--fashion``, d = 6, data under ``--data-root``); the sparse kernel with k = "auto" neighbours
 (:class:`samplers.core.sparse_diffusion_map.SparseDiffusionMapKernel`), the top K = 500 eigenpairs
 by ARPACK Lanczos with every pair's relative residual |P v - lam v| / |lam_1| measured
-(:func:`samplers.core.eigensolvers.sparse_top_eigenpairs`), LAWGD weights, then one transport
-direction at m = 1,024 particles (median of ``--repeats``; particles = fresh points of the
-training distribution, or training codes plus N(0, 0.1^2) noise for Fashion-MNIST).
+(:func:`samplers.core.eigensolvers.sparse_top_eigenpairs`), the graph's isolated points
+(self-weight > 0.99, :func:`samplers.core.connectivity.sparse_graph_info`), LAWGD weights,
+then one transport direction at m = 1,024 particles (median of ``--repeats``; particles =
+fresh points of the training distribution, or training codes plus N(0, 0.1^2) noise for
+Fashion-MNIST).
 Peak memory = ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` of the subprocess (Python,
 torch and all). Threads are pinned (``--threads``, torch and BLAS alike); the load average
 is recorded beside every time, since the machine is shared.
@@ -46,6 +48,7 @@ def measure(n: int, data: str, *, threads: int, repeats: int, data_root: str) ->
     from threadpoolctl import threadpool_limits
 
     import benchmarks._imports  # noqa: F401  (guards the local ``datasets`` package)
+    from samplers.core.connectivity import sparse_graph_info
     from samplers.core.eigensolvers import sparse_top_eigenpairs
     from samplers.core.sparse_diffusion_map import SparseDiffusionMapKernel
     from samplers.core.spectral import lawgd_weights, transport_direction
@@ -71,6 +74,7 @@ def measure(n: int, data: str, *, threads: int, repeats: int, data_root: str) ->
         t1 = time.perf_counter()
         eig = sparse_top_eigenpairs(kernel.markov_matrix(), K)
         t2, c2 = time.perf_counter(), time.process_time()
+        graph = sparse_graph_info(kernel.markov_matrix(), eig.eigenvalues)
         w = lawgd_weights(eig.eigenvalues, kernel.eps)
         keep = w > 0
         Phi, w = eig.eigenvectors[:, keep].contiguous(), w[keep]
@@ -100,6 +104,8 @@ def measure(n: int, data: str, *, threads: int, repeats: int, data_root: str) ->
         "max_residual": eig.max_residual,
         "converged": eig.converged,
         "lambda_K": float(eig.eigenvalues[-1]),
+        "lambda_1": float(eig.eigenvalues[1]),
+        "n_isolated": graph["n_isolated"],
         "step_s": times[len(times) // 2],
         "step_cpu_s": cpu[len(cpu) // 2],
         "load_start": load_start,
