@@ -225,16 +225,16 @@ def block_lanczos_eigenpairs(
     Krylov space span[Q_0, A Q_0, A^2 Q_0, ...] from a random orthonormal (N, b) start
     (``seed``); each new block is A Q_j minus its three-term recurrence part, then made
     orthogonal to the whole basis by one pass of block Gram-Schmidt, so T = Q^T A Q is
-    block tridiagonal: T_jj = Q_j^T A Q_j and
-    T_j+1,j = R_j from the QR of the new block. At checks (the first at
+    block tridiagonal: T_jj = Q_j^T A Q_j and T_j+1,j = R_j from the QR of the new
+    block. At checks (the first at
     BLOCK_LANCZOS_FIRST_CHECK k vectors, then where the estimates should pass) the Ritz
     pairs (theta_i, y_i) of T give the residual estimates |R_j y_i[last block]| / |theta_1|
     (Lanczos identity A Q = Q T + Q_j+1 R_j E_j^T). Growth stops when all k estimates are
     below tol / 10, or at ``max_dim`` (default min(N, 10 k + b)) vectors. The Ritz vectors
     Q Y are then checked against ``residual_apply`` (default ``apply``; pass the float64
     operator when ``apply`` multiplies in float32) as in :func:`relative_residuals`; a
-    result above ``tol`` says so in its ``warning``. The basis lives on ``device`` (where
-    ``apply`` works); T and its eigensolves on the CPU. Cost: about dim / b products with
+    result above ``tol`` says so in its ``warning``. The basis and T live on ``device`` (where
+    ``apply`` works); the eigensolves of T run on the CPU. Cost: about dim / b products with
     (N, b) blocks plus O(N dim^2) for the orthogonalisation; memory (N, dim) float64.
     """
     if not 1 <= k <= n:
