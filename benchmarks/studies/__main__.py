@@ -60,6 +60,7 @@ _ONE_BLAS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 _ONE_BLAS3 = {**_ONE_BLAS, "OPENBLAS_NUM_THREADS": "1"}
 _VARIANTS = "results/edmd/variants"
 _SPARSE = "results/dmps/sparse_vs_dense"
+_FASHION60K = "results/dmps/sparse_scaling_fashion60k.md"
 _VARIANT_RUN = ("run", "--suite-file", f"{_VARIANTS}/edmd_variants.toml")
 _QUIET = ("--no-progress", "--no-particles")
 
@@ -136,6 +137,11 @@ STUDIES: tuple[Study, ...] = (
         "scaling_sparse_dmps",
         ("results/dmps/sparse_scaling_s5_10.md",),
         ("--sizes", "5000", "10000", "--out", "results/dmps/sparse_scaling_s5_10.md"),
+    ),
+    Study(
+        "scaling_sparse_dmps",
+        (_FASHION60K,),
+        ("--sizes", "--fashion", "--repeats", "3", "--out", _FASHION60K),
     ),
     Study(
         "scaling_sparse_dmps",
