@@ -27,14 +27,26 @@ FORMS: tuple[str, ...] = ("norms_first", "gemm", "gemm_y_first", "product_first"
 
 
 def pairwise_sq_distances(
-    x: Tensor, y: Tensor, *, form: SqDistanceForm = "norms_first", chunk: int | None = None
+    x: Tensor,
+    y: Tensor,
+    *,
+    form: SqDistanceForm = "norms_first",
+    chunk: int | None = None,
+    out: Tensor | None = None,
 ) -> Tensor:
     """C_ij = |x_i - y_j|^2 for x (m, d), y (n, d) -> (m, n), clamped at 0.
 
     ``form``: evaluation order (module docstring); ``chunk``: rows of x per block (memory of
-    the temporaries O(chunk n) instead of O(m n); same values as unchunked)."""
+    the temporaries O(chunk n) instead of O(m n); same values as unchunked); ``out``: an
+    (m, n) buffer to fill and return instead of allocating (``form="gemm"`` only, the form
+    that needs no temporary; same values)."""
     if form not in FORMS:
         raise ValueError(f"form must be one of {FORMS}, got {form!r}")
+    if out is not None:
+        if form != "gemm" or chunk is not None:
+            raise ValueError("out= is supported for form='gemm' without chunk only")
+        torch.add((x * x).sum(1)[:, None], (y * y).sum(1)[None, :], out=out)
+        return out.addmm_(x, y.T, alpha=-2.0).clamp_min_(0.0)
     if chunk is not None and x.shape[0] > chunk:
         return torch.cat([pairwise_sq_distances(p, y, form=form) for p in x.split(chunk)])
     if form == "cdist":

@@ -59,9 +59,10 @@ def _check_matrix(x: Tensor, what: str, dim: int | None = None) -> None:
         raise SpectralError(f"{what} contains NaN or infinite values")
 
 
-def squared_distances(x: Tensor, y: Tensor) -> Tensor:
-    """|x_i - y_a|^2 as an (m, N) tensor (BLAS accumulates -2 x.y into the norms)."""
-    return pairwise_sq_distances(x, y, form="gemm")
+def squared_distances(x: Tensor, y: Tensor, out: Tensor | None = None) -> Tensor:
+    """|x_i - y_a|^2 as an (m, N) tensor (BLAS accumulates -2 x.y into the norms), written
+    into ``out`` when given."""
+    return pairwise_sq_distances(x, y, form="gemm", out=out)
 
 
 class TargetPoints:
@@ -147,14 +148,12 @@ class DiffusionMapKernel(TargetPoints):
         u = s / (2.0 * self.D)
         left = torch.stack([u, s], dim=1)  # (N, 2): F = left @ right^T = u s^T + s u^T
         right = torch.stack([s, u], dim=1)
-        sq = (self.X * self.X).sum(1)
         work = torch.empty(min(chunk_size, n), n, dtype=self.X.dtype, device=self.X.device)
         scale = torch.empty_like(work)
         for lo in range(0, n, chunk_size):
             hi = min(lo + chunk_size, n)
             k, f = work[: hi - lo], scale[: hi - lo]
-            torch.addmm(sq[None, :], self.X[lo:hi], self.X.T, alpha=-2.0, out=k)
-            k.add_(sq[lo:hi, None]).clamp_min_(0.0).mul_(-0.5 / self.eps).exp_()
+            squared_distances(self.X[lo:hi], self.X, out=k).mul_(-0.5 / self.eps).exp_()
             torch.mm(left[lo:hi], right.T, out=f)
             k.mul_(f)
             for out in outs:

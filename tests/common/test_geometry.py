@@ -80,3 +80,15 @@ def test_make_generator_is_reproducible_and_isolated():
     b = torch.randn(5, generator=make_generator(11))
     assert torch.equal(a, b)
     assert torch.equal(state, torch.random.get_rng_state())  # global RNG untouched
+
+
+def test_gemm_form_fills_a_given_buffer_with_the_same_values() -> None:
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(40, 5, generator=gen, dtype=torch.float64)
+    y = torch.randn(60, 5, generator=gen, dtype=torch.float64)
+    buf = torch.full((40, 60), float("nan"), dtype=torch.float64)
+    got = pairwise_sq_distances(x, y, form="gemm", out=buf)
+    assert got.data_ptr() == buf.data_ptr()
+    assert torch.equal(got, pairwise_sq_distances(x, y, form="gemm"))  # bit for bit
+    with pytest.raises(ValueError, match="out= is supported"):
+        pairwise_sq_distances(x, y, form="cdist", out=buf)
