@@ -62,7 +62,8 @@ class DMPS(Sampler):
       ``info["eig_warning"]`` (it still runs).
     - ``bandwidth`` = None: eps of k = exp(-|x - y|^2 / (2 eps)); None = median heuristic
       eps = median(|X_a - X_b|^2) / (2 log(N + 1)); a positive float sets eps directly.
-    - ``bandwidth_scale`` = 1.0: eps is multiplied by this (the tuner's knob).
+    - ``bandwidth_scale`` = 1.0: eps is multiplied by this (the tuner's knob; dense and sparse
+      kernels alike).
     - ``connect`` = "widen": while the graph is (nearly) disconnected, 1 - lambda_1 < 1e-2,
       eps is doubled, at most 5 times (:mod:`samplers.core.connectivity`; the fit info
       records ``spectral_gap``, ``n_widened``, ``bandwidth_factor``); "off" disables it.
@@ -193,7 +194,9 @@ class DMPS(Sampler):
             raise SamplerError(
                 f"dmps: the sparse kernel takes solver 'auto', 'lanczos' or 'dense', got {solver!r}"
             )
-        kernel = SparseDiffusionMapKernel.fit(X, p["n_neighbors"], p["bandwidth"])
+        kernel = SparseDiffusionMapKernel.fit(
+            X, p["n_neighbors"], p["bandwidth"], scale=float(p["bandwidth_scale"])
+        )
         k = min(int(p["n_modes"]), X.shape[0])
         res = sparse_top_eigenpairs(
             kernel.markov_matrix(), k, method=solver, tol=float(p["eig_tol"])

@@ -65,6 +65,7 @@ from samplers.core.koopman_markov import (
     koopman_markov_matrix,
     koopman_markov_modes,
 )
+from samplers.core.sparse_diffusion_map import SparseDiffusionMapKernel
 from samplers.core.spectral import (
     DiffusionMapKernel,
     SpectralError,
@@ -78,6 +79,31 @@ DEFAULT_DT = {"notebook": 0.1, "koopman_markov": 0.05, "reweighted": 0.1}
 """Pair time step when ``dt`` is None: the notebook's 0.1, the origin code's 0.05."""
 KM_MAX_MODES = 500
 """Modes kept by "koopman_markov" when ``max_modes`` is None (DMPS's n_modes default)."""
+TRANSPORT_KERNELS = ("auto", "dense", "sparse")
+
+
+def transport_kernel_kind(requested: str, variant: str, n_train: int) -> str:
+    """The transport kernel, "dense" or "sparse", of a fit on ``n_train`` points.
+
+    "auto" follows DMPS (dense up to :data:`samplers.dmps.SPARSE_KERNEL_MIN_N` points).
+    "koopman_markov" has only its dense Koopman-degree kernel (its Koopman matrix is an
+    N x N ridge solve), so "sparse" is refused there and "auto" stays dense."""
+    from samplers.dmps import SPARSE_KERNEL_MIN_N
+
+    if requested not in TRANSPORT_KERNELS:
+        raise SamplerError(
+            f"edmd_kswgd: transport_kernel must be one of {TRANSPORT_KERNELS}, got {requested!r}"
+        )
+    if variant == "koopman_markov":
+        if requested == "sparse":
+            raise SamplerError(
+                "edmd_kswgd: transport_kernel 'sparse' needs variant 'notebook' or "
+                "'reweighted'; 'koopman_markov' builds a dense N x N Koopman-Markov kernel"
+            )
+        return "dense"
+    if requested == "auto":
+        return "dense" if n_train <= SPARSE_KERNEL_MIN_N else "sparse"
+    return requested
 
 
 def reweighted_weights(mu: np.ndarray, dt: float, eps: float, reg: float = 1e-3) -> np.ndarray:
@@ -163,6 +189,15 @@ class EDMDKSWGD(Sampler):
 
     Transport (as DMPS)
     - ``bandwidth`` = None: eps of the diffusion-map kernel (median heuristic when None).
+    - ``transport_kernel`` = "auto": the out-of-sample kernel Kt of "notebook"/"reweighted":
+      "dense" (N x N, :class:`samplers.core.spectral.DiffusionMapKernel`) up to DMPS's
+      ``SPARSE_KERNEL_MIN_N`` training points, "sparse" (kNN,
+      :class:`samplers.core.sparse_diffusion_map.SparseDiffusionMapKernel`, with its
+      bandwidth rule when ``bandwidth`` is None) above; "dense"/"sparse" force one.
+      "koopman_markov" is always dense ("sparse" is an error). The EDMD modes themselves
+      come from the dictionary (M features), so with the sparse kernel a fit on the whole
+      training pool (``max_train``) needs O(N k) memory, not O(N^2).
+    - ``n_neighbors`` = "auto": k of the sparse kernel (as DMPS's).
     - ``step_size`` = "auto": h such that the first step moves the median particle by
       ``step_fraction`` * sqrt(eps) (the DMPS rule, :func:`samplers.core.spectral.auto_step_size`);
       a positive float fixes h. ``step_fraction`` = 0.1.
@@ -209,6 +244,8 @@ class EDMDKSWGD(Sampler):
         "imag_tol": 1e-6,
         "max_modes": None,
         "bandwidth": None,
+        "transport_kernel": "auto",
+        "n_neighbors": "auto",
         "step_size": "auto",
         "step_fraction": 0.1,
         "max_step": 1.0,
@@ -244,6 +281,8 @@ class EDMDKSWGD(Sampler):
         "imag_tol": NonNegative(),
         "max_modes": Positive(int, also=(None,)),
         "bandwidth": Positive(also=(None,)),
+        "transport_kernel": OneOf(*TRANSPORT_KERNELS),
+        "n_neighbors": Positive(int, also=("auto",)),
         "step_size": Positive(also=("auto",)),
         "step_fraction": Positive(),
         "max_step": Positive(also=(None,)),
@@ -290,6 +329,7 @@ class EDMDKSWGD(Sampler):
         if X.shape[0] > n_max:
             idx = torch.randperm(X.shape[0], generator=make_generator(seed))[:n_max]
             X = X[idx.to(X.device)]
+        kind = transport_kernel_kind(p["transport_kernel"], p["variant"], X.shape[0])
         dt = p["dt"]
         if dt is None:
             dt = DEFAULT_DT[p["variant"]]
@@ -308,7 +348,7 @@ class EDMDKSWGD(Sampler):
             if p["variant"] == "koopman_markov":
                 facts = self._fit_koopman_markov(X, Y)
             else:
-                facts = self._fit_edmd_modes(X, Y, dt, t1)
+                facts = self._fit_edmd_modes(X, Y, dt, t1, kind)
         except (EDMDError, SpectralError) as err:
             raise SamplerError(f"edmd_kswgd: {err}") from err
         if not bool(torch.isfinite(self.Phi).all()) or not bool(torch.isfinite(self.w).all()):
@@ -321,6 +361,7 @@ class EDMDKSWGD(Sampler):
             "n_train": int(X.shape[0]),
             "pair_bandwidth_h": h_pairs,
             "eps": self.kernel.eps,
+            "transport_kernel": kind,
             "weight_max": float(self.w.max()),
             "weight_min": float(self.w.min()),
             "pairs_seconds": t1 - t0,
@@ -363,7 +404,9 @@ class EDMDKSWGD(Sampler):
             "kernel_seconds": time.perf_counter() - t3,
         }
 
-    def _fit_edmd_modes(self, X: Tensor, Y: Tensor, dt: float, t1: float) -> dict[str, Any]:
+    def _fit_edmd_modes(
+        self, X: Tensor, Y: Tensor, dt: float, t1: float, kind: str
+    ) -> dict[str, Any]:
         """The notebook's EDMD modes ("notebook": w = dt / (1 - mu); "reweighted": DMPS-style
         weights of the generator spectrum, :func:`reweighted_weights`); sets kernel, Phi, w."""
         p = self.params
@@ -401,7 +444,14 @@ class EDMDKSWGD(Sampler):
             modes = transport_modes(spec, complex_modes="pair", **select)
         t3 = time.perf_counter()
         dtype = self._dtype()
-        kernel = DiffusionMapKernel.fit(X.to(dtype), p["bandwidth"])
+        kernel: DiffusionMapKernel | SparseDiffusionMapKernel
+        facts: dict[str, Any] = {}
+        if kind == "sparse":
+            kernel = SparseDiffusionMapKernel.fit(X.to(dtype), p["n_neighbors"], p["bandwidth"])
+            kernel.P = None  # the transport needs only X, p and D
+            facts["n_neighbors"] = kernel.n_neighbors
+        else:
+            kernel = DiffusionMapKernel.fit(X.to(dtype), p["bandwidth"])
         weights = modes.weights
         if p["variant"] == "reweighted":
             weights = reweighted_weights(modes.mu, dt, kernel.eps, float(p["weight_reg"]))
@@ -413,6 +463,7 @@ class EDMDKSWGD(Sampler):
         self.w = torch.from_numpy(weights).to(device=X.device, dtype=dtype)
         return {
             **modes.facts,
+            **facts,
             "complex_modes_used": modes.facts["complex_modes"],
             "spectrum_method": spec.method,
             "n_features": n_features,

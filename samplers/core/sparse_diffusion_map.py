@@ -146,17 +146,28 @@ class SparseDiffusionMapKernel(TargetPoints):
 
     @classmethod
     def fit(
-        cls, X: Tensor, n_neighbors: int | str = "auto", eps: float | None = None
+        cls,
+        X: Tensor,
+        n_neighbors: int | str = "auto",
+        eps: float | None = None,
+        *,
+        scale: float = 1.0,
     ) -> SparseDiffusionMapKernel:
         """Fit on X (N, d): exact kNN graph (k = ``n_neighbors``, or :func:`auto_neighbours`
-        for "auto"), bandwidth (rule above unless ``eps`` given), W, p, D and P.
-        Memory O(N k); time one kNN search plus O(N k)."""
+        for "auto"), bandwidth (rule above unless ``eps`` given) times ``scale`` (DMPS's
+        ``bandwidth_scale``: the automatic k counts neighbours at the scaled dense eps, and the
+        rule's eps is scaled, so k = N still reproduces the dense kernel at scale * eps),
+        W, p, D and P. Memory O(N k); time one kNN search plus O(N k)."""
         _check_matrix(X, "X")
         n = X.shape[0]
         if n < 2:
             raise SpectralError(f"need at least 2 target points, got {n}")
+        scale = float(scale)
+        if not math.isfinite(scale) or scale <= 0:
+            raise SpectralError(f"bandwidth scale must be a positive finite number, got {scale!r}")
         if n_neighbors == "auto":
-            n_neighbors = auto_neighbours(X, median_bandwidth_sq(X) if eps is None else eps)
+            eps_ref = median_bandwidth_sq(X) if eps is None else float(eps)
+            n_neighbors = auto_neighbours(X, scale * eps_ref)
         k = int(n_neighbors)
         if k < 2:
             raise SpectralError(f"n_neighbors must be >= 2 (the point itself and one), got {k}")
@@ -165,7 +176,7 @@ class SparseDiffusionMapKernel(TargetPoints):
         d2, idx = knn_search(X, X, k, tree=tree)
         if eps is None:
             eps = min(median_bandwidth_sq(X), float(d2[:, -1].median()) / (2 * BANDWIDTH_C))
-        eps = float(eps)
+        eps = scale * float(eps)
         if not math.isfinite(eps) or eps <= 0:
             raise SpectralError(f"bandwidth eps must be a positive finite number, got {eps!r}")
         vals = torch.exp(-d2 / (2 * eps)).reshape(-1).to(torch.float64).cpu().numpy()

@@ -12,7 +12,7 @@ from datasets import get_target
 from samplers import SamplerError, get_sampler
 from samplers.core.eigensolvers import relative_residuals, sparse_top_eigenpairs
 from samplers.core.sparse_diffusion_map import BANDWIDTH_C, SparseDiffusionMapKernel, knn_search
-from samplers.core.spectral import DiffusionMapKernel, transport_direction
+from samplers.core.spectral import DiffusionMapKernel, SpectralError, transport_direction
 
 F64 = torch.float64
 
@@ -88,6 +88,22 @@ def test_bandwidth_rule() -> None:
     rule = float(r_k.median()) / (2 * BANDWIDTH_C)
     assert kern.eps == pytest.approx(min(rule, median_bandwidth_sq(X)), rel=1e-12)
     assert kern.eps < median_bandwidth_sq(X)  # k = 12 of 500 in 2-d: the rule narrows it
+
+
+def test_bandwidth_scale_widens_the_sparse_kernel_as_the_dense_one() -> None:
+    """DMPS's tuner knob ``bandwidth_scale`` multiplies eps on both kernels: with every pair
+    kept the sparse kernel at scale 2 is the dense kernel at twice the median eps."""
+    X = points(80, 2, 3)
+    sparse = SparseDiffusionMapKernel.fit(X, 80, scale=2.0)
+    dense = DiffusionMapKernel.fit(X, 2.0 * median_bandwidth_sq(X))
+    assert sparse.eps == pytest.approx(dense.eps, rel=1e-12)
+    torch.testing.assert_close(
+        torch.from_numpy(sparse.markov_matrix().toarray()), dense.markov_matrix()
+    )
+    narrow = SparseDiffusionMapKernel.fit(X, 12)
+    assert SparseDiffusionMapKernel.fit(X, 12, scale=0.5).eps == pytest.approx(0.5 * narrow.eps)
+    with pytest.raises(SpectralError, match="scale"):
+        SparseDiffusionMapKernel.fit(X, 12, scale=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +199,8 @@ def test_dmps_kernel_option_and_auto_threshold() -> None:
     auto.fit(train, Blob())
     assert auto.fit_info["kernel"] == "dense"  # 400 <= SPARSE_KERNEL_MIN_N
     assert SPARSE_KERNEL_MIN_N >= 400
+    wide = get_sampler("dmps", n_modes=40, kernel="sparse", n_neighbors=30, bandwidth_scale=2.0)
+    assert wide.fit(train, Blob()).fit_info["eps"] == pytest.approx(2 * info["eps"], rel=1e-12)
     with pytest.raises(SamplerError, match="kernel must be"):
         get_sampler("dmps", kernel="banded").fit(train, Blob())
     with pytest.raises(SamplerError, match="sparse kernel takes solver"):
