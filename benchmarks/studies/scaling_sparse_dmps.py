@@ -3,10 +3,12 @@
 For each N (one subprocess per N, so its peak resident memory is its own): N i.i.d.
 N(0, I_16) training points (d = 16) or the 60,000 standardised Fashion-MNIST latent codes
 (``--fashion``, d = 6, data under ``--data-root``); the sparse kernel with k = "auto" neighbours
-(:class:`samplers.core.sparse_diffusion_map.SparseDiffusionMapKernel`), the top K = 500 eigenpairs
-by ARPACK Lanczos with every pair's relative residual |P v - lam v| / |lam_1| measured
-(:func:`samplers.core.eigensolvers.sparse_top_eigenpairs`), the graph's isolated points
-(self-weight > 0.99, :func:`samplers.core.connectivity.sparse_graph_info`), LAWGD weights,
+and its tail rule (:class:`samplers.core.sparse_diffusion_map.SparseDiffusionMapKernel`), the
+top K = 500 eigenpairs by DMPS's automatic sparse solver (ARPACK up to N = 20,000, block
+Lanczos above: :func:`samplers.dmps.sparse_solver_for`) with every pair's relative residual
+|P v - lam v| / |lam_1| measured (:func:`samplers.core.eigensolvers.sparse_top_eigenpairs`),
+the graph's isolated points (self-weight > 0.99,
+:func:`samplers.core.connectivity.sparse_graph_info`), LAWGD weights as sparse DMPS's,
 then one transport direction at m = 1,024 particles (median of ``--repeats``; particles =
 fresh points of the training distribution, or training codes plus N(0, 0.1^2) noise for
 Fashion-MNIST).
@@ -52,6 +54,7 @@ def measure(n: int, data: str, *, threads: int, repeats: int, data_root: str) ->
     from samplers.core.eigensolvers import sparse_top_eigenpairs
     from samplers.core.sparse_diffusion_map import SparseDiffusionMapKernel
     from samplers.core.spectral import lawgd_weights, transport_direction
+    from samplers.dmps import sparse_solver_for
 
     torch.set_num_threads(threads)
     gen = torch.Generator().manual_seed(0)
@@ -72,10 +75,11 @@ def measure(n: int, data: str, *, threads: int, repeats: int, data_root: str) ->
         t0, c0 = time.perf_counter(), time.process_time()
         kernel = SparseDiffusionMapKernel.fit(X, N_NEIGHBORS)
         t1 = time.perf_counter()
-        eig = sparse_top_eigenpairs(kernel.markov_matrix(), K)
+        solver = sparse_solver_for(n)
+        eig = sparse_top_eigenpairs(kernel.markov_matrix(), K, method=solver)
         t2, c2 = time.perf_counter(), time.process_time()
         graph = sparse_graph_info(kernel.markov_matrix(), eig.eigenvalues)
-        w = lawgd_weights(eig.eigenvalues, kernel.eps)
+        w = lawgd_weights(eig.eigenvalues, kernel.eps, drop_non_decaying=True)
         keep = w > 0
         Phi, w = eig.eigenvectors[:, keep].contiguous(), w[keep]
         run_kernel = kernel.to(dtype=torch.float64)
@@ -93,7 +97,9 @@ def measure(n: int, data: str, *, threads: int, repeats: int, data_root: str) ->
         "N": n,
         "d": X.shape[1],
         "k": kernel.n_neighbors,
+        "tail_widened": kernel.n_widened,
         "nnz_per_row": kernel.markov_matrix().nnz / n,
+        "solver": eig.method,
         "K": K,
         "m": M,
         "kernel_fit_s": t1 - t0,
@@ -106,6 +112,7 @@ def measure(n: int, data: str, *, threads: int, repeats: int, data_root: str) ->
         "lambda_K": float(eig.eigenvalues[-1]),
         "lambda_1": float(eig.eigenvalues[1]),
         "n_isolated": graph["n_isolated"],
+        "n_above_one": graph["n_eigenvalues_above_one"],
         "step_s": times[len(times) // 2],
         "step_cpu_s": cpu[len(cpu) // 2],
         "load_start": load_start,
@@ -223,7 +230,9 @@ def _write(args: argparse.Namespace, argv: list[str] | None, rows: list[dict], f
         f"{args.threads} threads (torch and BLAS; OMP/MKL/OPENBLAS_NUM_THREADS={args.threads}), "
         f"{platform.machine()}, {os.cpu_count()} cores on a machine shared with other "
         "developers: the load average (1/5/15 min) at the start and end of each row is beside "
-        "its times. Residual = max_j |P v_j - lam_j v_j| / |lam_1| over the 500 returned pairs "
+        "its times. tail_widened = training points the tail rule gave a wider bandwidth; "
+        "n_above_one = modes beyond the constant with lam >= 1 (weight 0). "
+        "Residual = max_j |P v_j - lam_j v_j| / |lam_1| over the 500 returned pairs "
         "(tolerance 1e-6). Peak memory = ru_maxrss of the per-N subprocess (Python and torch "
         "included). *_cpu_s = CPU seconds of the process (all its threads): on an overloaded "
         "machine wall times inflate by the load, CPU times much less.",

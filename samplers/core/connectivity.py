@@ -85,10 +85,11 @@ def sparse_graph_info(P: Any, eigenvalues: Tensor) -> dict[str, Any]:
     """Connectivity facts of a sparse diffusion-map fit (P scipy sparse, eigenvalues (K,)
     descending) for its info: ``spectral_gap`` 1 - lambda_1, ``n_isolated`` (points with
     self-weight P_aa > ``ISOLATED_SELF_WEIGHT``), ``max_self_weight`` and
-    ``n_eigenvalues_above_one`` (beyond mode 0: the symmetrised P is not exactly stochastic,
-    and such modes get the clamped LAWGD weight eps / machine-eps). No verdict: the dense
-    kernel's gap rule (1e-2 at the median bandwidth) does not transfer to the much narrower
-    kNN bandwidth, whose gap is small on connected data too (0.002-0.01 on one Gaussian blob)."""
+    ``n_eigenvalues_above_one`` (beyond mode 0: the symmetrised P is not exactly stochastic;
+    sparse DMPS gives such modes weight 0, ``lawgd_weights(drop_non_decaying=True)``).
+    No verdict: the dense kernel's gap rule (1e-2 at the median bandwidth) does not transfer
+    to the much narrower kNN bandwidth, whose gap is small on connected data too (0.002-0.01
+    on one Gaussian blob)."""
     diag = P.diagonal()
     lam = eigenvalues
     gap = 1.0 - float(lam[1]) if lam.numel() > 1 else 1.0

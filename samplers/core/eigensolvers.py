@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -120,13 +121,17 @@ def sparse_top_eigenpairs(
     ncv: int | None = None,
     maxiter: int | None = None,
     arpack_tol: float | None = None,
+    max_dim: int | None = None,
 ) -> EigenResult:
     """Largest-``k`` eigenpairs of the symmetric sparse P (N, N), in float64.
 
     method: "lanczos" (ARPACK ``eigsh(which="LA")`` on P + I, start vector from ``seed``,
-    ``ncv`` Lanczos vectors, default min(N, 2 k + 1)) or "dense" (LAPACK on P.toarray();
-    O(N^2) memory, for small N). ``arpack_tol`` (default ``ARPACK_TOL_FACTOR * tol``) is
-    ARPACK's own stopping tolerance; ``tol`` is what the measured residuals are held to.
+    ``ncv`` Lanczos vectors, default min(N, 2 k + 1)), "block" (:func:`block_lanczos_eigenpairs`
+    with products by a float32 copy of P, residuals with P in float64; at most ``max_dim``
+    Krylov vectors, default :data:`SPARSE_BLOCK_MAX_DIM_FACTOR` k + b) or "dense" (LAPACK on
+    P.toarray(); O(N^2) memory, for small N). ``arpack_tol`` (default
+    ``ARPACK_TOL_FACTOR * tol``) is ARPACK's own stopping tolerance; ``tol`` is what the
+    measured residuals are held to.
     ARPACK failing to converge within ``maxiter`` restarts returns the pairs it converged
     (fewer than k; the result's ``warning`` says so) or raises if there are none.
     """
@@ -163,8 +168,19 @@ def sparse_top_eigenpairs(
         del shifted
         order = np.argsort(lam)[::-1]
         lam, V = lam[order] - ARPACK_SHIFT, V[:, order]
+    elif method == "block":
+        p32, p64 = torch_csr(P, torch.float32), torch_csr(P, torch.float64)
+        return block_lanczos_eigenpairs(
+            lambda Q: p32 @ Q.to(torch.float32),
+            n,
+            k,
+            tol=tol,
+            seed=seed,
+            max_dim=max_dim or SPARSE_BLOCK_MAX_DIM_FACTOR * k + BLOCK_LANCZOS_BLOCK,
+            residual_apply=lambda V: p64 @ V,
+        )
     else:
-        raise SpectralError(f"unknown eigensolver {method!r}; use 'lanczos' or 'dense'")
+        raise SpectralError(f"unknown eigensolver {method!r}; use 'lanczos', 'block' or 'dense'")
     seconds = time.perf_counter() - t0
     res = relative_residuals(P, lam, V)
     return EigenResult(
@@ -176,6 +192,28 @@ def sparse_top_eigenpairs(
         tol=float(tol),
         n_requested=int(k),
     )
+
+
+SPARSE_BLOCK_MAX_DIM_FACTOR = 12
+"""Krylov-space cap (12 k + b vectors) of the "block" method on a sparse P. Fashion-MNIST
+latents, N = 60,000, k = 416 neighbours with the tail rule, K = 500: at the default cap of
+the dense kernel (10 K + b = 5,064 vectors, 156 s) 449 of the 500 pairs had converged and
+the largest residual was 7.7e-6; the basis holds 8 N bytes a vector (2.9 GB at 6,064)."""
+
+
+def torch_csr(P: sp.spmatrix, dtype: torch.dtype) -> Tensor:
+    """scipy sparse P as a torch CSR tensor in ``dtype`` (int32 indices: the products cost the
+    same as with int64 on this machine, and the indices take half the memory)."""
+    P = P.tocsr()
+    with warnings.catch_warnings():  # "sparse CSR support is in beta"
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(P.indptr.astype(np.int32)),
+            torch.from_numpy(P.indices.astype(np.int32)),
+            torch.from_numpy(P.data).to(dtype),
+            size=P.shape,
+            check_invariants=False,  # scipy's CSR is valid by construction
+        )
 
 
 BLOCK_LANCZOS_BLOCK = 64

@@ -18,6 +18,24 @@ most exp(-8) ~ 3.4e-4 (the dropped entries of a typical row are below 0.034 % of
 and the sparse kernel is never wider than the dense one: as k grows it becomes the dense
 kernel with the dense bandwidth (k = N reproduces it exactly).
 
+Tail rule (``neighbour_mass`` m = 1, :func:`tail_bandwidths`): under one global eps, a point
+in the tails of the data whose neighbours all lie many sqrt(eps) away keeps its whole mass
+on itself (P_aa -> 1) and adds an eigenvalue near 1 (Fashion-MNIST latents, N = 60,000,
+k = 416: 554 points with P_aa > 0.99 and the top 500 eigenvalues crowded in [0.994, 1.003]).
+So each training point gets its own bandwidth eps_a >= eps, the smallest with
+
+    sum_{b in kNN(a), b != a} exp(-|X_a - X_b|^2 / (2 eps_a)) >= m
+
+(eps_a = eps wherever the global bandwidth already gives the neighbours that mass), at most
+the dense kernel's eps (so the rule acts only where the kNN budget narrowed eps below it,
+and k = N still reproduces the dense kernel), and a pair uses the wider of its two:
+
+    W_ab = exp(-|X_a - X_b|^2 / (2 max(eps_a, eps_b))).
+
+Where no point needs widening the kernel is the global-eps one above, bit for bit; eps
+stays the global eps in the LAWGD weights and the step rule (the widened points diffuse on
+a longer time scale there).
+
 Number of neighbours (``n_neighbors="auto"``, :func:`auto_neighbours`): the median, over
 512 sampled points, of how many training points lie within the radius where the dense
 kernel (eps_dense) falls to exp(-c), clipped to [64, max(64, NNZ_BUDGET // N)] (at least 64
@@ -28,9 +46,9 @@ N), eps shrinks so that the k neighbours still hold the kernel's bulk.
 
 Out-of-sample kernel at particles x (m, d): only the k nearest training points of each
 particle, idx (m, k), enter (the set is locally constant, so the gradient below is exact
-almost everywhere):
+almost everywhere); a particle has the global eps, so its pair bandwidth is eps_j:
 
-    k_j(x) = exp(-|x - X_j|^2 / (2 eps)), p(x) = sum_j k_j, M_j = k_j / sqrt(p(x) p_j),
+    k_j(x) = exp(-|x - X_j|^2 / (2 eps_j)), p(x) = sum_j k_j, M_j = k_j / sqrt(p(x) p_j),
     Q = sum_j M_j,  Kt_j(x) = (M_j / D_j + M_j / Q) / 2,       j in idx(x).
 
 One transport step x_i <- x_i - (h/m) sum_j grad Kt_j(x_i) s_j, s = Phi diag(w) Phi^T
@@ -66,6 +84,16 @@ NNZ_BUDGET = 25_000_000
 """Cap on N k of the automatic k: W and P in CSR take ~12 bytes a non-zero each (double the
 kNN entries after symmetrisation at most), so ~1.2 GB at the cap; and the ARPACK products
 cost O(N k) each."""
+
+NEIGHBOUR_MASS = 1.0
+"""m of the tail rule: every training point's other neighbours hold at least the kernel mass
+of its own self-loop (weight 1), so no point keeps most of its mass at a step. On the
+60,000 Fashion-MNIST latents (k = 416) it widens 8,284 points (13.8 %; largest eps_a / eps
+8.2, below the dense eps cap of ~10), leaves no point with P_aa > 0.99 (554 before) and
+spreads the top 500 eigenvalues from [0.994, 1.003] to [0.820, 1.003]: ARPACK's solve fell
+from 1,090 s to 376 s (``results/dmps/sparse_scaling_fashion60k.md``). On the 12 training
+sets of ``results/dmps/sparse_vs_dense.md`` (circle, ring8, half_sphere at N = 5,000, digits
+codes; seeds 0-2) it widens no point, so those kernels are unchanged."""
 
 KD_TREE_MAX_DIM = 8
 """kNN queries use scikit-learn's KD-tree up to this dimension (d = 6 Fashion-MNIST latents:
@@ -119,6 +147,48 @@ def auto_neighbours(X: Tensor, eps: float, *, n_probe: int = 512, seed: int = 0)
     return int(min(max(count, 64), max(64, NNZ_BUDGET // n), n))
 
 
+def tail_bandwidths(
+    d2: Tensor, eps: float, neighbour_mass: float, cap: float, *, iterations: int = 60
+) -> Tensor | None:
+    """Per-point bandwidths eps_a (N,) of the tail rule, or None when no point needs one.
+
+    d2 (N, k): squared distances to each point's k nearest training points, the point itself
+    first. eps_a = eps where m_a(eps) >= ``neighbour_mass``, with
+    m_a(e) = sum_{j >= 1} exp(-d2_aj / (2 e)) (increasing in e); elsewhere the e with
+    m_a(e) = neighbour_mass, by bisection in log e (``iterations`` halvings of the log-ratio,
+    relative error ~2^-60 of it), but never above ``cap`` (the dense kernel's eps: the rule
+    only undoes the narrowing that the kNN budget forced, so where eps = cap nothing
+    changes). m is capped at half of the k - 1 other neighbours (the most a finite e can
+    reach is k - 1). ``neighbour_mass`` = 0 switches the rule off.
+    """
+    if neighbour_mass < 0 or not math.isfinite(neighbour_mass):
+        raise SpectralError(f"neighbour_mass must be >= 0 and finite, got {neighbour_mass!r}")
+    r = d2[:, 1:]
+    if neighbour_mass == 0 or r.shape[1] == 0 or not eps < cap:
+        return None
+    target = min(float(neighbour_mass), 0.5 * r.shape[1])
+
+    def mass(e: Tensor) -> Tensor:
+        return torch.exp(-r_need / (2 * e[:, None])).sum(1)
+
+    r_need = r
+    need = mass(torch.full((r.shape[0],), eps, dtype=r.dtype, device=r.device)) < target
+    if not bool(need.any()):
+        return None
+    r_need = r[need]
+    # at e = max r^2 / (2 log 2) every neighbour weighs >= 1/2, so the mass is >= target
+    lo = torch.full((r_need.shape[0],), eps, dtype=r.dtype, device=r.device)
+    hi = torch.maximum(r_need.max(1).values / (2 * math.log(2.0)), lo).clamp_max(cap)
+    for _ in range(iterations):
+        mid = torch.sqrt(lo * hi)
+        ok = mass(mid) >= target
+        hi = torch.where(ok, mid, hi)
+        lo = torch.where(ok, lo, mid)
+    out = torch.full((r.shape[0],), eps, dtype=r.dtype, device=r.device)
+    out[need] = hi
+    return out
+
+
 def _build_tree(X: Tensor) -> Any | None:
     if X.shape[1] > KD_TREE_MAX_DIM:
         return None
@@ -131,7 +201,8 @@ def _build_tree(X: Tensor) -> Any | None:
 class SparseDiffusionMapKernel(TargetPoints):
     """kNN diffusion-map kernel fitted on X (N, d); see the module docstring for the maths.
 
-    Attributes: X (N, d), eps, n_neighbors k, p (N,) degrees of W, D (N,) degrees of Kt,
+    Attributes: X (N, d), eps (global), n_neighbors k, p (N,) degrees of W, D (N,) degrees of Kt,
+    point_eps (N,) the tail rule's eps_a (None: every point has eps),
     P the (N, N) symmetric Markov matrix (scipy CSR, float64; None after :meth:`to`, which
     keeps only what the transport needs), tree the KD-tree of X (None: brute-force kNN).
     """
@@ -143,6 +214,12 @@ class SparseDiffusionMapKernel(TargetPoints):
     D: Tensor
     P: sp.csr_matrix | None = None
     tree: Any | None = field(default=None, repr=False)
+    point_eps: Tensor | None = None
+
+    @property
+    def n_widened(self) -> int:
+        """Training points whose bandwidth the tail rule widened."""
+        return 0 if self.point_eps is None else int((self.point_eps > self.eps).sum())
 
     @classmethod
     def fit(
@@ -152,12 +229,14 @@ class SparseDiffusionMapKernel(TargetPoints):
         eps: float | None = None,
         *,
         scale: float = 1.0,
+        neighbour_mass: float = NEIGHBOUR_MASS,
     ) -> SparseDiffusionMapKernel:
         """Fit on X (N, d): exact kNN graph (k = ``n_neighbors``, or :func:`auto_neighbours`
         for "auto"), bandwidth (rule above unless ``eps`` given) times ``scale`` (DMPS's
         ``bandwidth_scale``: the automatic k counts neighbours at the scaled dense eps, and the
         rule's eps is scaled, so k = N still reproduces the dense kernel at scale * eps),
-        W, p, D and P. Memory O(N k); time one kNN search plus O(N k)."""
+        the tail rule's per-point bandwidths (``neighbour_mass``; 0 = off), W, p, D and P.
+        Memory O(N k); time one kNN search plus O(N k)."""
         _check_matrix(X, "X")
         n = X.shape[0]
         if n < 2:
@@ -165,9 +244,9 @@ class SparseDiffusionMapKernel(TargetPoints):
         scale = float(scale)
         if not math.isfinite(scale) or scale <= 0:
             raise SpectralError(f"bandwidth scale must be a positive finite number, got {scale!r}")
+        eps_ref = scale * (median_bandwidth_sq(X) if eps is None else float(eps))
         if n_neighbors == "auto":
-            eps_ref = median_bandwidth_sq(X) if eps is None else float(eps)
-            n_neighbors = auto_neighbours(X, scale * eps_ref)
+            n_neighbors = auto_neighbours(X, eps_ref)
         k = int(n_neighbors)
         if k < 2:
             raise SpectralError(f"n_neighbors must be >= 2 (the point itself and one), got {k}")
@@ -179,7 +258,12 @@ class SparseDiffusionMapKernel(TargetPoints):
         eps = scale * float(eps)
         if not math.isfinite(eps) or eps <= 0:
             raise SpectralError(f"bandwidth eps must be a positive finite number, got {eps!r}")
-        vals = torch.exp(-d2 / (2 * eps)).reshape(-1).to(torch.float64).cpu().numpy()
+        point_eps = tail_bandwidths(d2, eps, float(neighbour_mass), eps_ref)
+        if point_eps is None:
+            bandwidth: float | Tensor = eps
+        else:
+            bandwidth = torch.maximum(point_eps[:, None], point_eps[idx])
+        vals = torch.exp(-d2 / (2 * bandwidth)).reshape(-1).to(torch.float64).cpu().numpy()
         rows = np.repeat(np.arange(n), k)
         W = sp.csr_matrix((vals, (rows, idx.reshape(-1).cpu().numpy())), shape=(n, n))
         W = W.maximum(W.T).tocsr()  # union of the kNN pairs; equal values where both hold
@@ -191,7 +275,16 @@ class SparseDiffusionMapKernel(TargetPoints):
         P = (0.5 * (Kt @ inv_D + inv_D @ Kt)).tocsr()
         P.sort_indices()
         as_t = lambda a: torch.from_numpy(a).to(device=X.device, dtype=X.dtype)  # noqa: E731
-        return cls(X=X, eps=eps, n_neighbors=k, p=as_t(p), D=as_t(D), P=P, tree=tree)
+        return cls(
+            X=X,
+            eps=eps,
+            n_neighbors=k,
+            p=as_t(p),
+            D=as_t(D),
+            P=P,
+            tree=tree,
+            point_eps=None if point_eps is None else point_eps.to(X.dtype),
+        )
 
     def to(
         self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
@@ -205,6 +298,9 @@ class SparseDiffusionMapKernel(TargetPoints):
             D=self.D.to(device=device, dtype=dtype),
             P=None,
             tree=self.tree,
+            point_eps=None
+            if self.point_eps is None
+            else self.point_eps.to(device=device, dtype=dtype),
         )
 
     def markov_matrix(self) -> sp.csr_matrix:
@@ -221,21 +317,32 @@ class SparseDiffusionMapKernel(TargetPoints):
     def _parts(self, x: Tensor, idx: Tensor) -> dict[str, Tensor]:
         """Stabilised pieces on the neighbour sets idx (m, k), differentiable in x.
 
-        k~ = exp(-(r - r_min) / (2 eps)), p~ = sum_j k~_j, sc = exp(-r_min / (4 eps)),
-        M~ = k~ / sqrt(p~ p_j), Q~ = sum_j M~_j; then M = sc M~, Q = sc Q~ (as in the dense
-        kernel: every quantity stays finite for particles far from the data).
+        With e_j = r_j / (2 eps_j) and e_min = min_j e_j: k~ = exp(-(e - e_min)),
+        p~ = sum_j k~_j, sc = exp(-e_min / 2), M~ = k~ / sqrt(p~ p_j), Q~ = sum_j M~_j; then
+        M = sc M~, Q = sc Q~ (as in the dense kernel: every quantity stays finite for
+        particles far from the data). "g" is grad_x(-e_j) = (X_j - x) / eps_j, (m, k, d).
         """
         diff = self.X[idx] - x[:, None, :]  # (m, k, d)
         r = diff.pow(2).sum(-1)
-        r_min = r.min(dim=1, keepdim=True).values.detach()
-        kt = torch.exp(-(r - r_min) / (2 * self.eps))
+        if self.point_eps is None:  # one bandwidth: the global-eps form, as before the rule
+            r_min = r.min(dim=1, keepdim=True).values.detach()
+            kt = torch.exp(-(r - r_min) / (2 * self.eps))
+            sc = torch.exp(-r_min / (4 * self.eps))
+            g = diff / self.eps
+        else:
+            bw = self.point_eps[idx]
+            e = r / (2 * bw)
+            e_min = e.min(dim=1, keepdim=True).values.detach()
+            kt = torch.exp(-(e - e_min))
+            sc = torch.exp(-e_min / 2)
+            g = diff / bw[:, :, None]
         pt = kt.sum(1, keepdim=True)
         m_t = kt / (pt * self.p[idx]).sqrt()
         return {
-            "diff": diff,
+            "g": g,
             "k": kt,
             "pt": pt,
-            "sc": torch.exp(-r_min / (4 * self.eps)),
+            "sc": sc,
             "m": m_t,
             "q": m_t.sum(1, keepdim=True),
         }
@@ -256,10 +363,10 @@ class SparseDiffusionMapKernel(TargetPoints):
         return out.scatter_(1, idx, vals)
 
     def _grad_parts(self, x: Tensor, idx: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor]:
-        """grad M~_j = M~_j (g_j - gbar / 2), g_j = (X_j - x) / eps, gbar = sum_j k~_j g_j / p~,
+        """grad M~_j = M~_j (g_j - gbar / 2), g_j = (X_j - x) / eps_j, gbar = sum_j k~_j g_j / p~,
         and grad Q~ = sum_j grad M~_j: returns (parts, grad_m (m, k, d), grad_q (m, d))."""
         f = self._parts(x, idx)
-        g = f["diff"] / self.eps
+        g = f["g"]
         gbar = (f["k"][:, :, None] * g).sum(1) / f["pt"]
         grad_m = f["m"][:, :, None] * (g - 0.5 * gbar[:, None, :])
         return f, grad_m, grad_m.sum(1)

@@ -542,12 +542,20 @@ def lawgd_weights(
     reg: float = 1e-3,
     tol: float = 1e-6,
     variant: Literal["intended", "notebook"] = "intended",
+    *,
+    drop_non_decaying: bool = False,
 ) -> Tensor:
     """LAWGD weights w_k = (eps / (lam_k + reg))^2 * eps / (1 - lam_k) for k >= 1, shape (K,).
 
     lam: eigenvalues of P in descending order (mode 0 = the constant mode, weight 0).
-    Modes with lam_k < tol get weight 0. The factor eps / (1 - lam_k) is -L^{-1} for the
-    generator L = (P - I) / eps; (eps / (lam + reg))^2 undoes the two Kt factors.
+    Modes with lam_k < tol get weight 0. A mode k >= 1 with lam_k >= 1 has a generator
+    eigenvalue >= 0, where -L^-1 does not exist: by default its factor is clamped to
+    eps / machine-eps (so it dominates); ``drop_non_decaying`` gives it weight 0 instead (the
+    pseudo-inverse). The symmetrised P = (A + A^T) / 2 of a row-stochastic A has
+    lam_0 >= 1 (the Rayleigh quotient of the constant vector is 1) and can have more
+    eigenvalues above 1 where the degrees D vary: the sparse kernel at N = 60,000 had two.
+    The factor eps / (1 - lam_k) is -L^{-1} for the generator L = (P - I) / eps;
+    (eps / (lam + reg))^2 undoes the two Kt factors.
     variant="notebook" reproduces the CIFAR notebook's eps / clip(lam - 1, 1e-12, None),
     which (lam < 1) sets that factor to eps * 1e12 for every mode: for comparison only.
     """
@@ -556,6 +564,8 @@ def lawgd_weights(
     if eps <= 0:
         raise SpectralError(f"eps must be positive, got {eps!r}")
     keep = lam >= tol
+    if drop_non_decaying and variant == "intended":
+        keep &= lam < 1.0
     keep[0] = False
     if variant == "intended":
         gap = (1.0 - lam).clamp_min(torch.finfo(lam.dtype).eps)

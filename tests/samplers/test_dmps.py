@@ -190,6 +190,15 @@ def test_lawgd_weights_formula_and_notebook_variant() -> None:
     assert float((w[1] / w[2]) / (nb[1] / nb[2])) == pytest.approx(5.0, rel=1e-9)
     with pytest.raises(SpectralError, match="unknown weights variant"):
         lawgd_weights(lam, eps, variant="clipped")
+    # a second eigenvalue above 1: clamped to eps / machine-eps by default, dropped on request
+    above = torch.tensor([1.003, 1.001, 0.9], dtype=F64)
+    clamped = lawgd_weights(above, eps, reg=reg)
+    assert float(clamped[1]) == pytest.approx(
+        (eps / (1.001 + reg)) ** 2 * eps / torch.finfo(F64).eps, rel=1e-12
+    )
+    dropped = lawgd_weights(above, eps, reg=reg, drop_non_decaying=True)
+    assert float(dropped[1]) == 0.0 and float(dropped[0]) == 0.0
+    assert float(dropped[2]) == pytest.approx((eps / (0.9 + reg)) ** 2 * eps / 0.1, rel=1e-12)
 
 
 def test_auto_step_size_rule(fitted) -> None:

@@ -39,7 +39,7 @@ def test_knn_search_is_exact(d: int) -> None:
 def test_sparse_entries_above_knn_cutoff_equal_dense_and_markov_rows_sum_to_one() -> None:
     X, k = points(200, 3, 2), 15
     eps = 0.3
-    kern = SparseDiffusionMapKernel.fit(X, k, eps)
+    kern = SparseDiffusionMapKernel.fit(X, k, eps, neighbour_mass=0.0)  # one global eps
     dense = dense_kernel_matrix(X, eps)
     # rebuild W from P's pattern: every kept entry is the dense kernel value ...
     P = kern.markov_matrix().tocoo()
@@ -106,10 +106,72 @@ def test_bandwidth_scale_widens_the_sparse_kernel_as_the_dense_one() -> None:
         SparseDiffusionMapKernel.fit(X, 12, scale=0.0)
 
 
-@pytest.fixture(scope="module")
-def sparse_setup():
+def test_tail_rule_against_brute_force() -> None:
+    """The per-point bandwidths solve m_a(eps_a) = m where the global eps leaves a point's
+    other neighbours less mass than m, and W_ab = exp(-r^2 / (2 max(eps_a, eps_b)))."""
+    X, k, m = torch.cat([points(200, 3, 2), torch.tensor([[6.0, 0.0, 0.0]], dtype=F64)]), 15, 1.0
+    kern = SparseDiffusionMapKernel.fit(X, k, neighbour_mass=m)
+    eps, eps_a = kern.eps, kern.point_eps
+    assert eps_a is not None and kern.n_widened > 0
+    d2 = torch.cdist(X, X).pow(2)
+    nearest = torch.topk(d2, k, dim=1, largest=False).values[:, 1:]  # others, self dropped
+
+    def mass(e: torch.Tensor) -> torch.Tensor:
+        return torch.exp(-nearest / (2 * e[:, None])).sum(1)
+
+    cap = median_bandwidth_sq(X)  # the dense kernel's eps bounds every eps_a
+    assert eps < cap
+    wide, capped = eps_a > eps, eps_a >= cap * (1 - 1e-12)
+    solved = wide & ~capped
+    assert int(solved.sum()) > 0
+    target = torch.full_like(eps_a[solved], m)
+    torch.testing.assert_close(mass(eps_a)[solved], target, rtol=1e-9, atol=0)
+    assert bool((mass(eps_a)[capped] <= m * (1 + 1e-9)).all())
+    assert bool((eps_a <= cap * (1 + 1e-12)).all())
+    assert bool((mass(torch.full_like(eps_a, eps))[~wide] >= m).all())
+    assert bool((eps_a[~wide] == eps).all())
+    assert float(eps_a[-1]) == pytest.approx(float(eps_a.max()))  # the outlier 6 sd out
+    # W from the brute-force formula on P's pattern, then the usual normalisation
+    P = kern.markov_matrix().tocoo()
+    rows, cols = torch.from_numpy(P.row).long(), torch.from_numpy(P.col).long()
+    W = torch.zeros(201, 201, dtype=F64)
+    pair = torch.maximum(eps_a[rows], eps_a[cols])
+    W[rows, cols] = torch.exp(-d2[rows, cols] / (2 * pair))
+    p = W.sum(1)
+    kt = W / torch.sqrt(p[:, None] * p[None, :])
+    D = kt.sum(1)
+    P_ref = 0.5 * (kt / D[None, :] + kt / D[:, None])
+    torch.testing.assert_close(torch.from_numpy(kern.markov_matrix().toarray()), P_ref)
+    # the widened points keep less of their mass on themselves than under the global eps
+    old = SparseDiffusionMapKernel.fit(X, k, neighbour_mass=0.0).markov_matrix().diagonal()
+    new = kern.markov_matrix().diagonal()
+    assert bool((new[solved.numpy()] < old[solved.numpy()]).all())
+    # the outlier reaches the cap, where the dense kernel isolates it as well (P_aa ~ 1):
+    # connecting it is the dense kernel's connect rule's job, not the kNN budget's
+    assert bool(capped[-1]) and new[-1] > 0.99
+    assert float(DiffusionMapKernel.fit(X).markov_matrix()[-1, -1]) > 0.99
+
+
+def test_tail_rule_leaves_well_sampled_data_alone() -> None:
+    """Where the global eps already gives every point mass m from its neighbours (a circle
+    with the automatic k, as the sparse-vs-dense study) the kernel is bit for bit the
+    global-eps one."""
+    theta = 2 * torch.pi * torch.rand(800, generator=torch.Generator().manual_seed(15), dtype=F64)
+    X = torch.stack([theta.cos(), theta.sin()], dim=1)
+    kern = SparseDiffusionMapKernel.fit(X)
+    assert kern.point_eps is None and kern.n_widened == 0
+    off = SparseDiffusionMapKernel.fit(X, neighbour_mass=0.0)
+    assert (kern.markov_matrix() != off.markov_matrix()).nnz == 0
+    with pytest.raises(SpectralError, match="neighbour_mass"):
+        SparseDiffusionMapKernel.fit(X, 10, neighbour_mass=-1.0)
+
+
+@pytest.fixture(scope="module", params=[1.0, 0.0], ids=["tail-rule", "global-eps"])
+def sparse_setup(request):
     X = points(150, 3, 8)
-    kern = SparseDiffusionMapKernel.fit(X, 20)
+    # k = 20 of 150: the tail rule widens 68 points (up to 19 eps); 0 switches it off
+    kern = SparseDiffusionMapKernel.fit(X, 20, neighbour_mass=request.param)
+    assert (kern.n_widened > 0) == (request.param > 0)
     res = sparse_top_eigenpairs(kern.markov_matrix(), 12, method="lanczos")
     w = torch.rand(12, generator=torch.Generator().manual_seed(9), dtype=F64) + 0.1
     x = 1.3 * points(9, 3, 10)
@@ -159,6 +221,27 @@ def test_lanczos_matches_dense_eigh() -> None:
     )
 
 
+def test_block_method_matches_dense_eigh() -> None:
+    """The block Lanczos on the sparse P (float32 products, float64 residuals): eigenvalues
+    as LAPACK's to 1e-6 (the float32 products put a floor of ~1e-7 on the residuals, as on
+    the dense kernel), residuals re-measured independently."""
+    kern = SparseDiffusionMapKernel.fit(points(2000, 3, 11))  # auto k
+    P = kern.markov_matrix()
+    # K = 30 is small against the block of 64: the default cap 12 K + 64 stops at 8.5e-6
+    res = sparse_top_eigenpairs(P, 30, method="block", max_dim=800)
+    assert res.method == "block_lanczos" and res.converged and res.max_residual <= 1e-6
+    lam, V = np.linalg.eigh(P.toarray())
+    lam = lam[::-1][:30]
+    np.testing.assert_allclose(res.eigenvalues.numpy(), lam, rtol=0, atol=1e-6)
+    vec = res.eigenvectors.numpy()
+    np.testing.assert_allclose(
+        res.residuals.numpy(), relative_residuals(P, res.eigenvalues.numpy(), vec), atol=1e-9
+    )
+    # a cap far too small says so instead of passing
+    capped = sparse_top_eigenpairs(P, 30, method="block", max_dim=64)
+    assert not capped.converged and "exceed the residual tolerance" in capped.warning
+
+
 def test_residual_tolerance_is_reported() -> None:
     P = SparseDiffusionMapKernel.fit(points(300, 3, 12), 20).markov_matrix()
     ok = sparse_top_eigenpairs(P, 10, tol=1e-6)
@@ -205,6 +288,18 @@ def test_dmps_kernel_option_and_auto_threshold() -> None:
         get_sampler("dmps", kernel="banded").fit(train, Blob())
     with pytest.raises(SamplerError, match="sparse kernel takes solver"):
         get_sampler("dmps", kernel="sparse", solver="topk").fit(train, Blob())
+    # the automatic solver of the sparse kernel: ARPACK up to SPARSE_BLOCK_MIN_N, block above
+    assert info["eig_method"] == "lanczos"
+    import samplers.dmps
+
+    old_min = samplers.dmps.SPARSE_BLOCK_MIN_N
+    try:
+        samplers.dmps.SPARSE_BLOCK_MIN_N = 300
+        blk = get_sampler("dmps", n_modes=20, kernel="sparse").fit(train, Blob()).fit_info
+    finally:
+        samplers.dmps.SPARSE_BLOCK_MIN_N = old_min
+    assert blk["eig_method"] == "block_lanczos" and blk["eig_converged"]
+    assert samplers.dmps.sparse_solver_for(SPARSE_KERNEL_MIN_N + 1) == "block"
 
 
 def test_auto_neighbours_hold_the_dense_kernel_on_a_circle() -> None:
@@ -255,16 +350,21 @@ def test_sparse_dmps_follows_the_dense_trajectories_on_a_circle() -> None:
 def test_sparse_fit_reports_isolated_points_and_a_closed_gap() -> None:
     from samplers.core.connectivity import sparse_graph_info
 
-    def facts(X: torch.Tensor) -> dict:
-        P = SparseDiffusionMapKernel.fit(X).markov_matrix()  # k = "auto"
+    def facts(X: torch.Tensor, mass: float) -> dict:
+        P = SparseDiffusionMapKernel.fit(X, neighbour_mass=mass).markov_matrix()  # k = "auto"
         return sparse_graph_info(P, sparse_top_eigenpairs(P, 5, method="dense").eigenvalues)
 
     blob = points(300, 3, 20)
-    clean = facts(blob)  # auto k = 216 of 300: no point keeps 99 % of its mass
+    clean = facts(blob, 1.0)  # auto k = 216 of 300: no point keeps 99 % of its mass
     assert clean["n_isolated"] == 0 and clean["n_eigenvalues_above_one"] == 0
     assert clean["spectral_gap"] > 1e-2 and clean["max_self_weight"] < 0.99
-    # a far outlier: its neighbours lie ~50 away, exp(-r^2 / (2 eps)) underflows to 0, so it
-    # keeps all its mass (P_aa = 1) and adds an eigenvalue 1 next to the constant mode
-    out = facts(torch.cat([blob, torch.tensor([[50.0, 0.0, 0.0]], dtype=F64)]))
+    # with the tail rule off, a far outlier: its neighbours lie ~50 away,
+    # exp(-r^2 / (2 eps)) underflows to 0, so it keeps all its mass (P_aa = 1) and adds an
+    # eigenvalue 1 next to the constant mode
+    with_outlier = torch.cat([blob, torch.tensor([[50.0, 0.0, 0.0]], dtype=F64)])
+    out = facts(with_outlier, 0.0)
     assert out["n_isolated"] == 1 and out["max_self_weight"] == pytest.approx(1.0, abs=1e-12)
     assert out["spectral_gap"] < 1e-10
+    # the tail rule widens no further than the dense kernel's eps, which isolates it too
+    ruled = facts(with_outlier, 1.0)
+    assert ruled["n_isolated"] == 1 and ruled["spectral_gap"] < 1e-10
