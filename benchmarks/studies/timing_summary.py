@@ -1,6 +1,7 @@
 """Turn pytest-benchmark JSON files into ``results/benchmarks/summary.md``.
 
     python -m benchmarks.studies.timing_summary --run    # run the timing suite, then summarise
+    python -m benchmarks.studies.timing_summary --spectral   # the DMPS benchmarks, then summarise
     python -m benchmarks.studies.timing_summary          # summarise results/benchmarks/*.json
 
 ``--run`` executes ``pytest tests/bench/test_bench_samplers.py --benchmark-only
@@ -22,6 +23,16 @@ from benchmarks.environment import REPO_ROOT
 
 DEFAULT_DIR = REPO_ROOT / "results" / "benchmarks"
 BENCH_FILE = "tests/bench/test_bench_samplers.py"
+SPECTRAL_FILES = ("tests/bench/test_bench_dmps.py", "tests/bench/test_bench_sparse_dmps.py")
+"""``--spectral``: DMPS's dense and sparse fits (N = 20,000 and 60,000) and transport steps,
+into ``spectral.json`` (about 15 minutes on 2 cores)."""
+MADE_BY = {
+    "samplers.json": f"pytest {BENCH_FILE} --benchmark-only "
+    "--benchmark-json results/benchmarks/samplers.json",
+    "spectral.json": f"pytest {' '.join(SPECTRAL_FILES)} --benchmark-only "
+    "--benchmark-json results/benchmarks/spectral.json",
+}
+"""The command behind each JSON file this module runs (shown in the summary)."""
 
 
 def _ms(seconds: float) -> str:
@@ -79,6 +90,7 @@ def summarise(files: list[Path], command: str) -> str:
             "",
             f"- recorded: {data.get('datetime', '?')}, commit {str(ci.get('id', '?'))[:12]}"
             f"{' (dirty)' if ci.get('dirty') else ''}",
+            *([f"- made by: `{MADE_BY[path.name]}`"] if path.name in MADE_BY else []),
             f"- machine: {cpu.get('brand_raw', mi.get('processor', '?'))}, "
             f"{cpu.get('count', '?')} cores, Python {mi.get('python_version', '?')}, "
             f"torch {_first(data, 'torch')}, device(s) {_devices(data)}",
@@ -114,15 +126,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="folder of JSON files")
     p.add_argument("--run", action="store_true", help="run the timing suite first")
+    p.add_argument(
+        "--spectral", action="store_true", help="run the DMPS fit and step benchmarks first"
+    )
     args = p.parse_args(argv)
     args.dir.mkdir(parents=True, exist_ok=True)
-    command = "python -m benchmarks.studies.timing_summary" + (" --run" if args.run else "")
-    if args.run:
-        cmd = [sys.executable, "-m", "pytest", BENCH_FILE, "--benchmark-only"]
-        cmd += ["--benchmark-json", str(args.dir / "samplers.json"), "-q"]
+    flags = [f for f, on in (("--run", args.run), ("--spectral", args.spectral)) if on]
+    command = " ".join(["python -m benchmarks.studies.timing_summary", *flags])
+    runs = [(args.run, [BENCH_FILE], "samplers.json")]
+    runs += [(args.spectral, list(SPECTRAL_FILES), "spectral.json")]
+    for wanted, tests, name in runs:
+        if not wanted:
+            continue
+        cmd = [sys.executable, "-m", "pytest", *tests, "--benchmark-only"]
+        cmd += ["--benchmark-json", str(args.dir / name), "-q"]
         rc = subprocess.call(cmd, cwd=REPO_ROOT)
         if rc != 0:
-            print(f"timing suite failed (exit {rc})", file=sys.stderr)
+            print(f"timing suite failed (exit {rc}): {' '.join(tests)}", file=sys.stderr)
             return rc
     files = sorted(args.dir.glob("*.json"))
     out = args.dir / "summary.md"

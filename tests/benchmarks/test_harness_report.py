@@ -147,3 +147,4 @@ def test_timing_summary_from_pytest_benchmark_json(tmp_path):
         "| ula | cpu | n_particles=1024, n_train=5000, dim=16 | 1 | 12.3 | 12.5 ± 0.4 | 7 |" in md
     )
     assert "TestCPU, 2 cores" in md and "commit abcdef123456" in md
+    assert "- made by: `pytest tests/bench/test_bench_samplers.py --benchmark-only" in md
