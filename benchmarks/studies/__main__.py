@@ -61,6 +61,18 @@ _ONE_BLAS3 = {**_ONE_BLAS, "OPENBLAS_NUM_THREADS": "1"}
 _VARIANTS = "results/edmd/variants"
 _SPARSE = "results/dmps/sparse_vs_dense"
 _FASHION60K = "results/dmps/sparse_scaling_fashion60k.md"
+_WHOLE = "results/dmps/fashion_whole_pool"
+_WHOLE_RUN = (
+    "run",
+    "--suite-file",
+    f"{_WHOLE}/suite.toml",
+    "--data-root",
+    "/usr/share/datasets",
+    "--threads",
+    "2",
+)
+_ALL = ("--train-size", "all")
+_CURVE = ("--seeds", "0", "--steps", "3000", "--curve-every", "300")
 _VARIANT_RUN = ("run", "--suite-file", f"{_VARIANTS}/edmd_variants.toml")
 _QUIET = ("--no-progress", "--no-particles")
 
@@ -184,6 +196,26 @@ STUDIES: tuple[Study, ...] = (
         "scaling_sparse_dmps",
         ("results/dmps/sparse_vs_dense.md",),
         ("--quality", _SPARSE, "--quality-only", "--out", "results/dmps/sparse_vs_dense.md"),
+    ),
+    Study(
+        "benchmarks",
+        (f"{_WHOLE}/n1200/dmps_fashion_whole_pool/leaderboard.md",),
+        (*_WHOLE_RUN, "--out", f"{_WHOLE}/n1200", "--no-particles"),
+    ),
+    Study(
+        "benchmarks",
+        (f"{_WHOLE}/n1200_steps3000/dmps_fashion_whole_pool/leaderboard.md",),
+        (*_WHOLE_RUN, *_CURVE, "--out", f"{_WHOLE}/n1200_steps3000", "--no-particles"),
+    ),
+    Study(
+        "benchmarks",
+        (f"{_WHOLE}/n60000/dmps_fashion_whole_pool/leaderboard.md",),
+        (*_WHOLE_RUN, *_ALL, "--out", f"{_WHOLE}/n60000", "--no-particles"),
+    ),
+    Study(
+        "benchmarks",
+        (f"{_WHOLE}/n60000_steps3000/dmps_fashion_whole_pool/leaderboard.md",),
+        (*_WHOLE_RUN, *_ALL, *_CURVE, "--out", f"{_WHOLE}/n60000_steps3000", "--no-particles"),
     ),
     Study("timing_summary", ("results/benchmarks/summary.md",), ("--run",)),
 )
