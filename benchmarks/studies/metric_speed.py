@@ -6,7 +6,7 @@ eps = 0.05 x median squared distance of y (the default target fraction). Baselin
 same stop threshold as the metric's cross solve and the same iteration cap; each timed in the
 same process, best of ``--repeats``.
 
-Usage: PYTHONPATH=. python benchmarks/metric_speed.py [--sizes 1000 5000] [--repeats 3]
+Usage: python -m benchmarks.studies.metric_speed [--sizes 1000 5000] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def main() -> None:
     threads = " ".join(
         f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ
     )
-    command = f"{threads} PYTHONPATH=. python benchmarks/metric_speed.py " + " ".join(sys.argv[1:])
+    command = f"{threads} python -m benchmarks.studies.metric_speed " + " ".join(sys.argv[1:])
     rows = []
     for n in args.sizes:
         x, y = clouds(n)
