@@ -49,6 +49,12 @@ cap, peak resident memory 5.5 GB. Below it the sparse kernel is only chosen by h
 (the sparse-vs-dense and scaling studies, whose rows ARPACK made)."""
 
 
+def kernel_kind_for(n_train: int) -> str:
+    """``kernel="auto"``: "dense" up to :data:`SPARSE_KERNEL_MIN_N` training points, else
+    "sparse" (DMPS and EDMD-KSWGD's transport kernel)."""
+    return "dense" if n_train <= SPARSE_KERNEL_MIN_N else "sparse"
+
+
 def sparse_solver_for(n_train: int) -> str:
     """The sparse kernel's automatic eigensolver for ``n_train`` points (see
     :data:`SPARSE_BLOCK_MIN_N`)."""
@@ -163,7 +169,7 @@ class DMPS(Sampler):
         X = train.to(self._dtype())
         kind = p["kernel"]
         if kind == "auto":
-            kind = "dense" if X.shape[0] <= SPARSE_KERNEL_MIN_N else "sparse"
+            kind = kernel_kind_for(X.shape[0])
         if kind not in ("dense", "sparse"):
             raise SamplerError(f"dmps: kernel must be 'auto', 'dense' or 'sparse', got {kind!r}")
         extra: dict[str, Any] = {"kernel": kind}

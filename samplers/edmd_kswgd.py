@@ -88,7 +88,7 @@ def transport_kernel_kind(requested: str, variant: str, n_train: int) -> str:
     "auto" follows DMPS (dense up to :data:`samplers.dmps.SPARSE_KERNEL_MIN_N` points).
     "koopman_markov" has only its dense Koopman-degree kernel (its Koopman matrix is an
     N x N ridge solve), so "sparse" is refused there and "auto" stays dense."""
-    from samplers.dmps import SPARSE_KERNEL_MIN_N
+    from samplers.dmps import kernel_kind_for
 
     if requested not in TRANSPORT_KERNELS:
         raise SamplerError(
@@ -102,7 +102,7 @@ def transport_kernel_kind(requested: str, variant: str, n_train: int) -> str:
             )
         return "dense"
     if requested == "auto":
-        return "dense" if n_train <= SPARSE_KERNEL_MIN_N else "sparse"
+        return kernel_kind_for(n_train)
     return requested
 
 
