@@ -437,7 +437,9 @@ def execute_unit(spec: RunSpec, progress: bool = False) -> UnitOutput:
     fit_start = time.perf_counter()
     try:
         cls = sampler_class(spec.sampler)
-        unmet = cls.unmet_needs(data.target)
+        unmet = cls.unmet_needs(data.target) + cls.unmet_budget(
+            int(data.train.shape[0]), int(spec.n_particles)
+        )
         if unmet:
             return failure_output(spec, "skipped", f"{spec.sampler} needs {', '.join(unmet)}")
         sampler = cls(**spec.params)

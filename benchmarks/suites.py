@@ -16,6 +16,18 @@ INIT_SCHEMES = ("gaussian", "cap", "support")
 #: repetitions of the headline suites (manifolds, mixtures, bounded)
 HEADLINE_SEEDS = (0, 1, 2, 3, 4)
 
+#: Budgets of the two regimes of every headline suite, as (training points N, particles m).
+#: Generation (the headline): m = 1,000 >= 3 N, N = 300. With more particles than training
+#: points, copying the training split or quantising it (k-means) cannot produce the sample,
+#: so a method must generate; m equals the reference size, so a method's score and the
+#: ``exact`` row's share the metric's finite-sample bias. Representation: m = 300 < N =
+#: 1,000 (the earlier tables): how well m particles summarise a target that N points
+#: describe; there an optimal quantiser of the training split beats fresh i.i.d. draws
+#: (``results/metrics/copying_cells.md``, ``results/targets/calibration.md``).
+GENERATION = {"n_train": 300, "n_particles": 1000}
+REPRESENTATION = {"n_train": 1000, "n_particles": 300}
+REGIMES = ("generation", "representation")
+
 
 @dataclass(frozen=True)
 class Suite:
@@ -61,6 +73,10 @@ class Suite:
     suite_seed: int = 20261125
     use_smoke_params: bool = False
     description: str = ""
+    #: "generation" (m >= N), "representation" (m < N) or "" (not a headline suite)
+    regime: str = ""
+    #: the suite family both regimes of a headline suite share (e.g. "manifolds")
+    family: str = ""
 
     @property
     def headline_metric(self) -> str:
@@ -88,6 +104,31 @@ SUITES: dict[str, Suite] = {
             use_smoke_params=True,
             description="seconds-long end-to-end check of every sampler (their smoke_params)",
         ),
+    )
+}
+
+
+def _headline_pair(
+    base: Suite, generation: dict[str, int], representation: dict[str, int]
+) -> tuple[Suite, Suite]:
+    """The two regimes of a headline suite: ``NAME`` (generation, the headline) and
+    ``NAME_representation``; same targets, samplers, seeds, metrics and suite seed."""
+    family = base.name
+    return (
+        replace(base, regime="generation", family=family, **generation),
+        replace(
+            base,
+            name=f"{family}_representation",
+            regime="representation",
+            family=family,
+            description=base.description + " (representation regime: m < N)",
+            **representation,
+        ),
+    )
+
+
+for _suite in (
+    *_headline_pair(
         Suite(
             name="manifolds",
             seeds=HEADLINE_SEEDS,
@@ -96,12 +137,20 @@ SUITES: dict[str, Suite] = {
             metrics=Suite.metrics + ("generalisation_gap",),
             description="data on curves and surfaces; cap init tests spreading over the support",
         ),
+        GENERATION,
+        REPRESENTATION,
+    ),
+    *_headline_pair(
         Suite(
             name="mixtures",
             seeds=HEADLINE_SEEDS,
             targets=("ring8", "grid25", "unbalanced2", "mixture10d"),
             description="multimodal Gaussian mixtures: mode coverage and weights",
         ),
+        GENERATION,
+        REPRESENTATION,
+    ),
+    *_headline_pair(
         Suite(
             name="bounded",
             seeds=HEADLINE_SEEDS,
@@ -111,16 +160,23 @@ SUITES: dict[str, Suite] = {
             description="bounded supports: mass must stay inside the boundary; ranked on "
             "starts inside the support, `gaussian` (partly outside) is a stress test",
         ),
+        GENERATION,
+        REPRESENTATION,
+    ),
+    # image latents: finite pools (digits has 1,797 images), so smaller budgets: generation
+    # N = 250, m = 600 (>= 2.4 N) against a 600-point reference; representation as before
+    *_headline_pair(
         Suite(
             name="latents",
             targets=("digits_latent", "fashion_mnist_latent", "mnist_latent", "cifar10_latent"),
-            n_particles=200,
-            n_train=1200,
-            n_reference=300,
+            n_reference=600,
             description="autoencoded image latents (digits always; others when data is present)",
         ),
-    )
-}
+        {"n_train": 250, "n_particles": 600},
+        {"n_train": 1200, "n_particles": 200, "n_reference": 300},
+    ),
+):
+    SUITES[_suite.name] = _suite
 
 
 def get_suite(name: str) -> Suite:

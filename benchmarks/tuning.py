@@ -14,6 +14,14 @@ too: tuning never reads the test reference. The chosen setting per (sampler, tar
 has the best mean score over repetitions (a failed or diverged run scores +inf; ties keep
 the earlier setting, the default first).
 
+Tuning runs on its own repetitions (:data:`TUNING_REPS`, seeds that no leaderboard
+evaluates): the training splits, starts and sampler seeds a setting is chosen on are never
+the ones it is scored on, so a setting that fits the evaluated draws cannot be chosen.
+A chosen setting on an edge of its knob's values is then widened past that edge and scored
+again (``benchmarks.search_widening``: same rule for every sampler, up to each sampler's
+declared ``search_limits``), until interior or at the limit; ``tuned.json`` records each
+choice's edge state and how many settings of its (widened) space were tried.
+
 Fits run serially or in ``--jobs`` processes with one torch/BLAS thread each (the
 runner's backend and thread rule), so the scores do not depend on ``--jobs``.
 
@@ -41,16 +49,33 @@ from benchmarks.data import prepare, validation_split
 from benchmarks.environment import environment
 from benchmarks.options import DEFAULT_BUDGET, TUNED_FILE
 from benchmarks.runner import _params
+from benchmarks.search_widening import (
+    MAX_WIDEN_ROUNDS,
+    edge_moves,
+    normalised,
+    setting_key,
+    space_size,
+)
 from benchmarks.seeding import derive_seed
 from benchmarks.shared_runs import run_inits
 from benchmarks.store import atomic_write_text
 from benchmarks.suites import Suite
+from benchmarks.tuning_cli import TUNING_REPS as _CLI_TUNING_REPS
 from common.geometry import relative_eps
 from datasets.base import get_target
 from metrics.base import MetricContext, get_metric
 from samplers.base import sampler_class
 
 TRIALS_FILE = "tuning_trials.jsonl"
+
+#: the repetitions tuning runs on by default (``benchmarks.tuning_cli.TUNING_REPS``): never
+#: evaluated by a leaderboard (the suites evaluate repetitions 0-9 at most)
+TUNING_REPS = _CLI_TUNING_REPS
+
+
+def _n_train(suite: Suite) -> int:
+    """The suite's training-split size as a number (``"all"`` counts as unbounded)."""
+    return suite.n_train if isinstance(suite.n_train, int) else 10**9
 
 
 def draw_settings(
@@ -176,6 +201,7 @@ def tune_suite(
     threads: int = 1,
     command: str | None = None,
     log: Callable[[str], None] = print,
+    evaluated_reps: tuple[int, ...] = (),
 ) -> dict[str, Any]:
     """Tune every sampler of ``samplers`` on ``suite`` (see the module docstring); write and
     return the ``tuned.json`` content. Trials already in ``tuning_trials.jsonl`` are reused;
@@ -193,10 +219,29 @@ def tune_suite(
             if line.strip():
                 rec = json.loads(line)
                 done[rec["key"]] = rec
+    overlap = sorted(set(suite.seeds) & set(evaluated_reps))
+    if overlap:
+        raise ValueError(
+            f"tuning repetitions {overlap} are evaluated by the suite's leaderboard; tune on "
+            f"repetitions it never evaluates (default {list(TUNING_REPS)})"
+        )
+    runnable = []
+    for sampler in samplers:
+        unmet = sampler_class(sampler).unmet_budget(_n_train(suite), suite.n_particles)
+        if unmet:
+            log(f"tune: {sampler} not tuned (needs {', '.join(unmet)})")
+        else:
+            runnable.append(sampler)
     plan = {
         (sampler, target): settings_for(suite, sampler, target, budget)
-        for sampler in samplers
+        for sampler in runnable
         for target in suite.targets
+    }
+    spaces = {
+        (sampler, target): dict(
+            sampler_class(sampler).tuning_space(get_target(target), _params(suite, sampler))
+        )
+        for sampler, target in plan
     }
     todo: list[TrialUnit] = [
         (sampler, target, rep, params)
@@ -205,48 +250,106 @@ def tune_suite(
         for rep in suite.seeds
         if not all(trial_key(sampler, target, i, rep, params) in done for i in suite.inits)
     ]
-    log(f"tuning {suite.name}: {len(todo)} fits to run ({len(done)} trials reused), jobs={jobs}")
-    with trials_path.open("a", encoding="utf-8") as fh:
-        for n, (unit, res) in enumerate(_scored_units(suite, todo, n_val, jobs, threads), 1):
-            sampler, target, rep, params = unit
-            for init in suite.inits:
-                score, status = res[init]
-                key = trial_key(sampler, target, init, rep, params)
-                rec = {
-                    "key": key,
-                    "sampler": sampler,
-                    "target": target,
-                    "init": init,
-                    "rep": rep,
-                    "params": params,
-                    "score": score,
-                    "status": status,
-                }
-                done[key] = rec
-                fh.write(json.dumps(rec, default=str) + "\n")
-            fh.flush()
-            log(f"[{n}/{len(todo)}] {sampler} {target} rep {rep} {params}")
-    trials: list[dict[str, Any]] = []
+    log(f"tuning {suite.name}: {len(done)} trials reused")
+
+    def run_trials(units: list[TrialUnit], label: str, rnd: int) -> None:
+        log(f"tuning {suite.name}: {len(units)} {label} fits to run, jobs={jobs}")
+        with trials_path.open("a", encoding="utf-8") as fh:
+            for n, (unit, res) in enumerate(_scored_units(suite, units, n_val, jobs, threads), 1):
+                sampler, target, rep, params = unit
+                for init in suite.inits:
+                    score, status = res[init]
+                    key = trial_key(sampler, target, init, rep, params)
+                    rec = {
+                        "key": key,
+                        "sampler": sampler,
+                        "target": target,
+                        "init": init,
+                        "rep": rep,
+                        "params": params,
+                        "score": score,
+                        "status": status,
+                        "round": rnd,
+                    }
+                    done[key] = rec
+                    fh.write(json.dumps(rec, default=str) + "\n")
+                fh.flush()
+                log(f"[{n}/{len(units)}] {sampler} {target} rep {rep} {params}")
+
+    def mean_score(sampler: str, target: str, init: str, params: dict[str, Any]) -> float:
+        recs = [done[trial_key(sampler, target, init, r, params)] for r in suite.seeds]
+        return float(np.mean([r["score"] for r in recs]))
+
+    def choose(sampler: str, target: str, init: str) -> dict[str, Any]:
+        settings = plan[(sampler, target)]
+        means = [mean_score(sampler, target, init, p) for p in settings]
+        return settings[int(np.argmin(means))]  # first minimum: the default wins ties
+
+    if todo:
+        run_trials(todo, "equal-budget", 0)
     chosen: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    edges: dict[str, dict[str, dict[str, dict[str, str]]]] = {}
+    for rnd in range(MAX_WIDEN_ROUNDS + 1):
+        new_units: list[TrialUnit] = []
+        for (sampler, target), settings in plan.items():
+            cls = sampler_class(sampler)
+            known = {setting_key(p) for p in settings}
+            bests = {init: choose(sampler, target, init) for init in suite.inits}
+            for init in suite.inits:
+                best = bests[init]
+                chosen.setdefault(sampler, {}).setdefault(target, {})[init] = best
+                moves, state = edge_moves(
+                    spaces[(sampler, target)], best, cls.defaults, cls.search_limits
+                )
+                edges.setdefault(sampler, {}).setdefault(target, {})[init] = state
+                if rnd == MAX_WIDEN_ROUNDS:
+                    continue
+                for knob, value in moves:
+                    space = spaces[(sampler, target)]
+                    if value not in space[knob]:
+                        space[knob] = (*space[knob], value)
+                    setting = normalised({**best, knob: value}, cls.defaults)
+                    if setting_key(setting) in known:
+                        continue
+                    known.add(setting_key(setting))
+                    settings.append(setting)
+                    new_units += [(sampler, target, rep, setting) for rep in suite.seeds]
+        todo = [
+            u
+            for u in new_units
+            if not all(trial_key(u[0], u[1], i, u[2], u[3]) in done for i in suite.inits)
+        ]
+        if not new_units:
+            break
+        if todo:
+            run_trials(todo, f"widening round {rnd + 1}", rnd + 1)
+    trials: list[dict[str, Any]] = []
+    coverage: dict[str, dict[str, dict[str, Any]]] = {}
     for (sampler, target), settings in plan.items():
         for init in suite.inits:
-            means = []
             for params in settings:
-                recs = [done[trial_key(sampler, target, init, r, params)] for r in suite.seeds]
-                trials.extend(recs)
-                means.append(float(np.mean([r["score"] for r in recs])))
-            best = int(np.argmin(means))  # first minimum: the default wins ties
-            chosen.setdefault(sampler, {}).setdefault(target, {})[init] = settings[best]
+                trials.extend(
+                    done[trial_key(sampler, target, init, r, params)] for r in suite.seeds
+                )
+            best = chosen[sampler][target][init]
             log(
-                f"tune {sampler} {target}/{init}: {settings[best]} "
-                f"(score {means[best]:.4g}, default {means[0]:.4g}, {len(settings)} settings)"
+                f"tune {sampler} {target}/{init}: {best} "
+                f"(score {mean_score(sampler, target, init, best):.4g}, default "
+                f"{mean_score(sampler, target, init, {}):.4g}, {len(settings)} settings)"
             )
+        coverage.setdefault(sampler, {})[target] = {
+            "settings_tried": len(settings),
+            "space_size": space_size(spaces[(sampler, target)]),
+            "space": {k: list(v) for k, v in sorted(spaces[(sampler, target)].items())},
+        }
     result = {
         "suite": suite.name,
         "metric": suite.headline_metric,
         "budget": budget,
         "n_validation": n_val,
         "seeds": list(suite.seeds),
+        "evaluated_reps": list(evaluated_reps),
+        "max_widen_rounds": MAX_WIDEN_ROUNDS,
         "inits": list(suite.inits),
         "commit": environment("cpu")["commit"],
         "command": command,
@@ -257,6 +360,8 @@ def tune_suite(
         "note": "scores are sign-adjusted (lower is better) means over seeds on the "
         "validation split; settings are overrides of each sampler's defaults",
         "chosen": chosen,
+        "edges": edges,
+        "coverage": coverage,
         "trials": [{k: v for k, v in t.items() if k != "key"} for t in trials],
     }
     atomic_write_text(out_dir / TUNED_FILE, json.dumps(result, indent=1, default=str) + "\n")

@@ -9,6 +9,18 @@ from benchmarks.options import DEFAULT_BUDGET, TUNED_FILE
 from benchmarks.provenance import command_line
 from benchmarks.suites import SUITES, Suite, get_suite
 
+#: held-out tuning repetitions (``benchmarks.tuning.TUNING_REPS``; kept here too so that
+#: ``--help`` imports no torch)
+TUNING_REPS = (1000, 1001, 1002)
+
+
+def tuning_reps_of(path: Path) -> list[int]:
+    """The repetitions a tuned.json was tuned on."""
+    import json
+
+    return [int(r) for r in json.loads(path.read_text(encoding="utf-8")).get("seeds", [])]
+
+
 #: where ``tune`` writes and ``run`` reads tuned settings (committed per suite)
 TUNED_ROOT = "results"
 
@@ -39,6 +51,14 @@ def with_tuned(suite: Suite, path: str | None, untuned: bool) -> Suite:
     from benchmarks.execution import log
     from benchmarks.tuning import load_tuned
 
+    tuned_on = tuning_reps_of(file)
+    overlap = sorted(set(tuned_on) & set(suite.seeds))
+    if overlap:
+        raise SystemExit(
+            f"error: {file} was tuned on repetitions {overlap}, which this run evaluates: a "
+            "tuned setting would be scored on the draws it was chosen on. Retune on held-out "
+            f"repetitions (python -m benchmarks tune --suite {suite.name}), or pass --untuned"
+        )
     log(f"using tuned settings from {file} (--untuned for the defaults)")
     return suite.with_overrides(tuned=load_tuned(file))
 
@@ -56,9 +76,22 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise SystemExit("error: --budget must be >= 1")
     csv = lambda t: [x.strip() for x in t.split(",") if x.strip()] if t else None  # noqa: E731
     targets, seeds, inits = csv(args.targets), csv(args.seeds), csv(args.inits)
+    evaluated = tuple(suite.seeds)
+    try:
+        tuning_reps = tuple(int(s) for s in seeds) if seeds else TUNING_REPS
+    except ValueError:
+        raise SystemExit(
+            f"error: --seeds must be comma-separated integers, got {args.seeds!r}"
+        ) from None
+    overlap = sorted(set(tuning_reps) & set(evaluated))
+    if overlap:
+        raise SystemExit(
+            f"error: --seeds {overlap} are repetitions the {suite.name} leaderboard evaluates; "
+            f"tune on repetitions it never evaluates (default {','.join(map(str, TUNING_REPS))})"
+        )
     suite = suite.with_overrides(
         targets=tuple(targets) if targets else None,
-        seeds=tuple(int(s) for s in seeds) if seeds else None,
+        seeds=tuning_reps,
         inits=tuple(inits) if inits else None,
         n_particles=args.particles,
         n_steps=args.steps,
@@ -78,6 +111,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         threads=args.threads,
         command=command_line(),
         log=log,
+        evaluated_reps=evaluated,
     )
     print(f"wrote {Path(args.out) / suite.name / TUNED_FILE} ({len(result['trials'])} trials)")
     return 0
@@ -90,7 +124,11 @@ def add_tune_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--suite", required=True, help=f"one of {', '.join(SUITES)}")
     t.add_argument("--samplers", help="comma-separated sampler names (default: all)")
     t.add_argument("--targets", help="comma-separated target names (default: the suite's)")
-    t.add_argument("--seeds", help="comma-separated repetition seeds (default: the suite's)")
+    t.add_argument(
+        "--seeds",
+        help="comma-separated tuning repetitions, never ones the suite evaluates "
+        f"(default: {','.join(map(str, TUNING_REPS))})",
+    )
     t.add_argument("--inits", help="comma-separated init schemes (default: the suite's)")
     t.add_argument("--particles", type=int, help="particles per run (default: the suite's)")
     t.add_argument("--steps", type=int, help="steps per run (default: the suite's)")

@@ -23,14 +23,21 @@ held-out points P_n(pi) (the reference) with the Mann-Whitney U statistic
     Z_pi = (U_pi - m_pi n_pi / 2) / sqrt(m_pi n_pi (m_pi + n_pi + 1) / 12),
 
 and combine the cells holding at least ``MIN_GENERATED`` generated points (Pi_tau),
-weighted by their held-out mass P_n(pi):
+weighted by their held-out mass w_pi = P_n(pi), as a weighted Stouffer Z:
 
-    C_T = sum_{pi in Pi_tau} P_n(pi) Z_pi / sum_{pi in Pi_tau} P_n(pi).
+    C_T = sum_{pi in Pi_tau} w_pi Z_pi / sqrt(sum_{pi in Pi_tau} w_pi^2).
 
 Under the null (generated points as far from T as fresh points) every Z_pi is about
-N(0, 1) and C_T about N(0, sum w^2 / (sum w)^2), i.e. standard deviation ~ 1/sqrt(k);
-copying makes C_T strongly negative, over-smoothing (points pushed off the data) positive.
-Runs with C_T < ``COPYING_THRESHOLD`` are flagged as copying.
+N(0, 1) and independent across cells, so C_T is about N(0, 1) whatever the number of cells
+k; copying makes C_T strongly negative, over-smoothing (points pushed off the data)
+positive. Runs with C_T < ``COPYING_THRESHOLD`` are flagged as copying.
+
+Meehan et al. normalise by sum w (a weighted mean of the Z_pi), whose null spread is
+~ 1/sqrt(k): a fixed threshold then means a different test at every k, and the copy signal
+shrinks as k grows (each cell's Z scales like sqrt(points per cell)). With the sqrt(sum w^2)
+normalisation a cell of n/k points contributes ~ sqrt(n/k) and k cells add up to ~ sqrt(n):
+the copy signal no longer depends on k to first order (``results/metrics/copying_cells.md``
+shows C_T against k for fresh, copied and quantised samples).
 """
 
 from __future__ import annotations
@@ -47,19 +54,34 @@ from metrics.base import MetricContext, MetricError, MetricResult, check_clouds,
 from metrics.sinkhorn import sinkhorn_divergence
 
 COPYING_THRESHOLD = -3.0
-"""C_T below -3 flags data-copying. With k cells of similar mass C_T has null standard
-deviation ~ 1/sqrt(k) (0.32 at k = 10; 0.71 at the smallest k = 2), so -3 is > 4 null
-standard deviations at any k used here: a fresh-sample run is practically never flagged
-(measured: |C_T| < 1 for exact samples in ``results/targets/calibration.md``), while exact
-copies of training points give C_T ~ -8 at the suites' sizes."""
+"""C_T below -3 flags data-copying: C_T is about N(0, 1) for fresh samples at every k, so a
+fresh-sample run is flagged with probability Phi(-3) = 0.13 % (checked by simulation in
+``tests/metrics/test_copying.py``), while copies of training points give C_T ~ -sqrt(3 n)."""
 
 MIN_GENERATED = 20
 """Pi_tau: cells with fewer generated points are skipped (tau = 20 / m, as in Meehan et al.;
 the normal approximation of U needs a few dozen points per side)."""
 
-MAX_CELLS = 10
-"""k = min(MAX_CELLS, m // (3 MIN_GENERATED / 2)) k-means cells (at least 1): about 30 or
-more generated points per cell on average, so few cells fall below MIN_GENERATED."""
+POINTS_PER_CELL = 40
+"""Cell-count rule: k = min(m, n) // 40 cells (between 2 and ``MAX_CELLS``), so an average
+cell holds about 40 generated and 40 held-out points: twice ``MIN_GENERATED``, so few
+cells are skipped, and enough for the normal approximation of each cell's U."""
+
+MAX_CELLS = 50
+"""Upper end of the cell-count rule: beyond ~50 cells the k-means partition of a 300-1,000
+point training split has cells of a handful of training points."""
+
+#: the k values at which the calibration study and tests check the statistic (each where
+#: k <= m / MIN_GENERATED, so that an average cell can hold the points a cell needs)
+K_RANGE = (2, 5, 10, 25, 50)
+
+
+def cell_count(m: int, n: int) -> int:
+    """k = clip(min(m, n) // POINTS_PER_CELL, 2, MAX_CELLS) for m generated and n held-out
+    points (1 when fewer than 2 * MIN_GENERATED generated points)."""
+    if m < 2 * MIN_GENERATED:
+        return 1
+    return int(min(MAX_CELLS, max(2, min(m, n) // POINTS_PER_CELL)))
 
 
 def _subsample(z: Tensor, n: int, seed: int) -> Tensor:
@@ -135,10 +157,11 @@ def data_copying_statistic(
     min_generated: int = MIN_GENERATED,
 ) -> MetricResult:
     """C_T of Meehan et al. (2020) for generated x (m, d), training split train (N, d) and
-    held-out heldout (n, d): k-means cells of ``train`` (``k`` default: module constants;
+    held-out heldout (n, d): k-means cells of ``train`` (``k`` default: :func:`cell_count`;
     scikit-learn, ``random_state=seed``), per-cell Mann-Whitney Z of nearest-training-point
-    distances, weighted by held-out cell mass over cells with >= ``min_generated`` generated
-    points. info: k, cells used, their Z and weights, fraction of x in skipped cells."""
+    distances, combined as sum w Z / sqrt(sum w^2) with w the held-out cell mass, over cells
+    with >= ``min_generated`` generated points. info: k, cells used, their Z and weights,
+    fraction of x in skipped cells."""
     from sklearn.cluster import KMeans
     from threadpoolctl import threadpool_limits
 
@@ -146,7 +169,7 @@ def data_copying_statistic(
     _, heldout = check_clouds(x, heldout)
     m = x.shape[0]
     if k is None:
-        k = max(1, min(MAX_CELLS, m // (3 * min_generated // 2)))
+        k = cell_count(m, heldout.shape[0])
     t_np = train.cpu().numpy()
     with threadpool_limits(1):  # OpenMP oversubscription makes a 1000-point fit take seconds
         km = KMeans(n_clusters=k, n_init=3, random_state=int(seed)).fit(t_np)
@@ -173,7 +196,7 @@ def data_copying_statistic(
     if not used:
         info["message"] = f"no cell holds >= {min_generated} generated points"
         return MetricResult(float("nan"), False, info)
-    value = float(np.dot(w, z) / np.sum(w))
+    value = float(np.dot(w, z) / math.sqrt(float(np.dot(w, w))))
     return MetricResult(value, True, info)
 
 
@@ -183,7 +206,8 @@ def data_copying_statistic(
     ranked=False,
     flag_below=COPYING_THRESHOLD,
     flag_label="copying",
-    description="Data-copying test C_T (Meehan et al. 2020): cell-mass weighted Mann-Whitney "
+    description="Data-copying test C_T (Meehan et al. 2020, combined as a weighted Stouffer Z "
+    "so that it is about N(0, 1) for fresh samples at any cell count): per-cell Mann-Whitney "
     "Z of nearest-training-point distances, particles vs held-out points (about 0 for fresh "
     f"samples, < {COPYING_THRESHOLD:g} flags copying, > 0 over-smoothing)",
 )

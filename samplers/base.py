@@ -173,6 +173,10 @@ class Sampler(ABC):
     param_specs: ClassVar[dict[str, ParamSpec]] = {}
     #: parameter -> candidate values for equal-budget tuning (small; defaults are always tried)
     search_space: ClassVar[dict[str, tuple[Any, ...]]] = {}
+    #: how far tuning may widen a numeric knob of ``search_space`` past its edges, (lo, hi):
+    #: the method's stability or budget limit (``benchmarks.search_widening``); a knob not
+    #: listed is never widened (its edge state reads "no declared limit")
+    search_limits: ClassVar[dict[str, tuple[float, float]]] = {}
     #: parameters of a learned score model (the KDE's bandwidth): inert on a target with an
     #: exact score, so the tuner leaves them out there (see :meth:`tuning_space`)
     score_model_params: ClassVar[tuple[str, ...]] = ()
@@ -281,6 +285,14 @@ class Sampler(ABC):
         if "score_exact" in cls.needs and not target.has_score:
             missing.append("an analytic score")
         return missing
+
+    @classmethod
+    def unmet_budget(cls, n_train: int, n_particles: int) -> list[str]:
+        """Budget requirements this method cannot meet for ``n_particles`` particles from
+        ``n_train`` training points (empty when runnable). Most methods generate any m; the
+        copying and quantising baselines need m <= N (see ``TrainingSplitBaseline``). The
+        runner records an unmet budget as ``skipped`` (shown apart, never ranked)."""
+        return []
 
     # -- to implement --------------------------------------------------------------------
     @abstractmethod

@@ -157,6 +157,10 @@ class DMPS(Sampler):
     }
     #: eps relative to the median rule (x0.5 to x4) and the automatic step's fraction
     search_space = {"bandwidth_scale": (1.0, 0.5, 2.0, 4.0), "step_fraction": (0.1, 0.2, 0.4)}
+    #: widening limits: a bandwidth 1/8-16x the median rule's (beyond, the kernel is a
+    #: nearest-neighbour graph or one constant mode); a first step of at most 1.6 sqrt(eps)
+    #: (beyond, one step crosses the kernel's reach)
+    search_limits = {"bandwidth_scale": (0.125, 16.0), "step_fraction": (0.0125, 1.6)}
 
     def _dtype(self) -> torch.dtype:
         return resolve_dtype("dmps", self.params["dtype"])

@@ -291,6 +291,10 @@ class EDMDKSWGD(Sampler):
     }
     #: the automatic step's fraction of sqrt(eps) and the Langevin time step of the pairs
     search_space = {"step_fraction": (0.05, 0.1, 0.2, 0.4), "dt": (None, 0.02, 0.1)}
+    #: widening limits: first step at most 1.6 sqrt(eps) (as DMPS); Langevin pair step dt in
+    #: [0.005, 0.5] (below, X' - X is noise-dominated; above, the one-step pair is no longer
+    #: a short-time Koopman sample)
+    search_limits = {"step_fraction": (0.0125, 1.6), "dt": (0.005, 0.5)}
 
     def _dtype(self) -> torch.dtype:
         return resolve_dtype("edmd_kswgd", self.params["dtype"])

@@ -184,6 +184,13 @@ class KSDDescent(Sampler):
         "anneal_beta": (1.0, 0.5),
         "kde_scale": (1.0, 0.5, 0.25),
     }
+    #: widening limits: Stein kernel bandwidth 1/8-8 (standardised units), annealing
+    #: beta in [0.1, 1], KDE bandwidth as SVGD's
+    search_limits = {
+        "bandwidth": (0.125, 8.0),
+        "anneal_beta": (0.1, 1.0),
+        "kde_scale": (1 / 16, 4.0),
+    }
 
     def _fit(self, train: Tensor, target: Target) -> dict[str, Any]:
         p = self.params

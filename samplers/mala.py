@@ -91,6 +91,9 @@ class MALA(Sampler):
     }
     #: the initial h (adapted during burn-in) and how much of the budget is burn-in
     search_space = {"step_size": (0.01, 0.03, 0.1, 0.3, 1.0), "adapt_fraction": (0.5, 0.25, 0.0)}
+    #: widening limits: step 1e-3-3 (the burn-in adaptation covers the rest), adaptation
+    #: at most 3/4 of the steps (the rest must be sampled with a frozen step)
+    search_limits = {"step_size": (1e-3, 3.0), "adapt_fraction": (0.0, 0.75)}
 
     def _fit(self, train: Tensor, target: Target) -> dict[str, Any]:
         self.use_score = target.has_score

@@ -78,6 +78,9 @@ class MMDFlow(Sampler):
     }
     #: per-particle Euler step (each step moves a particle at most ~4 r step) and momentum
     search_space = {"step_size": (0.02, 0.05, 0.1, 0.2, 0.5), "momentum": (0.0, 0.5, 0.9)}
+    #: widening limits: step 0.005-2 (standardised units; beyond 2 particles jump across
+    #: the data), momentum in [0, 0.99] (1 never forgets a velocity)
+    search_limits = {"step_size": (0.005, 2.0), "momentum": (0.0, 0.99)}
 
     def _fit(self, train: Tensor, target: Target) -> dict[str, Any]:
         p = self.params

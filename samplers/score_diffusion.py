@@ -133,6 +133,8 @@ class ScoreDiffusion(NeuralSampler):
         "iterations": (1000, 2000),
         "solver": ("sde", "ode"),
     }
+    #: widening limits: Adam lr 1e-4-2e-2; iterations at most 2,000 (the training budget)
+    search_limits = {"lr": (1e-4, 2e-2), "iterations": (250, 2000)}
     uses_x0 = False
 
     #: cheap settings that still give in-scale samples: with 30 steps at the default lr the

@@ -106,6 +106,9 @@ class SinkhornGenerator(NeuralSampler):
     }
     #: learning rate and training length (at most the default's 500 iterations: the budget)
     search_space = {"lr": (5e-4, 1e-3, 2e-3, 5e-3), "iterations": (250, 500)}
+    #: widening limits: Adam lr 1e-4-2e-2 (above, the MLP diverges at these batch sizes);
+    #: at most 2,000 iterations (the training budget score_diffusion also gets)
+    search_limits = {"lr": (1e-4, 2e-2), "iterations": (100, 2000)}
     uses_x0 = False
 
     smoke_params: dict[str, Any] = {"width": 16, "depth": 1, "batch_size": 32, "iterations": 20}

@@ -70,6 +70,9 @@ class SVGD(Sampler):
     score_model_params = ("kde_scale",)
     #: AdaGrad steps are per-coordinate normalised, so 0.01-0.5 spans slow to jumpy
     search_space = {"step_size": (0.01, 0.02, 0.05, 0.1, 0.2, 0.5), "kde_scale": (1.0, 0.5, 0.25)}
+    #: widening limits: AdaGrad step 1e-3-2; KDE score bandwidth 1/16-4x Scott's (below
+    #: 1/16 the KDE score points at single training points)
+    search_limits = {"step_size": (1e-3, 2.0), "kde_scale": (1 / 16, 4.0)}
 
     def _fit(self, train: Tensor, target: Target) -> dict[str, Any]:
         p = self.params

@@ -35,6 +35,9 @@ class ULA(Sampler):
     score_model_params = ("kde_scale",)
     #: h from 1e-3 (slow mixing in 300 steps) to 0.1 (large bias for steep scores)
     search_space = {"step_size": (0.001, 0.003, 0.01, 0.03, 0.1), "kde_scale": (1.0, 0.5, 0.25)}
+    #: widening limits: step 1e-4-0.3 (ULA's bias grows like the step; above 0.3 it
+    #: diverges on the suites' scores), KDE bandwidth as SVGD's
+    search_limits = {"step_size": (1e-4, 0.3), "kde_scale": (1 / 16, 4.0)}
 
     def _fit(self, train: Tensor, target: Target) -> dict[str, Any]:
         p = self.params

@@ -49,6 +49,14 @@ class TrainingSplitBaseline(Sampler):
     role = "baseline"
     uses_x0 = False
 
+    @classmethod
+    def unmet_budget(cls, n_train: int, n_particles: int) -> list[str]:
+        """m <= N: the particles are training points or their centroids, so a generation
+        budget (m > N) cannot be met without repeating points."""
+        if n_particles > n_train:
+            return [f"m <= N ({n_particles} particles from {n_train} training points)"]
+        return []
+
     def _fit(self, train: Tensor, target: Any) -> dict[str, Any]:
         return {"n_train": int(train.shape[0])}
 

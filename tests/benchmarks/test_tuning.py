@@ -21,6 +21,25 @@ from samplers.params import Number
 from tests.helpers.gaussian import GaussianTarget
 
 
+class _Edge(sbase.Sampler):
+    """Test-only sampler whose best shift, 0, lies below the space it declares: the tuner
+    must widen past the low edge (geometric: 2 -> 1 -> 0.5 ...) until interior, or stop at the
+    declared limit."""
+
+    name = "_test_edge"
+    defaults = {"shift": 8.0}
+    param_specs = {"shift": Number()}
+    search_space = {"shift": (8.0, 4.0, 2.0)}
+    search_limits = {"shift": (0.25, 16.0)}
+    uses_x0 = False
+
+    def _fit(self, train, target):
+        return None
+
+    def _run(self, run):
+        return one_shot_result(run, lambda m: self.train[:m] + float(self.params["shift"]))
+
+
 class _Shifted(sbase.Sampler):
     """Test-only sampler: training points + shift; its default shift is deliberately bad."""
 
@@ -47,6 +66,7 @@ def toy():
     with dbase.TARGETS.scoped(), sbase.SAMPLERS.scoped() as samplers:
         dbase.register_target("_test_gauss_tune", "mixtures")(gauss)
         samplers.add(_Shifted.name, _Shifted)
+        samplers.add(_Edge.name, _Edge)
         yield
     prepare.cache_clear()
     validation_split.cache_clear()
@@ -82,8 +102,9 @@ def test_every_sampler_gets_the_same_number_of_trials(toy, tmp_path):
         assert len(settings) == 4 and settings[0] == {}
         assert len({json.dumps(s, sort_keys=True) for s in settings}) == 4
     result = tune_suite(SUITE, names, tmp_path, budget=4, log=lambda m: None)
-    per_sampler = Counter(t["sampler"] for t in result["trials"])
-    # budget x targets x seeds x inits, the same for every sampler
+    per_sampler = Counter(t["sampler"] for t in result["trials"] if t["round"] == 0)
+    # budget x targets x seeds x inits, the same for every sampler (widening rounds add
+    # trials only where a choice sits on an edge: tested below)
     assert set(per_sampler.values()) == {4 * 1 * 2 * 2}
     assert (tmp_path / tuning.TUNED_FILE).exists()
 
@@ -137,5 +158,34 @@ def test_parallel_tuning_gives_the_serial_scores(tmp_path):
     key = lambda t: json.dumps([t["rep"], t["params"]], sort_keys=True)  # noqa: E731
     s = {key(t): t["score"] for t in serial["trials"]}
     p = {key(t): t["score"] for t in par["trials"]}
-    assert s == p and len(s) == 3 * 2
+    assert s == p and sum(t["round"] == 0 for t in serial["trials"]) == 3 * 2
     assert serial["chosen"] == par["chosen"]
+
+
+def test_a_choice_on_an_edge_is_widened_to_the_declared_limit(toy, tmp_path):
+    """_test_edge's score falls towards shift 0, below its space (8, 4, 2): the first choice,
+    2, is the low edge, so the space is widened geometrically to 1, 0.5 and then clipped to
+    the declared limit 0.25; the choice ends at the limit and is recorded so, with every
+    added trial and the share of the widened space that was tried."""
+    result = tune_suite(SUITE, ["_test_edge"], tmp_path, budget=3, log=lambda m: None)
+    for init in SUITE.inits:
+        assert result["chosen"]["_test_edge"]["_test_gauss_tune"][init] == {"shift": 0.25}
+        assert result["edges"]["_test_edge"]["_test_gauss_tune"][init] == {
+            "shift": "edge: at limit"
+        }
+    cov = result["coverage"]["_test_edge"]["_test_gauss_tune"]
+    assert cov["space"]["shift"] == [8.0, 4.0, 2.0, 1.0, 0.5, 0.25]
+    assert cov["settings_tried"] == 6 and cov["space_size"] == 6
+    rounds = Counter(t["round"] for t in result["trials"])
+    assert rounds == {0: 3 * 2 * 2, 1: 4, 2: 4, 3: 4}  # settings x seeds x inits
+
+
+def test_an_interior_choice_is_not_widened(toy, tmp_path):
+    result = tune_suite(SUITE, ["_test_shifted"], tmp_path, budget=7, log=lambda m: None)
+    assert result["edges"]["_test_shifted"]["_test_gauss_tune"]["cap"] == {}
+    assert {t["round"] for t in result["trials"]} == {0}
+
+
+def test_tuning_refuses_repetitions_the_leaderboard_evaluates(toy, tmp_path):
+    with pytest.raises(ValueError, match="evaluated"):
+        tune_suite(SUITE, ["_test_shifted"], tmp_path, budget=2, evaluated_reps=(1, 5))
