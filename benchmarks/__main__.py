@@ -245,8 +245,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from benchmarks.execution import log
-    from benchmarks.leaderboard import write_leaderboard
     from benchmarks.store import ROWS_FILE, load_rows
+    from benchmarks.verdict.leaderboard import write_leaderboard
 
     out_dir = Path(args.out) / args.suite
     report = load_rows(out_dir / ROWS_FILE)

@@ -23,7 +23,6 @@ from tqdm.auto import tqdm
 from benchmarks import options
 from benchmarks.diagnostics import write_diagnostics
 from benchmarks.environment import environment
-from benchmarks.leaderboard import SUITE_FILE, write_leaderboard
 from benchmarks.locking import folder_lock
 from benchmarks.parallel import completed_units
 from benchmarks.provenance import record_run
@@ -40,6 +39,7 @@ from benchmarks.store import (
     write_rows,
 )
 from benchmarks.suites import Suite
+from benchmarks.verdict.leaderboard import SUITE_FILE, write_leaderboard
 from common.progress import show
 from samplers.base import available_samplers
 

@@ -36,7 +36,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from benchmarks.leaderboard import (  # noqa: E402
+from benchmarks.store import atomic_path  # noqa: E402
+from benchmarks.verdict.leaderboard import (  # noqa: E402
     EXACT,
     grid_labels,
     headline_of,
@@ -45,7 +46,6 @@ from benchmarks.leaderboard import (  # noqa: E402
     rows_frame,
     summarise,
 )
-from benchmarks.store import atomic_path  # noqa: E402
 
 FIG_DIR = "figures"
 #: wall times are drawn on a log axis, clipped below at this many seconds
@@ -353,7 +353,8 @@ def critical_difference_figure(suite_dir: Path, df: pd.DataFrame, metric: str) -
     metric or fewer than two samplers."""
     if not metric_spec(metric).ranked:
         return None
-    ranks, cd, n = rank_summary(df, metric)
+    ranking = rank_summary(df, metric)  # the table's ranked samplers and columns, no others
+    ranks, cd, n = ranking.average, ranking.cd, len(ranking.columns)
     k = len(ranks)
     if k < 2 or n < 1:
         return None
@@ -389,7 +390,10 @@ def critical_difference_figure(suite_dir: Path, df: pd.DataFrame, metric: str) -
         for g, (i, j) in enumerate(groups):
             ax.plot([values[i], values[j]], [-0.4 - 0.25 * g] * 2, color="k", lw=3)
     ax.axis("off")
-    ax.set_title(f"{metric}: average ranks over {n} targets (Nemenyi, alpha = 0.05)", fontsize=9)
+    ax.set_title(
+        f"{metric}: average ranks over the table's {n} ranked columns (Nemenyi, alpha = 0.05)",
+        fontsize=9,
+    )
     path = _save(fig, suite_dir / FIG_DIR / f"critical_difference_{_slug(metric)}.png")
     return path
 

@@ -19,10 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.leaderboard import write_leaderboard
 from benchmarks.options import UNTUNED_DIR
 from benchmarks.provenance import RUN_FILE
 from benchmarks.store import CURVES_FILE, ROWS_FILE, atomic_write_text, load_curves, load_rows
+from benchmarks.verdict.leaderboard import write_leaderboard
 
 INDEX = "index.html"
 _STYLE = """<style>

@@ -302,15 +302,18 @@ def tune_suite(
                     spaces[(sampler, target)], best, cls.defaults, cls.search_limits
                 )
                 edges.setdefault(sampler, {}).setdefault(target, {})[init] = state
-                if rnd == MAX_WIDEN_ROUNDS:
-                    continue
                 for knob, value in moves:
+                    setting = normalised({**best, knob: value}, cls.defaults)
+                    if setting_key(setting) in known:
+                        # the step past the edge was tried and lost: the choice is interior
+                        state[knob] = "interior after widening"
+                        continue
+                    if rnd == MAX_WIDEN_ROUNDS:
+                        state[knob] = "edge: rounds exhausted"
+                        continue
                     space = spaces[(sampler, target)]
                     if value not in space[knob]:
                         space[knob] = (*space[knob], value)
-                    setting = normalised({**best, knob: value}, cls.defaults)
-                    if setting_key(setting) in known:
-                        continue
                     known.add(setting_key(setting))
                     settings.append(setting)
                     new_units += [(sampler, target, rep, setting) for rep in suite.seeds]

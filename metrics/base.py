@@ -66,7 +66,10 @@ class Metric:
     shown without ranks); automatic: scored for every target that meets ``needs`` even when
     a suite does not list it; description: one sentence for table captions; flag_below /
     flag_label: a run whose value lies below ``flag_below`` is marked ``flag_label`` in the
-    leaderboards (a metric's own decision threshold, e.g. a data-copying test)."""
+    leaderboards (a metric's own decision threshold, e.g. a data-copying test);
+    guards_verdict / verdict_tolerance: a cell whose value exceeds the ``exact`` row's by more
+    than ``verdict_tolerance`` (paired over seeds) is worse than exact whatever its headline
+    says (``benchmarks.verdict.yardstick``; e.g. mass off a known support)."""
 
     name: str
     compute: MetricFn
@@ -77,6 +80,8 @@ class Metric:
     description: str = ""
     flag_below: float | None = None
     flag_label: str = ""
+    guards_verdict: bool = False
+    verdict_tolerance: float = 0.0
 
     def flags(self, value: float) -> bool:
         """True when ``value`` crosses this metric's declared flag threshold."""
@@ -109,10 +114,12 @@ def register_metric(
     description: str = "",
     flag_below: float | None = None,
     flag_label: str = "",
+    guards_verdict: bool = False,
+    verdict_tolerance: float = 0.0,
 ) -> Callable[[MetricFn], MetricFn]:
     """Register ``fn(ctx: MetricContext) -> MetricResult`` under ``name`` (decorator); the
-    function itself is returned unchanged. ``flag_below`` / ``flag_label``: see
-    :class:`Metric`."""
+    function itself is returned unchanged. ``flag_below`` / ``flag_label`` /
+    ``guards_verdict`` / ``verdict_tolerance``: see :class:`Metric`."""
 
     def deco(
         fn: Callable[[MetricContext], MetricResult],
@@ -127,6 +134,8 @@ def register_metric(
             description=description or (fn.__doc__ or "").strip().split("\n")[0],
             flag_below=flag_below,
             flag_label=flag_label,
+            guards_verdict=guards_verdict,
+            verdict_tolerance=verdict_tolerance,
         )
         METRICS.add(name, metric)
         return fn

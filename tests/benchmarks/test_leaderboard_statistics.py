@@ -1,12 +1,21 @@
-"""Leaderboard cells with bootstrap intervals, flag marks from a metric's own threshold,
-and the paired-comparison section (the leaderboard names no metric)."""
+"""Leaderboard cells with t intervals and verdicts against exact, flag marks from a
+metric's own threshold, the declared ranking (failures last, copying after clean cells,
+skipped samplers apart, the CD figure over the table's columns) and the paired-comparison
+section (the leaderboard names no metric)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.leaderboard import flag_marks, leaderboard_table, rows_frame, write_leaderboard
-from benchmarks.statistics import bootstrap_interval
+from benchmarks.verdict.intervals import t_interval
+from benchmarks.verdict.leaderboard import (
+    flag_marks,
+    leaderboard_table,
+    rank_summary,
+    rows_frame,
+    verdicts,
+    write_leaderboard,
+)
 from metrics.base import METRICS, MetricResult, register_metric
 
 
@@ -54,7 +63,7 @@ def _register() -> None:
     )(lambda ctx: MetricResult(0.0))
 
 
-def test_cells_show_bootstrap_interval_and_flags(tmp_path) -> None:
+def test_cells_show_t_interval_verdicts_and_flags(tmp_path) -> None:
     with METRICS.scoped():
         _register()
         rows = _rows()
@@ -67,16 +76,19 @@ def test_cells_show_bootstrap_interval_and_flags(tmp_path) -> None:
                 if (r["sampler"], r["target"], r["metric"]) == ("good", "t1", "score_x")
             ]
         )
-        lo, hi = bootstrap_interval(vals, seed=0)
-        assert table.loc["good", "t1"] == f"{vals.mean():.4f} [{lo:.4f}, {hi:.4f}]"
-        assert list(table.index)[:2] == ["exact", "good"]
+        lo, hi = t_interval(vals)
+        # 'good' is 0.2 above exact on every seed: worse than exact (paired t)
+        assert table.loc["good", "t1"] == f"{vals.mean():.4f} [{lo:.4f}, {hi:.4f}] ▼"
+        # copier is flagged in 5/5 runs: read as copying, ranked after the clean 'bad'
+        assert list(table.index) == ["exact", "good", "bad", "copier"]
+        assert verdicts(df, "score_x").loc["copier"].tolist() == ["copying", "copying"]
         assert flag_marks(df) == {("copier", "t1"): "copying 5/5", ("copier", "t2"): "copying 5/5"}
         assert "[copying 5/5]" in table.loc["copier", "t1"]
         assert "copying" not in table.loc["bad", "t1"]
         path = write_leaderboard(rows, tmp_path, "tiny", "cmd", headline="score_x")
         md = path.read_text()
         assert "## Paired comparisons: score_x" in md
-        assert "| good | bad | 2/0/0 |" in md
+        assert "| bad | good | 0/0/2 |" in md
         assert "figures/critical_difference_score_x.png" in md
         assert "Flagged runs" in md and "copier on t1: copying 5/5" in md
         # an unranked metric gets no paired section
@@ -86,7 +98,7 @@ def test_cells_show_bootstrap_interval_and_flags(tmp_path) -> None:
 def test_tuned_settings_keep_names_and_are_listed(tmp_path) -> None:
     import json
 
-    from benchmarks.leaderboard import settings_section
+    from benchmarks.verdict.leaderboard import settings_section
 
     rows = _rows()
     for r in rows:  # 'good' tuned differently per target: still one sampler, not a grid
@@ -103,3 +115,85 @@ def test_tuned_settings_keep_names_and_are_listed(tmp_path) -> None:
     assert {"good[h=0.1]", "good[h=0.5]", "good[h=0.3]"} <= set(rows_frame(rows)["sampler"])
     # untuned rows: no section
     assert settings_section(rows_frame(_rows())) == []
+
+
+def _cell_rows(sampler, target, init, values, *, status="ok", metric="score_x"):
+    return [
+        {
+            "sampler": sampler,
+            "target": target,
+            "init": init,
+            "rep": rep,
+            "metric": metric,
+            "value": v,
+            "status": status,
+            "converged": status == "ok",
+            "message": "",
+            "fit_seconds": 0.1,
+            "sample_seconds": 0.2,
+            "n_particles": 30,
+            "n_steps": 5,
+            "n_train": 10,
+            "n_reference": 20,
+        }
+        for rep, v in enumerate(values)
+    ]
+
+
+def test_failures_rank_last_skips_stand_apart_and_the_cd_uses_the_table_columns() -> None:
+    """'fast' finishes every run but scores worst; 'fragile' would be best but diverges in
+    one of its runs on t2: it ranks last there (not on its finished runs' mean). 'needy' is
+    skipped on t2 (an unmet need): not ranked, shown apart with the reason. The CD summary
+    covers exactly the ranked samplers and columns the table's avg rank uses."""
+    with METRICS.scoped():
+        _register()
+        rows = []
+        for t in ("t1", "t2"):
+            rows += _cell_rows("exact", t, "g", [1.0, 1.1, 0.9])
+            rows += _cell_rows("fast", t, "g", [3.0, 3.1, 2.9])
+            rows += _cell_rows("mid", t, "g", [2.0, 2.1, 1.9])
+        rows += _cell_rows("fragile", "t1", "g", [1.2, 1.3, 1.1])
+        rows += _cell_rows("fragile", "t2", "g", [1.2, 1.3])
+        rows += _cell_rows("fragile", "t2", "g", [float("nan")], status="diverged")
+        rows[-1]["rep"] = 2
+        rows += _cell_rows("needy", "t1", "g", [1.5, 1.5, 1.5])
+        rows += _cell_rows("needy", "t2", "g", [float("nan")] * 3, status="skipped")
+        df = rows_frame(rows)
+        ranking = rank_summary(df, "score_x")
+        assert ranking.ranks.loc["fragile"].tolist() == [1.0, 3.0]
+        assert ranking.ranks.loc["fast"].tolist() == [3.0, 2.0]
+        assert list(ranking.average.index) == ["mid", "fragile", "fast"]  # 1.5, 2, 2.5
+        assert "needy" in ranking.unranked and ranking.columns == ["t1", "t2"]
+        table = leaderboard_table(df, "score_x")
+        assert list(table.index) == ["exact", "mid", "fragile", "fast", "needy"]
+        assert table.loc["fragile", "avg rank"] == "2.00"
+        assert table.loc["needy", "avg rank"] == "-"
+        assert table.loc["needy", "ranked"].startswith("no: skipped in 1/2")
+        assert table.loc["needy", "t2"] == "skipped"
+        # the CD figure is built from the same RankTable: same samplers, same columns
+        assert set(ranking.average.index) == {
+            i for i in table.index if table.loc[i, "avg rank"] != "-"
+        }
+
+
+def test_an_x0_ignoring_sampler_counts_once_per_target_and_seed(tmp_path) -> None:
+    """Two inits x 2 targets x 4 seeds: a sampler that ignores x0 repeats its values in both
+    init columns, and the two inits of one (target, seed) share the data. The paired test
+    must count 2 x 4 = 8 units, not 16 (the floor of its p-value is then 2/2^8, not
+    2/2^16)."""
+    from benchmarks.verdict.leaderboard import metric_values
+    from benchmarks.verdict.paired import independent_units, pairwise_table
+
+    with METRICS.scoped():
+        _register()
+        rows = []
+        for t in ("t1", "t2"):
+            for init in ("g", "c"):
+                rows += _cell_rows("gen", t, init, [1.0, 1.1, 1.2, 1.3])  # ignores x0
+                rows += _cell_rows("flow", t, init, [2.0, 2.2, 2.1, 2.4])
+        v = metric_values(rows_frame(rows), "score_x")
+        assert len(independent_units(v, "flow", "gen")) == 8
+        table = pairwise_table(v, lower_is_better=True).set_index(["a", "b"])
+        row = table.loc[("flow", "gen")]
+        assert row.units == 8 and row.p == 2 / 2**8
+        assert (row.wins, row.ties, row.losses) == (0, 0, 4)

@@ -10,7 +10,6 @@ from matplotlib import pyplot as plt
 from PIL import Image
 
 from benchmarks.execution import run_suite
-from benchmarks.leaderboard import grid_labels, rows_frame
 from benchmarks.plots import (
     MIN_SECONDS,
     draw_metric_vs_step,
@@ -20,6 +19,7 @@ from benchmarks.plots import (
 )
 from benchmarks.store import CURVES_FILE, ROWS_FILE, load_curves, load_rows
 from benchmarks.suites import Suite
+from benchmarks.verdict.leaderboard import grid_labels, rows_frame
 from tests.helpers import harness_plugin as hp
 
 #: the report shows figures at up to 1400 px; below 600 px wide a figure's text is too

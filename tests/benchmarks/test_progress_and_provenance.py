@@ -13,10 +13,10 @@ from tqdm import tqdm
 import benchmarks.execution as execution
 from benchmarks.__main__ import main
 from benchmarks.execution import run_suite, unit_label
-from benchmarks.leaderboard import write_leaderboard
 from benchmarks.provenance import RUN_FILE, original_command, read_run
 from benchmarks.runner import execute, plan
 from benchmarks.suites import Suite
+from benchmarks.verdict.leaderboard import write_leaderboard
 from common.progress import PROGRESS_ENV, bars_allowed, finish, show
 from samplers.base import iterate
 from tests.helpers import harness_plugin as hp

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.leaderboard import leaderboard_table, rows_frame
 from benchmarks.suite_file import load_suite_file
+from benchmarks.verdict.leaderboard import leaderboard_table, rows_frame
 from metrics.base import METRICS, MetricContext
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")

@@ -13,10 +13,10 @@ import metrics.base as mbase
 import samplers.base as sbase
 from benchmarks.data import prepare
 from benchmarks.execution import run_suite
-from benchmarks.leaderboard import leaderboard_table, rows_frame
 from benchmarks.runner import execute, plan
 from benchmarks.store import ROWS_FILE, load_rows
 from benchmarks.suites import Suite
+from benchmarks.verdict.leaderboard import leaderboard_table, rows_frame
 from datasets import DataMissingError
 from metrics.base import MetricResult
 from tests.helpers.gaussian import GaussianTarget

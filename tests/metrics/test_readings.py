@@ -164,13 +164,13 @@ def test_data_copying_constructed_cases(name: str) -> None:
 
 @pytest.mark.parametrize("k", K_RANGE)
 def test_data_copying_flags_copies_and_never_fresh_samples_over_the_k_range(k: int) -> None:
-    """Over the documented k range and both regimes' sizes (m = 300 and 1,000 particles
-    against a 1,000-point reference), copies of training points (or of a 300-point training
-    split, with repeats) are flagged at every k, and fresh exact samples never are across
+    """Over the documented k range and both regimes' sizes (m = 300 particles from N = 1,000
+    or N = 100 training points, against a 1,000-point reference), copies of training points
+    (with repeats where m > N) are flagged at every k, and fresh exact samples never are across
     5 seeds (C_T is ~N(0, 1) for them: P(C_T < -3) = 0.13 % a run). The stated range is
     k <= m / MIN_GENERATED (an average cell can hold the MIN_GENERATED points a cell needs)."""
     metric = get_metric("data_copying")
-    for n_train, m in ((1000, 300), (300, 1000)):
+    for n_train, m in ((1000, 300), (100, 300)):
         if k > m // MIN_GENERATED:
             continue
         target, train, ref, _ = _setup("circle", n_train=n_train, n_ref=1000, n_exact=m)

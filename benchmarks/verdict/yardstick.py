@@ -1,0 +1,86 @@
+"""Every cell against ``exact``: fresh i.i.d. target samples of the same size, scored
+against the same reference per seed. That is what a perfect sampler achieves, so it is the
+yardstick a method is read against (the trivial baselines are context: what copying or
+quantising the training split achieves).
+
+For a cell (sampler, column) the paired differences over seeds are
+d_s = sign * (v_s - exact_s) (sign = +1 when lower is better), and the call is Student's
+paired t test at ``ALPHA`` (:func:`benchmarks.verdict.paired.paired_call`): ``better``
+than exact, ``tie`` (indistinguishable with these seeds), or ``worse``.
+
+Fidelity and novelty are read together by one declared rule, the cell's **verdict**:
+
+1. ``copying`` when a flag metric (``Metric.flag_below``, e.g. the data-copying test)
+   flags a majority of the cell's runs: what it scores is the training split's, not a
+   sample's;
+2. ``failed`` when a run failed, diverged, timed out or did not converge;
+3. ``worse`` when the headline is worse than exact, or a guard metric
+   (``Metric.guards_verdict``, e.g. the support error where the support is known) exceeds
+   exact's by more than its declared tolerance (paired t on v - exact - tolerance);
+4. ``better`` or ``≈ exact`` from the headline's call;
+5. ``-`` where fewer than 2 seeds pair with exact (no call can be made).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from benchmarks.verdict.cells import FAILED, OK, usable
+from benchmarks.verdict.paired import ALPHA, paired_call
+
+EXACT = "exact"
+
+#: what each verdict is shown as in a leaderboard cell, and its caption
+VERDICT_MARKS = {
+    "better": " ▲",
+    "≈ exact": " ≈",
+    "worse": " ▼",
+    "copying": "",
+    "failed": "",
+    "-": "",
+}
+
+
+def per_seed(df: pd.DataFrame, metric: str, sampler: str, column: str) -> pd.Series:
+    """Usable values of ``metric`` for (sampler, column), indexed by rep."""
+    g = df[(df["metric"] == metric) & (df["sampler"] == sampler) & (df["column"] == column)]
+    g = usable(g)
+    return pd.to_numeric(g["value"]).groupby(g["rep"]).mean()
+
+
+def versus_exact(
+    df: pd.DataFrame,
+    metric: str,
+    sampler: str,
+    column: str,
+    sign: float,
+    *,
+    tolerance: float = 0.0,
+    alpha: float = ALPHA,
+) -> str:
+    """The paired call of (sampler, column) against the exact row of the same column on
+    ``metric``: d = sign * (v - exact) - tolerance over the seeds both have."""
+    v = per_seed(df, metric, sampler, column)
+    e = per_seed(df, metric, EXACT, column)
+    both = v.index.intersection(e.index)
+    if len(both) < 2:
+        return "n/a"
+    return paired_call((sign * (v[both] - e[both]) - tolerance).to_numpy(), alpha=alpha)
+
+
+def cell_verdict(*, state: str, copying: bool, headline_call: str, guard_calls: list[str]) -> str:
+    """The declared rule of the module docstring, from a cell's state, copying flag, the
+    headline's call against exact and the guard metrics' calls."""
+    if copying:
+        return "copying"
+    if state == FAILED:
+        return "failed"
+    if state != OK:
+        return "-"
+    if headline_call == "worse" or "worse" in guard_calls:
+        return "worse"
+    if headline_call == "better":
+        return "better"
+    if headline_call == "tie":
+        return "≈ exact"
+    return "-"

@@ -1,0 +1,168 @@
+"""benchmarks.verdict statistics against scipy, hand-computed values, Demšar's table, and
+their stated levels by simulation (intervals that cover, calls that hold alpha)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from benchmarks.verdict.cells import FAILED, OK
+from benchmarks.verdict.intervals import t_interval
+from benchmarks.verdict.paired import (
+    holm,
+    independent_units,
+    paired_call,
+    paired_t_p,
+    pairwise_table,
+    wilcoxon_p,
+)
+from benchmarks.verdict.ranks import nemenyi_cd, rank_column
+from benchmarks.verdict.yardstick import cell_verdict
+
+N_SIM = 4000
+
+
+def test_t_interval_matches_scipy_and_edge_cases() -> None:
+    v = np.array([0.21, 0.25, 0.19, 0.3, 0.22])
+    want = stats.t.interval(0.95, 4, loc=v.mean(), scale=stats.sem(v))
+    assert t_interval(v) == pytest.approx(want, rel=1e-12)
+    assert all(np.isnan(t_interval(np.array([2.5]))))
+    assert t_interval(np.array([1.0, 1.0, 1.0])) == (1.0, 1.0)
+
+
+def _coverage(draw, mean: float, n: int = 5) -> float:
+    rng = np.random.default_rng(0)
+    hits = 0
+    for _ in range(N_SIM):
+        lo, hi = t_interval(draw(rng, n))
+        hits += lo <= mean <= hi
+    return hits / N_SIM
+
+
+def test_t_interval_holds_its_level_at_five_seeds_by_simulation() -> None:
+    """95 % intervals from 5 seeds: normal values must cover >= 93 % (issue 23's bar; the t
+    interval is exact there, 95 %); the skewed values a divergence takes (gamma(4),
+    lognormal(0, 0.5)) must cover >= 90 % (measured 93-94 %). With 4,000 sets the
+    simulation's standard error is 0.34 percentage points. The percentile bootstrap it
+    replaced covered 85 / 80 / 80 %."""
+    normal = _coverage(lambda r, n: r.normal(1.0, 0.3, n), 1.0)
+    gamma = _coverage(lambda r, n: r.gamma(4.0, 1.0, n), 4.0)
+    lognormal = _coverage(lambda r, n: r.lognormal(0.0, 0.5, n), float(np.exp(0.125)))
+    assert 0.93 <= normal <= 0.97
+    assert gamma >= 0.90 and lognormal >= 0.90
+
+
+def test_paired_t_matches_scipy() -> None:
+    a = np.array([0.3, 0.25, 0.41, 0.33, 0.29])
+    b = np.array([0.28, 0.27, 0.35, 0.30, 0.22])
+    assert paired_t_p(a - b) == pytest.approx(stats.ttest_rel(a, b).pvalue, rel=1e-12)
+    assert np.isnan(paired_t_p(np.array([0.1])))
+    assert paired_t_p(np.zeros(4)) == 1.0 and paired_t_p(np.full(4, 0.2)) == 0.0
+
+
+@pytest.mark.parametrize("n_seeds", [5, 10])
+def test_per_column_calls_hold_alpha_under_the_null_by_simulation(n_seeds: int) -> None:
+    """Zero-mean normal paired differences: the paired t test calls a win or a loss in at
+    most 5 % of columns (exact for normal data). Bound: 5 % + 2.5 standard errors of the
+    simulated rate (0.34 points at 4,000 columns) = 5.9 %; the bootstrap call it replaced
+    measured 15.7 %. Power against a difference of one sd matches the noncentral-t power
+    (0.40 at 5 seeds, 0.80 at 10) to within 3 simulation standard errors."""
+    rng = np.random.default_rng(1)
+    calls = [paired_call(rng.normal(0, 1, n_seeds)) for _ in range(N_SIM)]
+    false_rate = np.mean([c in ("better", "worse") for c in calls])
+    assert false_rate <= 0.05 + 2.5 * np.sqrt(0.05 * 0.95 / N_SIM)
+    assert false_rate >= 0.05 - 2.5 * np.sqrt(0.05 * 0.95 / N_SIM)  # not over-conservative
+    power = np.mean([paired_call(rng.normal(-1, 1, n_seeds)) == "better" for _ in range(1000)])
+    crit = stats.t.ppf(0.975, n_seeds - 1)
+    expected = float(stats.nct.sf(crit, n_seeds - 1, np.sqrt(n_seeds)))
+    assert abs(power - expected) < 3 * np.sqrt(expected * (1 - expected) / 1000)
+
+
+def test_holm_hand_computed() -> None:
+    # sorted 0.01, 0.02, 0.04, 0.5 with m = 4: 0.04, 0.06, 0.08, 0.5 (monotone already)
+    np.testing.assert_allclose(holm([0.04, 0.5, 0.01, 0.02]), [0.08, 0.5, 0.04, 0.06])
+    np.testing.assert_allclose(holm([0.02, 0.03, 0.9]), [0.06, 0.06, 0.9])
+    np.testing.assert_allclose(holm([0.6, 0.7]), [1.0, 1.0])
+
+
+def test_wilcoxon_matches_scipy_and_zero_differences() -> None:
+    d = np.array([0.3, -0.1, 0.5, 0.7, 0.2, 0.9, -0.05, 0.4])
+    assert wilcoxon_p(d) == pytest.approx(stats.wilcoxon(d).pvalue)
+    assert wilcoxon_p(np.abs(d)) == pytest.approx(2 / 256)  # n = 8 all positive: 2 / 2^8
+    assert wilcoxon_p(np.zeros(5)) == 1.0
+
+
+def test_nemenyi_cd_matches_demsar_table() -> None:
+    for k, q in [(2, 1.960), (3, 2.343), (4, 2.569), (5, 2.728), (10, 3.164)]:
+        n = 12
+        assert nemenyi_cd(k, n) == pytest.approx(q * np.sqrt(k * (k + 1) / (6 * n)), abs=2e-3)
+
+
+def _long(values: dict[tuple[str, str, str, int], float]) -> pd.DataFrame:
+    rows = [
+        {"sampler": s, "target": t, "init": i, "rep": r, "value": v, "column": f"{t} / {i}"}
+        for (s, t, i, r), v in values.items()
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_independent_units_average_the_inits_of_one_target_and_seed() -> None:
+    vals = {}
+    for t in ("t1", "t2"):
+        for r in range(3):
+            for i, shift in (("g", 0.0), ("c", 1.0)):
+                vals[("a", t, i, r)] = 1.0 + shift + r
+                vals[("b", t, i, r)] = 2.0 + 2 * shift
+    d = independent_units(_long(vals), "a", "b")
+    assert len(d) == 6
+    # mean over inits of (1 + s + r) - (2 + 2 s) for s = 0, 1: r - 1.5
+    np.testing.assert_allclose(d.xs("t1", level="target").to_numpy(), [-1.5, -0.5, 0.5])
+
+
+def test_pairwise_table_detects_a_consistent_difference_only() -> None:
+    """a is better than b by 10 % of the target scale on every (target, seed) unit; c equals
+    a plus symmetric noise. a vs b: 4 wins and the Wilcoxon p of the 20 scaled units; a vs
+    c: no significant difference."""
+    rng = np.random.default_rng(0)
+    vals = {}
+    for target, scale in [("t1", 1.0), ("t2", 10.0), ("t3", 0.1), ("t4", 5.0)]:
+        for rep in range(5):
+            base = scale * (1 + 0.05 * rng.normal())
+            vals[("a", target, "g", rep)] = base
+            vals[("b", target, "g", rep)] = base + 0.1 * scale
+            vals[("c", target, "g", rep)] = base + scale * 0.05 * rng.normal()
+    frame = _long(vals)
+    table = pairwise_table(frame, lower_is_better=True).set_index(["a", "b"])
+    ab = table.loc[("a", "b")]
+    assert (ab.wins, ab.ties, ab.losses, ab.units) == (4, 0, 0, 20)
+    s_t = frame.groupby("target")["value"].apply(lambda v: np.abs(v).mean())
+    d = independent_units(frame, "a", "b")
+    scaled = d.to_numpy() / s_t.reindex(d.index.get_level_values("target")).to_numpy()
+    assert ab.p == pytest.approx(stats.wilcoxon(scaled).pvalue) and ab.p < 1e-4
+    assert ab.verdict == "a better"
+    assert table.loc[("a", "c")].verdict == "no difference"
+    assert table.loc[("b", "c")].verdict == "c better"
+    flipped = pairwise_table(frame, lower_is_better=False).set_index(["a", "b"])
+    assert flipped.loc[("a", "b")].verdict == "b better" and flipped.loc[("a", "b")].losses == 4
+
+
+def test_rank_column_puts_copying_after_clean_and_failures_last() -> None:
+    means = pd.Series({"copy": 0.1, "good": 0.3, "bad": 0.5, "broken": 0.05, "broken2": 0.9})
+    states = pd.Series({"copy": OK, "good": OK, "bad": OK, "broken": FAILED, "broken2": FAILED})
+    copying = pd.Series({"copy": True})
+    r = rank_column(means, states, copying, lower_is_better=True)
+    assert r.to_dict() == {"good": 1.0, "bad": 2.0, "copy": 3.0, "broken": 4.5, "broken2": 4.5}
+    r = rank_column(means, states, copying, lower_is_better=False)
+    assert r["bad"] == 1.0 and r["copy"] == 3.0
+
+
+def test_cell_verdict_rule() -> None:
+    kw = {"state": OK, "copying": False, "guard_calls": []}
+    assert cell_verdict(headline_call="tie", **kw) == "≈ exact"
+    assert cell_verdict(headline_call="better", **kw) == "better"
+    assert cell_verdict(headline_call="worse", **kw) == "worse"
+    assert cell_verdict(headline_call="better", **{**kw, "copying": True}) == "copying"
+    assert cell_verdict(headline_call="better", **{**kw, "guard_calls": ["worse"]}) == "worse"
+    assert cell_verdict(headline_call="tie", **{**kw, "state": FAILED}) == "failed"
