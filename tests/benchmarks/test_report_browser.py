@@ -124,7 +124,9 @@ def test_report_of_a_tiny_suite_in_the_browser(tmp_path, monkeypatch, browser, p
     shutil.copy(REPO / "results" / "dmps" / "shell_experiment.png", out / "study" / "p.png")
     assert main(["report", "--out", str(out)]) == 0
     counts = _browse(browser, out / "index.html")
-    assert counts["index_images"] == 5  # heatmap, particles, two metric figures, study PNG
+    # heatmap, particles, two metric figures, the critical-difference figure (ula diverges
+    # everywhere, so it is ranked last beside svgd: two ranked samplers), study PNG
+    assert counts["index_images"] == 6
     browser.get((out / "index.html").as_uri())
     assert browser.save_screenshot(str(tmp_path / "index.png"))
     assert (tmp_path / "index.png").stat().st_size > 10_000
