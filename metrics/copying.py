@@ -73,7 +73,7 @@ point training split has cells of a handful of training points."""
 
 #: the k values at which the calibration study and tests check the statistic (each where
 #: k <= m / MIN_GENERATED, so that an average cell can hold the points a cell needs)
-K_RANGE = (2, 5, 10, 25, 50)
+K_RANGE = (2, 3, 5, 7, 10, 15)
 
 
 def cell_count(m: int, n: int) -> int:

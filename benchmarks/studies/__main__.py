@@ -81,6 +81,7 @@ STUDIES: tuple[Study, ...] = (
     Study("eigensolvers_dmps", ("results/dmps/eigensolvers.md",)),
     Study("shell_experiment", ("results/dmps/shell_experiment.md",)),
     Study("calibration_targets", ("results/targets/calibration.md",), env=_ONE_THREAD),
+    Study("copying_cells", ("results/metrics/copying_cells.md",), env=_ONE_THREAD),
     Study("sliced_mmd_error", ("results/baselines/sliced_gradient_error.md",), env=_ONE_THREAD),
     Study(
         "metric_speed",
