@@ -108,11 +108,49 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
 
 
-def rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+def suite_meta(out_dir: Path) -> dict[str, Any] | None:
+    """The suite saved beside the rows (``suite.json``), None when absent."""
+    path = out_dir / SUITE_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def _positions(values: pd.Series, listed: list[str] | None) -> pd.Series:
+    """Position of every value in ``listed`` (the suite's order), values not listed after
+    them in sorted order: a key that does not depend on the order of the rows."""
+    known = list(dict.fromkeys(str(v) for v in listed or []))
+    known += sorted(set(values.astype(str)) - set(known))
+    return values.astype(str).map({v: i for i, v in enumerate(known)})
+
+
+def canonical_order(df: pd.DataFrame, suite: dict[str, Any] | None = None) -> pd.DataFrame:
+    """The rows sorted by sampler label (``exact`` first, then by name), then target, init
+    and metric in the suite's order (``suite.json``; sorted where it is absent or does not
+    list them), then seed and configuration: every table, pair and figure built from the
+    frame is the same whatever order the rows were recorded in (parallel runs record in
+    completion order, a resumed run appends)."""
+    suite = suite or {}
+    keys = {
+        "_not_exact": df["sampler"] != EXACT,
+        "_sampler": df["sampler"].astype(str),
+        "_target": _positions(df["target"], suite.get("targets")),
+        "_init": _positions(df["init"], suite.get("inits")),
+        "_metric": _positions(df["metric"], suite.get("metrics")),
+    }
+    for extra in ("rep", "config_key"):
+        if extra in df:
+            keys["_" + extra] = df[extra].astype(str) if extra == "config_key" else df[extra]
+    order = df.assign(**keys).sort_values(list(keys), kind="stable")
+    return order.drop(columns=list(keys)).reset_index(drop=True)
+
+
+def rows_frame(rows: list[dict[str, Any]], suite: dict[str, Any] | None = None) -> pd.DataFrame:
+    """The rows as a frame in :func:`canonical_order`, with grid labels, a ``column`` per
+    (target, init) and ``wall_seconds`` = fit + sampling seconds."""
     df = pd.DataFrame(rows)
     if df.empty:
         return df
     df["sampler"] = grid_labels(df)
+    df = canonical_order(df, suite)
     df["column"] = df["target"]
     if df["init"].nunique() > 1:
         df["column"] = df["target"] + " / " + df["init"]
@@ -240,7 +278,7 @@ def leaderboard_table(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     ranked = ranks.notna().sum(axis=1).reindex(table.index)
     table["ranked cols"] = ranked.map(lambda v: "-" if pd.isna(v) else f"{int(v)}/{len(columns)}")
     order = [EXACT] if EXACT in table.index else []
-    order += list(avg_rank.sort_values().index)
+    order += list(avg_rank.sort_values(kind="stable").index)  # ties: by name (pivot order)
     order += [i for i in table.index if i not in order]
     return table.loc[order]
 
@@ -316,7 +354,7 @@ def write_leaderboard(
     see :func:`benchmarks.provenance.original_command`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     command = command or original_command(out_dir) or "unknown (no run.json)"
-    df = rows_frame(rows)
+    df = rows_frame(rows, suite_meta(out_dir))
     headline = headline or headline_of(out_dir, rows)
     md = [f"# Leaderboard: suite `{suite}`", "", f"Produced by: `{command}`", ""]
     if df.empty:

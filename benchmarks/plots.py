@@ -43,6 +43,7 @@ from benchmarks.leaderboard import (  # noqa: E402
     metric_spec,
     rank_summary,
     rows_frame,
+    suite_meta,
     summarise,
 )
 from benchmarks.store import atomic_path  # noqa: E402
@@ -398,7 +399,7 @@ def suite_figures(
     suite_dir: Path, rows: list[dict[str, Any]], curves: list[dict[str, Any]]
 ) -> list[Path]:
     """Every figure of one suite (see the module docstring); returns the files written."""
-    df = rows_frame(rows)
+    df = rows_frame(rows, suite_meta(suite_dir))
     if df.empty:
         return []
     if "particles_file" not in df:
