@@ -340,6 +340,21 @@ def comparison_section(df: pd.DataFrame, metric: str, figure: str | None = None)
     return lines + [""]
 
 
+def run_environment(env: dict[str, Any], df: pd.DataFrame) -> dict[str, Any]:
+    """``env`` (recorded by the parent process) with its thread settings replaced by those
+    the runs recorded: every run pins torch and BLAS to its own thread count, so the
+    parent's ``torch_threads`` / ``blas`` are not what produced the rows."""
+    if "blas" not in df or df["blas"].isna().all():
+        return env
+    blas = sorted({str(b) for b in df["blas"].dropna()})
+    threads = sorted({int(n) for b in blas for n in re.findall(r"x(\d+)\b", b)})
+    shown = {k: v for k, v in env.items() if k not in ("torch_threads", "blas")}
+    if threads:
+        shown["threads per run (torch and BLAS)"] = ", ".join(map(str, threads))
+    shown["blas (per run)"] = "; ".join(blas)
+    return shown
+
+
 def write_leaderboard(
     rows: list[dict[str, Any]],
     out_dir: Path,
@@ -413,7 +428,8 @@ def write_leaderboard(
                 md += [f"- [{n}] {msg}" for msg, n in notes.items()]
             md.append("")
         if env:
-            md += ["## Environment", ""] + [f"- {k}: {v}" for k, v in env.items()] + [""]
+            shown = run_environment(env, df)
+            md += ["## Environment", ""] + [f"- {k}: {v}" for k, v in shown.items()] + [""]
     path = out_dir / "leaderboard.md"
     atomic_write_text(path, "\n".join(md))
     if not df.empty:
