@@ -61,10 +61,11 @@ def estimate(reference_dir: Path, n_units: int, jobs: int) -> str | None:
     past_jobs = _jobs_of(command)
     per_unit = seconds * past_jobs / units
     workers = max(1, min(jobs, n_units))
-    minutes = per_unit * n_units / workers / 60
+    seconds_now = per_unit * n_units / workers
+    when = f"{seconds_now / 60:.0f} min" if seconds_now >= 90 else f"{seconds_now:.0f} s"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (
-        f"estimate: about {minutes:.0f} min for {n_units} units on {workers} worker(s), "
+        f"estimate: about {when} for {n_units} units on {workers} worker(s), "
         f"scaled from {reference_dir / 'run.json'} ({seconds:.0f} s for {units} units with "
         f"--jobs {past_jobs}); longer if the {usable_cores()} core(s) are busy "
         f"(load average now {load:.1f}) or the units are heavier than that run's average"
@@ -134,7 +135,7 @@ def headline_top(leaderboard_md: str, n: int = TOP_ROWS) -> list[str]:
     shown = [cells[0]] + cells[2 : 2 + n]
     widths = [max(len(row[k]) for row in shown) for k in keep]
     lines = [
-        "  " + "  ".join(row[k].ljust(w) for k, w in zip(keep, widths, strict=True))
+        ("  " + "  ".join(row[k].ljust(w) for k, w in zip(keep, widths, strict=True))).rstrip()
         for row in shown
     ]
     more = len(cells) - 2 - n
