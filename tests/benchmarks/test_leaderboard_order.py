@@ -87,3 +87,15 @@ def test_shuffled_rows_give_identical_leaderboards(tmp_path) -> None:
     pair_names = [tuple(c.strip() for c in ln.split("|")[1:3]) for ln in table]
     # every pair is written (a, b) with a before b by name
     assert pair_names and all(a < b for a, b in pair_names)
+
+
+def test_environment_section_gives_the_threads_the_runs_used(tmp_path) -> None:
+    """The parent process may have 2 torch threads; every run pins its own (the rows'
+    ``blas`` says x1): the Environment section reports the runs' setting."""
+    rows = [{**r, "blas": "openblas:SkylakeXx1 openmp:?x1 OPENBLAS_NUM_THREADS=1"} for r in _rows()]
+    env = {"commit": "abc", "torch_threads": 2, "blas": "openblas:SkylakeXx2 openmp:?x2"}
+    path = write_leaderboard(rows, tmp_path, "order", "cmd", env, headline="score_y")
+    section = path.read_text(encoding="utf-8").split("## Environment")[1]
+    assert "- threads per run (torch and BLAS): 1" in section
+    assert "x2" not in section and "torch_threads" not in section
+    assert "- commit: abc" in section
