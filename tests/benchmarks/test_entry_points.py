@@ -191,3 +191,10 @@ def test_default_jobs_and_estimate(tmp_path):
         '{"command": "python -m benchmarks run --suite x", "wall_seconds": 600, "units": 100}'
     )
     assert estimate(tmp_path, 10, 1).startswith("estimate: about 60 s for 10 units on 1")
+
+
+def test_tune_writes_under_runs_unless_told_results():
+    """A plain ``tune`` must not overwrite the committed results/<suite>/tuned.json."""
+    assert build_parser().parse_args(["tune", "--suite", "smoke"]).out == "runs"
+    args = build_parser().parse_args(["tune", "--suite", "smoke", "--out", "results"])
+    assert args.out == "results"

@@ -4,6 +4,7 @@ link and image resolves to a file."""
 from __future__ import annotations
 
 import json
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlparse
@@ -63,7 +64,11 @@ def test_report_links_and_images_resolve(tmp_path, plugin, capsys):
     (tmp_path / "benchmarks").mkdir()
     timing = "# Timing\n\n| a | b |\n|---|---|\n| 1 | 2 |\n"
     (tmp_path / "benchmarks" / "summary.md").write_text(timing)
+    study_run = tmp_path / "study" / "runs_of_a_study" / "tiny"  # a harness run in a study
+    shutil.copytree(tmp_path / "tiny", study_run, ignore=shutil.ignore_patterns(".lock*"))
     assert main(["report", "--out", str(tmp_path)]) == 0
+    # a study run that keeps no figures gets none (they would be uncommitted files)
+    assert not (study_run / "figures").exists()
     index = tmp_path / "index.html"
     links = _links(index)
     figures = {Path(s).name for s in links.srcs}
