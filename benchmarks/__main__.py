@@ -1,14 +1,19 @@
-"""Command line: ``python -m benchmarks {run,list,leaderboard,report}``.
+"""Command line: ``python -m benchmarks {run,tune,list,leaderboard,report}``.
 
-python -m benchmarks run --suite manifolds
+python -m benchmarks run --suite manifolds      # one worker per core; summary at the end
 python -m benchmarks run --suite smoke --samplers ula,svgd --seeds 0,1 --out /tmp/res
 python -m benchmarks run --suite manifolds --jobs 2 --timeout 600 --curve-every 20
 python -m benchmarks run --suite mixtures --param svgd.step_size=0.1,0.5 --param ula.score=auto,kde
 python -m benchmarks run --suite-file my_suite.toml --scheduler tcp://10.0.0.1:8786
 python -m benchmarks run --suite manifolds --resume
+python -m benchmarks tune --suite manifolds --seeds 0,1,2   # -> runs/manifolds/tuned.json
 python -m benchmarks list
 python -m benchmarks leaderboard --suite manifolds
 python -m benchmarks report            # figures + results/index.html for every suite
+
+Exit status: 0 done; 2 refused command line; 3 (run) a requested target had every run
+skipped because its data are not on disk (stderr names the files and the fix); 130
+interrupted (finished rows are kept).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any, NoReturn
 import benchmarks  # noqa: F401  (checks that 'datasets' is this repo's package)
 from benchmarks.locking import FolderLocked
 from benchmarks.options import (
+    MISSING_DATA_STATUS,
     RUNS_ROOT,
     USAGE_STATUS,
     UsageError,
@@ -40,6 +46,7 @@ from benchmarks.options import (
     train_size,
 )
 from benchmarks.provenance import command_line
+from benchmarks.static_names import declared_samplers
 from benchmarks.suites import INIT_SCHEMES, SUITES
 from benchmarks.tuning_cli import add_tune_parser, add_tuned_options, with_tuned
 from common.progress import PROGRESS_ENV
@@ -84,12 +91,15 @@ def _check_device(device: str) -> None:
 def _checked_suite(args: argparse.Namespace) -> tuple[Any, list[str]]:
     """The suite with the command line's overrides and its sampler names, every name,
     value and parameter checked against the registries (:class:`UsageError` otherwise)."""
+    suite = _load_suite(args)  # before torch: a misspelt suite or sampler answers at once
+    if not args.imports and "samplers.base" not in sys.modules:  # else the registry, below
+        check_names("sampler(s)", args.samplers or (), declared_samplers())
+    check_names("init scheme(s)", args.inits or (), INIT_SCHEMES)
     from benchmarks.grid import GridError, check_grid, grid_from_options
     from datasets.base import available_targets
     from metrics.base import available_metrics
     from samplers.base import available_samplers, sampler_class
 
-    suite = _load_suite(args)
     where = args.suite_file or ""
     known_samplers = available_samplers()
     check_names("sampler(s)", args.samplers or (), known_samplers)
@@ -124,18 +134,73 @@ def _checked_suite(args: argparse.Namespace) -> tuple[Any, list[str]]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.suite is not None and args.suite not in SUITES:  # before any import of torch
+        _load_suite(args)
     _import_plugins(args.imports)
     suite, names = _checked_suite(args)
     if args.train_size is not None:
         suite = suite.with_overrides(n_train=args.train_size)
     _check_device(args.device)
     suite = with_tuned(suite, args.tuned, args.untuned)
-    command = command_line()
+    argv = sys.argv[1:]
+    if args.jobs is None:
+        args.jobs = _announce_jobs(args, suite, names)
+        if args.scheduler is None:  # the recorded command says how it ran (and is timed)
+            argv = [*argv, "--jobs", str(args.jobs)]
+    command = command_line(argv)
     settings = {PROGRESS_ENV: "0" if args.no_progress else None}  # every bar, workers too
     settings["PARTICLE_BENCH_DATA_ROOT"] = str(args.data_root) if args.data_root else None
     with environment_settings(settings):
         path = _run(args, suite, names, command)
-    print(path.read_text(encoding="utf-8"))
+    return _finish(args, suite, path)
+
+
+def _announce_jobs(args: argparse.Namespace, suite: Any, names: list[str]) -> int:
+    """The default worker count (one per usable core, at most one per unit), said on
+    stderr with the estimate of :func:`benchmarks.run_summary.estimate`."""
+    from benchmarks.execution import log
+    from benchmarks.run_summary import default_jobs, estimate, usable_cores
+    from benchmarks.runner import plan
+    from benchmarks.tuning_cli import TUNED_ROOT
+
+    n_units = len(plan(suite, names, args.device))
+    jobs = default_jobs(n_units)
+    if args.scheduler is None:
+        log(
+            f"{n_units} units on {jobs} worker process(es) ({usable_cores()} usable cores, one "
+            "thread per run; --jobs N to choose)"
+        )
+        line = estimate(Path(TUNED_ROOT) / suite.name, n_units, jobs)
+        if line:
+            log(line)
+    return jobs
+
+
+def _finish(args: argparse.Namespace, suite: Any, board: Path) -> int:
+    """The end of a run: the summary (or ``--print-leaderboard``: the whole table) on
+    stdout, missing data on stderr; :data:`MISSING_DATA_STATUS` when every run of a target
+    named by ``--targets`` (or of every target) was skipped for missing data."""
+    from benchmarks.run_summary import end_summary, fully_missing, missing_data_report
+    from benchmarks.store import ROWS_FILE, load_rows
+
+    rows = load_rows(board.parent / ROWS_FILE).rows
+    rows = [r for r in rows if r.get("target") in suite.targets]
+    if args.print_leaderboard:
+        print(board.read_text(encoding="utf-8"))
+    else:
+        print("\n".join(end_summary(board, rows, Path(args.out))))
+    report = missing_data_report(rows)
+    if report:
+        print("\n".join(report), file=sys.stderr)
+    requested = list(args.targets or ())
+    gone = fully_missing(rows, requested or list(suite.targets))
+    if gone and (requested or len(gone) == len(suite.targets)):
+        print(
+            f"error: no run of {', '.join(gone)} could start: its data are missing "
+            f"(exit status {MISSING_DATA_STATUS})",
+            file=sys.stderr,
+        )
+        return MISSING_DATA_STATUS
     return 0
 
 
@@ -272,7 +337,13 @@ class Parser(argparse.ArgumentParser):
 
 
 def _add_run_parser(sub: Any) -> None:
-    r = sub.add_parser("run", help="run a suite and write its leaderboard")
+    r = sub.add_parser(
+        "run",
+        help="run a suite and write its leaderboard",
+        description="Run a suite and write its leaderboard. Exit status 3 when every run of "
+        "a target named by --targets (or of every target) was skipped because its data are "
+        "not on disk; stderr then names the files and the fix (--data-root, package).",
+    )
     r.add_argument("--suite", help=f"one of {', '.join(SUITES)}")
     r.add_argument(
         "--suite-file", help="a TOML or JSON suite (see benchmarks/suite_file.py) instead"
@@ -286,7 +357,11 @@ def _add_run_parser(sub: Any) -> None:
     r.add_argument(
         "--seeds", type=seed_list, help="comma-separated repetition seeds (default: the suite's)"
     )
-    r.add_argument("--inits", type=name_list, help="comma-separated init schemes: gaussian,cap")
+    r.add_argument(
+        "--inits",
+        type=name_list,
+        help=f"comma-separated init schemes, of {','.join(INIT_SCHEMES)} (default: the suite's)",
+    )
     r.add_argument("--particles", type=positive_int, help="particles per run (default: suite's)")
     r.add_argument("--steps", type=positive_int, help="steps per run (default: the suite's)")
     r.add_argument(
@@ -320,7 +395,16 @@ def _add_run_parser(sub: Any) -> None:
         help="sweep a sampler parameter (repeatable): one run per combination",
     )
     r.add_argument(
-        "--jobs", type=positive_int, default=1, help="local worker processes (joblib/loky)"
+        "--jobs",
+        type=positive_int,
+        help="local worker processes (joblib/loky; default: one per usable core, at most one "
+        "per unit; every run uses one thread, see --threads); --jobs 1 runs serially",
+    )
+    r.add_argument(
+        "--print-leaderboard",
+        action="store_true",
+        help="print the whole leaderboard at the end (default: a short summary: files, the "
+        "top of the headline table, runs per status)",
     )
     r.add_argument(
         "--scheduler", help="Dask scheduler address (e.g. tcp://host:8786): run units there"

@@ -17,6 +17,8 @@ from typing import Any
 
 #: exit status of a refused command line (as argparse uses)
 USAGE_STATUS = 2
+#: exit status of ``run`` when every run of a requested target was skipped for missing data
+MISSING_DATA_STATUS = 3
 #: default output root of ``run`` (git-ignored; ``--out results`` refreshes committed results)
 RUNS_ROOT = "runs"
 

@@ -6,9 +6,10 @@
   principal components; a run that left no particles (diverged, failed, skipped) gets a
   labelled grey placeholder panel;
 * ``metric_vs_time_<target>.png``: the headline metric against wall time on a log axis of
-  positive seconds: one point per run (fit + sampling seconds), the ``exact`` mean as a
-  dashed level, and with ``--curve-every`` the metric along each run against fit +
-  sampling seconds so far; samplers without a finished run are named under the axes;
+  positive seconds: one point per run (fit + sampling seconds; init schemes told apart by
+  the marker's fill), the ``exact`` mean as a dashed level (named in the legend), and with
+  ``--curve-every`` the metric along each run against fit + sampling seconds so far;
+  samplers without a finished run are named in a footnote under the x label;
 * ``metric_vs_step_<target>.png`` (with ``--curve-every``): the metric against the step,
   mean over seeds per sampler, over the whole step range;
 * ``heatmap_<metric>.png``: log10 of the leaderboard's mean metric, samplers x targets;
@@ -16,8 +17,10 @@
   axis with the Nemenyi critical difference, samplers closer than CD joined by a bar
   (Demšar 2006).
 
-Legends sit outside the axes; ``draw_*`` functions return the figure (tests read its axes)
-and ``*_figure`` functions save it.
+Every sampler has one (colour, marker) in every figure (:func:`sampler_styles`: tab20 and
+12 markers by the sampler's place in the sorted registry). Legends sit outside the axes;
+``draw_*`` functions return the figure (tests read its axes) and ``*_figure`` functions
+save it.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from benchmarks.verdict.leaderboard import (  # noqa: E402
     metric_spec,
     rank_summary,
     rows_frame,
+    suite_meta,
     summarise,
 )
 
@@ -90,16 +94,42 @@ PANELS_PER_ROW = 5
 PLACEHOLDER_CHARS = 90
 
 
+#: markers of the sampler style map; with 20 colours, (colour, marker) pairs stay distinct
+#: for lcm(20, 12) = 60 samplers
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*", "h", "p")
+
+
+def _colours() -> list[tuple[float, float, float]]:
+    """tab20 with its dark shades first (10 well-separated hues), then the light ones."""
+    tab20 = list(plt.get_cmap("tab20").colors)
+    return tab20[0::2] + tab20[1::2]
+
+
+def style_order(names: list[str]) -> list[str]:
+    """The registered samplers in sorted order, then the other names of ``names`` (grid
+    labels, plug-ins not loaded now) sorted: a sampler's place, hence its style, does not
+    depend on which samplers a figure shows."""
+    from samplers.base import available_samplers
+
+    registered = sorted(available_samplers())
+    return registered + sorted(set(names) - set(registered))
+
+
+def sampler_styles(names: list[str]) -> dict[str, tuple[tuple[float, ...], str]]:
+    """sampler -> (colour, marker): one shared map for every multi-sampler figure, keyed by
+    the sampler's place in :func:`style_order` (distinct pairs for up to 60 samplers)."""
+    colours = _colours()
+    order = style_order(names)
+    return {
+        name: (tuple(colours[i % len(colours)]), MARKERS[i % len(MARKERS)])
+        for i, name in enumerate(order)
+        if name in set(names)
+    }
+
+
 def _palette(samplers: list[str]) -> dict[str, Any]:
-    """One fixed colour per sampler, shared by points and curves of a figure."""
-    colours = sns.color_palette("tab10" if len(samplers) <= 10 else "husl", len(samplers))
-    return dict(zip(samplers, colours, strict=True))
-
-
-def _outside_legend(ax: plt.Axes) -> None:
-    """Move the axes' legend to the right of the plot (never over the data)."""
-    if ax.get_legend() is not None:
-        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1.0), fontsize=9, frameon=False)
+    """sampler -> colour of :func:`sampler_styles` (for seaborn's ``palette``)."""
+    return {k: c for k, (c, _) in sampler_styles(samplers).items()}
 
 
 def _status_text(g: pd.DataFrame) -> str:
@@ -231,20 +261,28 @@ def draw_metric_vs_time(
                 ax.plot(x, g["value"], lw=1.0, alpha=0.6, color=palette[sampler])
                 xs.append(x)
                 ys.append(g["value"].to_numpy(float))
-    style = "init" if d["init"].nunique() > 1 else None
-    sns.scatterplot(
-        data=d, x="seconds", y="value", hue="sampler", style=style, palette=palette, s=50, ax=ax
-    )
+    inits = list(dict.fromkeys(d["init"]))
+    styles = sampler_styles(samplers)
+    for sampler in samplers:
+        colour, marker = styles[sampler]
+        for k, init in enumerate(inits):
+            g = d[(d["sampler"] == sampler) & (d["init"] == init)]
+            if len(g):
+                ax.scatter(
+                    g["seconds"],
+                    g["value"],
+                    s=50,
+                    marker=marker,
+                    facecolors=[_face(colour, k)],
+                    edgecolors=[colour],
+                    linewidths=1.2,
+                    gid=sampler,
+                )
+    extra = []
     if len(exact):  # fresh target samples take no sampling time: a reference level
         ax.axhline(exact.mean(), color="0.3", ls="--", lw=1.2)
-        ax.text(
-            0.01,
-            exact.mean(),
-            " exact: fresh target samples (mean)",
-            transform=ax.get_yaxis_transform(),
-            va="bottom",
-            fontsize=9,
-            color="0.3",
+        extra.append(
+            plt.Line2D([], [], color="0.3", ls="--", label="exact: fresh target samples (mean)")
         )
         ys.append(exact.to_numpy(float))
     x_all, y_all = np.concatenate(xs), np.concatenate(ys)
@@ -255,11 +293,57 @@ def draw_metric_vs_time(
     ax.set_ylabel(f"{metric} (lower is better)", fontsize=11)
     ax.set_title(f"{target}: {metric} against wall time", fontsize=12)
     ax.tick_params(labelsize=10)
+    _style_legend(ax, samplers, inits, extra)
     note = _unfinished_note(df, target, metric, set(samplers))
-    if note:
-        ax.text(0.0, -0.16, textwrap.fill(note, 110), transform=ax.transAxes, fontsize=9)
-    _outside_legend(ax)
+    if note:  # a figure-level footnote: the layout keeps it clear of the x label
+        fig.supxlabel(textwrap.fill(note, 110), fontsize=9, color="0.3")
     return fig
+
+
+#: face opacity of the markers of the k-th init scheme (filled, hollow, half, ...)
+FACE_ALPHA = (1.0, 0.0, 0.45, 0.75)
+#: line styles of the k-th init scheme in metric-vs-step figures
+INIT_LINES = ("-", "--", ":", "-.")
+
+
+def _face(colour: tuple[float, ...], k: int) -> tuple[float, ...]:
+    return (*colour[:3], FACE_ALPHA[k % len(FACE_ALPHA)])
+
+
+def _style_legend(
+    ax: plt.Axes, samplers: list[str], inits: list[str], extra: list[Any], lines: bool = False
+) -> None:
+    """A legend right of the axes: each sampler's (colour, marker), then how inits are
+    drawn (fill or line style) when there are several, then ``extra`` handles."""
+    styles = sampler_styles(samplers)
+    handles = [
+        plt.Line2D([], [], color=c, marker=m, ls="-" if lines else "none", markersize=7, label=name)
+        for name, (c, m) in styles.items()
+        if name in samplers
+    ]
+    if len(inits) > 1:
+        grey = (0.35, 0.35, 0.35)
+        for k, init in enumerate(inits):
+            kw = {"ls": INIT_LINES[k % len(INIT_LINES)]} if lines else {"ls": "none"}
+            handles.append(
+                plt.Line2D(
+                    [],
+                    [],
+                    color=grey,
+                    marker=None if lines else "o",
+                    markerfacecolor=_face(grey, k),
+                    markeredgecolor=grey,
+                    label=f"init: {init}",
+                    **kw,
+                )
+            )
+    ax.legend(
+        handles=handles + extra,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        fontsize=9,
+        frameon=False,
+    )
 
 
 def metric_vs_time_figure(
@@ -281,26 +365,33 @@ def draw_metric_vs_step(curves: pd.DataFrame, target: str, metric: str) -> plt.F
     c = c[np.isfinite(c["value"].astype(float))]
     if c.empty:
         return None
-    palette = _palette(list(dict.fromkeys(c["sampler"])))
+    samplers = list(dict.fromkeys(c["sampler"]))
+    inits = list(dict.fromkeys(c["init"]))
+    styles = sampler_styles(samplers)
     fig, ax = plt.subplots(figsize=(9.0, 5.5), layout="constrained")
-    style = "init" if c["init"].nunique() > 1 else None
-    sns.lineplot(
-        data=c,
-        x="step",
-        y="value",
-        hue="sampler",
-        style=style,
-        palette=palette,
-        errorbar=None,
-        ax=ax,
-    )
+    means = c.groupby(["sampler", "init", "step"], sort=False)["value"].mean()
+    for (sampler, init), g in means.groupby(level=["sampler", "init"], sort=False):
+        colour, marker = styles[sampler]
+        steps = g.index.get_level_values("step").to_numpy()
+        order = np.argsort(steps, kind="stable")
+        ax.plot(
+            steps[order],
+            g.to_numpy(float)[order],
+            color=colour,
+            marker=marker,
+            markevery=max(1, len(steps) // 8),
+            markersize=6,
+            ls=INIT_LINES[inits.index(init) % len(INIT_LINES)],
+            lw=1.4,
+            gid=sampler,
+        )
     ax.set_xlim(0, max(1, int(c["step"].max())))
     _log_or_linear(ax, c["value"].to_numpy(float))
     ax.set_xlabel("step", fontsize=11)
     ax.set_ylabel(f"{metric}, mean over seeds (lower is better)", fontsize=11)
     ax.set_title(f"{target}: {metric} along the run", fontsize=12)
     ax.tick_params(labelsize=10)
-    _outside_legend(ax)
+    _style_legend(ax, samplers, inits, [], lines=True)
     return fig
 
 
@@ -402,7 +493,7 @@ def suite_figures(
     suite_dir: Path, rows: list[dict[str, Any]], curves: list[dict[str, Any]]
 ) -> list[Path]:
     """Every figure of one suite (see the module docstring); returns the files written."""
-    df = rows_frame(rows)
+    df = rows_frame(rows, suite_meta(suite_dir))
     if df.empty:
         return []
     if "particles_file" not in df:

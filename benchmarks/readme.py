@@ -15,6 +15,7 @@ Two kinds of section:
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from pathlib import Path
@@ -125,6 +126,18 @@ def update(readme: Path, results: Path) -> list[str]:
     return done
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> int:
+    """Fill README.md from results/ (``--help`` answers without touching either)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.readme",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.parse_args(argv)
     filled = update(REPO_ROOT / "README.md", REPO_ROOT / "results")
     print(f"README.md: filled {', '.join(filled) or 'nothing'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

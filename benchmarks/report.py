@@ -3,7 +3,7 @@
 One page that reaches every result file under ``<out>``: for every suite folder (one with a
 ``runs.jsonl``; also those under ``untuned/``, the suites at their defaults) it rebuilds the
 figures (``benchmarks.plots``) and lists the leaderboard, raw rows, environment, provenance
-(``run.json``) and figures (inline); every markdown file
+(``run.json``) and figures (inline), the headline suites first; every markdown file
 (leaderboards, decoded-image pages, study results) is rendered to HTML beside it and linked;
 the PNGs of studies are shown inline; and an index of every file closes the page. All links
 are relative, so the folder can be copied or served as is. No external assets. A line on
@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.locking import HOLDER_FILE, LOCK_FILE
 from benchmarks.options import UNTUNED_DIR
 from benchmarks.provenance import RUN_FILE
 from benchmarks.store import CURVES_FILE, ROWS_FILE, atomic_write_text, load_curves, load_rows
@@ -93,13 +94,23 @@ def _page(title: str, body: str) -> str:
     )
 
 
+def _suite_order(folders: list[Path]) -> list[Path]:
+    """Folders of named suites in the registry's order (the headline suites first, as
+    ``python -m benchmarks list suites`` shows them), then the others by name."""
+    from benchmarks.suites import SUITES
+
+    rank = {name: i for i, name in enumerate(SUITES)}
+    return sorted(folders, key=lambda p: (rank.get(p.name, len(rank)), p.name))
+
+
 def suite_dirs(root: Path) -> list[Path]:
-    """Sub-folders of ``root`` holding a rows file, sorted by name, then those of
-    ``root/untuned`` (the same suites at their default settings)."""
+    """Sub-folders of ``root`` holding a rows file (registry order, see
+    :func:`_suite_order`), then those of ``root/untuned`` (the same suites at their default
+    settings)."""
     if not root.is_dir():
         return []
-    tuned = sorted(p.parent for p in root.glob(f"*/{ROWS_FILE}"))
-    return tuned + sorted(p.parent for p in root.glob(f"{UNTUNED_DIR}/*/{ROWS_FILE}"))
+    tuned = _suite_order([p.parent for p in root.glob(f"*/{ROWS_FILE}")])
+    return tuned + _suite_order([p.parent for p in root.glob(f"{UNTUNED_DIR}/*/{ROWS_FILE}")])
 
 
 def study_run_dirs(root: Path, suites: list[Path]) -> list[Path]:
@@ -223,10 +234,20 @@ def _study_section(root: Path, md_files: list[Path], suites: list[Path]) -> str:
     return "\n".join(parts)
 
 
+#: files of a run in progress (the folder's lock, unfinished row files): never results, never
+#: committed (.gitignore), so never linked
+TRANSIENT = (LOCK_FILE, HOLDER_FILE, "*.partial")
+
+
+def _listed(path: Path) -> bool:
+    return path.is_file() and path.name != INDEX and not any(path.match(t) for t in TRANSIENT)
+
+
 def _file_index(root: Path) -> str:
-    """Every file under ``root`` (but the index), grouped by top-level folder."""
+    """Every file under ``root`` (but the index and :data:`TRANSIENT` files), grouped by
+    top-level folder."""
     groups: dict[str, list[Path]] = {}
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != INDEX):
+    for path in sorted(p for p in root.rglob("*") if _listed(p)):
         rel = path.relative_to(root)
         groups.setdefault(rel.parts[0] if len(rel.parts) > 1 else ".", []).append(rel)
     parts = ['<h2 id="files">Every file</h2>']
@@ -250,16 +271,17 @@ def write_report(root: Path, *, figures: bool = True) -> Path:
     suites = suite_dirs(root)
     path = root / INDEX
     log(
-        f"report: writing {path} ({len(suites)} suites"
+        f"report: writing {path} ({len(suites)} suite{'' if len(suites) == 1 else 's'}"
         + (", rebuilding their figures" if figures else "")
         + ", HTML pages of every markdown file)"
     )
     sections = [_suite_section(root, d, figures) for d in suites]
-    if figures:  # harness runs inside study folders: their leaderboards link figures too
-        from benchmarks.plots import suite_figures
+    if figures:  # harness runs inside study folders that keep figures (and may link them)
+        from benchmarks.plots import FIG_DIR, suite_figures
 
         for d in study_run_dirs(root, suites):
-            suite_figures(d, load_rows(d / ROWS_FILE).rows, load_curves(d / CURVES_FILE))
+            if (d / FIG_DIR).is_dir():  # no new, uncommitted figure folders in a study
+                suite_figures(d, load_rows(d / ROWS_FILE).rows, load_curves(d / CURVES_FILE))
     md_files = render_markdown(root)
     head = [
         "<h1>particle-bench results</h1>",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks.options import DEFAULT_BUDGET, TUNED_FILE
+from benchmarks.options import DEFAULT_BUDGET, RUNS_ROOT, TUNED_FILE
 from benchmarks.provenance import command_line
 from benchmarks.suites import SUITES, Suite, get_suite
 
@@ -21,7 +21,8 @@ def tuning_reps_of(path: Path) -> list[int]:
     return [int(r) for r in json.loads(path.read_text(encoding="utf-8")).get("seeds", [])]
 
 
-#: where ``tune`` writes and ``run`` reads tuned settings (committed per suite)
+#: where ``run`` reads tuned settings (committed per suite); ``tune`` writes there only when
+#: told ``--out results`` (its default is the git-ignored runs root, as for ``run``)
 TUNED_ROOT = "results"
 
 
@@ -113,7 +114,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
         log=log,
         evaluated_reps=evaluated,
     )
-    print(f"wrote {Path(args.out) / suite.name / TUNED_FILE} ({len(result['trials'])} trials)")
+    written = Path(args.out) / suite.name / TUNED_FILE
+    print(f"wrote {written} ({len(result['trials'])} trials)")
+    if written.resolve() != (Path(TUNED_ROOT) / suite.name / TUNED_FILE).resolve():
+        print(f"use it: python -m benchmarks run --suite {suite.name} --tuned {written}")
     return 0
 
 
@@ -141,5 +145,10 @@ def add_tune_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument(
         "--threads", type=int, default=1, help="torch/BLAS threads per fit (default 1, as in run)"
     )
-    t.add_argument("--out", default=TUNED_ROOT, help=f"output root (default: {TUNED_ROOT})")
+    t.add_argument(
+        "--out",
+        default=RUNS_ROOT,
+        help=f"output root (default: {RUNS_ROOT}, ignored by git; --out {TUNED_ROOT} replaces "
+        f"the committed {TUNED_ROOT}/<suite>/{TUNED_FILE} that run reads by default)",
+    )
     t.set_defaults(func=cmd_tune)

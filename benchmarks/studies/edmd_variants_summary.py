@@ -8,6 +8,7 @@ Reads ``results/edmd/variants/edmd_variants/runs.jsonl`` (written by the command
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 from collections import defaultdict
@@ -19,7 +20,8 @@ COMMAND = "python -m benchmarks.studies.edmd_variants_summary"
 ORDER = ["dmps", "koopman_markov", "notebook", "reweighted", "exact"]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(prog=COMMAND, description=__doc__).parse_args(argv)
     values: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     cells: list[tuple[str, str]] = []
     for line in RUNS.read_text().splitlines():

@@ -111,8 +111,11 @@ def run_target(name: str, seed: int, args: argparse.Namespace, curves: dict) -> 
     return rows
 
 
-def figure(curves: dict, path: Path) -> None:
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
+def draw_figure(curves: dict) -> plt.Figure:
+    """Sinkhorn divergence against iteration for both targets, and the shell3 particles of
+    the cap init and of DMPS projected on (x_1, x_2), coloured by x_3 on one shared scale
+    (-1 to 1, the shell's extent) with its colour bar."""
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4.2), layout="constrained")
     for col, name in enumerate(("shell3", "shell100")):
         ax = axes[col]
         for (tname, label), (steps, values, _) in curves.items():
@@ -123,17 +126,23 @@ def figure(curves: dict, path: Path) -> None:
         ax.set_ylabel("Sinkhorn divergence")
         ax.set_title(f"{name}: S vs iteration (seed 0)")
         ax.legend(fontsize=8)
+    points = None
     for col, label in ((2, "cap init"), (3, "dmps (reference step)")):
         ax = axes[col]
         x = curves[("shell3", label)][2]
-        ax.scatter(x[:, 0], x[:, 1], s=4, c=x[:, 2], cmap="viridis")
+        points = ax.scatter(x[:, 0], x[:, 1], s=4, c=x[:, 2], cmap="viridis", vmin=-1, vmax=1)
         ax.set_aspect("equal")
         ax.set_xlim(-1.1, 1.1)
         ax.set_ylim(-1.1, 1.1)
         ax.set_xlabel("x_1")
         ax.set_ylabel("x_2")
         ax.set_title(f"shell3, {label} (colour: x_3)")
-    fig.tight_layout()
+    fig.colorbar(points, ax=list(axes[2:]), label="x_3", shrink=0.9)
+    return fig
+
+
+def figure(curves: dict, path: Path) -> None:
+    fig = draw_figure(curves)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -66,17 +66,6 @@ def regime_sentence(n_train: Any, m: Any) -> str:
     )
 
 
-def suite_targets(out_dir: Path) -> list[str] | None:
-    """The suite's target order from ``suite.json`` beside the rows (None when absent)."""
-    path = out_dir / SUITE_FILE
-    if not path.exists():
-        return None
-    try:
-        return list(json.loads(path.read_text(encoding="utf-8")).get("targets") or []) or None
-    except (OSError, ValueError):
-        return None
-
-
 def coverage_section(out_dir: Path) -> list[str]:
     """Markdown: how much of each sampler's search space its tuning trials covered and
     where a choice still sits on an edge (from ``tuned.json`` beside the rows)."""
@@ -202,26 +191,60 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
 
 
-def rows_frame(rows: list[dict[str, Any]], column_order: list[str] | None = None) -> pd.DataFrame:
-    """Rows as a frame with ``sampler`` (grid labels), ``column`` (``target / init`` when a
-    suite has several inits) and ``wall_seconds``; sorted by (column, sampler, rep, metric)
-    so that every table built from it is the same whatever order the rows were written in
-    (``--jobs`` writes them in completion order). ``column_order``: target names in the
-    suite's order (default: sorted)."""
+def suite_meta(out_dir: Path) -> dict[str, Any] | None:
+    """The suite saved beside the rows (``suite.json``), None when absent or unreadable."""
+    path = out_dir / SUITE_FILE
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _positions(values: pd.Series, listed: list[str] | None) -> pd.Series:
+    """Position of every value in ``listed`` (the suite's order), values not listed after
+    them in sorted order: a key that does not depend on the order of the rows."""
+    known = list(dict.fromkeys(str(v) for v in listed or []))
+    known += sorted(set(values.astype(str)) - set(known))
+    return values.astype(str).map({v: i for i, v in enumerate(known)})
+
+
+def canonical_order(df: pd.DataFrame, suite: dict[str, Any] | None = None) -> pd.DataFrame:
+    """The rows sorted by sampler label (``exact`` first, then by name), then target, init
+    and metric in the suite's order (``suite.json``; sorted where it is absent or does not
+    list them), then seed and configuration: every table, pair and figure built from the
+    frame is the same whatever order the rows were recorded in (parallel runs record in
+    completion order, a resumed run appends)."""
+    suite = suite or {}
+    keys = {
+        "_not_exact": df["sampler"] != EXACT,
+        "_sampler": df["sampler"].astype(str),
+        "_target": _positions(df["target"], suite.get("targets")),
+        "_init": _positions(df["init"], suite.get("inits")),
+        "_metric": _positions(df["metric"], suite.get("metrics")),
+    }
+    for extra in ("rep", "config_key"):
+        if extra in df:
+            keys["_" + extra] = df[extra].astype(str) if extra == "config_key" else df[extra]
+    order = df.assign(**keys).sort_values(list(keys), kind="stable")
+    return order.drop(columns=list(keys)).reset_index(drop=True)
+
+
+def rows_frame(rows: list[dict[str, Any]], suite: dict[str, Any] | None = None) -> pd.DataFrame:
+    """The rows as a frame in :func:`canonical_order`, with grid labels, a ``column`` per
+    (target, init) when the suite has several inits, and ``wall_seconds`` = fit + sampling
+    seconds. Columns then appear in the suite's order (``suite``: its ``suite.json``)."""
     df = pd.DataFrame(rows)
     if df.empty:
         return df
     df["sampler"] = grid_labels(df)
+    df = canonical_order(df, suite)
     df["column"] = df["target"]
     if df["init"].nunique() > 1:
         df["column"] = df["target"] + " / " + df["init"]
     df["wall_seconds"] = df["fit_seconds"].fillna(0.0) + df["sample_seconds"].fillna(0.0)
-    order = {t: i for i, t in enumerate(column_order or sorted(df["target"].unique()))}
-    df["_target_pos"] = df["target"].map(lambda t: order.get(t, len(order)))
-    df = df.sort_values(
-        ["_target_pos", "target", "init", "sampler", "rep", "metric"], kind="stable"
-    ).drop(columns="_target_pos")
-    return df.reset_index(drop=True)
+    return df
 
 
 def _num(v: float) -> str:
@@ -545,6 +568,21 @@ def comparison_section(df: pd.DataFrame, metric: str, figure: str | None = None)
     return lines + [""]
 
 
+def run_environment(env: dict[str, Any], df: pd.DataFrame) -> dict[str, Any]:
+    """``env`` (recorded by the parent process) with its thread settings replaced by those
+    the runs recorded: every run pins torch and BLAS to its own thread count, so the
+    parent's ``torch_threads`` / ``blas`` are not what produced the rows."""
+    if "blas" not in df or df["blas"].isna().all():
+        return env
+    blas = sorted({str(b) for b in df["blas"].dropna()})
+    threads = sorted({int(n) for b in blas for n in re.findall(r"x(\d+)\b", b)})
+    shown = {k: v for k, v in env.items() if k not in ("torch_threads", "blas")}
+    if threads:
+        shown["threads per run (torch and BLAS)"] = ", ".join(map(str, threads))
+    shown["blas (per run)"] = "; ".join(blas)
+    return shown
+
+
 def write_leaderboard(
     rows: list[dict[str, Any]],
     out_dir: Path,
@@ -559,7 +597,7 @@ def write_leaderboard(
     see :func:`benchmarks.provenance.original_command`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     command = command or original_command(out_dir) or "unknown (no run.json)"
-    df = rows_frame(rows, suite_targets(out_dir))
+    df = rows_frame(rows, suite_meta(out_dir))
     headline = headline or headline_of(out_dir, rows)
     md = [f"# Leaderboard: suite `{suite}`", "", f"Produced by: `{command}`", ""]
     if df.empty:
@@ -620,7 +658,8 @@ def write_leaderboard(
                 md += [f"- [{n}] {msg}" for msg, n in notes.items()]
             md.append("")
         if env:
-            md += ["## Environment", ""] + [f"- {k}: {v}" for k, v in env.items()] + [""]
+            shown = run_environment(env, df)
+            md += ["## Environment", ""] + [f"- {k}: {v}" for k, v in shown.items()] + [""]
     path = out_dir / "leaderboard.md"
     atomic_write_text(path, "\n".join(md))
     if not df.empty:

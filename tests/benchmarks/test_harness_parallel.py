@@ -49,7 +49,7 @@ def _by_key(rows: list[dict]) -> dict[tuple[str, str], dict]:
 
 def test_serial_jobs_and_dask_cluster_give_identical_rows(tmp_path, plugin, capsys):
     distributed = pytest.importorskip("distributed")
-    serial = _run(tmp_path, "serial")
+    serial = _run(tmp_path, "serial", "--jobs", "1")
     # 1 target x 2 seeds x (exact, ula, svgd) x 1 init x 1 metric
     assert len(serial) == 6
     assert all(r["status"] == "ok" for r in serial)
@@ -119,6 +119,7 @@ def test_interrupted_then_killed_suite_resumes_with_every_row_exactly_once(
     rows_path = out / "tiny" / ROWS_FILE
     cmd = [sys.executable, "-m", "benchmarks", "run", "--suite-file", str(suite)]
     cmd += ["--out", str(out), "--no-progress", "--import", "tests.helpers.harness_register"]
+    cmd += ["--jobs", "1"]  # serial, as the counts below assume
 
     # 1. Ctrl-C (KeyboardInterrupt in the main thread, as Python's SIGINT handler raises it):
     # exact and ula of seed 0 finish at once; harness_slow takes ~0.75 s per run
@@ -133,7 +134,9 @@ def test_interrupted_then_killed_suite_resumes_with_every_row_exactly_once(
     try:
         watcher = threading.Thread(target=press_ctrl_c, daemon=True)
         watcher.start()
-        code = main(["run", "--suite-file", str(suite), "--out", str(out), "--no-progress"])
+        code = main(
+            ["run", "--suite-file", str(suite), "--out", str(out), "--no-progress", "--jobs", "1"]
+        )
         assert code == 130
         watcher.join(timeout=5)
     finally:
@@ -149,7 +152,19 @@ def test_interrupted_then_killed_suite_resumes_with_every_row_exactly_once(
     before = load_rows(rows_path).rows
     assert len(first) < len(before) < 9, "the kill must land mid-suite"
     # 3. resume to the end
-    main(["run", "--suite-file", str(suite), "--out", str(out), "--no-progress", "--resume"])
+    main(
+        [
+            "run",
+            "--suite-file",
+            str(suite),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--resume",
+            "--jobs",
+            "1",
+        ]
+    )
     after = load_rows(rows_path)
     assert after.clean
     _keys_exactly_once(after.rows, 9)
@@ -159,7 +174,7 @@ def test_interrupted_then_killed_suite_resumes_with_every_row_exactly_once(
 
 
 def test_resume_repairs_truncated_and_corrupted_rows_file_via_cli(tmp_path, plugin, capsys):
-    rows = _run(tmp_path, "res")
+    rows = _run(tmp_path, "res", "--jobs", "1")
     rows_path = tmp_path / "res" / "tiny" / ROWS_FILE
     lines = rows_path.read_text().splitlines(keepends=True)
     # a garbage line in the middle, the last row cut by a crash mid-write
@@ -167,7 +182,18 @@ def test_resume_repairs_truncated_and_corrupted_rows_file_via_cli(tmp_path, plug
     rows_path.write_text("".join(damaged))
     suite = tmp_path / "tiny.json"
     capsys.readouterr()
-    main(["run", "--suite-file", str(suite), "--out", str(tmp_path / "res"), "--resume"])
+    main(
+        [
+            "run",
+            "--suite-file",
+            str(suite),
+            "--out",
+            str(tmp_path / "res"),
+            "--resume",
+            "--jobs",
+            "1",
+        ]
+    )
     err = capsys.readouterr().err
     assert "truncated last line" in err and "unreadable lines [3]" in err
     assert "resume: 5 of 6 units already recorded" in err
@@ -206,7 +232,7 @@ def test_mixtures_dmps_svgd_identical_serial_jobs_and_dask_by_default(tmp_path):
         assert report.clean
         return report.rows
 
-    serial = rows("serial")
+    serial = rows("serial", "--jobs", "1")
     assert len(serial) == 2 * 2 * 3 * 2 and all(r["status"] == "ok" for r in serial)
     jobs = rows("jobs", "--jobs", "2")
     with distributed.LocalCluster(

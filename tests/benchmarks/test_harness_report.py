@@ -4,6 +4,7 @@ link and image resolves to a file."""
 from __future__ import annotations
 
 import json
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlparse
@@ -13,8 +14,9 @@ import pytest
 
 from benchmarks.__main__ import main
 from benchmarks.execution import run_suite
+from benchmarks.locking import HOLDER_FILE, LOCK_FILE
 from benchmarks.plots import project_2d
-from benchmarks.report import markdown_to_html
+from benchmarks.report import markdown_to_html, suite_dirs
 from benchmarks.suites import Suite
 from tests.helpers import harness_plugin as hp
 
@@ -62,7 +64,11 @@ def test_report_links_and_images_resolve(tmp_path, plugin, capsys):
     (tmp_path / "benchmarks").mkdir()
     timing = "# Timing\n\n| a | b |\n|---|---|\n| 1 | 2 |\n"
     (tmp_path / "benchmarks" / "summary.md").write_text(timing)
+    study_run = tmp_path / "study" / "runs_of_a_study" / "tiny"  # a harness run in a study
+    shutil.copytree(tmp_path / "tiny", study_run, ignore=shutil.ignore_patterns(".lock*"))
     assert main(["report", "--out", str(tmp_path)]) == 0
+    # a study run that keeps no figures gets none (they would be uncommitted files)
+    assert not (study_run / "figures").exists()
     index = tmp_path / "index.html"
     links = _links(index)
     figures = {Path(s).name for s in links.srcs}
@@ -80,11 +86,17 @@ def test_report_links_and_images_resolve(tmp_path, plugin, capsys):
             assert f'id="{ref[1:]}"' in text, f"no anchor {ref}"
         else:
             assert (tmp_path / ref).is_file(), f"broken link {ref}"
-    # every file under the results folder is reached from the index
+    # every file under the results folder is reached from the index, but the run's lock
+    # (git-ignored, absent from a clone: a dead link there)
     every = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
-    assert every - set(links.hrefs) == {"index.html"}
+    assert "tiny/.lock" in every
+    assert every - set(links.hrefs) == {"index.html"} | {
+        f for f in every if Path(f).name in (LOCK_FILE, HOLDER_FILE)
+    }
+    assert not [h for h in links.hrefs if Path(h).name in (LOCK_FILE, HOLDER_FILE)]
     err = capsys.readouterr().err
     assert f"report: writing {index}" in err and f"report: wrote {index}" in err
+    assert "(1 suite," in err  # not "1 suites"
     for src in links.srcs:
         assert (tmp_path / src).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for needed in ("tiny/leaderboard.html", "tiny/environment.json", "benchmarks/summary.html"):
@@ -95,6 +107,25 @@ def test_report_links_and_images_resolve(tmp_path, plugin, capsys):
     # the leaderboard page's own links (its critical-difference figure) resolve
     for ref in _links(tmp_path / "tiny" / "leaderboard.html").hrefs:
         assert (tmp_path / "tiny" / ref).is_file(), f"broken link {ref}"
+
+
+def test_suites_listed_in_registry_order(tmp_path):
+    """index.html opens with the suites in ``list suites`` order (the headline suite first),
+    not the alphabet; unregistered folders come after, by name."""
+    for name in ("bounded", "zzz_custom", "manifolds", "aaa_custom", "mixtures"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "runs.jsonl").write_text("")
+    (tmp_path / "untuned" / "bounded").mkdir(parents=True)
+    (tmp_path / "untuned" / "bounded" / "runs.jsonl").write_text("")
+    got = [p.relative_to(tmp_path).as_posix() for p in suite_dirs(tmp_path)]
+    assert got == [
+        "manifolds",
+        "mixtures",
+        "bounded",
+        "aaa_custom",
+        "zzz_custom",
+        "untuned/bounded",
+    ]
 
 
 def test_report_without_results_and_markdown_subset(tmp_path):

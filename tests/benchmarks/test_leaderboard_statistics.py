@@ -88,7 +88,7 @@ def test_cells_show_t_interval_verdicts_and_flags(tmp_path) -> None:
         path = write_leaderboard(rows, tmp_path, "tiny", "cmd", headline="score_x")
         md = path.read_text()
         assert "## Paired comparisons: score_x" in md
-        assert "| bad | good | 0/0/2 |" in md
+        assert "| bad | good | 0/0/2 |" in md  # pairs (a, b) in name order; good wins both
         assert "figures/critical_difference_score_x.png" in md
         assert "Flagged runs" in md and "copier on t1: copying 5/5" in md
         # an unranked metric gets no paired section

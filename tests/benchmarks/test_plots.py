@@ -15,6 +15,7 @@ from benchmarks.plots import (
     draw_metric_vs_step,
     draw_metric_vs_time,
     draw_particles,
+    sampler_styles,
     suite_figures,
 )
 from benchmarks.store import CURVES_FILE, ROWS_FILE, load_curves, load_rows
@@ -84,12 +85,79 @@ def test_time_axis_is_positive_log_and_spans_every_curve(tiny):
             assert x.min() >= lo and x.max() <= hi
     ok = df[(df["status"] == "ok") & (df["sampler"] != "exact")]
     assert ok["wall_seconds"].clip(lower=MIN_SECONDS).max() <= hi
-    assert "ula (diverged)" in " ".join(t.get_text() for t in ax.texts)
+    # samplers without a finished run: a footnote below the x label, not over it
+    note = fig._supxlabel  # noqa: SLF001
+    assert "ula (diverged)" in note.get_text()
+    fig.canvas.draw()
+    assert note.get_window_extent().y1 <= ax.xaxis.label.get_window_extent().y0
+    # the exact level is named in the legend, not by a text on the points
+    assert not ax.texts
+    legend_text = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(t.startswith("exact") for t in legend_text)
     # the legend sits outside the plotting area, so it hides no point
     legend = ax.get_legend()
     fig.canvas.draw()
     box = legend.get_window_extent()
     assert box.x0 >= ax.get_window_extent().x1
+    plt.close(fig)
+
+
+def _marker_key(path) -> tuple:
+    return tuple(np.round(path.vertices, 3).ravel())
+
+
+def test_style_map_gives_every_sampler_its_own_colour_and_marker():
+    """One shared map: distinct (colour, marker) for every registered sampler plus grid
+    labels, and a sampler keeps its style whichever samplers a figure shows."""
+    from samplers.base import available_samplers
+
+    names = [*available_samplers(), "dmps[step_fraction=0.1]", "dmps[step_fraction=0.2]", "x"]
+    styles = sampler_styles(names)
+    assert set(styles) == set(names)
+    assert len(set(styles.values())) == len(names)
+    # the colours of the registry's first 10 are 10 different hues (tab20's dark shades)
+    assert len({c for c, _ in list(styles.values())[:10]}) == 10
+    assert sampler_styles(["svgd", "ula"])["svgd"] == styles["svgd"]
+
+
+def _distinct_styles_per_gid(artists: list, colour_of, marker_of) -> dict:
+    """gid -> (colour, marker key), checking that every artist of one gid has one style."""
+    seen: dict = {}
+    for a in artists:
+        gid = a.get_gid()
+        if gid is None:
+            continue
+        style = (tuple(np.round(colour_of(a), 3)), marker_of(a))
+        assert seen.setdefault(gid, style) == style, f"{gid} drawn in two styles"
+    return seen
+
+
+def test_metric_figures_give_each_sampler_a_distinct_colour_and_marker(tiny):
+    """In every multi-sampler figure (metric vs time, metric vs step) the artists of each
+    sampler share one (colour, marker), no two samplers share one, and it is the style
+    map's."""
+    out, rows, curves = tiny
+    df = rows_frame(rows)
+    fig = draw_metric_vs_time(df, curves, hp.TARGET, hp.METRIC)
+    ax = fig.axes[0]
+    points = _distinct_styles_per_gid(
+        ax.collections, lambda a: a.get_edgecolor()[0][:3], lambda a: _marker_key(a.get_paths()[0])
+    )
+    assert set(points) == {"svgd", "mala"}  # ula diverged: no point
+    assert len(set(points.values())) == len(points)
+    styles = sampler_styles(list(points))
+    for name, (colour, _) in points.items():
+        assert colour == tuple(np.round(styles[name][0][:3], 3))
+    plt.close(fig)
+    fig = draw_metric_vs_step(curves, hp.TARGET, hp.METRIC)
+    lines = _distinct_styles_per_gid(
+        fig.axes[0].get_lines(),
+        lambda a: plt.matplotlib.colors.to_rgb(a.get_color()),
+        lambda a: a.get_marker(),
+    )
+    assert len(lines) >= 2 and len(set(lines.values())) == len(lines)
+    for name, (_colour, marker) in lines.items():
+        assert marker == sampler_styles([name])[name][1]
     plt.close(fig)
 
 
@@ -152,3 +220,24 @@ def test_images_md_states_the_count_the_grids_draw(n_particles, shown):
     rows = [{"rep": 0, "init": "gaussian", "n_particles": n_particles}]
     caption = header_lines(rows)[2]
     assert f"the first {shown} of {n_particles} decoded particles" in caption
+
+
+def test_shell_experiment_particles_have_a_colour_bar_for_x3():
+    """The two particle panels coloured by x_3 share one scale (-1..1) and a colour bar
+    says what the colour means."""
+    from benchmarks.studies.shell_experiment import draw_figure
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 3))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    curves = {
+        ("shell3", "cap init"): ([], [], x),
+        ("shell3", "dmps (reference step)"): ([0, 10], [0.5, 0.1], x),
+        ("shell100", "exact"): ([0, 10], [0.2, 0.2], x),
+    }
+    fig = draw_figure(curves)
+    bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(bars) == 1 and bars[0].get_ylabel() == "x_3"
+    scatters = [c for ax in fig.axes[2:4] for c in ax.collections]
+    assert len(scatters) == 2 and all(c.get_clim() == (-1, 1) for c in scatters)
+    plt.close(fig)

@@ -34,7 +34,9 @@ def plugin(monkeypatch):
 
 def _argv(tmp_path: Path, out: Path, *extra: str) -> list[str]:
     suite = hp.tiny_suite_file(tmp_path / "tiny.json")
-    return ["run", "--suite-file", str(suite), "--out", str(out), "--no-progress", *extra]
+    # --jobs 1: the harness plug-in is registered in this process only, workers lack it
+    argv = ["run", "--suite-file", str(suite), "--out", str(out), "--no-progress", *extra]
+    return argv if "--jobs" in extra else [*argv, "--jobs", "1"]
 
 
 def test_second_run_on_a_locked_folder_refuses(tmp_path, plugin, capsys):
