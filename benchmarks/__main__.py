@@ -14,16 +14,14 @@ python -m benchmarks report            # figures + results/index.html for every 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import json
-import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
 import benchmarks  # noqa: F401  (checks that 'datasets' is this repo's package)
+from benchmarks.environment import environment_settings
 from benchmarks.locking import FolderLocked
 from benchmarks.options import (
     RUNS_ROOT,
@@ -31,7 +29,6 @@ from benchmarks.options import (
     UsageError,
     check_names,
     check_params,
-    existing_dir,
     name_list,
     non_negative_int,
     positive_int,
@@ -41,7 +38,13 @@ from benchmarks.options import (
 )
 from benchmarks.provenance import command_line
 from benchmarks.suites import INIT_SCHEMES, SUITES
-from benchmarks.tuning_cli import add_tune_parser, add_tuned_options, with_tuned
+from benchmarks.tuning_cli import (
+    DATA_ROOT_ENV,
+    add_data_root_option,
+    add_tune_parser,
+    add_tuned_options,
+    with_tuned,
+)
 from common.progress import PROGRESS_ENV
 
 # Everything that imports torch, POT, pandas or scikit-learn is imported inside the command
@@ -132,27 +135,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     suite = with_tuned(suite, args.tuned, args.untuned)
     command = command_line()
     settings = {PROGRESS_ENV: "0" if args.no_progress else None}  # every bar, workers too
-    settings["PARTICLE_BENCH_DATA_ROOT"] = str(args.data_root) if args.data_root else None
+    settings[DATA_ROOT_ENV] = str(args.data_root) if args.data_root else None
     with environment_settings(settings):
         path = _run(args, suite, names, command)
     print(path.read_text(encoding="utf-8"))
     return 0
-
-
-@contextlib.contextmanager
-def environment_settings(settings: dict[str, str | None]) -> Iterator[None]:
-    """Set the non-None ``settings`` in ``os.environ`` (inherited by worker processes) for
-    the block only, so an in-process call leaves the environment as it found it."""
-    before = {k: os.environ.get(k) for k in settings}
-    os.environ.update({k: v for k, v in settings.items() if v is not None})
-    try:
-        yield
-    finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _run(args: argparse.Namespace, suite: Any, names: list[str], command: str) -> Path:
@@ -302,9 +289,7 @@ def _add_run_parser(sub: Any) -> None:
         help=f"output root (default: {RUNS_ROOT}, ignored by git; --out results refreshes "
         "the committed results deliberately)",
     )
-    r.add_argument(
-        "--data-root", type=existing_dir, help="folder with image data sets (latents suite)"
-    )
+    add_data_root_option(r)
     r.add_argument("--resume", action="store_true", help="skip runs already recorded")
     r.add_argument(
         "--retry-failed",

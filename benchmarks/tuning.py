@@ -14,6 +14,13 @@ too: tuning never reads the test reference. The chosen setting per (sampler, tar
 has the best mean score over repetitions (a failed or diverged run scores +inf; ties keep
 the earlier setting, the default first).
 
+Targets whose data are absent (image data sets without their files) are left out with a
+line in the log and listed in ``tuned.json`` (``skipped_targets``). Image-latent targets
+(finite pools) take their validation split from the pool rows that train, reference and
+exact leave; ``validation_sizes`` records its size per target (smaller than
+``n_validation`` only where a pool runs short, as digits' does: see
+:func:`benchmarks.data.finite_pool_rows`).
+
 Fits run serially or in ``--jobs`` processes with one torch/BLAS thread each (the
 runner's backend and thread rule), so the scores do not depend on ``--jobs``.
 
@@ -46,7 +53,7 @@ from benchmarks.shared_runs import run_inits
 from benchmarks.store import atomic_write_text
 from benchmarks.suites import Suite
 from common.geometry import relative_eps
-from datasets.base import get_target
+from datasets.base import DataMissingError, get_target
 from metrics.base import MetricContext, get_metric
 from samplers.base import sampler_class
 
@@ -104,7 +111,15 @@ def score_setting(
         suite.inits,
         suite.suite_seed,
     )
-    val = validation_split(target, rep, suite.n_train, n_validation, suite.suite_seed)
+    val = validation_split(
+        target,
+        rep,
+        suite.n_train,
+        suite.n_reference,
+        suite.n_particles,
+        n_validation,
+        suite.suite_seed,
+    )
     scale = relative_eps(val, data.target.metric_eps_fraction)
     metric = get_metric(suite.headline_metric)
     sign = 1.0 if metric.lower_is_better else -1.0
@@ -186,6 +201,25 @@ def tune_suite(
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     n_val = n_validation or suite.n_reference
+    skipped = missing_targets(suite.targets)
+    for target, message in skipped.items():
+        log(f"tuning {suite.name}: skipping {target} ({message})")
+    suite = suite.with_overrides(targets=tuple(t for t in suite.targets if t not in skipped))
+    val_sizes = {
+        target: min(
+            validation_split(
+                target,
+                rep,
+                suite.n_train,
+                suite.n_reference,
+                suite.n_particles,
+                n_val,
+                suite.suite_seed,
+            ).shape[0]
+            for rep in suite.seeds
+        )
+        for target in suite.targets
+    }
     trials_path = out_dir / TRIALS_FILE
     done: dict[str, dict[str, Any]] = {}
     if trials_path.exists():
@@ -246,6 +280,8 @@ def tune_suite(
         "metric": suite.headline_metric,
         "budget": budget,
         "n_validation": n_val,
+        "validation_sizes": val_sizes,
+        "skipped_targets": skipped,
         "seeds": list(suite.seeds),
         "inits": list(suite.inits),
         "commit": environment("cpu")["commit"],
@@ -261,6 +297,18 @@ def tune_suite(
     }
     atomic_write_text(out_dir / TUNED_FILE, json.dumps(result, indent=1, default=str) + "\n")
     return result
+
+
+def missing_targets(targets: tuple[str, ...]) -> dict[str, str]:
+    """The targets of ``targets`` whose data are absent (target -> the loader's message):
+    tuning leaves them out, as ``run`` records them as skipped."""
+    out = {}
+    for target in targets:
+        try:
+            get_target(target)
+        except DataMissingError as exc:
+            out[target] = f"data missing: {exc}"
+    return out
 
 
 def load_tuned(path: Path) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:

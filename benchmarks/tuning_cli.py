@@ -5,12 +5,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks.options import DEFAULT_BUDGET, TUNED_FILE
+from benchmarks.environment import environment_settings
+from benchmarks.options import DEFAULT_BUDGET, TUNED_FILE, existing_dir
 from benchmarks.provenance import command_line
 from benchmarks.suites import SUITES, Suite, get_suite
 
 #: where ``tune`` writes and ``run`` reads tuned settings (committed per suite)
 TUNED_ROOT = "results"
+#: the environment variable ``--data-root`` sets for this process and its workers
+DATA_ROOT_ENV = "PARTICLE_BENCH_DATA_ROOT"
+
+
+def add_data_root_option(parser: argparse.ArgumentParser) -> None:
+    """``--data-root DIR`` on ``run`` and ``tune``."""
+    parser.add_argument(
+        "--data-root", type=existing_dir, help="folder with image data sets (latents suite)"
+    )
 
 
 def add_tuned_options(parser: argparse.ArgumentParser) -> None:
@@ -69,16 +79,18 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise SystemExit(f"error: unknown sampler(s) {unknown}")
     if args.jobs < 1 or args.threads < 1:
         raise SystemExit("error: --jobs and --threads must be >= 1")
-    result = tune_suite(
-        suite,
-        names,
-        Path(args.out) / suite.name,
-        budget=args.budget,
-        jobs=args.jobs,
-        threads=args.threads,
-        command=command_line(),
-        log=log,
-    )
+    data_root = {DATA_ROOT_ENV: str(args.data_root) if args.data_root else None}
+    with environment_settings(data_root):
+        result = tune_suite(
+            suite,
+            names,
+            Path(args.out) / suite.name,
+            budget=args.budget,
+            jobs=args.jobs,
+            threads=args.threads,
+            command=command_line(),
+            log=log,
+        )
     print(f"wrote {Path(args.out) / suite.name / TUNED_FILE} ({len(result['trials'])} trials)")
     return 0
 
@@ -104,4 +116,5 @@ def add_tune_parser(sub: argparse._SubParsersAction) -> None:
         "--threads", type=int, default=1, help="torch/BLAS threads per fit (default 1, as in run)"
     )
     t.add_argument("--out", default=TUNED_ROOT, help=f"output root (default: {TUNED_ROOT})")
+    add_data_root_option(t)
     t.set_defaults(func=cmd_tune)
