@@ -348,6 +348,8 @@ def build_latent_target(
                 progress=get_progress() if progress is None else progress,
             )
         except DataMissingError as exc:
+            if len(choices) == 1:
+                raise
             missing.append(f"{choice}: {exc}")
     raise DataMissingError(" | ".join(missing))
 
