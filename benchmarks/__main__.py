@@ -19,16 +19,14 @@ interrupted (finished rows are kept).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import json
-import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
 import benchmarks  # noqa: F401  (checks that 'datasets' is this repo's package)
+from benchmarks.environment import environment_settings
 from benchmarks.locking import FolderLocked
 from benchmarks.options import (
     MISSING_DATA_STATUS,
@@ -37,7 +35,6 @@ from benchmarks.options import (
     UsageError,
     check_names,
     check_params,
-    existing_dir,
     name_list,
     non_negative_int,
     positive_int,
@@ -48,7 +45,13 @@ from benchmarks.options import (
 from benchmarks.provenance import command_line
 from benchmarks.static_names import declared_samplers
 from benchmarks.suites import INIT_SCHEMES, SUITES
-from benchmarks.tuning_cli import add_tune_parser, add_tuned_options, with_tuned
+from benchmarks.tuning_cli import (
+    DATA_ROOT_ENV,
+    add_data_root_option,
+    add_tune_parser,
+    add_tuned_options,
+    with_tuned,
+)
 from common.progress import PROGRESS_ENV
 
 # Everything that imports torch, POT, pandas or scikit-learn is imported inside the command
@@ -149,7 +152,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             argv = [*argv, "--jobs", str(args.jobs)]
     command = command_line(argv)
     settings = {PROGRESS_ENV: "0" if args.no_progress else None}  # every bar, workers too
-    settings["PARTICLE_BENCH_DATA_ROOT"] = str(args.data_root) if args.data_root else None
+    settings[DATA_ROOT_ENV] = str(args.data_root) if args.data_root else None
     with environment_settings(settings):
         path = _run(args, suite, names, command)
     return _finish(args, suite, path)
@@ -202,22 +205,6 @@ def _finish(args: argparse.Namespace, suite: Any, board: Path) -> int:
         )
         return MISSING_DATA_STATUS
     return 0
-
-
-@contextlib.contextmanager
-def environment_settings(settings: dict[str, str | None]) -> Iterator[None]:
-    """Set the non-None ``settings`` in ``os.environ`` (inherited by worker processes) for
-    the block only, so an in-process call leaves the environment as it found it."""
-    before = {k: os.environ.get(k) for k in settings}
-    os.environ.update({k: v for k, v in settings.items() if v is not None})
-    try:
-        yield
-    finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _run(args: argparse.Namespace, suite: Any, names: list[str], command: str) -> Path:
@@ -377,9 +364,7 @@ def _add_run_parser(sub: Any) -> None:
         help=f"output root (default: {RUNS_ROOT}, ignored by git; --out results refreshes "
         "the committed results deliberately)",
     )
-    r.add_argument(
-        "--data-root", type=existing_dir, help="folder with image data sets (latents suite)"
-    )
+    add_data_root_option(r)
     r.add_argument("--resume", action="store_true", help="skip runs already recorded")
     r.add_argument(
         "--retry-failed",

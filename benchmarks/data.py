@@ -37,12 +37,10 @@ class PreparedTarget:
 
 
 def _draw(target: Target, n: int | str, seed: int, split: str) -> Tensor:
-    """Sample ``n`` points of one split; finite-pool targets (image latents) keep the
-    train/reference pools disjoint through their ``sample_split``."""
-    if n == "all":  # n_train = "all": the whole pool, in pool order
-        if not target.finite_pool:
-            raise ValueError(f"n_train='all' needs a finite-pool target, {target.name} is not")
-        return target.pool(split)
+    """``n`` fresh i.i.d. points of one split of a sampling target (finite-pool targets
+    draw rows through :func:`finite_pool_rows`)."""
+    if n == "all":
+        raise ValueError(f"n_train='all' needs a finite-pool target, {target.name} is not")
     return target.sample_split(n, split=split, seed=seed)
 
 
@@ -72,14 +70,15 @@ def prepare(
 ) -> PreparedTarget:
     """Build the splits and x0 of one (target, repetition); cached per process."""
     base = get_target(target_name)
-    train_raw = _draw(base, n_train, derive_seed(suite_seed, target_name, rep, "train"), "train")
-    ref_seed = derive_seed(suite_seed, target_name, rep, "reference")
     if base.finite_pool:
-        # image latents: reference and exact rows come from one draw without replacement
-        # of the held-out pool, so they never share a point (nor with the train pool)
-        both = _draw(base, n_reference + n_particles, ref_seed, "reference")
-        ref_raw, exact_raw = both[:n_reference], both[n_reference:]
+        rows = finite_pool_rows(base, rep, n_train, n_reference, n_particles, suite_seed)
+        train_raw, ref_raw, exact_raw = (
+            gather_rows(base, rows[k]) for k in ("train", "reference", "exact")
+        )
     else:
+        train_seed = derive_seed(suite_seed, target_name, rep, "train")
+        train_raw = _draw(base, n_train, train_seed, "train")
+        ref_seed = derive_seed(suite_seed, target_name, rep, "reference")
         ref_raw = _draw(base, n_reference, ref_seed, "reference")
         exact_raw = _draw(
             base, n_particles, derive_seed(suite_seed, target_name, rep, "exact"), "reference"
@@ -103,20 +102,80 @@ def prepare(
     )
 
 
+def finite_pool_rows(
+    base: Target,
+    rep: int,
+    n_train: int | str,
+    n_reference: int,
+    n_particles: int,
+    suite_seed: int,
+    n_validation: int = 0,
+) -> dict[str, dict[str, Tensor]]:
+    """Which rows of a finite-pool target's pools each split of one (target, repetition)
+    takes: split ("train", "reference", "exact", and "validation" when ``n_validation`` >
+    0) -> pool -> row indices.
+
+    train: ``n_train`` rows of the train pool (``"all"``: every row, in pool order) drawn
+    by the seed ``(suite_seed, target, rep, "train")``; reference and exact: one draw
+    without replacement of ``n_reference + n_particles`` held-out rows (seed "reference"),
+    so they never share a code; validation: the target's
+    :meth:`~datasets.latents.LatentTarget.validation_indices` from the rows those three
+    leave (seed "validation"), so the four are pairwise disjoint and adding validation
+    changes no other split."""
+    name = base.name
+    if n_train == "all":
+        train_idx = torch.arange(base.pool("train").shape[0])
+    else:
+        seed = derive_seed(suite_seed, name, rep, "train")
+        train_idx = base.split_indices(n_train, split="train", seed=seed)
+    seed = derive_seed(suite_seed, name, rep, "reference")
+    held = base.split_indices(n_reference + n_particles, split="reference", seed=seed)
+    rows = {
+        "train": {"train": train_idx},
+        "reference": {"reference": held[:n_reference]},
+        "exact": {"reference": held[n_reference:]},
+    }
+    if n_validation > 0:
+        rows["validation"] = base.validation_indices(
+            n_validation,
+            seed=derive_seed(suite_seed, name, rep, "validation"),
+            taken={"train": train_idx, "reference": held},
+        )
+    return rows
+
+
+def gather_rows(base: Target, rows: dict[str, Tensor]) -> Tensor:
+    """The codes ``(n, d)`` at ``rows`` (pool -> row indices), pools in the given order."""
+    return torch.cat([base.pool(pool)[idx] for pool, idx in rows.items()])
+
+
 @functools.lru_cache(maxsize=8)
 def validation_split(
-    target_name: str, rep: int, n_train: int, n_validation: int, suite_seed: int
+    target_name: str,
+    rep: int,
+    n_train: int | str,
+    n_reference: int,
+    n_particles: int,
+    n_validation: int,
+    suite_seed: int,
 ) -> Tensor:
     """The validation split (n_validation, d) of one (target, repetition), standardised
-    like :func:`prepare`'s splits: a fresh i.i.d. draw under its own seed
-    ``derive_seed(suite_seed, target, rep, "validation")``, so it is independent of train,
-    reference, exact and x0, and adding it changes none of their draws. Tuning scores
-    against it and never against the reference. Finite-pool targets (image latents) have
-    no third disjoint pool: :class:`ValueError`."""
+    like :func:`prepare`'s splits, under its own seed
+    ``derive_seed(suite_seed, target, rep, "validation")``: a fresh i.i.d. draw, so it is
+    independent of train, reference, exact and x0; for finite-pool targets (image latents)
+    the pool rows that train, reference and exact leave (:func:`finite_pool_rows`; fewer
+    than ``n_validation`` where the pools run short, with a warning). Adding it changes
+    none of the other draws. Tuning scores against it and never against the reference."""
     base = get_target(target_name)
     if base.finite_pool:
-        raise ValueError(f"{target_name}: finite-pool targets have no validation split")
-    train_raw = _draw(base, n_train, derive_seed(suite_seed, target_name, rep, "train"), "train")
+        rows = finite_pool_rows(
+            base, rep, n_train, n_reference, n_particles, suite_seed, n_validation
+        )
+        train_raw, val_raw = gather_rows(base, rows["train"]), gather_rows(base, rows["validation"])
+    else:
+        seed = derive_seed(suite_seed, target_name, rep, "train")
+        train_raw = _draw(base, n_train, seed, "train")
+        seed = derive_seed(suite_seed, target_name, rep, "validation")
+        val_raw = _draw(base, n_validation, seed, "validation")
     target = StandardisedTarget.from_samples(base, train_raw)
-    seed = derive_seed(suite_seed, target_name, rep, "validation")
-    return target.to_standard(_draw(base, n_validation, seed, "validation"))
+    return target.to_standard(val_raw)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import platform
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,3 +74,19 @@ def environment(device: str = "cpu") -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "blas": blas_summary(),
     }
+
+
+@contextlib.contextmanager
+def environment_settings(settings: dict[str, str | None]) -> Iterator[None]:
+    """Set the non-None ``settings`` in ``os.environ`` (inherited by worker processes) for
+    the block only, so an in-process call leaves the environment as it found it."""
+    before = {k: os.environ.get(k) for k in settings}
+    os.environ.update({k: v for k, v in settings.items() if v is not None})
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

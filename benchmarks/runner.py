@@ -262,6 +262,7 @@ def _base_row(spec: RunSpec, init: str) -> dict[str, Any]:
         "fit_seconds": None,
         "sample_seconds": None,
         "score_source": None,
+        "target_info": "{}",
         "sampler_info": "{}",
         "commit": env["commit"],
         "device": env["device"],
@@ -414,8 +415,9 @@ def execute_unit(spec: RunSpec, progress: bool = False) -> UnitOutput:
         )
     out = UnitOutput(rows=[])
     bases = {init: _base_row(spec, init) for init in spec.inits}
+    target_info = json.dumps(data.target.info, sort_keys=True, default=str)
     for base in bases.values():
-        base["family"] = data.target.family
+        base.update(family=data.target.family, target_info=target_info)
     device = torch.device(spec.device)
 
     def save(base: dict[str, Any], init: str, particles: torch.Tensor, **extra: Any) -> None:

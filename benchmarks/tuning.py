@@ -22,6 +22,13 @@ again (``benchmarks.search_widening``: same rule for every sampler, up to each s
 declared ``search_limits``), until interior or at the limit; ``tuned.json`` records each
 choice's edge state and how many settings of its (widened) space were tried.
 
+Targets whose data are absent (image data sets without their files) are left out with a
+line in the log and listed in ``tuned.json`` (``skipped_targets``). Image-latent targets
+(finite pools) take their validation split from the pool rows that train, reference and
+exact leave; ``validation_sizes`` records its size per target (smaller than
+``n_validation`` only where a pool runs short, as digits' does: see
+:func:`benchmarks.data.finite_pool_rows`).
+
 Fits run serially or in ``--jobs`` processes with one torch/BLAS thread each (the
 runner's backend and thread rule), so the scores do not depend on ``--jobs``.
 
@@ -62,7 +69,7 @@ from benchmarks.store import atomic_write_text
 from benchmarks.suites import Suite
 from benchmarks.tuning_cli import TUNING_REPS as _CLI_TUNING_REPS
 from common.geometry import relative_eps
-from datasets.base import get_target
+from datasets.base import DataMissingError, get_target
 from metrics.base import MetricContext, get_metric
 from samplers.base import sampler_class
 
@@ -129,7 +136,15 @@ def score_setting(
         suite.inits,
         suite.suite_seed,
     )
-    val = validation_split(target, rep, suite.n_train, n_validation, suite.suite_seed)
+    val = validation_split(
+        target,
+        rep,
+        suite.n_train,
+        suite.n_reference,
+        suite.n_particles,
+        n_validation,
+        suite.suite_seed,
+    )
     scale = relative_eps(val, data.target.metric_eps_fraction)
     metric = get_metric(suite.headline_metric)
     sign = 1.0 if metric.lower_is_better else -1.0
@@ -212,6 +227,25 @@ def tune_suite(
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     n_val = n_validation or suite.n_reference
+    skipped = missing_targets(suite.targets)
+    for target, message in skipped.items():
+        log(f"tuning {suite.name}: skipping {target} ({message})")
+    suite = suite.with_overrides(targets=tuple(t for t in suite.targets if t not in skipped))
+    val_sizes = {
+        target: min(
+            validation_split(
+                target,
+                rep,
+                suite.n_train,
+                suite.n_reference,
+                suite.n_particles,
+                n_val,
+                suite.suite_seed,
+            ).shape[0]
+            for rep in suite.seeds
+        )
+        for target in suite.targets
+    }
     trials_path = out_dir / TRIALS_FILE
     done: dict[str, dict[str, Any]] = {}
     if trials_path.exists():
@@ -350,6 +384,8 @@ def tune_suite(
         "metric": suite.headline_metric,
         "budget": budget,
         "n_validation": n_val,
+        "validation_sizes": val_sizes,
+        "skipped_targets": skipped,
         "seeds": list(suite.seeds),
         "evaluated_reps": list(evaluated_reps),
         "max_widen_rounds": MAX_WIDEN_ROUNDS,
@@ -369,6 +405,18 @@ def tune_suite(
     }
     atomic_write_text(out_dir / TUNED_FILE, json.dumps(result, indent=1, default=str) + "\n")
     return result
+
+
+def missing_targets(targets: tuple[str, ...]) -> dict[str, str]:
+    """The targets of ``targets`` whose data are absent (target -> the loader's message):
+    tuning leaves them out, as ``run`` records them as skipped."""
+    out = {}
+    for target in targets:
+        try:
+            get_target(target)
+        except DataMissingError as exc:
+            out[target] = f"data missing: {exc}"
+    return out
 
 
 def load_tuned(path: Path) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks.options import DEFAULT_BUDGET, RUNS_ROOT, TUNED_FILE
+from benchmarks.environment import environment_settings
+from benchmarks.options import DEFAULT_BUDGET, RUNS_ROOT, TUNED_FILE, existing_dir
 from benchmarks.provenance import command_line
 from benchmarks.suites import SUITES, Suite, get_suite
 
@@ -24,6 +25,15 @@ def tuning_reps_of(path: Path) -> list[int]:
 #: where ``run`` reads tuned settings (committed per suite); ``tune`` writes there only when
 #: told ``--out results`` (its default is the git-ignored runs root, as for ``run``)
 TUNED_ROOT = "results"
+#: the environment variable ``--data-root`` sets for this process and its workers
+DATA_ROOT_ENV = "PARTICLE_BENCH_DATA_ROOT"
+
+
+def add_data_root_option(parser: argparse.ArgumentParser) -> None:
+    """``--data-root DIR`` on ``run`` and ``tune``."""
+    parser.add_argument(
+        "--data-root", type=existing_dir, help="folder with image data sets (latents suite)"
+    )
 
 
 def add_tuned_options(parser: argparse.ArgumentParser) -> None:
@@ -103,17 +113,19 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise SystemExit(f"error: unknown sampler(s) {unknown}")
     if args.jobs < 1 or args.threads < 1:
         raise SystemExit("error: --jobs and --threads must be >= 1")
-    result = tune_suite(
-        suite,
-        names,
-        Path(args.out) / suite.name,
-        budget=args.budget,
-        jobs=args.jobs,
-        threads=args.threads,
-        command=command_line(),
-        log=log,
-        evaluated_reps=evaluated,
-    )
+    data_root = {DATA_ROOT_ENV: str(args.data_root) if args.data_root else None}
+    with environment_settings(data_root):
+        result = tune_suite(
+            suite,
+            names,
+            Path(args.out) / suite.name,
+            budget=args.budget,
+            jobs=args.jobs,
+            threads=args.threads,
+            command=command_line(),
+            log=log,
+            evaluated_reps=evaluated,
+        )
     written = Path(args.out) / suite.name / TUNED_FILE
     print(f"wrote {written} ({len(result['trials'])} trials)")
     if written.resolve() != (Path(TUNED_ROOT) / suite.name / TUNED_FILE).resolve():
@@ -145,10 +157,15 @@ def add_tune_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument(
         "--threads", type=int, default=1, help="torch/BLAS threads per fit (default 1, as in run)"
     )
+@@CONFLICT2@@
     t.add_argument(
         "--out",
         default=RUNS_ROOT,
         help=f"output root (default: {RUNS_ROOT}, ignored by git; --out {TUNED_ROOT} replaces "
         f"the committed {TUNED_ROOT}/<suite>/{TUNED_FILE} that run reads by default)",
     )
+=======
+    t.add_argument("--out", default=TUNED_ROOT, help=f"output root (default: {TUNED_ROOT})")
+    add_data_root_option(t)
+@@END@@
     t.set_defaults(func=cmd_tune)

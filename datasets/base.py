@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -71,6 +71,9 @@ class Target:
     bounds: tuple[Tensor, Tensor] | None = None
     decode: Callable[[Tensor], Tensor] | None = None
     labels: Tensor | None = field(default=None, repr=False)
+    #: facts about where the target's data come from (plain JSON values, e.g. an image
+    #: data set's source); the harness stores them in every row as ``target_info``
+    info: dict[str, Any] = field(default_factory=dict, repr=False)
 
     finite_pool: ClassVar[bool] = False
     """True when :meth:`sample_split` draws from finite, disjoint train / held-out pools
@@ -200,7 +203,9 @@ class StandardisedTarget(Target):
                 return base_decode(self.to_original(z))
 
         fields = (base.name, base.dim, base.family, base.metric_eps_fraction, base.description)
-        super().__init__(*fields, bounds=bounds, decode=decode, labels=base.labels)
+        super().__init__(
+            *fields, bounds=bounds, decode=decode, labels=base.labels, info=dict(base.info)
+        )
         self.base = base
         self.mean = mean
         self.std = std

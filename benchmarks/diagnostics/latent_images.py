@@ -77,7 +77,11 @@ def write_latent_images(out_dir: Path, rows: list[dict[str, Any]]) -> list[Path]
         if not picked:
             continue
         base_target = None
-        lines += [f"## {target_name}", "", "| sampler | class TV | grid |", "|---|---|---|"]
+        lines += [f"## {target_name}", ""]
+        recorded = _data_source(next(iter(picked.values())))
+        if recorded:
+            lines += [f"Data: {recorded}.", ""]
+        lines += ["| sampler | class TV | grid |", "|---|---|---|"]
         for sampler, r in picked.items():
             z = torch.from_numpy(np.load(out_dir / r["particles_file"])["particles"]).double()
             path = grid_dir / f"{target_name}__{sampler}.png"
@@ -92,6 +96,14 @@ def write_latent_images(out_dir: Path, rows: list[dict[str, Any]]) -> list[Path]
                 _suite_seed(r),
             ).target
             base_target = std_target.base
+            rebuilt = base_target.info.get("data_source")
+            if recorded and rebuilt != recorded:  # another autoencoder: its decoding is wrong
+                lines.append(
+                    f"| - | - | not drawn: the rows were made from {recorded} but this process "
+                    f"builds {target_name} from {rebuilt} (use the run's --data-root) |"
+                )
+                base_target = None
+                break
             base_target.image_report(std_target.to_original(z), grid_path=path, n_grid=N_GRID)
             vals = tv.get((target_name, sampler), [])
             cell = f"{np.mean(vals):.3f}" if vals else "-"
@@ -112,6 +124,11 @@ def write_latent_images(out_dir: Path, rows: list[dict[str, Any]]) -> list[Path]
     atomic_write_text(md, "\n".join(lines) + "\n")
     written.append(md)
     return written
+
+
+def _data_source(row: dict[str, Any]) -> str | None:
+    """The ``data_source`` a row's ``target_info`` records (None for rows without one)."""
+    return json.loads(row.get("target_info") or "{}").get("data_source")
 
 
 def _suite_seed(row: dict[str, Any]) -> int:

@@ -104,7 +104,12 @@ STUDIES: tuple[Study, ...] = (
     Study(
         "latents_autoencoders",
         ("results/latents/autoencoders.md",),
-        ("--data-root", "/usr/share/datasets", "--datasets", "digits,fashion_mnist,mnist,cifar10"),
+        (
+            "--data-root",
+            "/usr/share/datasets",
+            "--datasets",
+            "digits,mnist_5k,fashion_mnist,mnist,cifar10",
+        ),
         _ONE_THREAD,
     ),
     Study(

@@ -568,6 +568,28 @@ def comparison_section(df: pd.DataFrame, metric: str, figure: str | None = None)
     return lines + [""]
 
 
+def data_sources_line(rows: list[dict[str, Any]]) -> str:
+    """``Data: `target` source; ...`` from the ``data_source`` of the rows' ``target_info``
+    (targets without one left out; '' when none has one). A target whose rows name more than
+    one source (rows of two runs on different data in one folder) is flagged."""
+    sources: dict[str, list[str]] = {}
+    for r in rows:
+        source = json.loads(r.get("target_info") or "{}").get("data_source")
+        if source:
+            found = sources.setdefault(r["target"], [])
+            if source not in found:
+                found.append(source)
+    if not sources:
+        return ""
+    parts = [
+        f"`{t}` {s[0]}"
+        if len(s) == 1
+        else f"`{t}` **rows from {len(s)} data sources**: " + ", ".join(s)
+        for t, s in sorted(sources.items())
+    ]
+    return "Data: " + "; ".join(parts) + "."
+
+
 def run_environment(env: dict[str, Any], df: pd.DataFrame) -> dict[str, Any]:
     """``env`` (recorded by the parent process) with its thread settings replaced by those
     the runs recorded: every run pins torch and BLAS to its own thread count, so the
@@ -618,8 +640,11 @@ def write_leaderboard(
             '(`role = "baseline"`: a training subsample, k-means centroids, KDE draws) are '
             "context: what copying or quantising the training split achieves.",
             "",
-            markdown_table(leaderboard_table(df, headline), index="sampler"),
         ]
+        data = data_sources_line(rows)
+        if data:
+            md += [data, ""]
+        md += [markdown_table(leaderboard_table(df, headline), index="sampler")]
         marks = flag_marks(df)
         if marks:
             md += [

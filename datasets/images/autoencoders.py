@@ -27,6 +27,11 @@ Per-data-set defaults (:data:`DEFAULT_AUTOENCODERS`), sized for a 2-core CPU:
   validation); about 12 s on one CPU core.
 * ``mnist`` / ``fashion_mnist``: CNN channels (16, 32, 64), fc 128, latent 6, 12 000 of the
   60 000 training images, 8 epochs, batch 128; about two minutes on one CPU core.
+* ``mnist_5k`` (the 5,000-image subset): the same CNN on all 4,000 images of its training
+  split, up to 30 epochs (early stopping, patience 5; stopped after 25 when measured), one
+  thread: about the Adam steps ``mnist`` takes on 12,000 images in 8 epochs; 74 CPU seconds
+  (141 s wall at load 5 on the 2-core machine), test MSE 0.024 against 0.068 for the mean
+  image.
 * ``cifar10``: the notebook CNN (64, 128, 256, 512), fc 512, latent 16, 20 000 training
   images, 10 epochs: meant for a GPU (tens of minutes on a CPU).
 """
@@ -112,6 +117,15 @@ DEFAULT_AUTOENCODERS: dict[str, AutoencoderConfig] = {
         )
         for name in ("mnist", "fashion_mnist")
     },
+    "mnist_5k": AutoencoderConfig(
+        "mnist_5k",
+        "cnn",
+        latent_dim=6,
+        epochs=30,
+        channels=(16, 32, 64),
+        fc_width=128,
+        threads=1,
+    ),
     "cifar10": AutoencoderConfig(
         "cifar10",
         "cnn",

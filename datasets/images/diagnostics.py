@@ -64,6 +64,8 @@ class ClassifierConfig:
 DEFAULT_CLASSIFIERS = {
     "digits": ClassifierConfig("digits", epochs=60, batch_size=64, lr=3e-3, patience=8, threads=1),
     "mnist": ClassifierConfig("mnist", epochs=4),
+    # 4,000 training images: more passes for about the steps of 4 epochs on 12,000+
+    "mnist_5k": ClassifierConfig("mnist_5k", epochs=15, threads=1),
     "fashion_mnist": ClassifierConfig("fashion_mnist", epochs=4),
     "cifar10": ClassifierConfig("cifar10", epochs=8),
 }

