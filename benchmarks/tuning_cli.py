@@ -157,15 +157,11 @@ def add_tune_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument(
         "--threads", type=int, default=1, help="torch/BLAS threads per fit (default 1, as in run)"
     )
-@@CONFLICT2@@
     t.add_argument(
         "--out",
         default=RUNS_ROOT,
         help=f"output root (default: {RUNS_ROOT}, ignored by git; --out {TUNED_ROOT} replaces "
         f"the committed {TUNED_ROOT}/<suite>/{TUNED_FILE} that run reads by default)",
     )
-=======
-    t.add_argument("--out", default=TUNED_ROOT, help=f"output root (default: {TUNED_ROOT})")
     add_data_root_option(t)
-@@END@@
     t.set_defaults(func=cmd_tune)

@@ -161,7 +161,7 @@ def test_mnist_latent_rows_are_ok_and_record_their_data(monkeypatch, tmp_path) -
 
 
 def test_leaderboard_names_each_targets_data_and_flags_a_mix() -> None:
-    from benchmarks.leaderboard import data_sources_line
+    from benchmarks.verdict.leaderboard import data_sources_line
 
     def row(target: str, source: str | None) -> dict:
         return {
