@@ -7,6 +7,8 @@ Two kinds of section:
 * ``<!-- leaderboard:SUITE -->`` ... ``<!-- /leaderboard:SUITE -->`` receives the main table
   of ``results/SUITE/leaderboard.md`` with its "Produced by" line and its caption (metric,
   direction, what ± means, particle count, seeds);
+* ``<!-- table:results/PATH.md -->`` ... ``<!-- /table:results/PATH.md -->`` receives the
+  "Produced by" line and the first table of that results file (e.g. the DMPS claim);
 * ``<!-- suite-times -->`` ... ``<!-- /suite-times -->`` receives, for every suite folder
   under ``results/``, its command and measured wall times: the whole command from the
   suite's ``run.json`` (written by every run), the fit + sampling seconds summed over its
@@ -28,6 +30,7 @@ from benchmarks.store import ROWS_FILE, load_rows
 from benchmarks.tables import markdown_table
 
 MARK = re.compile(r"<!-- leaderboard:(\w+) -->.*?<!-- /leaderboard:\1 -->", re.S)
+TABLE = re.compile(r"<!-- table:([\w./-]+) -->.*?<!-- /table:\1 -->", re.S)
 TIMES = re.compile(r"<!-- suite-times -->.*?<!-- /suite-times -->", re.S)
 PARALLEL_TIMING = Path("harness") / "parallel_timing.md"
 
@@ -36,18 +39,21 @@ def main_table(leaderboard_md: str) -> str:
     """The 'Produced by' line, the caption (the paragraph before the first table) and the
     first markdown table of a leaderboard file."""
     lines = leaderboard_md.splitlines()
-    produced = next((ln for ln in lines if ln.startswith("Produced by")), "")
+    produced_at = next((i for i, ln in enumerate(lines) if ln.startswith("Produced by")), -1)
+    produced = lines[produced_at] if produced_at >= 0 else ""
     start = next(i for i, ln in enumerate(lines) if ln.startswith("| sampler"))
-    caption_lines = []
-    for ln in reversed(lines[:start]):
-        if not ln.strip() and caption_lines:
-            break
-        if ln.strip() and not ln.startswith(("#", "Produced by")):
-            caption_lines.insert(0, ln.strip())
+    paragraphs: list[list[str]] = [[]]
+    for ln in lines[produced_at + 1 : start]:
+        if not ln.strip():
+            if paragraphs[-1]:
+                paragraphs.append([])
+        elif not ln.startswith("#"):
+            paragraphs[-1].append(ln.strip())
+    caption = [" ".join(p) for p in paragraphs if p]
     end = start
     while end < len(lines) and lines[end].startswith("|"):
         end += 1
-    return "\n".join([produced, "", " ".join(caption_lines), "", *lines[start:end]])
+    return "\n\n".join([produced, *caption, "\n".join(lines[start:end])])
 
 
 def parallel_times(results: Path) -> dict[str, tuple[str, str]]:
@@ -121,7 +127,22 @@ def update(readme: Path, results: Path) -> list[str]:
         done.append("suite-times")
         return f"<!-- suite-times -->\n{suite_times(results)}\n<!-- /suite-times -->"
 
-    text = TIMES.sub(times, MARK.sub(fill, text))
+    def table(m: re.Match) -> str:
+        rel = m.group(1)
+        path = results.parent / rel
+        if not path.exists():
+            return m.group(0)
+        done.append(rel)
+        lines = path.read_text(encoding="utf-8").splitlines()
+        produced = next((ln for ln in lines if ln.startswith("Produced by")), "")
+        start = next((i for i, ln in enumerate(lines) if ln.startswith("|")), len(lines))
+        end = start
+        while end < len(lines) and lines[end].startswith("|"):
+            end += 1
+        body = "\n\n".join([produced, "\n".join(lines[start:end])])
+        return f"<!-- table:{rel} -->\n{body}\n<!-- /table:{rel} -->"
+
+    text = TIMES.sub(times, TABLE.sub(table, MARK.sub(fill, text)))
     readme.write_text(text, encoding="utf-8")
     return done
 

@@ -590,6 +590,16 @@ def data_sources_line(rows: list[dict[str, Any]]) -> str:
     return "Data: " + "; ".join(parts) + "."
 
 
+def _at(df: pd.DataFrame) -> str:
+    """' at commit X' from the rows' recorded commit(s) ('' when the rows record none)."""
+    if df.empty or "commit" not in df:
+        return ""
+    commits = sorted({str(c) for c in df["commit"].dropna() if str(c)})
+    if not commits:
+        return ""
+    return " at commit " + ", ".join(commits)
+
+
 def run_environment(env: dict[str, Any], df: pd.DataFrame) -> dict[str, Any]:
     """``env`` (recorded by the parent process) with its thread settings replaced by those
     the runs recorded: every run pins torch and BLAS to its own thread count, so the
@@ -621,7 +631,7 @@ def write_leaderboard(
     command = command or original_command(out_dir) or "unknown (no run.json)"
     df = rows_frame(rows, suite_meta(out_dir))
     headline = headline or headline_of(out_dir, rows)
-    md = [f"# Leaderboard: suite `{suite}`", "", f"Produced by: `{command}`", ""]
+    md = [f"# Leaderboard: suite `{suite}`", "", f"Produced by: `{command}`" + _at(df), ""]
     if df.empty:
         md.append("_no rows_")
     else:
