@@ -82,6 +82,7 @@ STUDIES: tuple[Study, ...] = (
     Study("shell_experiment", ("results/dmps/shell_experiment.md",)),
     Study("calibration_targets", ("results/targets/calibration.md",), env=_ONE_THREAD),
     Study("copying_cells", ("results/metrics/copying_cells.md",), env=_ONE_THREAD),
+    Study("dmps_claim", ("results/dmps/claim.md",)),
     Study("sliced_mmd_error", ("results/baselines/sliced_gradient_error.md",), env=_ONE_THREAD),
     Study(
         "metric_speed",
