@@ -1,0 +1,89 @@
+"""The committed suite results are current at HEAD: for every committed suite folder, one
+cheap cell (the first target, the first seed, the ``exact`` row and DMPS, the method whose
+numbers change most with the code) is re-run with the suite recorded beside the rows
+(``suite.json``, tuned settings included) and compared bit for bit with the committed rows.
+A failure names the suite and the command that refreshes it."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from benchmarks.environment import REPO_ROOT
+from benchmarks.provenance import original_command
+from benchmarks.runner import execute_unit, plan
+from benchmarks.store import ROWS_FILE, load_rows
+from benchmarks.suites import Suite
+
+RESULTS = REPO_ROOT / "results"
+#: the samplers re-run per suite (where the suite ran them): exact (data, splits, metrics)
+#: and DMPS (the spectral code, the transport, the step rule)
+CHECKED = ("exact", "dmps")
+
+
+def _suite_folders() -> list[Path]:
+    return sorted(
+        p.parent
+        for p in RESULTS.rglob(ROWS_FILE)
+        if (p.parent / "suite.json").exists() and "particles" not in p.parts
+    )
+
+
+def _suite(folder: Path) -> Suite:
+    raw = json.loads((folder / "suite.json").read_text(encoding="utf-8"))
+    known = {f.name for f in fields(Suite)}
+    kw = {k: v for k, v in raw.items() if k in known}
+    for k in ("targets", "seeds", "inits", "metrics", "samplers"):
+        if kw.get(k) is not None:
+            kw[k] = tuple(kw[k])
+    return Suite(**kw)
+
+
+@pytest.mark.parametrize("folder", _suite_folders(), ids=lambda p: str(p.relative_to(RESULTS)))
+def test_committed_rows_are_reproduced_at_head(folder: Path) -> None:
+    rows = load_rows(folder / ROWS_FILE).rows
+    suite = _suite(folder)
+    ran = {r["sampler"] for r in rows}
+    committed = {
+        (r["config_key"], r["init"], r["metric"]): r
+        for r in rows
+        if r["target"] == suite.targets[0] and r["rep"] == suite.seeds[0]
+    }
+    specs = [
+        s
+        for s in plan(
+            suite, [n for n in CHECKED if n != "exact" and n in ran], save_particles=False
+        )
+        if s.target == suite.targets[0] and s.rep == suite.seeds[0]
+    ]
+    if not specs or not committed:
+        pytest.skip(f"{folder.name}: no cell to re-run")
+    fix = f"refresh it: {original_command(folder) or 'python -m benchmarks run --suite ...'}"
+    compared = 0
+    for spec in specs:
+        for row in execute_unit(spec).rows:
+            key = (row["config_key"], row["init"], row["metric"])
+            if key not in committed:
+                continue
+            old = committed[key]
+            compared += 1
+            same = row["status"] == old["status"] and (
+                row["value"] == old["value"]
+                or (row["value"] is None and old["value"] is None)
+                or (
+                    isinstance(row["value"], float)
+                    and isinstance(old["value"], float)
+                    and math.isnan(row["value"])
+                    and math.isnan(old["value"])
+                )
+            )
+            assert same, (
+                f"results/{folder.relative_to(RESULTS)} is stale at HEAD: {key} was "
+                f"{old['status']} {old['value']!r}, is now {row['status']} {row['value']!r}; "
+                f"{fix}"
+            )
+    assert compared > 0, f"{folder.name}: no re-run row matched a committed row; {fix}"
