@@ -2,7 +2,10 @@
 cheap cell (the first target, the first seed, the ``exact`` row and DMPS, the method whose
 numbers change most with the code) is re-run with the suite recorded beside the rows
 (``suite.json``, tuned settings included) and compared bit for bit with the committed rows.
-A failure names the suite and the command that refreshes it."""
+A failure names the suite and the command that refreshes it. Folders of the named suites
+(``benchmarks.suites.SUITES``) are checked; study runs with their own suite files
+(``results/dmps/...``, ``results/edmd/...``) are refreshed through
+``python -m benchmarks.studies`` instead."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from benchmarks.environment import REPO_ROOT
 from benchmarks.provenance import original_command
 from benchmarks.runner import execute_unit, plan
 from benchmarks.store import ROWS_FILE, load_rows
-from benchmarks.suites import Suite
+from benchmarks.suites import SUITES, Suite
 
 RESULTS = REPO_ROOT / "results"
 #: the samplers re-run per suite (where the suite ran them): exact (data, splits, metrics)
@@ -29,7 +32,8 @@ def _suite_folders() -> list[Path]:
     return sorted(
         p.parent
         for p in RESULTS.rglob(ROWS_FILE)
-        if (p.parent / "suite.json").exists() and "particles" not in p.parts
+        if (p.parent / "suite.json").exists()
+        and json.loads((p.parent / "suite.json").read_text(encoding="utf-8")).get("name") in SUITES
     )
 
 
