@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 RUN_FILE = "run.json"
-_PRODUCED = re.compile(r"^Produced by: `(.+)`\s*$", re.M)
+_PRODUCED = re.compile(r"^Produced by: `(.+?)`(?: at commit [^\n]*)?\s*$", re.M)
 
 
 def command_line(argv: list[str] | None = None) -> str:
