@@ -25,6 +25,12 @@ class UsageError(ValueError):
     """A command line refused before any run starts (one-line message, exit status 2)."""
 
 
+class CannotRun(UsageError):
+    """The output folder or the parallel backend cannot be used (read-only or full disk,
+    an unreachable scheduler), or writing failed mid-run: one ``error:`` line, exit status
+    2. Raised before anything in the folder moved, or after every finished row was kept."""
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
