@@ -165,7 +165,6 @@ def local_unordered(
     a fresh pool, and the rest go on in parallel; a call whose worker dies
     :data:`LOST_WORKER_RETRIES` + 1 times yields ``(i, on_lost(i, reason))``, or raises
     :class:`WorkerLost` without ``on_lost``."""
-    from joblib import Parallel, delayed
     from joblib.externals.loky.process_executor import TerminatedWorkerError
 
     pending = list(range(len(calls)))
@@ -173,21 +172,17 @@ def local_unordered(
     with tempfile.TemporaryDirectory(prefix="particle-bench-running-") as marks:
         while pending:
             suspects = [i for i in pending if deaths.get(i)]
-            # a call that was running when a worker died runs alone, so a second death
-            # is its own; jobs >= 2 keeps it in a worker process, never in this one
-            batch, n_jobs = (suspects[:1], 2) if suspects else (pending, jobs)
+            # a call that was running when a worker died runs alone in one fresh worker
+            # process, so a second death is its own (never in this process)
+            batch = suspects[:1] or pending
             finished: set[int] = set()
-            parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")
             try:
-                for i, result in parallel(
-                    delayed(_indexed_call)(i, fn, calls[i], marks) for i in batch
-                ):
+                for i, result in _pool(fn, calls, batch, 1 if suspects else jobs, marks):
                     finished.add(i)
                     yield i, result
             except TerminatedWorkerError as exc:
                 reason = _lost_reason(exc)
-                running = [i for i in batch if (Path(marks) / str(i)).exists()]
-                for i in running:
+                for i in [i for i in batch if (Path(marks) / str(i)).exists()]:
                     (Path(marks) / str(i)).unlink(missing_ok=True)
                     deaths[i] = deaths.get(i, 0) + 1
                     if deaths[i] > LOST_WORKER_RETRIES:
@@ -197,6 +192,29 @@ def local_unordered(
                         finished.add(i)
                         yield i, on_lost(i, why)
             pending = [i for i in pending if i not in finished]
+
+
+def _pool(
+    fn: Callable[..., T],
+    calls: Sequence[tuple[Any, ...]],
+    batch: Sequence[int],
+    workers: int,
+    marks: str,
+) -> Iterator[tuple[int, T]]:
+    """``(i, fn(*calls[i]))`` for ``i`` in ``batch`` from ``workers`` loky processes, in
+    completion order (one worker: loky's executor directly, since joblib runs
+    ``n_jobs=1`` in this process)."""
+    if workers > 1:
+        from joblib import Parallel, delayed
+
+        parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")
+        yield from parallel(delayed(_indexed_call)(i, fn, calls[i], marks) for i in batch)
+        return
+    from joblib.externals.loky import get_reusable_executor
+
+    executor = get_reusable_executor(max_workers=1)
+    for i in batch:
+        yield executor.submit(_indexed_call, i, fn, calls[i], marks).result()
 
 
 def completed_units(
