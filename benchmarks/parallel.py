@@ -44,6 +44,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import socket
 import tempfile
 import threading
 import time
@@ -124,6 +125,18 @@ LOST_WORKER_RETRIES = 1
 class BackendUnavailable(RuntimeError):
     """The parallel backend cannot be used (scheduler unreachable, Dask not installed);
     the message is one line."""
+
+
+def _check_tcp(address: str, timeout: float) -> None:
+    """Open and close a TCP connection to a ``tcp://host:port`` address (OSError when
+    nobody listens there); other schemes are left to Dask."""
+    from urllib.parse import urlsplit
+
+    if not address.startswith("tcp://"):
+        return
+    parts = urlsplit(address)
+    with socket.create_connection((parts.hostname, parts.port or 8786), timeout=timeout):
+        pass
 
 
 class WorkerLost(RuntimeError):
@@ -278,14 +291,21 @@ def connect(address: str, imports: Sequence[str] = (), threads: int | None = Non
             "--scheduler needs Dask distributed: pip install 'particle-bench[dask]'"
         ) from None
     timeout = connect_timeout()
-    try:
-        client = Client(address, timeout=timeout, set_as_default=False)
-    except Exception as exc:  # OSError, TimeoutError, ValueError (a malformed address)
+
+    def unavailable(exc: BaseException) -> BackendUnavailable:
         why = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise BackendUnavailable(
+        return BackendUnavailable(
             f"cannot reach the Dask scheduler at {address} within {timeout:g} s ({why}); "
             f"check --scheduler, or set {CONNECT_TIMEOUT_ENV} to wait longer"
-        ) from None
+        )
+
+    try:
+        # a plain TCP connection first: a Client that fails to start leaves an object
+        # whose clean-up waits 20 s more and prints a traceback at exit
+        _check_tcp(address, timeout)
+        client = Client(address, timeout=timeout, set_as_default=False)
+    except Exception as exc:  # OSError, TimeoutError, ValueError (a malformed address)
+        raise unavailable(exc) from None
     try:
         from benchmarks.dask_plugin import WorkerThreads
 
