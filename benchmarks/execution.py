@@ -199,7 +199,7 @@ def _run_locked(
             save_particles=save_particles,
         )
         resumed = resume_plan(specs, rows, out_dir)
-        todo = resumed.todo
+        todo = list(resumed.todo)
         if resume or retry_failed:
             for line in resumed.messages(len(specs)):
                 log(line)
@@ -207,10 +207,17 @@ def _run_locked(
         text = json.dumps(asdict(suite), indent=2, default=str) + "\n"
         atomic_write_text(out_dir / SUITE_FILE, text)
         for spec, row, missing in resumed.rescores:
-            new = with_threads(
-                rescore, spec, row, _particles(out_dir, row), missing, threads=threads,
-                imports=imports,
-            )  # fmt: skip
+            try:
+                new = with_threads(
+                    rescore, spec, row, _particles(out_dir, row), missing, threads=threads,
+                    imports=imports,
+                )  # fmt: skip
+            except OSError:
+                raise  # a full disk: the one-line error below
+            except Exception as exc:  # damaged particle file, data that cannot be rebuilt
+                log(f"resume: {unit_label(spec)}: {type(exc).__name__}: {exc}; unit rerun")
+                todo.append(spec)
+                continue
             append_rows(rows_path, new)
             done |= {(r["config_key"], r["metric"]) for r in new}
     except OSError as exc:

@@ -140,6 +140,23 @@ def test_cut_rows_file_is_repaired_and_missing_metric_rows_are_named_and_recompu
             assert json.loads(again["metric_info"])["rescored_from"] == last["particles_file"]
 
 
+def test_missing_metric_row_with_a_damaged_particle_file_reruns_its_unit(tmp_path, plugin, capsys):
+    suite, out = _suite(tmp_path), tmp_path / "res"
+    assert main(_argv(suite, out)) == 0
+    path = out / "tiny" / ROWS_FILE
+    lines = path.read_bytes().splitlines(keepends=True)
+    last = json.loads(lines[-1])
+    path.write_bytes(b"".join(lines[:-1]))  # the last metric row lost
+    (out / "tiny" / last["particles_file"]).write_bytes(b"not a zip file")
+    capsys.readouterr()
+    assert main(_argv(suite, out, "--resume")) == 0
+    err = capsys.readouterr().err
+    assert "harness_gauss/ula/seed1: BadZipFile" in err and "unit rerun" in err
+    rows = load_rows(path).rows
+    again = next(r for r in rows if r["config_key"] == last["config_key"] and r["metric"] == SW)
+    assert again["value"] == last["value"] and len(rows) == 8
+
+
 def _mount_tmpfs(path: Path, options: str) -> bool:
     path.mkdir(parents=True, exist_ok=True)
     if os.geteuid() != 0:
