@@ -5,10 +5,10 @@ Where Dask's time went: its nanny starts every worker process with
 ``MALLOC_TRIM_THRESHOLD_=65536`` (``distributed.nanny.pre-spawn-environ``, to hand memory
 back to the OS). Setting that variable also switches off glibc's dynamic mmap threshold,
 which then stays at 128 KiB: every torch tensor above it is mmapped and unmapped again,
-with page faults on each allocation. A sinkhorn_generator fit took 11.4 s with that variable
-against 3.0 s without, in the same process on the same machine (threads, the GIL and
-torch's thread count made no difference). :func:`relax_malloc_trimming` restores glibc's
-large thresholds in the worker process.
+with page faults on each allocation: a sinkhorn_generator fit ran several times slower
+there than in the same process without the variable (threads, the GIL and torch's thread
+count made no difference; ``results/harness/dask_timing.md`` measures it).
+:func:`relax_malloc_trimming` restores glibc's large thresholds in the worker process.
 """
 
 from __future__ import annotations

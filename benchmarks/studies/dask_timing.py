@@ -15,6 +15,12 @@ each command, its ratio to ``--jobs 2``, the sum over runs of fit + sampling sec
 the rows record them (where the time goes inside the units), the slowest unit, whether
 the rows equal the serial rows beyond wall times, and the 1-minute load average before
 each mode.
+
+A second table shows where Dask's time went before ``benchmarks.dask_plugin``: one
+sinkhorn_generator unit (its fit is a training loop of many small torch allocations) timed
+in a fresh process with the environment Dask's nanny gives its workers
+(``MALLOC_TRIM_THRESHOLD_=65536``, which freezes glibc's mmap threshold at 128 KiB), without
+it, and with it plus the plugin's :func:`~benchmarks.dask_plugin.relax_malloc_trimming`.
 """
 
 from __future__ import annotations
@@ -92,6 +98,62 @@ def _unit_seconds(rows: list[dict]) -> tuple[float, str]:
     return sum(v for _, v in per.values()), f"{slowest[0]} {slowest[1]:.1f} s"
 
 
+#: the unit of the allocator table: the subset's sinkhorn_generator fit, run twice in one
+#: process (the first run warms imports and caches up; the second is timed)
+PROBE_ITERATIONS = 60
+
+
+def _probe_unit(relax: bool) -> None:
+    """In this process: (optionally relax glibc's trimming, then) run one sinkhorn_generator
+    unit twice and print the second fit's seconds."""
+    from benchmarks.dask_plugin import relax_malloc_trimming
+    from benchmarks.parallel import with_threads
+    from benchmarks.runner import RunSpec, execute_unit
+
+    if relax:
+        relax_malloc_trimming()
+    spec = RunSpec(
+        suite=SUITE,
+        target=TARGETS.split(",")[0],
+        sampler="sinkhorn_generator",
+        rep=0,
+        n_particles=100,
+        n_steps=50,
+        n_train=1000,
+        n_reference=1000,
+        inits=("gaussian",),
+        metrics=("sinkhorn",),
+        suite_seed=0,
+        params={"iterations": PROBE_ITERATIONS},
+    )
+    for _ in range(2):
+        row = with_threads(execute_unit, spec).rows[0]
+    print(f"{row['fit_seconds']:.3f}")
+
+
+def _allocator_rows() -> list[str]:
+    """Markdown rows: the probe unit's fit seconds in three process set-ups."""
+    nanny = {"MALLOC_TRIM_THRESHOLD_": "65536"}
+    cases = (
+        ("default glibc settings (loky workers, serial runs)", {}, False),
+        ("`MALLOC_TRIM_THRESHOLD_=65536` (Dask nanny's workers)", nanny, False),
+        ("`MALLOC_TRIM_THRESHOLD_=65536` + `relax_malloc_trimming()` (the plugin)", nanny, True),
+    )
+    rows = []
+    for label, extra, relax in cases:
+        env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
+        load = _load()
+        cmd = [sys.executable, "-m", "benchmarks.studies.dask_timing", "--probe-unit"]
+        cmd += ["relax" if relax else "plain"]
+        out = subprocess.run(
+            cmd, cwd=REPO_ROOT, env={**env, **extra}, check=True, capture_output=True, text=True
+        )
+        fit = float(out.stdout.strip().splitlines()[-1])
+        rows.append(f"| {label} | {fit:.1f} | {load:.2f} |")
+        print(rows[-1], flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.studies.dask_timing", description=__doc__
@@ -104,7 +166,11 @@ def main(argv: list[str] | None = None) -> int:
         default="serial,jobs,dask_processes,dask_threads",
         help="comma-separated subset of serial,jobs,dask_processes,dask_threads",
     )
+    p.add_argument("--probe-unit", choices=["plain", "relax"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.probe_unit:
+        _probe_unit(args.probe_unit == "relax")
+        return 0
     base = ["--suite", SUITE, "--targets", args.targets, "--samplers", args.samplers, *SUBSET]
     command = "python -m benchmarks.studies.dask_timing " + " ".join(argv or sys.argv[1:])
     env = environment()
@@ -127,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             rows = load_rows(out / SUITE / ROWS_FILE).rows
             results.append((mode, wall, startup, load, rows))
             print(f"{mode}: {wall:.1f} s (load {load:.2f})", flush=True)
+    allocator = _allocator_rows()
     jobs_wall = next((w for m, w, *_ in results if m == "jobs"), None)
     serial_rows = next((r for m, *_, r in results if m == "serial"), None)
     lines = [
@@ -161,7 +228,23 @@ def main(argv: list[str] | None = None) -> int:
             f"| {labels[mode]} | {wall:.1f} | {ratio} | {start} | {unit:.1f} | {slowest} | "
             f"{len(rows)} | {differ} | {load:.2f} |"
         )
-    lines.append("")
+    lines += [
+        "",
+        "## Where Dask's time went",
+        "",
+        "Fit seconds of one sinkhorn_generator unit "
+        f"({PROBE_ITERATIONS} training iterations, the subset's settings), the second of two "
+        "runs in a fresh process, one thread; `load` as above. Dask's nanny starts its "
+        "workers with `MALLOC_TRIM_THRESHOLD_=65536`; setting it also stops glibc from "
+        "raising its mmap threshold above 128 KiB, so every larger tensor is mapped and "
+        "unmapped again (page faults on each allocation). Threads, the GIL and torch's "
+        "thread count are the same in every row.",
+        "",
+        "| process set-up | fit s | load |",
+        "|---|---|---|",
+        *allocator,
+        "",
+    ]
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "dask_timing.md"
     path.write_text("\n".join(lines), encoding="utf-8")
