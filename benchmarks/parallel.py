@@ -223,11 +223,12 @@ def _pool(
         parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")
         yield from parallel(delayed(_indexed_call)(i, fn, calls[i], marks) for i in batch)
         return
-    from joblib.externals.loky import get_reusable_executor
+    # a private executor: joblib's global reusable one must stay joblib's own kind
+    from joblib.externals.loky.process_executor import ProcessPoolExecutor
 
-    executor = get_reusable_executor(max_workers=1)
-    for i in batch:
-        yield executor.submit(_indexed_call, i, fn, calls[i], marks).result()
+    with ProcessPoolExecutor(max_workers=1) as executor:
+        for i in batch:
+            yield executor.submit(_indexed_call, i, fn, calls[i], marks).result()
 
 
 def completed_units(
