@@ -305,10 +305,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if not report.rows:
         raise UsageError(f"no rows in {out_dir / ROWS_FILE}; run the suite first")
     if not report.clean:
-        log(
-            f"warning: {out_dir / ROWS_FILE} has damaged lines {report.bad_lines} "
-            f"(truncated tail: {report.truncated_tail}); they are ignored"
-        )
+        log(f"warning: {out_dir / ROWS_FILE}: {'; '.join(report.problems())}; they are ignored")
     env_path = out_dir / "environment.json"
     env = json.loads(env_path.read_text(encoding="utf-8")) if env_path.exists() else None
     path = write_leaderboard(report.rows, out_dir, args.suite, None, env)

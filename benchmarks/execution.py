@@ -6,16 +6,27 @@ trajectory, with ``--curve-every``), ``particles/*.npz`` (final particles, float
 ``environment.json``, ``leaderboard.md``/``.csv``. For each finished unit the parent writes
 its particle files (atomically) and curve rows first and its rows last, so a recorded row
 implies its side outputs exist; a unit cut short is simply run again by ``--resume``.
+
+Nothing in the folder moves before the run can start: the scheduler is reached
+(``--scheduler``), the folder's lock taken and the folder checked writable first; a failure
+there is one ``error:`` line (:class:`~benchmarks.options.CannotRun`, exit status 2). A
+write that fails mid-run (a full disk) stops the run with the same kind of line after the
+finished rows are safe. ``--resume`` works per (configuration, metric) row: a
+configuration with some metric rows missing has them scored again from its saved particles,
+or its unit rerun when there are none; the message names them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -24,16 +35,19 @@ from benchmarks import options
 from benchmarks.diagnostics import write_diagnostics
 from benchmarks.environment import environment
 from benchmarks.locking import folder_lock
-from benchmarks.parallel import completed_units
+from benchmarks.options import CannotRun
+from benchmarks.parallel import BackendUnavailable, completed_units, connect, with_threads
 from benchmarks.provenance import record_run
-from benchmarks.runner import RunSpec, UnitOutput, plan
+from benchmarks.runner import RunSpec, UnitOutput, expected_metrics, plan, rescore
 from benchmarks.store import (
     CURVES_FILE,
     ROWS_FILE,
+    TEMP_MARK,
     append_rows,
     atomic_path,
     atomic_write_text,
     load_rows,
+    remove_stale_temporaries,
     repair,
     set_aside,
     write_rows,
@@ -86,18 +100,57 @@ def run_suite(
     names = samplers or list(suite.samplers or available_samplers())
     out_dir = out_root / suite.name
     rows_path = out_dir / ROWS_FILE
-    out_dir.mkdir(parents=True, exist_ok=True)
     # provenance first: nothing in the folder has moved yet, so the commit's +dirty mark
     # says only whether tracked files differ from HEAD
     env = environment(device)
-    with folder_lock(out_dir, command):
+    with contextlib.ExitStack() as stack:
+        client = None
+        if scheduler is not None and executor is None:
+            try:
+                client = stack.enter_context(connect(scheduler, imports, threads))
+            except BackendUnavailable as exc:
+                raise CannotRun(str(exc)) from None
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(folder_lock(out_dir, command))
+            check_writable(out_dir)
+        except OSError as exc:
+            raise CannotRun(f"cannot write to {out_dir}: {_os_reason(exc)}") from None
+        for tmp in remove_stale_temporaries(out_dir):
+            log(f"removed {tmp.relative_to(out_dir)}, left by a run that was killed")
         return _run_locked(
             suite, names, out_dir, rows_path, env,
             device=device, resume=resume, retry_failed=retry_failed, progress=progress,
-            command=command, executor=executor, jobs=jobs, scheduler=scheduler,
+            command=command, executor=executor, jobs=jobs, client=client,
             imports=imports, threads=threads, timeout=timeout, curve_every=curve_every,
             save_particles=save_particles,
         )  # fmt: skip
+    raise AssertionError("unreachable")  # pragma: no cover (ExitStack swallows nothing)
+
+
+#: bytes written (and removed) to check a folder before a run: a full disk fails here
+PROBE_BYTES = 4096
+
+
+def check_writable(folder: Path) -> None:
+    """Write, fsync and remove a small file in ``folder``: raises OSError where the run
+    could not write (read-only file system, permissions, a full disk)."""
+    probe = folder / f".write-probe{TEMP_MARK}{os.getpid()}"
+    try:
+        with open(probe, "wb") as fh:
+            fh.write(b"\0" * PROBE_BYTES)
+            fh.flush()
+            os.fsync(fh.fileno())
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+
+
+def _os_reason(exc: OSError) -> str:
+    """'No space left on device (errno 28)': the OS's words, without the traceback."""
+    if exc.strerror:
+        return f"{exc.strerror} (errno {exc.errno})" + (f": {exc.filename}" if exc.filename else "")
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _run_locked(
@@ -114,58 +167,70 @@ def _run_locked(
     command: str,
     executor: Callable[[RunSpec], list[dict]] | None,
     jobs: int,
-    scheduler: str | None,
+    client: Any,
     imports: Sequence[str],
     threads: int | None,
     timeout: float | None,
     curve_every: int,
     save_particles: bool,
 ) -> Path:
-    done: set[str] = set()
-    if resume or retry_failed:
-        report, msg = repair(rows_path)
-        if msg:
-            log(f"warning: {msg}")
-        rows = report.rows
-        if retry_failed:
-            again = {r["config_key"] for r in rows if r.get("status") in RETRY_STATUSES}
-            if again:
-                kept = [r for r in rows if r["config_key"] not in again]
-                aside = rows_path.with_name(f"runs.retried-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
-                write_rows(aside, [r for r in rows if r["config_key"] in again])
-                write_rows(rows_path, kept)
-                log(
-                    f"retry: {len(again)} failed or timed-out runs again (old rows in {aside.name})"
-                )
-                rows = kept
-        done = {r["config_key"] for r in rows}
-    else:
-        for name in (ROWS_FILE, CURVES_FILE):
-            moved = set_aside(out_dir / name, "previous")
-            if moved is not None:
-                log(f"previous {name} moved to {moved}")
-    specs = plan(
-        suite,
-        names,
-        device,
-        timeout=timeout,
-        curve_every=curve_every,
-        save_particles=save_particles,
-    )
-    todo = [s for s in specs if not all(s.config_key(i) in done for i in s.inits)]
-    if resume:
-        log(f"resume: {len(specs) - len(todo)} of {len(specs)} units already recorded")
-    atomic_write_text(out_dir / "environment.json", json.dumps(env, indent=2))
-    atomic_write_text(out_dir / SUITE_FILE, json.dumps(asdict(suite), indent=2, default=str) + "\n")
+    done: set[tuple[str, str]] = set()
+    rows: list[dict] = []
+    try:
+        if resume or retry_failed:
+            report, msg = repair(rows_path)
+            if msg:
+                log(f"warning: {msg}")
+            rows = report.rows
+            if retry_failed:
+                rows = _set_failed_aside(rows_path, rows)
+            done = {(r["config_key"], r["metric"]) for r in rows}
+        else:
+            for name in (ROWS_FILE, CURVES_FILE):
+                moved = set_aside(out_dir / name, "previous")
+                if moved is not None:
+                    log(f"previous {name} moved to {moved}")
+        specs = plan(
+            suite,
+            names,
+            device,
+            timeout=timeout,
+            curve_every=curve_every,
+            save_particles=save_particles,
+        )
+        resumed = resume_plan(specs, rows, out_dir)
+        todo = list(resumed.todo)
+        if resume or retry_failed:
+            for line in resumed.messages(len(specs)):
+                log(line)
+        atomic_write_text(out_dir / "environment.json", json.dumps(env, indent=2))
+        text = json.dumps(asdict(suite), indent=2, default=str) + "\n"
+        atomic_write_text(out_dir / SUITE_FILE, text)
+        for spec, row, missing in resumed.rescores:
+            try:
+                new = with_threads(
+                    rescore, spec, row, _particles(out_dir, row), missing, threads=threads,
+                    imports=imports,
+                )  # fmt: skip
+            except OSError:
+                raise  # a full disk: the one-line error below
+            except Exception as exc:  # damaged particle file, data that cannot be rebuilt
+                log(f"resume: {unit_label(spec)}: {type(exc).__name__}: {exc}; unit rerun")
+                todo.append(spec)
+                continue
+            append_rows(rows_path, new)
+            done |= {(r["config_key"], r["metric"]) for r in new}
+    except OSError as exc:
+        raise CannotRun(f"writing to {out_dir} failed: {_os_reason(exc)}") from None
     t0 = time.perf_counter()
     bar = tqdm(total=len(todo), desc=f"suite {suite.name}", unit="run", disable=not show(progress))
     if executor is not None:
         units = ((spec, UnitOutput(executor(spec))) for spec in todo)
     else:
-        units = completed_units(
-            todo, jobs=jobs, scheduler=scheduler, imports=imports, threads=threads
-        )
-    serial = scheduler is None and (jobs <= 1 or executor is not None)
+        units = completed_units(todo, jobs=jobs, client=client, imports=imports, threads=threads)
+    serial = client is None and (jobs <= 1 or executor is not None)
+    finished = 0
+    write_error: OSError | None = None
     try:
         if serial and todo:
             bar.set_postfix_str(f"running {unit_label(todo[0])}")
@@ -176,7 +241,12 @@ def _run_locked(
             else:  # several run at once: name the one that finished
                 bar.set_postfix_str(f"finished {unit_label(spec)}", refresh=False)
             bar.update(1)
-            save_unit(out_dir, output, done)
+            try:
+                save_unit(out_dir, output, done)
+            except OSError as exc:  # a full disk: the rows file holds whole rows only
+                write_error = exc
+                break
+            finished += 1
     except KeyboardInterrupt:
         log("interrupted: finished rows are saved; rerun with --resume to continue")
         raise
@@ -187,16 +257,114 @@ def _run_locked(
         except Exception as exc:  # a backend failing to shut down must not lose the board
             log(f"warning: shutting down workers: {type(exc).__name__}: {exc}")
         rows = in_plan_order(load_rows(rows_path).rows, specs)
-        path = write_leaderboard(rows, out_dir, suite.name, command, env, suite.headline_metric)
-        try:
-            write_diagnostics(out_dir, rows)
-        except Exception as exc:  # diagnostics must not lose the leaderboard
-            log(f"warning: diagnostics failed: {type(exc).__name__}: {exc}")
+        path = out_dir / "leaderboard.md"
         seconds = time.perf_counter() - t0
-        if command:
-            record_run(out_dir, command, seconds, len(todo))
-        log(f"{len(rows)} rows in {rows_path}; leaderboard {path} ({seconds:.1f} s)")
+        try:
+            path = write_leaderboard(rows, out_dir, suite.name, command, env, suite.headline_metric)
+            try:
+                write_diagnostics(out_dir, rows)
+            except OSError:
+                raise
+            except Exception as exc:  # diagnostics must not lose the leaderboard
+                log(f"warning: diagnostics failed: {type(exc).__name__}: {exc}")
+            if command:
+                record_run(out_dir, command, seconds, finished)
+            log(f"{len(rows)} rows in {rows_path}; leaderboard {path} ({seconds:.1f} s)")
+        except OSError as exc:  # a full disk: say so in one line, not a traceback
+            write_error = write_error or exc
+    if write_error is not None:
+        raise CannotRun(
+            f"writing to {out_dir} failed: {_os_reason(write_error)}; {finished} of {len(todo)} "
+            "units saved (whole rows only); free space and rerun with --resume"
+        )
     return path
+
+
+@dataclass
+class ResumePlan:
+    """What a resumed run does: ``todo`` units to run (in plan order), ``rescores``
+    (spec, an ok row of the configuration, missing metrics) to score again from saved
+    particles, and ``partial``: one line per configuration with missing metric rows."""
+
+    todo: list[RunSpec]
+    rescores: list[tuple[RunSpec, dict, list[str]]]
+    partial: list[str]
+
+    def messages(self, n_units: int) -> list[str]:
+        lines = [f"resume: {n_units - len(self.todo)} of {n_units} units already recorded"]
+        if self.todo:
+            names = ", ".join(unit_label(s) for s in self.todo[:5])
+            more = f" and {len(self.todo) - 5} more" if len(self.todo) > 5 else ""
+            lines[0] += f"; {len(self.todo)} to run: {names}{more}"
+        lines += [f"resume: {p}" for p in self.partial]
+        return lines
+
+
+def resume_plan(specs: Sequence[RunSpec], rows: list[dict], out_dir: Path) -> ResumePlan:
+    """Per (configuration, metric) row: a unit runs when one of its configurations has no
+    row; a configuration that lacks some metric rows (a rows file cut by a full disk or a
+    crash) has them scored from its saved particles, or its unit rerun when none are saved
+    (only the missing rows are then written)."""
+    by_key: dict[str, list[dict]] = {}
+    for r in rows:
+        by_key.setdefault(r["config_key"], []).append(r)
+    plan_ = ResumePlan([], [], [])
+    for spec in specs:
+        partial = []
+        for init in spec.inits:
+            have = by_key.get(spec.config_key(init), [])
+            recorded = {r["metric"] for r in have}
+            missing = [m for m in expected_metrics(have, spec) if m not in recorded]
+            if have and missing:
+                partial.append((init, have, missing))
+        if not all(by_key.get(spec.config_key(i)) for i in spec.inits):
+            plan_.todo.append(spec)
+            for init, _, missing in partial:
+                plan_.partial.append(f"{unit_label(spec)} {init}: missing {missing}: unit rerun")
+            continue
+        rerun = False
+        for init, have, missing in partial:
+            saved = next((r for r in have if _particles_path(out_dir, r) is not None), None)
+            if saved is not None:
+                plan_.rescores.append((spec, saved, missing))
+                how = f"scored again from {saved['particles_file']}"
+            else:
+                rerun = True
+                how = "unit rerun (no saved particles)"
+            plan_.partial.append(f"{unit_label(spec)} {init}: missing {missing}: {how}")
+        if rerun:
+            plan_.rescores = [x for x in plan_.rescores if x[0] is not spec]
+            plan_.todo.append(spec)
+    return plan_
+
+
+def _particles_path(out_dir: Path, row: dict) -> Path | None:
+    rel = row.get("particles_file")
+    if not isinstance(rel, str) or not rel:
+        return None
+    path = out_dir / rel
+    return path if path.is_file() else None
+
+
+def _particles(out_dir: Path, row: dict) -> np.ndarray:
+    path = _particles_path(out_dir, row)
+    assert path is not None
+    with np.load(path) as z:
+        return z["particles"]
+
+
+def _set_failed_aside(rows_path: Path, rows: list[dict]) -> list[dict]:
+    """``--retry-failed``: move the rows of failed and timed-out configurations to
+    ``runs.retried-<time>.jsonl`` and return the rows kept."""
+    again = {r["config_key"] for r in rows if r.get("status") in RETRY_STATUSES}
+    if not again:
+        return rows
+    kept = [r for r in rows if r["config_key"] not in again]
+    aside = rows_path.with_name(f"runs.retried-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
+    write_rows(aside, [r for r in rows if r["config_key"] in again])
+    write_rows(rows_path, kept)
+    log(f"retry: {len(again)} failed or timed-out runs again (old rows in {aside.name})")
+    return kept
 
 
 def unit_label(spec: RunSpec) -> str:
@@ -204,9 +372,10 @@ def unit_label(spec: RunSpec) -> str:
     return f"{spec.target}/{spec.sampler}/seed{spec.rep}"
 
 
-def save_unit(out_dir: Path, output: UnitOutput, done: set[str] = frozenset()) -> None:
+def save_unit(out_dir: Path, output: UnitOutput, done: set[tuple[str, str]] = frozenset()) -> None:
     """Write one unit's particle files, then its curve rows, then its rows (fsync'ed):
-    rows are the commit record, so a recorded row implies its side outputs exist."""
+    rows are the commit record, so a recorded row implies its side outputs exist. Rows
+    whose (configuration, metric) is in ``done`` are not written again."""
     for rel, arrays in output.arrays.items():
         path = out_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -214,7 +383,8 @@ def save_unit(out_dir: Path, output: UnitOutput, done: set[str] = frozenset()) -
             np.savez_compressed(fh, **arrays)
     if output.curves:
         append_rows(out_dir / CURVES_FILE, output.curves)
-    append_rows(out_dir / ROWS_FILE, [r for r in output.rows if r["config_key"] not in done])
+    new = [r for r in output.rows if (r["config_key"], r["metric"]) not in done]
+    append_rows(out_dir / ROWS_FILE, new)
 
 
 def in_plan_order(rows: list[dict], specs: Sequence[RunSpec]) -> list[dict]:

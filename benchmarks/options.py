@@ -27,65 +27,107 @@ class UsageError(ValueError):
     """A command line refused before any run starts (one-line message, exit status 2)."""
 
 
+class CannotRun(UsageError):
+    """The output folder or the parallel backend cannot be used (read-only or full disk,
+    an unreachable scheduler), or writing failed mid-run: one ``error:`` line, exit status
+    2. Raised before anything in the folder moved, or after every finished row was kept."""
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# Value checks: one home for what a count, a seed list or a time limit may be. Each takes
+# an already-typed value (a suite file's JSON/TOML value, or the parse of a command-line
+# string) and raises UsageError; ``shown`` is how the message quotes it (default repr).
+# The argparse types below parse the text and call them.
+
+
+def check_positive_int(value: Any, shown: str | None = None) -> int:
+    """An integer >= 1 (not a bool, a float such as 20.5, or a string such as '50')."""
+    if not _is_int(value) or value <= 0:
+        raise UsageError(f"expected a positive integer, got {shown or repr(value)}")
+    return value
+
+
+def check_non_negative_int(value: Any, shown: str | None = None) -> int:
+    """An integer >= 0."""
+    if not _is_int(value) or value < 0:
+        raise UsageError(f"expected an integer >= 0, got {shown or repr(value)}")
+    return value
+
+
+def check_train_size(value: Any, shown: str | None = None) -> int | str:
+    """A positive integer or ``'all'``."""
+    if value != "all" and (not _is_int(value) or value <= 0):
+        raise UsageError(f"expected a positive integer or 'all', got {shown or repr(value)}")
+    return value
+
+
+def check_positive_seconds(value: Any, shown: str | None = None) -> float:
+    """A finite number of seconds > 0."""
+    if not _is_number(value) or not math.isfinite(value) or value <= 0:
+        raise UsageError(f"expected finite seconds > 0, got {shown or repr(value)}")
+    return float(value)
+
+
+def check_seeds(values: Any, shown: str | None = None) -> tuple[int, ...]:
+    """A non-empty sequence of distinct integers >= 0 (integers, not strings such as '0')."""
+    seeds = tuple(values) if isinstance(values, (list, tuple)) else ()
+    if not seeds or not all(_is_int(v) and v >= 0 for v in seeds) or len(set(seeds)) != len(seeds):
+        raise UsageError(
+            f"expected distinct comma-separated integers >= 0 (e.g. 0,1,2), "
+            f"got {shown or repr(values)}"
+        )
+    return seeds
+
+
+def check_name_list(values: Any, shown: str | None = None) -> tuple[str, ...]:
+    """A non-empty sequence of non-empty strings."""
+    names = tuple(values) if isinstance(values, (list, tuple)) else ()
+    if not names or not all(isinstance(n, str) and n.strip() for n in names):
+        raise UsageError(f"expected a non-empty list of names, got {shown or repr(values)}")
+    return names
+
+
+def _argtype(text: str, parse: Any, check: Any, unparsable: str) -> Any:
+    """argparse glue: ``check(parse(text))``; a text that does not parse gives
+    ``unparsable``, a parsed value that fails the check the check's message."""
+    try:
+        value = parse(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{unparsable}, got {text!r}") from None
+    try:
+        return check(value, repr(text))
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+    return _argtype(text, int, check_positive_int, "expected a positive integer")
 
 
 def train_size(text: str) -> int | str:
     """argparse type of ``--train-size``: a positive integer or ``all``."""
-    if text == "all":
-        return text
-    try:
-        return positive_int(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive integer or 'all', got {text!r}"
-        ) from None
+    parse = lambda t: t if t == "all" else int(t)  # noqa: E731
+    return _argtype(text, parse, check_train_size, "expected a positive integer or 'all'")
 
 
 def non_negative_int(text: str) -> int:
     """argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+    return _argtype(text, int, check_non_negative_int, "expected an integer >= 0")
 
 
 def positive_seconds(text: str) -> float:
     """argparse type: a finite number of seconds > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected finite seconds > 0, got {text!r}")
-    return value
+    return _argtype(text, float, check_positive_seconds, "expected seconds > 0")
 
 
 def seed_list(text: str) -> tuple[int, ...]:
     """argparse type: comma-separated distinct integers >= 0, e.g. ``0,1,2``."""
-    parts = [t.strip() for t in text.split(",") if t.strip()]
-    try:
-        seeds = tuple(int(t) for t in parts)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers >= 0 (e.g. 0,1,2), got {text!r}"
-        ) from None
-    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(
-            f"expected distinct comma-separated integers >= 0 (e.g. 0,1,2), got {text!r}"
-        )
-    return seeds
+    parse = lambda t: tuple(int(p.strip()) for p in t.split(",") if p.strip())  # noqa: E731
+    return _argtype(text, parse, check_seeds, "expected comma-separated integers >= 0 (e.g. 0,1,2)")
 
 
 def name_list(text: str) -> tuple[str, ...]:

@@ -176,7 +176,7 @@ def hard_deadline(deadline: float | None) -> Iterator[None]:
         return
 
     def fire(signum: int, frame: object) -> None:
-        raise DeadlineExceeded("interrupted by the hard wall-time stop")
+        raise HardStop()
 
     previous = signal.signal(signal.SIGALRM, fire)
     signal.setitimer(signal.ITIMER_REAL, max(deadline + HARD_GRACE - time.perf_counter(), 1e-3))
@@ -185,6 +185,25 @@ def hard_deadline(deadline: float | None) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+class HardStop(DeadlineExceeded):
+    """Raised into running code by the hard stop of :func:`hard_deadline` (a class with a
+    default message, since an asynchronous exception is raised from its class)."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(args or ("interrupted by the hard wall-time stop",)))
+
+
+def limit_text(timeout: float) -> str:
+    """How a timeout message names the limit: '3 s limit (--timeout 3)'."""
+    return f"{timeout:g} s limit (--timeout {timeout:g})"
+
+
+def timeout_message(stage: str, exc: BaseException, timeout: float) -> str:
+    """'run: timed out after the 3 s limit (--timeout 3): <what stopped it>'."""
+    why = str(exc) or type(exc).__name__
+    return f"{stage}: timed out after the {limit_text(timeout)}: {why}"
 
 
 @contextlib.contextmanager
@@ -198,7 +217,7 @@ def _async_deadline(when: float) -> Iterator[None]:
     def fire() -> None:
         if not done.wait(max(when - time.perf_counter(), 0.0)):
             fired.set()
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(target, ctypes.py_object(DeadlineExceeded))
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(target, ctypes.py_object(HardStop))
 
     timer = threading.Thread(target=fire, name="hard-deadline", daemon=True)
     timer.start()
@@ -288,11 +307,16 @@ def _metric_rows(
     data: PreparedTarget | None,
     spec: RunSpec,
 ) -> list[dict[str, Any]]:
-    """One row per metric; NaN values with the failure recorded when particles are unusable."""
+    """One row per metric; NaN values with the failure recorded when particles are unusable.
+    Every row names the configuration's full metric list (:data:`METRICS_FIELD`), so a
+    resumed run can tell a configuration with a lost row from a complete one."""
     rows = []
-    for metric in unit_metrics(spec, None if data is None else data.target):
+    metrics = unit_metrics(spec, None if data is None else data.target)
+    names = ",".join(m.name for m in metrics)
+    for metric in metrics:
         row = {
             **base,
+            METRICS_FIELD: names,
             "metric": metric.name,
             "value": float("nan"),
             "converged": False,
@@ -314,6 +338,53 @@ def _metric_rows(
                 row["metric_info"] = json.dumps({"error": f"{type(exc).__name__}: {exc}"})
         rows.append(row)
     return rows
+
+
+#: row field: comma-separated metrics of the row's configuration (all rows of one
+#: configuration name the same list; automatic metrics depend on the target)
+METRICS_FIELD = "config_metrics"
+#: ``metric_info`` key of a row scored again from the saved particles by ``--resume``
+RESCORED_FIELD = "rescored_from"
+
+
+def expected_metrics(rows: list[dict[str, Any]], spec: RunSpec) -> list[str]:
+    """The metrics a configuration with recorded ``rows`` should have: the list its rows
+    name (:data:`METRICS_FIELD`), else (rows written before that field) the suite's."""
+    for row in rows:
+        names = row.get(METRICS_FIELD)
+        if isinstance(names, str) and names:
+            return names.split(",")
+    return list(spec.metrics)
+
+
+def rescore(
+    spec: RunSpec, row: dict[str, Any], particles: np.ndarray, metrics: list[str]
+) -> list[dict[str, Any]]:
+    """Rows of ``metrics`` for the configuration of ``row`` (an ok row of it), scored on its
+    saved final ``particles`` (float32, as ``particles/*.npz`` keeps them): what
+    ``--resume`` does when some metric rows of a finished run were lost. The values may
+    differ from a fresh run's in the last digits (float32 particles); ``metric_info``
+    records ``rescored_from``."""
+    data = prepare(
+        spec.target,
+        spec.rep,
+        spec.n_train,
+        spec.n_reference,
+        spec.n_particles,
+        spec.inits,
+        spec.suite_seed,
+    )
+    drop = ("metric", "value", "converged", "metric_info", METRICS_FIELD)
+    base = {k: v for k, v in row.items() if k not in drop}
+    base.update(status="ok", message="")  # the run finished (its particles were saved)
+    x = torch.as_tensor(particles).to(torch.device(spec.device))
+    out = []
+    for r in _metric_rows(base, x, data, spec):
+        if r["metric"] in metrics:
+            info = json.loads(r["metric_info"])
+            info[RESCORED_FIELD] = row.get("particles_file")
+            out.append({**r, "metric_info": json.dumps(info, sort_keys=True, default=str)})
+    return out
 
 
 def _context(particles: torch.Tensor, data: PreparedTarget, spec: RunSpec) -> MetricContext:
@@ -449,14 +520,14 @@ def execute_unit(spec: RunSpec, progress: bool = False) -> UnitOutput:
             sampler.fit(data.train.to(device), data.target, deadline=deadline)
     except DeadlineExceeded as exc:
         spent = time.perf_counter() - fit_start
-        return failure_output(spec, TIMEOUT, f"fit: {exc} ({spec.timeout:g} s limit)", spent)
+        return failure_output(spec, TIMEOUT, timeout_message("fit", exc, spec.timeout), spent)
     except Exception as exc:
         return failure_output(spec, "failed", f"fit: {type(exc).__name__}: {exc} | {_where(exc)}")
     if spec.timeout is not None and sampler.fit_seconds > spec.timeout:
         return failure_output(
             spec,
             TIMEOUT,
-            f"fit took {sampler.fit_seconds:.1f} s > {spec.timeout:g} s limit",
+            f"fit took {sampler.fit_seconds:.1f} s > {limit_text(spec.timeout)}",
             sampler.fit_seconds,
         )
 
@@ -498,7 +569,7 @@ def execute_unit(spec: RunSpec, progress: bool = False) -> UnitOutput:
                         info.get("timeout_reason")
                         or f"fit + sampling took {sampler.fit_seconds + sample_seconds:.1f} s"
                     )
-                    + f" ({spec.timeout:g} s limit)",
+                    + f" ({limit_text(spec.timeout)})",
                 )
             elif (factor := scale_excess(result.particles, data.reference)) > SCALE_GUARD:
                 base.update(
@@ -514,7 +585,7 @@ def execute_unit(spec: RunSpec, progress: bool = False) -> UnitOutput:
         except DeadlineExceeded as exc:
             base.update(
                 status=TIMEOUT,
-                message=f"run: {exc} ({spec.timeout:g} s limit)",
+                message=timeout_message("run", exc, spec.timeout),
                 sample_seconds=time.perf_counter() - t0,
                 fit_seconds=sampler.fit_seconds,
             )

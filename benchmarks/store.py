@@ -2,19 +2,25 @@
 
 Each row is written and fsync'ed as soon as its run ends. Reading checks every line and
 never lets a doubtful row reach a table: a truncated last line (a write cut by a crash),
-undecodable bytes, a line that is not a JSON object, a row missing a required field, and a
-second copy of a (configuration, metric) key are set aside with a message. Identical
+undecodable bytes, a line that is not a JSON object, a row missing a required field, a row
+whose fields have the wrong type (:func:`row_type_problem`: e.g. a value that is a string, or
+no value on a run marked ok and converged), and a second copy of a (configuration, metric)
+key are set aside with a message. Identical
 copies (same values; wall times may differ) keep the first; conflicting copies keep none
 of the later ones and say so. :func:`repair` moves the original file aside
 (``<name>.corrupt-<time>``) and rewrites the valid rows, so nothing is merged silently.
 Every other file the harness writes goes through :func:`atomic_write_text` /
-:func:`atomic_path`: a reader sees the old file or the new one, never half of one.
+:func:`atomic_path`: a reader sees the old file or the new one, never half of one; a process
+killed mid-write leaves its temporary file behind, which :func:`remove_stale_temporaries`
+(called by the next run, under the folder's lock) deletes. :func:`append_rows` cut by a
+full disk truncates the file back to where it started, so no half line is left.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import time
@@ -32,15 +38,60 @@ REQUIRED_FIELDS = ("suite", "target", "sampler", "config_key", "metric", "status
 VOLATILE_FIELDS = ("fit_seconds", "sample_seconds", "blas", "commit", "sampler_info")
 
 
+#: fields that must be strings when present (the row's identity and status)
+STRING_FIELDS = ("suite", "target", "sampler", "config_key", "metric", "status", "init")
+#: fields that must be integers when present (not booleans, not strings, not floats)
+INT_FIELDS = ("rep", "seed", "n_particles", "n_steps", "n_reference")
+#: fields that must be numbers or null when present
+NUMBER_FIELDS = ("fit_seconds", "sample_seconds")
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def row_type_problem(row: dict[str, Any]) -> str:
+    """Why ``row`` cannot be a result row ('' when its fields have the right types):
+    identity fields are strings, counts integers, wall times numbers or null, ``converged``
+    a boolean, and ``value`` a number, finite on an ok and converged run (NaN where nothing
+    was computed), or null only on a run whose status is not ok (the writer records NaN,
+    never null, so a null on an ok run is damage)."""
+    for k in STRING_FIELDS:
+        if k in row and not isinstance(row[k], str):
+            return f"{k} {row[k]!r} is not a string"
+    for k in INT_FIELDS:
+        if row.get(k) is not None and not (isinstance(row[k], int) and _is_number(row[k])):
+            return f"{k} {row[k]!r} is not an integer"
+    for k in NUMBER_FIELDS:
+        if row.get(k) is not None and not _is_number(row[k]):
+            return f"{k} {row[k]!r} is not a number"
+    if "converged" in row and not isinstance(row["converged"], bool):
+        return f"converged {row['converged']!r} is not true or false"
+    if "value" not in row:
+        return ""
+    value = row["value"]
+    if value is None:
+        if row.get("status") == "ok":  # the writer records NaN, never null, for no value
+            return "value null on a run marked ok"
+        return ""
+    if not _is_number(value):
+        return f"value {value!r} is not a number"
+    if not math.isfinite(value) and row.get("status") == "ok" and row.get("converged") is True:
+        return f"value {value} on a run marked ok and converged"
+    return ""
+
+
 @dataclass
 class LoadReport:
     """Valid rows and what was set aside: line numbers of unreadable lines, rows missing
-    required fields, duplicate keys (identical or conflicting copies)."""
+    required fields, rows with wrongly typed fields (line -> reason), duplicate keys
+    (identical or conflicting copies)."""
 
     rows: list[dict[str, Any]]
     bad_lines: list[int] = field(default_factory=list)
     truncated_tail: bool = False
     missing_fields: list[int] = field(default_factory=list)
+    bad_types: dict[int, str] = field(default_factory=dict)
     duplicates: list[int] = field(default_factory=list)
     conflicts: list[int] = field(default_factory=list)
 
@@ -50,6 +101,7 @@ class LoadReport:
             self.bad_lines
             or self.truncated_tail
             or self.missing_fields
+            or self.bad_types
             or self.duplicates
             or self.conflicts
         )
@@ -63,6 +115,9 @@ class LoadReport:
             what.append(f"unreadable lines {self.bad_lines[:10]}")
         if self.missing_fields:
             what.append(f"rows missing required fields at lines {self.missing_fields[:10]}")
+        if self.bad_types:
+            shown = "; ".join(f"line {i}: {why}" for i, why in list(self.bad_types.items())[:5])
+            what.append(f"rows with wrongly typed fields ({shown})")
         if self.duplicates:
             what.append(f"identical duplicate rows at lines {self.duplicates[:10]}")
         if self.conflicts:
@@ -71,13 +126,28 @@ class LoadReport:
 
 
 def append_rows(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    """Append rows as JSON lines and fsync, so they survive a crash or Ctrl-C."""
+    """Append rows as JSON lines and fsync, so they survive a crash or Ctrl-C. All or
+    nothing: when the write fails (a full disk), the file is cut back to its old length,
+    so it never ends in half a row, and the error is raised."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in rows)
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
+    data = "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in rows).encode()
+    if not data:
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        start = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except OSError:
+            with contextlib.suppress(OSError):  # truncating frees space: it works on a full disk
+                os.ftruncate(fd, start)
+                os.fsync(fd)
+            raise
+    finally:
+        os.close(fd)
 
 
 def _same_values(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -110,6 +180,9 @@ def load_rows(path: Path, *, required: tuple[str, ...] = REQUIRED_FIELDS) -> Loa
             continue
         if any(k not in row for k in required):
             report.missing_fields.append(i)
+            continue
+        if required and (why := row_type_problem(row)):
+            report.bad_types[i] = why
             continue
         if required:
             key = (str(row["config_key"]), str(row["metric"]))
@@ -150,7 +223,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     ``path``; on failure it is removed and ``path`` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
+    tmp = path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}{path.suffix}")
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
@@ -159,6 +232,23 @@ def atomic_path(path: Path) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+#: name pattern of :func:`atomic_path`'s temporary files: ``.<name>.tmp-<pid><suffix>``
+TEMP_MARK = ".tmp-"
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files of :func:`atomic_path` that a killed process left in
+    ``folder`` and its sub-folders (call with the folder's lock held, so no live writer
+    owns them); returns the removed paths."""
+    removed = []
+    for tmp in Path(folder).rglob(f".*{TEMP_MARK}*"):
+        if tmp.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -21,6 +21,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from benchmarks import options
 from benchmarks.suites import Suite, get_suite
 
 _TUPLES = ("targets", "samplers", "seeds", "inits", "metrics")
@@ -34,6 +35,31 @@ _SCALARS = (
     "headline",
 )
 KNOWN_KEYS = {"name", "base", "sampler_params", "grid", *_TUPLES, *_SCALARS}
+
+
+def _text(value: Any, shown: str | None = None) -> str:
+    if not isinstance(value, str):
+        raise options.UsageError(f"expected a string, got {shown or repr(value)}")
+    return value
+
+
+#: the check of every typed key: the command-line option's check where the key has one
+#: (``--particles``, ``--steps``, ``--train-size``, ``--seeds``, ...), so a suite file and
+#: the command line accept the same values
+CHECKS = {
+    "targets": options.check_name_list,
+    "samplers": options.check_name_list,
+    "inits": options.check_name_list,
+    "metrics": options.check_name_list,
+    "seeds": options.check_seeds,
+    "n_particles": options.check_positive_int,
+    "n_steps": options.check_positive_int,
+    "n_train": options.check_train_size,
+    "n_reference": options.check_positive_int,
+    "suite_seed": options.check_non_negative_int,
+    "description": _text,
+    "headline": _text,
+}
 
 
 class SuiteFileError(ValueError):
@@ -84,13 +110,14 @@ def load_suite_file(path: Path) -> Suite:
         raise SuiteFileError(f"suite file {path}: {exc.args[0]}") from None
     kw: dict[str, Any] = {"name": spec["name"]}
     for key in _TUPLES:
+        if key in spec and not isinstance(spec[key], list):
+            raise SuiteFileError(f"suite file {path}: {key!r} must be a list")
+    for key in (*_TUPLES, *_SCALARS):
         if key in spec:
-            if not isinstance(spec[key], list):
-                raise SuiteFileError(f"suite file {path}: {key!r} must be a list")
-            kw[key] = tuple(spec[key])
-    for key in _SCALARS:
-        if key in spec:
-            kw[key] = spec[key]
+            try:
+                kw[key] = CHECKS[key](spec[key])
+            except options.UsageError as exc:
+                raise SuiteFileError(f"suite file {path}: {key} = {spec[key]!r}: {exc}") from None
     for key in ("sampler_params", "grid"):
         table = spec.get(key, {})
         if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import pkgutil
+import threading
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
@@ -28,7 +29,9 @@ class Registry(Generic[T]):
         self.package = package
         self.error = error
         self._entries: dict[str, T] = {}
-        self._loaded = False
+        self._loaded = False  # loading has started (in the thread holding _lock) or ended
+        self._complete = False  # loading has ended
+        self._lock = threading.RLock()
 
     def add(self, name: str, entry: T) -> T:
         """Register ``entry`` under ``name``; the same entry again is a no-op."""
@@ -52,22 +55,29 @@ class Registry(Generic[T]):
         self._entries.pop(name, None)
 
     def load(self) -> None:
-        """Import every public module of the package (and its public sub-packages), once."""
-        if self._loaded:
+        """Import every public module of the package (and its public sub-packages), once.
+        Thread-safe: a lookup in another thread (Dask worker threads) waits until loading
+        has ended instead of seeing a half-filled registry; a lookup made by a module while
+        it is imported (the loading thread itself) proceeds."""
+        if self._complete:
             return
-        self._loaded = True  # set first: a module may look names up while it is imported
-        pkg = importlib.import_module(self.package)
-        for mod in pkgutil.iter_modules(pkg.__path__):
-            if mod.name.startswith("_"):
-                continue
-            try:
-                importlib.import_module(f"{self.package}.{mod.name}")
-            except Exception as exc:  # one broken plug-in must not hide the others silently
-                self._loaded = False
-                raise self.error(
-                    f"cannot load {self.kind} module {self.package}.{mod.name}: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
+        with self._lock:
+            if self._loaded:
+                return
+            self._loaded = True  # set first: a module may look names up while it is imported
+            pkg = importlib.import_module(self.package)
+            for mod in pkgutil.iter_modules(pkg.__path__):
+                if mod.name.startswith("_"):
+                    continue
+                try:
+                    importlib.import_module(f"{self.package}.{mod.name}")
+                except Exception as exc:  # one broken plug-in must not hide the others
+                    self._loaded = False
+                    raise self.error(
+                        f"cannot load {self.kind} module {self.package}.{mod.name}: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
+            self._complete = True
 
     @property
     def entries(self) -> dict[str, T]:

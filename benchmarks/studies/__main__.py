@@ -152,6 +152,7 @@ STUDIES: tuple[Study, ...] = (
     ),
     Study("edmd_variants_summary", (f"{_VARIANTS}/summary.md",)),
     Study("load_sensitivity", ("results/harness/load_sensitivity.md",)),
+    Study("dask_timing", ("results/harness/dask_timing.md",), env=_ONE_BLAS3),
     Study(
         "scaling_sparse_dmps",
         ("results/dmps/sparse_scaling_s5_10.md",),

@@ -12,6 +12,7 @@ afterwards (so contract tests never see them).
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -83,6 +84,33 @@ class HarnessSlow(Sampler):
         return 0.9 * x
 
 
+CRASH = "harness_crash"
+
+
+class HarnessCrash(Sampler):
+    """A sampler whose fit kills its process (``os._exit(3)``, as a segfault or the OOM
+    killer would) when it runs in a process other than ``host_pid`` (so never the test's
+    own process): always, or, with ``once_file``, only when that file does not exist yet
+    (it is created first, so the retry succeeds). Otherwise x <- 0.9 x each step."""
+
+    name = CRASH
+    needs = frozenset({"samples"})
+    defaults = {"host_pid": 0, "once_file": ""}
+
+    def _fit(self, train: Tensor, target: Target) -> dict[str, Any]:
+        if os.getpid() != int(self.params["host_pid"]):
+            once = str(self.params["once_file"])
+            if not once:
+                os._exit(3)
+            if not os.path.exists(once):
+                open(once, "w").close()
+                os._exit(3)
+        return {}
+
+    def _step(self, x: Tensor, t: int, gen: torch.Generator) -> Tensor:
+        return 0.9 * x
+
+
 #: registry -> (key, value) entries this plug-in adds (besides the target in ``TARGETS``)
 ENTRIES = ((METRICS.entries, METRIC, Metric(METRIC, harness_energy)),)
 
@@ -93,6 +121,7 @@ def register() -> None:
     for registry, key, value in ENTRIES:
         registry.setdefault(key, value)
     SAMPLERS.add(SLOW, HarnessSlow)
+    SAMPLERS.add(CRASH, HarnessCrash)
 
 
 @contextlib.contextmanager
@@ -107,6 +136,7 @@ def use_in_process(monkeypatch: Any) -> Iterator[None]:
     with TARGETS.scoped(), SAMPLERS.scoped():
         TARGETS.add(TARGET, HARNESS_TARGET)
         SAMPLERS.add(SLOW, HarnessSlow)
+        SAMPLERS.add(CRASH, HarnessCrash)
         yield
 
 
