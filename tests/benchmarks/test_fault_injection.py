@@ -44,7 +44,10 @@ def _suite(tmp_path: Path, **overrides) -> Path:
 
 
 def _argv(suite: Path, out: Path, *extra: str) -> list[str]:
-    return ["run", "--suite-file", str(suite), "--out", str(out), "--no-progress", *extra]
+    # serial unless a test asks for workers: the plug-ins are registered in this process,
+    # and `run` starts one worker per core by default
+    jobs = [] if "--jobs" in extra or "--scheduler" in extra else ["--jobs", "1"]
+    return ["run", "--suite-file", str(suite), "--out", str(out), "--no-progress", *jobs, *extra]
 
 
 def _errors(err: str) -> list[str]:
