@@ -4,8 +4,10 @@ Every update is a soft-min over one axis of C_ij = |x_i - y_j|^2,
 
     T(h)_i = -eps log sum_j exp(h_j - C_ij / eps),       (m,) from h (n,),
 
-evaluated block by block: ``chunk`` rows of x at a time, their (chunk, n) block of C made
-from one matrix product, used and freed (peak memory ~3 x chunk x n x 8 bytes on top of the
+evaluated block by block: ``chunk`` rows of x at a time, their (chunk, n) block of
+h_j - C_ij / eps made by one matrix product with a fused bias (|x_i|^2 / eps, constant along a
+row, is taken out of the log-sum-exp and subtracted after it), used and freed (peak memory
+~3 x chunk x n x 8 bytes on top of the
 O(m + n) potentials; the rows of a block are independent, so no running maximum across
 blocks is needed: each row's log-sum-exp is complete within its block). The iterations are
 those of the dense solvers in :mod:`metrics.sinkhorn`, in the log domain:
@@ -54,17 +56,18 @@ def softmin_rows(
 ) -> Tensor:
     """T(h)_i = -eps logsumexp_j(h_j - |x_i - y_j|^2 / eps) for x (m, d), y (n, d), h (n,)
     -> (m,), ``chunk`` rows of x per block; ``zero_diagonal``: C_ii = 0 exactly (x is y)."""
-    y_sq = (y * y).sum(1)
+    # |x_i|^2 is constant along row i, so it leaves the log-sum-exp:
+    # T(h)_i = |x_i|^2 - eps logsumexp_j(h_j - |y_j|^2 / eps + 2 x_i . y_j / eps),
+    # one GEMM with the bias row fused (addmm) and the log-sum-exp: few passes over a block
+    bias = h - (y * y).sum(1) / eps
+    x_sq = (x * x).sum(1) / eps
     out = torch.empty(x.shape[0], dtype=x.dtype, device=x.device)
     for start in range(0, x.shape[0], chunk):
-        xs = x[start : start + chunk]
-        # C = |x|^2 + |y|^2 - 2 x y^T, evaluated like pairwise_sq_distances(form="product_first")
-        block = xs @ y.T
-        block.mul_(-2.0).add_((xs * xs).sum(1)[:, None]).add_(y_sq[None, :]).clamp_min_(0.0)
-        if zero_diagonal:
-            block.diagonal(offset=start).zero_()
-        block.mul_(-1.0 / eps).add_(h[None, :])
-        out[start : start + chunk] = torch.logsumexp(block, dim=1)
+        stop = min(start + chunk, x.shape[0])
+        block = torch.addmm(bias[None, :], x[start:stop], y.T, alpha=2.0 / eps)
+        if zero_diagonal:  # C_ii = 0: the entry is h_i, before |x_i|^2 / eps is taken out
+            block.diagonal(offset=start).copy_(h[start:stop] + x_sq[start:stop])
+        out[start:stop] = torch.logsumexp(block, dim=1) - x_sq[start:stop]
         del block
     return out.mul_(-eps)
 
