@@ -26,6 +26,22 @@ Solvers:
   f <- (f + T(f)) / 2, which converges in a few dozen iterations. In the scaling domain it is
   stable at any eps because K_ii = 1 and f / eps stays within log(n) / 2.
 
+Paths (``path=``; "auto" by memory, see ``DENSE_MEMORY_BUDGET``): "dense" stores the (m, n)
+cost matrix and runs the solvers above (POT, the scaling domain where safe); "streaming"
+(:mod:`metrics.streaming_sinkhorn`) never stores it: the same iterations in the log domain,
+blockwise soft-mins with O(m + n) memory, the same stopping rules, so the two agree to
+rounding (4e-16 relative at n = 2,000 in ``results/metrics/streaming_memory.md``). Both run
+on the tensors' device.
+
+Objective, against the peers: this is the full entropic OT_eps (plan cost plus eps KL), the
+dual value; not the "linear term only" <C, P> of POT's ``sinkhorn2``. geomloss
+(``SamplesLoss("sinkhorn", p=2, debias=True)``) and flash-sinkhorn (``SamplesLoss``) also
+return the dual value <a, f> + <b, g>, i.e. the same objective: geomloss on the cost
+|x - y|^2 / 2 with eps = blur^2 (so our value at eps is twice theirs at blur = sqrt(eps / 2)),
+flash-sinkhorn on |x - y|^2 with eps = blur^2; both anneal eps for a fixed number of steps
+without a marginal check, and flash-sinkhorn works in float32 with TF32 products, which is
+where their values differ from ours (``benchmarks.studies.gpu_study`` measures it).
+
 Every solve is checked after its last iteration: L1 marginal error
 |P 1 - a|_1 + |P^T 1 - b|_1 <= tol, finite potentials. If any of the three solves fails, the
 result is ``converged=False`` with ``value=nan`` and a message: never a stale number (POT
