@@ -30,8 +30,7 @@ Paths (``path=``; "auto" by memory, see ``DENSE_MEMORY_BUDGET``): "dense" stores
 cost matrix and runs the solvers above (POT, the scaling domain where safe); "streaming"
 (:mod:`metrics.streaming_sinkhorn`) never stores it: the same iterations in the log domain,
 blockwise soft-mins with O(m + n) memory, the same stopping rules, so the two agree to
-rounding (4e-16 relative at n = 2,000 in ``results/metrics/streaming_memory.md``). Both run
-on the tensors' device.
+rounding (``results/metrics/streaming_memory.md``). Both run on the tensors' device.
 
 Objective, against the peers: this is the full entropic OT_eps (plan cost plus eps KL), the
 dual value; not the "linear term only" <C, P> of POT's ``sinkhorn2``. geomloss
