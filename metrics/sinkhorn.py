@@ -213,6 +213,7 @@ def sinkhorn_divergence(
     path: str = "auto",
     memory_budget: int = DENSE_MEMORY_BUDGET,
     chunk_bytes: int | None = None,
+    softmin_kernel: str = "torch",
 ) -> MetricResult:
     """Debiased Sinkhorn divergence S_eps between x (m, d) and y (n, d), uniform weights.
 
@@ -225,8 +226,10 @@ def sinkhorn_divergence(
     solves, O(m + n) memory, :mod:`metrics.streaming_sinkhorn`; ``method`` is then moot: the
     same iterations in the log domain) or "auto" (dense when DENSE_COPIES x m x n x 8 bytes
     <= ``memory_budget``, else streaming); chunk_bytes: streaming block size (default by
-    device, ``CHUNK_BYTES``). Both paths compute the same objective (OT_eps with its entropic
-    term, module docstring) with the same stopping rules and agree to rounding.
+    device, ``CHUNK_BYTES``); softmin_kernel: "torch" (blocks) or "triton" (the fused kernel
+    of :mod:`metrics.triton_softmin`, opt-in until measured on a GPU). Both paths compute the
+    same objective (OT_eps with its entropic term, module docstring) with the same stopping
+    rules and agree to rounding.
     Returns MetricResult(value, converged, info) with info: eps, cost, eps_over_median_cost,
     per-solve iterations/method/marginal_error/primal_dual_gap/ot_values, tol, max_iter,
     path, message.
@@ -252,10 +255,11 @@ def sinkhorn_divergence(
     if path == "streaming":
         median_cost = _median_entry_of(x, y)
         max_cost = max_sq_distance(x, y, chunk=chunk_rows(y.shape[0], x.device, chunk_bytes))
+        opts: dict[str, Any] = {"chunk_bytes": chunk_bytes, "kernel": softmin_kernel}
         solves = {
-            "xy": cross_streaming(x, y, a, b, eps, max_iter, tol, chunk_bytes=chunk_bytes),
-            "xx": symmetric_streaming(x, a, eps, max_iter, tol, chunk_bytes=chunk_bytes),
-            "yy": symmetric_streaming(y, b, eps, max_iter, tol, chunk_bytes=chunk_bytes),
+            "xy": cross_streaming(x, y, a, b, eps, max_iter, tol, **opts),
+            "xx": symmetric_streaming(x, a, eps, max_iter, tol, **opts),
+            "yy": symmetric_streaming(y, b, eps, max_iter, tol, **opts),
         }
     else:
         c_xy = pairwise_sq_distances(x, y, form="product_first")

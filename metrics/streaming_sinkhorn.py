@@ -53,9 +53,18 @@ def softmin_rows(
     *,
     chunk: int,
     zero_diagonal: bool = False,
+    kernel: str = "torch",
 ) -> Tensor:
     """T(h)_i = -eps logsumexp_j(h_j - |x_i - y_j|^2 / eps) for x (m, d), y (n, d), h (n,)
-    -> (m,), ``chunk`` rows of x per block; ``zero_diagonal``: C_ii = 0 exactly (x is y)."""
+    -> (m,), ``chunk`` rows of x per block; ``zero_diagonal``: C_ii = 0 exactly (x is y);
+    ``kernel="triton"``: the fused online kernel of :mod:`metrics.triton_softmin` (CUDA or
+    Triton's interpreter; same value to rounding, no block in memory)."""
+    if kernel == "triton":
+        from metrics.triton_softmin import softmin_rows_triton
+
+        return softmin_rows_triton(x, y, h, eps, zero_diagonal=zero_diagonal)
+    if kernel != "torch":
+        raise ValueError(f"kernel must be 'torch' or 'triton', got {kernel!r}")
     # |x_i|^2 is constant along row i, so it leaves the log-sum-exp:
     # T(h)_i = |x_i|^2 - eps logsumexp_j(h_j - |y_j|^2 / eps + 2 x_i . y_j / eps),
     # one GEMM with the bias row fused (addmm) and the log-sum-exp: few passes over a block
@@ -92,6 +101,7 @@ def cross_streaming(
     tol: float,
     *,
     chunk_bytes: int | None = None,
+    kernel: str = "torch",
 ) -> Solve:
     """OT_eps(a, b) between x (m, d) and y (n, d) by blockwise log-domain Sinkhorn.
 
@@ -103,13 +113,13 @@ def cross_streaming(
     log_a, log_b = a.log(), b.log()
     stop = tol / math.sqrt(max(x.shape[0], y.shape[0]))
     f = torch.zeros_like(a)
-    g = softmin_rows(y, x, log_a + f / eps, eps, chunk=rows_y)
+    g = softmin_rows(y, x, log_a + f / eps, eps, chunk=rows_y, kernel=kernel)
     prev: tuple[Tensor, Tensor, int] | None = None  # (f, g, k) of a check to read next
     it = 0
     col = b
     for it in range(max_iter):
         if it > 0:
-            g_next = softmin_rows(y, x, log_a + f / eps, eps, chunk=rows_y)
+            g_next = softmin_rows(y, x, log_a + f / eps, eps, chunk=rows_y, kernel=kernel)
             if prev is not None:
                 col = b * torch.exp((prev[1] - g_next) / eps)
                 err_l2 = float((col - b).norm())
@@ -118,14 +128,16 @@ def cross_streaming(
                     break
                 prev = None
             g = g_next
-        f = softmin_rows(x, y, log_b + g / eps, eps, chunk=rows_x)
+        f = softmin_rows(x, y, log_b + g / eps, eps, chunk=rows_x, kernel=kernel)
         if it % 10 == 0:
             prev = (f, g, it)
     else:
         # max_iter reached (or a check pending on the last iteration): evaluate the last iterate
-        g_next = softmin_rows(y, x, log_a + f / eps, eps, chunk=rows_y)
+        g_next = softmin_rows(y, x, log_a + f / eps, eps, chunk=rows_y, kernel=kernel)
         col = b * torch.exp((g - g_next) / eps)
-    row = a * torch.exp((f - softmin_rows(x, y, log_b + g / eps, eps, chunk=rows_x)) / eps)
+    row = a * torch.exp(
+        (f - softmin_rows(x, y, log_b + g / eps, eps, chunk=rows_x, kernel=kernel)) / eps
+    )
     value, err, gap, finite = finish(a, b, f, g, row, col, eps)
     ok = finite and err <= tol
     iterations = it + 1
@@ -148,6 +160,7 @@ def symmetric_streaming(
     tol: float,
     *,
     chunk_bytes: int | None = None,
+    kernel: str = "torch",
 ) -> Solve:
     """OT_eps(a, a) for x (n, d) by the averaged fixed point f <- (f + T(f)) / 2, blockwise.
 
@@ -158,7 +171,9 @@ def symmetric_streaming(
     log_a = a.log()
 
     def transform(f: Tensor) -> Tensor:
-        return softmin_rows(x, x, log_a + f / eps, eps, chunk=rows, zero_diagonal=True)
+        return softmin_rows(
+            x, x, log_a + f / eps, eps, chunk=rows, zero_diagonal=True, kernel=kernel
+        )
 
     f = torch.zeros_like(a)
     tf = transform(f)

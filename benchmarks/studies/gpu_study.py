@@ -43,6 +43,9 @@ TOTAL_S = 470.0
 METRIC_N = (5_000, 20_000, 50_000, 100_000)
 METRIC_N_QUICK = (500, 1_500)
 METRIC_D = 16
+REPEAT_BELOW_S = 5.0
+"""A metric call faster than this is timed twice and the faster call kept (Triton autotuning
+and allocator warm-up at a new size land in the first call)."""
 DMPS_DENSE_N = (5_000, 20_000)
 DMPS_SPARSE_N = 60_000
 DMPS_QUICK = ((600, 1_200), 3_000)
@@ -297,9 +300,9 @@ def _metric_methods(device: str) -> dict[str, Callable]:
     """name -> f(x, y, eps) -> value; peers only where importable (and on CUDA for flash)."""
     from metrics.sinkhorn import sinkhorn_divergence
 
-    def ours(path: str) -> Callable:
+    def ours(path: str, softmin: str = "torch") -> Callable:
         def run(x, y, eps):
-            res = sinkhorn_divergence(x, y, eps=eps, path=path)
+            res = sinkhorn_divergence(x, y, eps=eps, path=path, softmin_kernel=softmin)
             if not res.converged:
                 raise RuntimeError(res.info["message"])
             return res.value
@@ -310,6 +313,8 @@ def _metric_methods(device: str) -> dict[str, Callable]:
         "streaming (ours)": ours("streaming"),
         "dense (ours, POT)": ours("dense"),
     }
+    if device.startswith("cuda"):  # the opt-in fused kernel (metrics/triton_softmin.py)
+        methods["streaming (ours, fused Triton softmin)"] = ours("streaming", "triton")
     try:
         from geomloss import SamplesLoss as GeomLoss
 
@@ -386,12 +391,15 @@ def part_metric(study: Study, budget: float) -> str:
                     continue
             try:
                 m = _measure(lambda fn=fn, x=x, y=y, eps=eps: fn(x, y, eps), dev)
+                if m["seconds"] < REPEAT_BELOW_S:  # again, without first-call costs (autotune)
+                    m2 = _measure(lambda fn=fn, x=x, y=y, eps=eps: fn(x, y, eps), dev)
+                    m = m2 if m2["seconds"] < m["seconds"] else m
             except Exception as err:  # noqa: BLE001
                 rows.append((n, name, f"failed: {type(err).__name__}: {str(err)[:120]}", None))
                 study.log(f"  n={n} {name}: {type(err).__name__}: {err}")
                 continue
             last[name] = (n, m["seconds"])
-            if name.startswith("streaming"):
+            if name == "streaming (ours)":
                 ref = m["value"]
             m["ref"] = ref  # the streaming value at this n (it runs first)
             rows.append((n, name, "ok", m))
@@ -399,11 +407,12 @@ def part_metric(study: Study, budget: float) -> str:
                 f"  n={n} {name}: {m['seconds']:.3f} s, {m['peak_GB']:.2f} GB, {m['value']:.10g}"
             )
         _write_metric(study, rows, eps_rule="0.05 x median |y - y'|^2 of y")
-    big = [m for nn, nm, st, m in rows if m and nn == sizes[-1] and nm.startswith("streaming")]
+    big = [(nm, m) for nn, nm, st, m in rows if m and nn == sizes[-1] and "ours" in nm]
     return (
-        f"streaming n = {sizes[-1]:,}: {big[0]['seconds']:.2f} s, {big[0]['peak_GB']:.2f} GB"
-        if big
-        else "streaming did not reach the largest n"
+        "; ".join(
+            f"{nm} n = {sizes[-1]:,}: {m['seconds']:.2f} s, {m['peak_GB']:.2f} GB" for nm, m in big
+        )
+        or "ours did not reach the largest n"
     )
 
 
@@ -417,9 +426,10 @@ def _write_metric(study: Study, rows: list, eps_rule: str) -> None:
         "# Debiased Sinkhorn divergence at scale",
         "",
         f"x ~ N(0, I_d), y ~ 1.2 N(0, I_d) + 0.3 (seeded by n), d = {METRIC_D}, eps = {eps_rule}; "
-        "ours in float64 with tol 1e-5 (L1 marginal) and every solve checked; one timed call "
-        "after a warm-up at n = 256 (CUDA context, imports, Triton compilation); memory = "
-        f"{mem}. rel. diff = |value - streaming| / |streaming| at the same n.",
+        "ours in float64 with tol 1e-5 (L1 marginal) and every solve checked; timed after a "
+        "warm-up at n = 256 (CUDA context, imports, Triton compilation), the faster of two calls "
+        f"where the first took under {REPEAT_BELOW_S:g} s; memory = "
+        f"{mem}. rel. diff = |value - streaming (ours)| / |streaming (ours)| at the same n.",
         "",
         "| n | method | status | seconds | peak GB | value | rel. diff |",
         "|---|---|---|---|---|---|---|",

@@ -3,6 +3,11 @@ POT path and an independent brute-force log-domain solve."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -10,6 +15,8 @@ from common.geometry import relative_eps
 from metrics.sinkhorn import DENSE_COPIES, sinkhorn_divergence
 from metrics.streaming_sinkhorn import softmin_rows
 from tests.metrics.test_metrics import _brute_divergence, _cloud
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_streaming_matches_the_dense_solve_at_n_2000():
@@ -106,3 +113,43 @@ def test_streaming_on_cuda_matches_cpu():
     assert cpu.converged and cuda.converged
     assert cuda.value == pytest.approx(cpu.value, rel=1e-10)
     assert dense_cuda.value == pytest.approx(cpu.value, rel=1e-8)
+
+
+_INTERPRETED = """
+import torch
+from metrics.streaming_sinkhorn import softmin_rows
+from metrics.triton_softmin import softmin_rows_triton
+g = torch.Generator().manual_seed(0)
+x = torch.randn(70, 5, generator=g, dtype=torch.float64)  # not multiples of the block sizes
+y = torch.randn(90, 5, generator=g, dtype=torch.float64)
+h = torch.linspace(-2, 1, 90, dtype=torch.float64)
+k = torch.linspace(-1, 1, 70, dtype=torch.float64)
+e1 = (softmin_rows_triton(x, y, h, 0.3) - softmin_rows(x, y, h, 0.3, chunk=16)).abs().max()
+e2 = (softmin_rows_triton(x, x, k, 0.3, zero_diagonal=True)
+      - softmin_rows(x, x, k, 0.3, chunk=16, zero_diagonal=True)).abs().max()
+print(float(max(e1, e2)))
+"""
+
+
+def test_fused_triton_softmin_matches_the_torch_blocks_in_the_interpreter():
+    # Triton's interpreter (TRITON_INTERPRET=1, read when triton is imported: a fresh process)
+    # runs the kernel's own code on the CPU; a GPU compiles the same code
+    pytest.importorskip("triton")
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(REPO)}
+    out = subprocess.run(
+        [sys.executable, "-c", _INTERPRETED], env=env, cwd=REPO, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    # values ~ eps log n: float64 rounding of the two summation orders, ~1e-15
+    assert float(out.stdout.strip().splitlines()[-1]) <= 1e-12
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fused_triton_softmin_on_cuda_gives_the_torch_value():
+    x, y = _cloud(3000, 16, 15).cuda(), _cloud(2500, 16, 16, shift=0.2).cuda()
+    eps = relative_eps(y, 0.05)
+    torch_path = sinkhorn_divergence(x, y, eps=eps, path="streaming")
+    fused = sinkhorn_divergence(x, y, eps=eps, path="streaming", softmin_kernel="triton")
+    assert fused.converged and fused.info["iterations"] == torch_path.info["iterations"]
+    assert fused.value == pytest.approx(torch_path.value, rel=1e-10)
