@@ -325,9 +325,9 @@ def block_lanczos_eigenpairs(
     operator when ``apply`` multiplies in float32) as in :func:`relative_residuals`; a
     result above ``tol`` after up to REFINE_STEPS float64 Rayleigh-Ritz steps on
     span[V, R, A R], R = A V - V diag(lam) (only when ``residual_apply`` is given and some
-    pair is above ``tol``: method "block_lanczos+rr64xS") says so in its ``warning``. The basis and T live
-    on ``device`` (where ``apply`` works); the eigensolves of T run on the CPU. Cost: about
-    dim / b products with (N, b) blocks plus O(N dim^2) for the orthogonalisation; memory
+    pair is above ``tol``: method "block_lanczos+rr64xS") says so in its ``warning``. The
+    basis and T live on ``device`` (where ``apply`` works); the eigensolves of T run on the
+    CPU. Cost: about dim / b products with (N, b) blocks plus O(N dim^2) for the orthogonalisation; memory
     (N, dim) float64.
     """
     if not 1 <= k <= n:

@@ -90,8 +90,9 @@ def test_bad_requests_raise() -> None:
 
 def test_low_precision_products_are_refined_in_float64_to_tolerance() -> None:
     # float16 products (10-bit mantissa, as TF32's, which a GPU may use for float32 products)
-    # stall the Lanczos residuals far above 1e-6; the float64 Rayleigh-Ritz steps on span[V, AV - V lam]
-    # must bring every pair to the 1e-6 tolerance, measured here with the float64 operator.
+    # stall the Lanczos residuals far above 1e-6; the float64 Rayleigh-Ritz steps on
+    # span[V, R, A R], R = A V - V lam, must bring every pair to the 1e-6 tolerance, measured
+    # here with the float64 operator.
     n, k = 600, 40
     lam = torch.cat([torch.linspace(1.0, 0.6, k), 0.5 * 0.995 ** torch.arange(n - k)]).double()
     A = known_operator(n, lam, 0)
