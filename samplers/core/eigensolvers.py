@@ -327,8 +327,8 @@ def block_lanczos_eigenpairs(
     span[V, R, A R], R = A V - V diag(lam) (only when ``residual_apply`` is given and some
     pair is above ``tol``: method "block_lanczos+rr64xS") says so in its ``warning``. The
     basis and T live on ``device`` (where ``apply`` works); the eigensolves of T run on the
-    CPU. Cost: about dim / b products with (N, b) blocks plus O(N dim^2) for the orthogonalisation; memory
-    (N, dim) float64.
+    CPU. Cost: about dim / b products with (N, b) blocks plus O(N dim^2) for the
+    orthogonalisation; memory (N, dim) float64.
     """
     if not 1 <= k <= n:
         raise SpectralError(f"need 1 <= k <= N = {n}, got k = {k}")
