@@ -37,9 +37,9 @@ from typing import Any
 
 PARTS = ("pytest", "smoke", "metric", "dmps", "manifolds")
 """In the order they run: the issue's acceptance checks first, the longest suite last."""
-BUDGET_S = {"pytest": 75, "smoke": 80, "metric": 90, "dmps": 90, "manifolds": 130}
-"""Seconds per part on the GPU machine (465 s in all, inside its 8 minutes)."""
-TOTAL_S = 470.0
+BUDGET_S = {"pytest": 75, "smoke": 80, "metric": 90, "dmps": 90, "manifolds": 110}
+"""Seconds per part on the GPU machine (445 s in all, inside its 8 minutes)."""
+TOTAL_S = 450.0
 METRIC_N = (5_000, 20_000, 50_000, 100_000)
 METRIC_N_QUICK = (500, 1_500)
 METRIC_D = 16
@@ -214,7 +214,8 @@ def _suite_table(
     counts = {}
     for dev in names:
         p = per.get(dev, {})
-        counts[dev] = f"{sum(_sampler_ok(s) for s in p.values())}/{len(p)}"
+        methods = {k: v for k, v in p.items() if k != "exact"}  # exact: reference draws
+        counts[dev] = f"{sum(_sampler_ok(s) for s in methods.values())}/{len(methods)}"
     for name in samplers:
         cells, means = [], []
         for dev in names:
