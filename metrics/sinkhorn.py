@@ -26,6 +26,21 @@ Solvers:
   f <- (f + T(f)) / 2, which converges in a few dozen iterations. In the scaling domain it is
   stable at any eps because K_ii = 1 and f / eps stays within log(n) / 2.
 
+Paths (``path=``; "auto" by memory, see ``DENSE_MEMORY_BUDGET``): "dense" stores the (m, n)
+cost matrix and runs the solvers above (POT, the scaling domain where safe); "streaming"
+(:mod:`metrics.streaming_sinkhorn`) never stores it: the same iterations in the log domain,
+blockwise soft-mins with O(m + n) memory, the same stopping rules, so the two agree to
+rounding (``results/metrics/streaming_memory.md``). Both run on the tensors' device.
+
+Objective, against the peers: this is the full entropic OT_eps (plan cost plus eps KL), the
+dual value; not the "linear term only" <C, P> of POT's ``sinkhorn2``. geomloss
+(``SamplesLoss("sinkhorn", p=2, debias=True)``) and flash-sinkhorn (``SamplesLoss``) also
+return the dual value <a, f> + <b, g>, i.e. the same objective: geomloss on the cost
+|x - y|^2 / 2 with eps = blur^2 (so our value at eps is twice theirs at blur = sqrt(eps / 2)),
+flash-sinkhorn on |x - y|^2 with eps = blur^2; both anneal eps for a fixed number of steps
+without a marginal check, and flash-sinkhorn works in float32 with TF32 products, which is
+where their values differ from ours (``benchmarks.studies.gpu_study`` measures it).
+
 Every solve is checked after its last iteration: L1 marginal error
 |P 1 - a|_1 + |P^T 1 - b|_1 <= tol, finite potentials. If any of the three solves fails, the
 result is ``converged=False`` with ``value=nan`` and a message: never a stale number (POT
@@ -36,7 +51,6 @@ returns the previous iterate, not NaN, when its standard iterations break down, 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -44,6 +58,13 @@ from torch import Tensor
 
 from common.geometry import pairwise_sq_distances
 from metrics.base import MetricContext, MetricError, MetricResult, check_clouds, register_metric
+from metrics.sinkhorn_core import Solve, finish
+from metrics.streaming_sinkhorn import (
+    chunk_rows,
+    cross_streaming,
+    max_sq_distance,
+    symmetric_streaming,
+)
 
 STANDARD_MAX_COST_OVER_EPS = 1000.0
 """``method="auto"`` runs the standard (scaling) Sinkhorn iterations on the cross term only
@@ -64,22 +85,20 @@ DEFAULT_TOL = 1e-5
 median: the value moves by 6e-6 (relative 2e-5) between marginal error 1e-4 and 2e-6, while
 reaching 1e-6 takes > 100k iterations there (Sinkhorn's slow tail on clustered data)."""
 METHODS = ("auto", "standard", "log")
+PATHS = ("auto", "dense", "streaming")
+DENSE_MEMORY_BUDGET = 2 * 2**30
+"""Bytes the dense path may use; ``path="auto"`` takes it when its estimated peak,
+DENSE_COPIES x m x n x 8 bytes, fits, and the streaming path otherwise (O((m + n) d) memory
+plus one block of ``metrics.streaming_sinkhorn.CHUNK_BYTES``). 2 GiB: the dense solve is the
+faster one wherever it fits (matrix-vector products on a stored kernel against one exp per
+entry per iteration), and 2 GiB keeps the 2-core machine's resident memory under 1.5 GB plus
+the process (n = m = 6,689 is the largest dense pair) and a GPU run inside the 2 GB the issue
+allows; pass ``memory_budget=`` to move the switch (e.g. a large GPU: dense to n ~ 20,000)."""
+DENSE_COPIES = 6
+"""Measured peak of the dense path in m x n float64 matrices: 6.4 GB resident at n = 12,000
+on the CPU (5.6 matrices) and 16 GB of GPU memory at n = 20,000 (5.0): C, POT's kernel K and
+K / a, the plan and its temporaries; rounded up to 6."""
 _MEDIAN_MAX_ENTRIES = 1000
-
-
-@dataclass
-class _Solve:
-    """One entropic OT solve: value, potentials and the facts recorded in ``info``."""
-
-    value: float
-    f: Tensor
-    g: Tensor
-    iterations: int
-    method: str
-    marginal_error: float
-    gap: float
-    converged: bool
-    message: str = ""
 
 
 def _median_entry(c: Tensor) -> float:
@@ -89,21 +108,11 @@ def _median_entry(c: Tensor) -> float:
     return float(c[::si, ::sj].median())
 
 
-def _finish(
-    a: Tensor, b: Tensor, f: Tensor, g: Tensor, row: Tensor, col: Tensor, eps: float
-) -> tuple[float, float, bool]:
-    """Dual value <a,f> + <b,g> - eps (mass - 1), L1 marginal error, primal-dual gap, finite.
-
-    The primal objective of the current (slightly infeasible) plan P, <P,C> + eps KL(P|a b),
-    equals <r,f> + <c,g> - eps (mass - 1) for row/col sums r, c, so the gap to the dual value
-    is <r - a, f> + <c - b, g>: an indicator of how far the value is from converged.
-    """
-    mass = row.sum()
-    value = float(a @ f + b @ g - eps * (mass - 1.0))
-    err = float((row - a).abs().sum() + (col - b).abs().sum())
-    gap = float((row - a) @ f + (col - b) @ g)
-    finite = bool(torch.isfinite(f).all() and torch.isfinite(g).all()) and math.isfinite(value)
-    return value, err, gap, finite and math.isfinite(err)
+def _median_entry_of(x: Tensor, y: Tensor) -> float:
+    """:func:`_median_entry` of C(x, y) from the same strided sub-grid, without forming C."""
+    si = max(1, x.shape[0] // _MEDIAN_MAX_ENTRIES)
+    sj = max(1, y.shape[0] // _MEDIAN_MAX_ENTRIES)
+    return float(pairwise_sq_distances(x[::si], y[::sj], form="product_first").median())
 
 
 def _cross_pot(
@@ -115,7 +124,7 @@ def _cross_pot(
     max_iter: int,
     tol: float,
     warm: tuple[Tensor, Tensor] | None = None,
-) -> _Solve:
+) -> Solve:
     """OT_eps(a, b) with POT's standard or log-domain Sinkhorn; ``warm`` = potentials (f, g)."""
     # POT stops on the L2 norm of the column-marginal error; tol / sqrt(n) makes its stop
     # imply our L1 criterion (rows are exact after its last u-update).
@@ -134,7 +143,7 @@ def _cross_pot(
         g = eps * (log["log_v"] - b.log())
     row, col = plan.sum(1), plan.sum(0)
     del plan
-    value, err, gap, finite = _finish(a, b, f, g, row, col, eps)
+    value, err, gap, finite = finish(a, b, f, g, row, col, eps)
     iterations = int(log["niter"]) + 1
     ok = finite and err <= tol
     msg = ""
@@ -145,10 +154,10 @@ def _cross_pot(
             if finite
             else f"{method} Sinkhorn hit non-finite potentials on the cross term"
         )
-    return _Solve(value, f, g, iterations, method, err, gap, ok, msg)
+    return Solve(value, f, g, iterations, method, err, gap, ok, msg)
 
 
-def _symmetric(c: Tensor, a: Tensor, eps: float, method: str, max_iter: int, tol: float) -> _Solve:
+def _symmetric(c: Tensor, a: Tensor, eps: float, method: str, max_iter: int, tol: float) -> Solve:
     """OT_eps(a, a) by the averaged symmetric fixed point f <- (f + T(f)) / 2.
 
     Scaling domain ("standard"): T(f) = -eps log(K (a e^{f/eps})), K = e^{-C/eps};
@@ -180,7 +189,7 @@ def _symmetric(c: Tensor, a: Tensor, eps: float, method: str, max_iter: int, tol
         if not math.isfinite(err) or err <= tol:
             break
     row = a * torch.exp((f - tf) / eps)
-    value, err, gap, finite = _finish(a, a, f, f, row, row, eps)
+    value, err, gap, finite = finish(a, a, f, f, row, row, eps)
     ok = finite and err <= tol
     msg = ""
     if not ok:
@@ -190,7 +199,7 @@ def _symmetric(c: Tensor, a: Tensor, eps: float, method: str, max_iter: int, tol
             if finite
             else f"symmetric Sinkhorn ({method}) hit non-finite potentials"
         )
-    return _Solve(value, f, f, it, f"symmetric-{method}", err, gap, ok, msg)
+    return Solve(value, f, f, it, f"symmetric-{method}", err, gap, ok, msg)
 
 
 def sinkhorn_divergence(
@@ -201,6 +210,10 @@ def sinkhorn_divergence(
     max_iter: int = DEFAULT_MAX_ITER,
     tol: float = DEFAULT_TOL,
     method: str = "auto",
+    path: str = "auto",
+    memory_budget: int = DENSE_MEMORY_BUDGET,
+    chunk_bytes: int | None = None,
+    softmin_kernel: str = "torch",
 ) -> MetricResult:
     """Debiased Sinkhorn divergence S_eps between x (m, d) and y (n, d), uniform weights.
 
@@ -209,11 +222,22 @@ def sinkhorn_divergence(
     STANDARD_MAX_COST_OVER_EPS x eps, else log-domain; symmetric terms in the scaling
     domain), "standard", or "log" (forces that solver on all three terms).
     tol: L1 marginal error allowed on each solve; max_iter: iterations per solve.
+    path: "dense" (stored (m, n) cost matrices, POT), "streaming" (blockwise log-domain
+    solves, O(m + n) memory, :mod:`metrics.streaming_sinkhorn`; ``method`` is then moot: the
+    same iterations in the log domain) or "auto" (dense when DENSE_COPIES x m x n x 8 bytes
+    <= ``memory_budget``, else streaming); chunk_bytes: streaming block size (default by
+    device, ``CHUNK_BYTES``); softmin_kernel: "torch" (blocks) or "triton" (the fused kernel
+    of :mod:`metrics.triton_softmin`, opt-in until measured on a GPU). Both paths compute the
+    same objective (OT_eps with its entropic term, module docstring) with the same stopping
+    rules and agree to rounding.
     Returns MetricResult(value, converged, info) with info: eps, cost, eps_over_median_cost,
-    per-solve iterations/method/marginal_error/primal_dual_gap/ot_values, tol, max_iter, message.
+    per-solve iterations/method/marginal_error/primal_dual_gap/ot_values, tol, max_iter,
+    path, message.
     """
     if method not in METHODS:
         raise MetricError(f"unknown method {method!r}; expected one of {METHODS}")
+    if path not in PATHS:
+        raise MetricError(f"unknown path {path!r}; expected one of {PATHS}")
     if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
         raise MetricError(f"eps must be a positive finite number, got {eps!r}")
     if max_iter < 1 or not tol > 0:
@@ -225,30 +249,44 @@ def sinkhorn_divergence(
     a = torch.full((x.shape[0],), 1.0 / x.shape[0], dtype=torch.float64, device=x.device)
     b = torch.full((y.shape[0],), 1.0 / y.shape[0], dtype=torch.float64, device=y.device)
 
-    c_xy = pairwise_sq_distances(x, y, form="product_first")
-    median_cost = _median_entry(c_xy)
-    max_cost = float(c_xy.max())
-    ratio = eps / median_cost if median_cost > 0 else math.inf
-    if method == "auto":
-        safe = max_cost <= STANDARD_MAX_COST_OVER_EPS * eps
-        cross_method = "standard" if safe else "log"
-        sym_method = "standard"  # always safe: K_ii = 1 and |f| / eps <~ log(n) / 2
+    if path == "auto":
+        dense_bytes = DENSE_COPIES * x.shape[0] * y.shape[0] * 8
+        path = "dense" if dense_bytes <= memory_budget else "streaming"
+    if path == "streaming":
+        median_cost = _median_entry_of(x, y)
+        max_cost = max_sq_distance(x, y, chunk=chunk_rows(y.shape[0], x.device, chunk_bytes))
+        opts: dict[str, Any] = {"chunk_bytes": chunk_bytes, "kernel": softmin_kernel}
+        solves = {
+            "xy": cross_streaming(x, y, a, b, eps, max_iter, tol, **opts),
+            "xx": symmetric_streaming(x, a, eps, max_iter, tol, **opts),
+            "yy": symmetric_streaming(y, b, eps, max_iter, tol, **opts),
+        }
     else:
-        cross_method = sym_method = method
+        c_xy = pairwise_sq_distances(x, y, form="product_first")
+        median_cost = _median_entry(c_xy)
+        max_cost = float(c_xy.max())
+        if method == "auto":
+            safe = max_cost <= STANDARD_MAX_COST_OVER_EPS * eps
+            cross_method = "standard" if safe else "log"
+            sym_method = "standard"  # always safe: K_ii = 1 and |f| / eps <~ log(n) / 2
+        else:
+            cross_method = sym_method = method
 
-    cross = _cross_pot(c_xy, a, b, eps, cross_method, max_iter, tol)
-    if method == "auto" and not cross.converged and cross.iterations < max_iter:
-        # the standard iterations broke down numerically before max_iter: redo in log domain
-        cross = _cross_pot(c_xy, a, b, eps, "log", max_iter, tol)
-        cross.method = "log (after standard broke down)"
-    del c_xy
+        cross = _cross_pot(c_xy, a, b, eps, cross_method, max_iter, tol)
+        if method == "auto" and not cross.converged and cross.iterations < max_iter:
+            # the standard iterations broke down numerically before max_iter: redo in log domain
+            cross = _cross_pot(c_xy, a, b, eps, "log", max_iter, tol)
+            cross.method = "log (after standard broke down)"
+        del c_xy
 
-    def sym(z: Tensor, w: Tensor) -> _Solve:
-        c = pairwise_sq_distances(z, z, form="product_first")
-        c.fill_diagonal_(0.0)
-        return _symmetric(c, w, eps, sym_method, max_iter, tol)
+        def sym(z: Tensor, w: Tensor) -> Solve:
+            c = pairwise_sq_distances(z, z, form="product_first")
+            c.fill_diagonal_(0.0)
+            return _symmetric(c, w, eps, sym_method, max_iter, tol)
 
-    solves = {"xy": cross, "xx": sym(x, a), "yy": sym(y, b)}
+        solves = {"xy": cross, "xx": sym(x, a), "yy": sym(y, b)}
+    ratio = eps / median_cost if median_cost > 0 else math.inf
+    cross = solves["xy"]
     info: dict[str, Any] = {
         "eps": eps,
         "cost": "squared_euclidean",
@@ -263,6 +301,7 @@ def sinkhorn_divergence(
         "marginal_error": {k: s.marginal_error for k, s in solves.items()},
         "primal_dual_gap": {k: s.gap for k, s in solves.items()},
         "ot_values": {k: s.value for k, s in solves.items()},
+        "path": path,
     }
     failed = [s.message for s in solves.values() if not s.converged]
     if failed:

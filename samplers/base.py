@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from common.interop import as_torch
 from common.progress import finish, show
+from common.random import make_generator
 from common.registry import Registry
 from datasets.base import Target
 from samplers.params import ParamSpec, param_errors
@@ -98,9 +99,10 @@ StepFn = Callable[[Tensor, int], Tensor]
 class RunRequest:
     """One validated run, as :meth:`Sampler.run` hands it to a method's ``_run``.
 
-    x0: (m, d) initial particles; n_steps >= 0; gen: the run's seeded generator (on x0's
-    device); record_every: record every k-th state in the trajectory (0: none); progress:
-    show a tqdm bar; sampler: the method's name (labels the bar and error messages).
+    x0: (m, d) initial particles; n_steps >= 0; gen: the run's seeded generator (on the CPU
+    whatever x0's device: draw with ``common.random``, which moves each draw to x0's device);
+    record_every: record every k-th state in the trajectory (0: none); progress: show a tqdm
+    bar; sampler: the method's name (labels the bar and error messages).
     """
 
     x0: Tensor
@@ -260,8 +262,7 @@ class Sampler(ABC):
             raise SamplerError(f"{self.name}: n_steps must be a non-negative int, got {n_steps!r}")
         if record_every < 0:
             raise SamplerError(f"{self.name}: record_every must be >= 0")
-        gen = torch.Generator(device=x0.device)
-        gen.manual_seed(int(seed))
+        gen = make_generator(seed)  # on the CPU whatever x0's device: see common.random
         request = RunRequest(x0, n_steps, gen, record_every, progress, self.name)
         t0 = time.perf_counter()
         with deadline_scope(deadline):

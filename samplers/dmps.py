@@ -247,10 +247,10 @@ class DMPS(Sampler):
         )
         k = min(int(p["n_modes"]), X.shape[0])
         res = sparse_top_eigenpairs(
-            kernel.markov_matrix(), k, method=solver, tol=float(p["eig_tol"])
+            kernel.markov_matrix(), k, method=solver, tol=float(p["eig_tol"]), device=X.device
         )
-        lam = res.eigenvalues.to(X.dtype)
-        vec = res.eigenvectors.to(X.dtype)
+        lam = res.eigenvalues.to(device=X.device, dtype=X.dtype)
+        vec = res.eigenvectors.to(device=X.device, dtype=X.dtype)
         extra = {
             "kernel": "sparse",
             "n_neighbors": kernel.n_neighbors,

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from common import random
 from datasets.base import Target
 from samplers.base import RunRequest, Sampler, SampleResult, register_sampler
 from samplers.params import Interval, Positive
@@ -128,7 +129,7 @@ class MALA(Sampler):
         def step(x: Tensor, t: int) -> Tensor:
             h = math.exp(state["log_h"])
             lp, s = cache["logp"], cache["score"]
-            noise = torch.randn(x.shape, generator=gen, dtype=x.dtype, device=x.device)
+            noise = random.randn(x.shape, generator=gen, dtype=x.dtype, device=x.device)
             prop = x + h * s + math.sqrt(2.0 * h) * noise
             valid = torch.isfinite(prop).all(1)
             prop = torch.where(valid[:, None], prop, x)
@@ -138,7 +139,7 @@ class MALA(Sampler):
             state["n_lp"] += 1
             state["n_score"] += 1
             log_r = mala_log_accept_ratio(x, prop, lp, lp_new, s, s_new, h)
-            u = torch.rand(m, generator=gen, dtype=x.dtype, device=x.device)
+            u = random.rand(m, generator=gen, dtype=x.dtype, device=x.device)
             acc = mala_accept_mask(log_r, lp, lp_new, u)
             rate = float(acc.to(x.dtype).mean())
             if t < n_adapt:

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from common import random
 from common.progress import finish
 from datasets.base import Target
 from samplers.base import RunRequest, SamplerError, SampleResult, check_deadline, register_sampler
@@ -238,11 +239,11 @@ class ScoreDiffusion(NeuralSampler):
             drift = 0.5 * beta * z + (0.5 if ode else 1.0) * beta * s
             z = z + drift * dt
             if not ode and i < steps - 1:
-                noise = torch.randn(m, d, generator=gen, device=z.device, dtype=dtype)
+                noise = random.randn(m, d, generator=gen, device=z.device, dtype=dtype)
                 z = z + torch.sqrt(beta * dt) * noise
             return z
 
-        z1 = torch.randn(m, d, generator=gen, device=x0.device, dtype=dtype)
+        z1 = random.randn(m, d, generator=gen, device=x0.device, dtype=dtype)
         res = run.iterate(step, z1, steps)
         x = self.whitening.inverse(res.particles.to(torch.float64)).to(x0.dtype)
         traj = None

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from common import random
 from common.geometry import median_sq_distance
 from common.progress import finish
 from datasets.base import Target
@@ -196,7 +197,7 @@ class SinkhornGenerator(NeuralSampler):
         net = self.net.to(x0.device)
         m = x0.shape[0]
         with torch.no_grad():
-            z = torch.randn(
+            z = random.randn(
                 m, self.latent_dim, generator=run.gen, device=x0.device, dtype=param.dtype
             )
             x = self.whitening.inverse(net(z).to(torch.float64)).to(x0.dtype)

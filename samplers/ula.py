@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from common import random
 from datasets.base import Target
 from samplers.base import Sampler, register_sampler
 from samplers.core.scores import SCORE_SOURCES, resolve_score
@@ -46,5 +47,5 @@ class ULA(Sampler):
 
     def _step(self, x: Tensor, t: int, gen: torch.Generator) -> Tensor:
         h = float(self.params["step_size"])
-        xi = torch.randn(x.shape, generator=gen, dtype=x.dtype, device=x.device)
+        xi = random.randn(x.shape, generator=gen, dtype=x.dtype, device=x.device)
         return x + h * self.score_fn(x) + math.sqrt(2.0 * h) * xi

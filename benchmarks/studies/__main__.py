@@ -37,6 +37,9 @@ class Study:
     outputs: tuple[str, ...]
     args: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+    #: True: needs a CUDA device (skipped by ``--all`` without one; its outputs are committed
+    #: from a GPU run, so they may be absent until a GPU was lent)
+    gpu: bool = False
 
     @property
     def full_module(self) -> str:
@@ -90,6 +93,7 @@ STUDIES: tuple[Study, ...] = (
         ("--sizes", "1000", "5000", "--repeats", "1"),
         _ONE_BLAS,
     ),
+    Study("metric_memory", ("results/metrics/streaming_memory.md",)),
     Study("scaling_edmd", ("results/edmd/fit_scaling.md",), env=_ONE_BLAS),
     Study(
         "scaling_dmps",
@@ -230,6 +234,12 @@ STUDIES: tuple[Study, ...] = (
         (*_WHOLE_RUN, *_ALL, *_CURVE, "--out", f"{_WHOLE}/n60000_steps3000", "--no-particles"),
     ),
     Study("timing_summary", ("results/benchmarks/summary.md",), ("--run",)),
+    Study(
+        "gpu_study",
+        tuple(f"results/gpu/{f}.md" for f in ("summary", "smoke", "manifolds", "metric", "dmps")),
+        ("--out", "results"),
+        gpu=True,
+    ),
 )
 
 
@@ -239,6 +249,12 @@ def log(msg: str) -> None:
 
 def run_study(study: Study) -> int:
     """Run one study in a fresh interpreter at the repository root; its exit status."""
+    if study.gpu:
+        import torch
+
+        if not torch.cuda.is_available():
+            log(f"skipped (needs a CUDA device): {study.command}")
+            return 0
     cmd = [sys.executable, *study.argv]
     return subprocess.run(cmd, cwd=REPO_ROOT, env={**os.environ, **study.env}).returncode
 

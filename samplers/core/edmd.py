@@ -36,6 +36,7 @@ import scipy.spatial
 import torch
 from torch import Tensor
 
+from common import random
 from common.geometry import median_bandwidth_sq, median_sq_distance
 from samplers.core.scores import KDEScore
 
@@ -87,7 +88,7 @@ def langevin_pairs(
         raise EDMDError(f"dt must be a positive finite float, got {dt!r}")
     h = pair_bandwidth(train, bandwidth)
     score = KDEScore(train, bandwidth=h)
-    noise = torch.randn(train.shape, generator=gen, dtype=train.dtype, device=train.device)
+    noise = random.randn(train.shape, generator=gen, dtype=train.dtype, device=train.device)
     return train + dt * score(train) + math.sqrt(2.0 * dt) * noise, h
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from common import random
 from common.geometry import pairwise_sq_distances
 
 #: Above this many particle pairs m (m + N), ``gradient="auto"`` uses the sliced estimate
@@ -92,7 +93,7 @@ def riesz_gradient_exact(x: Tensor, y: Tensor, r: float = 1.0, chunk_size: int =
 
 def random_directions(p: int, d: int, gen: torch.Generator, like: Tensor) -> Tensor:
     """p directions uniform on the unit sphere S^(d-1), (p, d)."""
-    xi = torch.randn(p, d, generator=gen, dtype=like.dtype, device=like.device)
+    xi = random.randn(p, d, generator=gen, dtype=like.dtype, device=like.device)
     return xi / xi.norm(dim=1, keepdim=True)
 
 

@@ -190,7 +190,10 @@ def tail_bandwidths(
 
 
 def _build_tree(X: Tensor) -> Any | None:
-    if X.shape[1] > KD_TREE_MAX_DIM:
+    """A KD-tree of X for CPU data of dimension <= KD_TREE_MAX_DIM; None elsewhere (on a GPU
+    the chunked brute-force search runs on the device, where a GEMM and a top-k beat a
+    round trip to a CPU tree)."""
+    if X.shape[1] > KD_TREE_MAX_DIM or X.device.type != "cpu":
         return None
     from sklearn.neighbors import KDTree
 
@@ -312,7 +315,8 @@ class SparseDiffusionMapKernel(TargetPoints):
     # -- out-of-sample evaluation -------------------------------------------------------------
     def neighbours(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(d2, idx), both (m, k): the k nearest training points of each particle."""
-        return knn_search(x, self.X, self.n_neighbors, tree=self.tree)
+        tree = self.tree if self.X.device.type == "cpu" else None  # GPU: search on the device
+        return knn_search(x, self.X, self.n_neighbors, tree=tree)
 
     def _parts(self, x: Tensor, idx: Tensor) -> dict[str, Tensor]:
         """Stabilised pieces on the neighbour sets idx (m, k), differentiable in x.

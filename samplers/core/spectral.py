@@ -35,6 +35,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from common import random
 from common.geometry import median_bandwidth_sq, pairwise_sq_distances
 from samplers.core.eigensolvers import EIG_TOL, block_lanczos_eigenpairs
 from samplers.core.errors import SpectralError
@@ -509,11 +510,10 @@ def top_eigenpairs(
         raise SpectralError(f"Krylov space {nb} x {b} is smaller than k = {k}")
     A = P if matmul_dtype is None else P.to(matmul_dtype)
     work = torch.float64
-    gen = torch.Generator(device=P.device)
-    gen.manual_seed(int(seed))
+    gen = random.make_generator(seed)  # CPU: the same start on every device
     Q = torch.empty(n, nb * b, dtype=work, device=P.device)
     W = torch.empty_like(Q)  # W = P Q
-    start = torch.randn(n, b, generator=gen, dtype=work, device=P.device)
+    start = random.randn(n, b, generator=gen, dtype=work, device=P.device)
     Q[:, :b] = torch.linalg.qr(start).Q
     for j in range(nb):
         cols = slice(j * b, (j + 1) * b)

@@ -86,3 +86,23 @@ def test_bad_requests_raise() -> None:
         block_lanczos_eigenpairs(lambda v: A @ v, 10, 11)
     with pytest.raises(SpectralError, match="max_dim"):
         block_lanczos_eigenpairs(lambda v: A @ v, 10, 8, block_size=2, max_dim=4)
+
+
+def test_low_precision_products_are_refined_in_float64_to_tolerance() -> None:
+    # float16 products (10-bit mantissa, as TF32's, which a GPU may use for float32 products)
+    # stall the Lanczos residuals far above 1e-6; the float64 Rayleigh-Ritz steps on
+    # span[V, R, A R], R = A V - V lam, must bring every pair to the 1e-6 tolerance, measured
+    # here with the float64 operator.
+    n, k = 600, 40
+    lam = torch.cat([torch.linspace(1.0, 0.6, k), 0.5 * 0.995 ** torch.arange(n - k)]).double()
+    A = known_operator(n, lam, 0)
+    A16 = A.to(torch.float16)
+    coarse = block_lanczos_eigenpairs(lambda v: A16 @ v.to(torch.float16), n, k, block_size=8)
+    assert coarse.method == "block_lanczos" and not coarse.converged  # no float64 check given
+    res = block_lanczos_eigenpairs(
+        lambda v: A16 @ v.to(torch.float16), n, k, block_size=8, residual_apply=lambda v: A @ v
+    )
+    assert res.method.startswith("block_lanczos+rr64x") and res.converged, res.warning
+    mine = relative_residuals(A.numpy(), res.eigenvalues.numpy(), res.eigenvectors.numpy())
+    assert float(mine.max()) <= 1e-6
+    torch.testing.assert_close(res.eigenvalues, lam[:k], rtol=0, atol=1e-10)
