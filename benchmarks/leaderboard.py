@@ -2,7 +2,9 @@
 over seeds, wall time, average rank, with the ``exact`` row (fresh i.i.d. target samples);
 per ranked headline a paired win/tie/loss table (Holm-corrected Wilcoxon tests) and the
 critical difference of average ranks (``benchmarks.statistics``); runs that a metric's own
-threshold flags (``Metric.flag_below``, e.g. data-copying) are marked in every table.
+threshold flags (``Metric.flag_below``, e.g. data-copying) and the flags runs raise themselves
+(a ``"flags"`` list in the sampler's info, e.g. a run set by its step cap) are marked in every
+table.
 
 Which metric heads the table, how each metric ranks and what its caption says come from the
 metric registry (``metrics.base.Metric``) and the suite (``Suite.headline``, saved as
@@ -138,9 +140,22 @@ def _ok(g: pd.DataFrame) -> pd.DataFrame:
     return g[(g["status"] == "ok") & g["converged"].astype(bool) & np.isfinite(g["value"])]
 
 
+def run_flags(sampler_info: Any) -> list[str]:
+    """The run's own flags: the list under ``"flags"`` in its ``sampler_info`` JSON (a
+    sampler's statement that its result is suspect, e.g. set by a safeguard); [] if none."""
+    try:
+        info = json.loads(sampler_info) if isinstance(sampler_info, str) else {}
+    except ValueError:
+        return []
+    flags = info.get("flags") if isinstance(info, dict) else None
+    return [str(f) for f in flags] if isinstance(flags, list) else []
+
+
 def flag_marks(df: pd.DataFrame) -> dict[tuple[str, str], str]:
     """(sampler, column) -> 'copying 2/3'-style marks: for every metric that declares a flag
-    threshold, the runs whose value crosses it, out of the runs it scored."""
+    threshold, the runs whose value crosses it, out of the runs it scored; then every flag
+    the runs raise themselves (:func:`run_flags`), out of the runs (one row each, read from
+    the first metric's rows)."""
     marks: dict[tuple[str, str], list[str]] = {}
     for metric in df["metric"].unique():
         spec = metric_spec(metric)
@@ -153,6 +168,15 @@ def flag_marks(df: pd.DataFrame) -> dict[tuple[str, str], str]:
             if n:
                 label = spec.flag_label or f"{metric} flag"
                 marks.setdefault((sampler, column), []).append(f"{label} {n}/{len(g)}")
+    if "sampler_info" in df.columns and len(df):
+        runs = df[df["metric"] == df["metric"].iloc[0]]
+        for (sampler, column), g in runs.groupby(["sampler", "column"], sort=False):
+            counts: dict[str, int] = {}
+            for info in g["sampler_info"]:
+                for f in dict.fromkeys(run_flags(info)):
+                    counts[f] = counts.get(f, 0) + 1
+            for f, n in counts.items():
+                marks.setdefault((sampler, column), []).append(f"{f} {n}/{len(g)}")
     return {k: ", ".join(v) for k, v in marks.items()}
 
 
@@ -343,8 +367,10 @@ def write_leaderboard(
         if marks:
             md += [
                 "",
-                "**Flagged runs** (a metric's own threshold, shown in bold brackets in every "
-                "table): " + "; ".join(f"{s} on {c}: {m}" for (s, c), m in marks.items()) + ".",
+                "**Flagged runs** (a metric's own threshold or the run's own flag, shown in "
+                "bold brackets in every table): "
+                + "; ".join(f"{s} on {c}: {m}" for (s, c), m in marks.items())
+                + ".",
             ]
         md += [""] + settings_section(df)
         md += comparison_section(df, headline, f"figures/critical_difference_{_slug(headline)}.png")

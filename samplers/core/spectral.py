@@ -22,7 +22,8 @@ notebook's literal double sum, O(m^2 N d)) are kept as references for tests and 
 Public pieces: :class:`DiffusionMapKernel` (fit on X; also the out-of-sample kernel, alias
 :data:`OutOfSampleKernel`), :func:`diffusion_map_spectrum` (dense or truncated top-K
 eigenpairs), :func:`lawgd_weights`, :func:`spectral_transport_step`,
-:func:`transport_direction`, :func:`auto_step_size`.
+:func:`transport_direction`, :func:`auto_step_size`, :func:`lawgd_transport_scale`,
+:func:`flow_step_size`.
 """
 
 from __future__ import annotations
@@ -389,6 +390,40 @@ def auto_step_size(
             f"(median |v| = {med:g}); they are too far from the data, give step_size"
         )
     return fraction * math.sqrt(kernel.eps) * x0.shape[0] / med
+
+
+def lawgd_transport_scale(kernel: DiffusionMapKernel) -> float:
+    """c_N = N / eps^2: (c_N / m) v (v of :func:`transport_direction`, DMPS weights) is the
+    LAWGD velocity -grad_x (1/m) sum_l K(x, x_l) of a kernel K that does not depend on N.
+
+    Why: Phi's columns have unit Euclidean norm, so the eigenfunctions normalised in
+    L^2(pi) are phi_k(X_a) ~ sqrt(N) Phi_ak; Kt is a Markov row with Kt Phi_k ~ lam_k Phi_k.
+    Hence sum_ab Kt_a(x) (Phi diag(w) Phi^T)_ab Kt_b(y) ~ sum_k w_k lam_k^2 phi_k(x) phi_k(y) / N
+    = (eps^2 / N) sum_k phi_k(x) phi_k(y) eps / (1 - lam_k) (reg << lam_k), and
+    eps / (1 - lam_k) = 1 / mu_k for the generator L_eps = (P - I) / eps (eigenvalues -mu_k).
+    So c_N times the code's kernel converges to -L^-1 = sum_k phi_k phi_k / mu_k, the continuum
+    LAWGD kernel (Chewi et al. 2020), and a step tau of the scaled field is a time step of
+    the LAWGD flow, the same for every N (duplicating every training point leaves it unchanged).
+    The measured c_N |v| / m at the first step of circle / cap: 4.4 (N = 1,000), 4.2 (3,000)."""
+    return kernel.n_targets / kernel.eps**2
+
+
+def flow_step_size(v: Tensor, tau: float, max_move: float, eps: float) -> float:
+    """Time step of one explicit LAWGD step of the scaled field v (m, d):
+    tau_t = min(tau, max_move sqrt(eps) / max_i |v_i|).
+
+    The field varies on the kernel's length sqrt(eps), so an Euler step is accurate while no
+    particle moves more than a fraction of it (local error ~ |dx|^2 / sqrt(eps)); within that,
+    the step is ``tau`` in the flow's own time (the linearised LAWGD flow contracts every mode
+    at a rate of order 1, so Euler is stable for tau well below 1; measured on circle / cap:
+    tau = 0.2 converges, 0.5 collapses the particles inward). No particle is clipped: the
+    bound holds for the fastest one, and the step shrinks for everyone instead."""
+    vmax = float(v.norm(dim=1).max()) if v.numel() else 0.0
+    if not math.isfinite(vmax):
+        raise SpectralError("flow step: the transport field is not finite")
+    if vmax <= 0:
+        return float(tau)
+    return min(float(tau), max_move * math.sqrt(eps) / vmax)
 
 
 # ---------------------------------------------------------------------------------------
