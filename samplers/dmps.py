@@ -195,8 +195,9 @@ class DMPS(Sampler):
         "dtype": OneOf("float64", "float32"),
         "max_abs": Positive(),
     }
-    #: eps relative to the median rule (x0.5 to x4) and the automatic step's fraction
-    search_space = {"bandwidth_scale": (1.0, 0.5, 2.0, 4.0), "step_fraction": (0.1, 0.2, 0.4)}
+    #: eps relative to the median rule (x0.5 to x4) and the flow rule's time step (the
+    #: "first_step" rule's step_fraction is not searched: it does nothing under "flow")
+    search_space = {"bandwidth_scale": (1.0, 0.5, 2.0, 4.0), "flow_step": (0.1, 0.2, 0.4)}
 
     def _dtype(self) -> torch.dtype:
         return resolve_dtype("dmps", self.params["dtype"])

@@ -92,6 +92,10 @@ def test_fit_facts_and_determinism() -> None:
     assert info["n_features"] == 31 and info["n_train"] == 400
     assert info["step_size"] > 0 and info["steps"] == 5
     assert r1.trajectory.shape == (4, 20, 2)
+    # DMPS's flow rule: the notebook weights dt / (1 - mu) take the transport scale N alone
+    assert info["step_rule"].startswith("flow") and info["transport_scale"] == 400.0
+    assert info["step_size"] == pytest.approx(info["flow_step"] * 400.0)
+    assert info["clipped_fraction"] == 0.0 and info["flags"] == []
 
 
 def test_max_train_subsamples() -> None:
@@ -178,6 +182,8 @@ def test_max_step_safeguard_is_on() -> None:
     assert sampler.params["max_step"] == 1.0
     result = sampler.fit(TRAIN, TARGET).run(CAP, 20, seed=0, record_every=1)
     assert not result.info["diverged"] and result.info["n_clipped"] > 0
+    # a run set by the cap records its share and flags itself (shown by the leaderboards)
+    assert result.info["clipped_fraction"] > 0.01 and result.info["flags"] == ["clipped > 1 %"]
     path = result.trajectory  # (21, m, d): x0, then every step
     assert path.shape[0] == 21
     jumps = (path[1:] - path[:-1]).norm(dim=2)
