@@ -106,12 +106,16 @@ class DMPS(Sampler):
       ``info["eig_warning"]`` (it still runs).
     - ``bandwidth`` = None: eps of k = exp(-|x - y|^2 / (2 eps)); None = ``bandwidth_rule``;
       a positive float sets eps directly.
-    - ``bandwidth_rule`` = "median": eps = median(|X_a - X_b|^2) / (2 log(N + 1)), shrinking
-      like 1 / log N; "reference" = median(|X_a - X_b|^2) / (2 log(1001)) for every N (a
-      bandwidth of the target, :func:`common.geometry.reference_bandwidth_sq`). Equal at
-      N = 1,000. With the "flow" step the shrinking rule is the better one on circle / cap
-      (seed 0: S_eps 0.0092 at N = 1,000, 0.0069 at 10,000, against 0.0104 for "reference"
-      at 10,000), so it stays the default; ``results/dmps/more_data.md`` compares them.
+    - ``bandwidth_rule`` = "reference": eps = median(|X_a - X_b|^2) / (2 log(1001)) for every
+      N, a bandwidth of the target that the median converges to
+      (:func:`common.geometry.reference_bandwidth_sq`); "median" = the previous
+      median(|X_a - X_b|^2) / (2 log(N + 1)), which shrinks like 1 / log N. Equal at
+      N = 1,000. Why: DMPS's flow off the data depends on eps, not on N (circle / cap, seed 0,
+      the previous step rule: N = 3,000 at the N = 1,000 eps scores 0.021 like N = 1,000's
+      0.022, at its own smaller eps 0.11), because the out-of-sample kernel's first term
+      M_a(x) / D_a decays like exp(-r^2 / (4 eps)) at distance r from the data and pushes
+      particles off the data where the transport potential is positive, at a rate ~ 1 / eps;
+      particles beyond a few sqrt(eps) then see no field. ``results/dmps/more_data.md``.
     - ``bandwidth_scale`` = 1.0: eps is multiplied by this (the tuner's knob; dense and sparse
       kernels alike).
     - ``connect`` = "widen": while the graph is (nearly) disconnected, 1 - lambda_1 < 1e-2,
@@ -122,13 +126,15 @@ class DMPS(Sampler):
       clipped variant (eps / (1 - lam) replaced by eps * 1e12 for every mode), for
       comparison only.
     - ``step_rule`` = "flow": each step is a time step tau_t of the N-independent LAWGD
-      field (N / eps^2) v / m (:func:`samplers.core.spectral.lawgd_transport_scale`),
-      tau_t = min(``flow_step``, ``max_move`` sqrt(eps) / max_i |field_i|)
-      (:func:`samplers.core.spectral.flow_step_size`); "first_step" = the previous rule, h
-      fixed once so that the first step moves the median particle ``step_fraction`` sqrt(eps)
-      (:mod:`samplers.core.transport_run`; ``results/dmps/more_data.md`` compares them).
-    - ``flow_step`` = 0.2, ``max_move`` = 0.5: tau and the displacement bound of "flow"
-      (circle / cap: 0.2 converges at N = 1,000 to 10,000; 0.5 collapses the particles).
+      field F = (N / eps^2) v / m (:func:`samplers.core.spectral.lawgd_transport_scale`),
+      tau_t = min(``flow_step``, ``max_move`` sqrt(eps) / max_i |F_i|, 1 / L_t), L_t the
+      secant estimate of F's Lipschitz constant along the last step
+      (:func:`samplers.core.spectral.flow_step_size`: no particle moves more than
+      ``max_move`` sqrt(eps), no mode of the step overshoots); "first_step" = the previous
+      rule, h fixed once so that the first step moves the median particle ``step_fraction``
+      sqrt(eps) (:mod:`samplers.core.transport_run`; ``results/dmps/more_data.md``).
+    - ``flow_step`` = 0.2, ``max_move`` = 0.5: tau's ceiling and the displacement bound of
+      "flow".
     - ``step_size`` = "auto": the step rule; a positive float fixes h. The first step's h is
       recorded in ``info["step_size"]``, its flow time in ``info["flow_step"]``.
     - ``step_fraction`` = 0.2: the fraction of sqrt(eps) of the "first_step" rule.
@@ -157,7 +163,7 @@ class DMPS(Sampler):
         "solver": "auto",
         "eig_tol": EIG_TOL,
         "bandwidth": None,
-        "bandwidth_rule": "median",
+        "bandwidth_rule": "reference",
         "bandwidth_scale": 1.0,
         "connect": "widen",
         "reg": 1e-3,

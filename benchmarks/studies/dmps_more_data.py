@@ -6,10 +6,13 @@ rule from the same x0 (the suites' splits and starts, ``benchmarks.data.prepare`
 - ``old``: ``step_rule="first_step"`` (h fixed once so that the first step moves the median
   particle 0.2 sqrt(eps), moves capped at sqrt(eps)), median bandwidth
   median|X_a - X_b|^2 / (2 log(N + 1)): the rule before issue 24;
-- ``new``: the defaults (``step_rule="flow"``: time steps tau_t <= 0.2 of the N-independent
-  LAWGD field (N / eps^2) v / m, every move <= 0.5 sqrt(eps); the same median bandwidth);
-- ``new_reference`` (``--rules``): the flow step with ``bandwidth_rule="reference"``
-  (eps = median / (2 log 1001) for every N).
+- ``new``: the defaults: ``step_rule="flow"`` (time steps tau_t <= 0.2 of the N-independent
+  LAWGD field (N / eps^2) v / m, every move <= 0.5 sqrt(eps), tau_t <= 1 / (the field's
+  secant Lipschitz estimate)) and ``bandwidth_rule="reference"`` (eps = median / (2 log 1001)
+  for every N);
+- ``new_median``: the flow step with the median bandwidth (what the step rule alone does);
+- ``old_reference`` (``--rules``): the first-step rule with the reference bandwidth (what
+  the bandwidth alone does).
 
 Per run it records what the issue asks for: eps, the kept spectrum (modes kept, lambda_1,
 sum and largest LAWGD weight, and the sum times N / eps^2), the transport field's size
@@ -62,7 +65,8 @@ FASHION_SIZES = (1200, 6000, 60000)
 RULES = {
     "old": {"step_rule": "first_step", "bandwidth_rule": "median"},
     "new": {},
-    "new_reference": {"bandwidth_rule": "reference"},
+    "new_median": {"bandwidth_rule": "median"},
+    "old_reference": {"step_rule": "first_step", "bandwidth_rule": "reference"},
 }
 #: budgets as in the suites: (particles, reference, steps)
 BUDGET = {"latent": (200, 300, 300), "other": (300, 1000, 300)}
@@ -114,7 +118,7 @@ def run_column(column: str, n_train: int, seed: int, rules: list[str]) -> list[d
     rows = []
     for rule in rules:
         params = RULES[rule]
-        bw = params.get("bandwidth_rule", "median")
+        bw = params.get("bandwidth_rule", "reference")
         if bw not in fits:
             t0 = time.perf_counter()
             fitted = get_sampler("dmps", bandwidth_rule=bw).fit(data.train, data.target)
@@ -220,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--fashion-sizes", nargs="+", type=int, default=list(FASHION_SIZES))
     p.add_argument("--no-fashion", action="store_true", help="leave out the Fashion column")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--rules", nargs="+", default=["old", "new"], choices=list(RULES))
+    p.add_argument("--rules", nargs="+", default=["old", "new", "new_median"], choices=list(RULES))
     p.add_argument("--data-root", default="/usr/share/datasets")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--label", default="full", help="'full' or a label such as 'reduced'")
@@ -255,10 +259,12 @@ def main(argv: list[str] | None = None) -> None:
         f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on a machine shared by other jobs).",
         "",
         "Rules: `old` = the first-step rule (h fixed so the first step moves the median "
-        "particle 0.2 sqrt(eps), moves capped at sqrt(eps)); `new` = the default flow rule "
-        "(time steps tau_t <= 0.2 of the N-independent LAWGD field (N / eps^2) v / m, every "
-        "move <= 0.5 sqrt(eps)); `new_reference` = the flow rule with eps = median / "
-        "(2 log 1001) for every N. Both `old` and `new` use eps = median / (2 log(N + 1)). "
+        "particle 0.2 sqrt(eps), moves capped at sqrt(eps)) with eps = median / "
+        "(2 log(N + 1)); `new` = the defaults: the flow rule (time steps tau_t <= 0.2 of the "
+        "N-independent LAWGD field (N / eps^2) v / m, every move <= 0.5 sqrt(eps), tau_t <= "
+        "1 / the field's secant Lipschitz estimate) with eps = median / (2 log 1001) for "
+        "every N; `new_median` = the flow rule with the old eps; `old_reference` = the "
+        "first-step rule with the new eps. "
         "Splits and starts of the suites (suite seed "
         f"{SUITE_SEED}); 300 particles, 300 steps, reference 1,000 (latents: 200, 300 "
         "steps, reference 300). Seeds: " + ", ".join(map(str, args.seeds)) + ".",

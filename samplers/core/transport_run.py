@@ -124,16 +124,27 @@ def run_spectral_transport(
     n_clipped = [0]
     taus: list[float] = []
 
+    prev: dict[str, Tensor] = {}  # the last step's x and scaled field (flow rule)
+
     def step(x: Tensor, t: int) -> Tensor:
         v = transport_direction(kernel, x, Phi, w)
         if adaptive:
             v = v * (scale / x.shape[0])
+            stiff = None
+            if prev:  # secant estimate |dv| / |dx| of the field's Lipschitz constant
+                dxn = float((x - prev["x"]).norm())
+                stiff = float((v - prev["v"]).norm()) / dxn if dxn > 0 else None
             try:
                 tau = flow_step_size(
-                    v, float(params["flow_step"]), float(params["max_move"]), kernel.eps
+                    v,
+                    float(params["flow_step"]),
+                    float(params["max_move"]),
+                    kernel.eps,
+                    lipschitz=stiff,
                 )
             except SpectralError as err:
                 raise SamplerError(f"{run.sampler}: {err}") from err
+            prev.update(x=x, v=v)
             dx, clipped = clipped_displacement(v, tau, max_disp)
         else:
             tau = h / scale
