@@ -332,6 +332,10 @@ def test_flow_step_bounds_the_fastest_particle() -> None:
     assert flow_step_size(v, 1.0, 0.5, 4.0) == pytest.approx(0.2, rel=1e-15)
     assert flow_step_size(v, 0.1, 0.5, 4.0) == 0.1  # a slow field takes the full tau
     assert flow_step_size(torch.zeros(3, 2, dtype=F64), 0.1, 0.5, 4.0) == 0.1
+    # Euler multiplies a mode of rate L by 1 - tau L: the secant estimate L caps tau at 1 / L
+    assert flow_step_size(v, 1.0, 0.5, 4.0, lipschitz=10.0) == pytest.approx(0.1, rel=1e-15)
+    assert flow_step_size(v, 1.0, 0.5, 4.0, lipschitz=1.0) == pytest.approx(0.2, rel=1e-15)
+    assert flow_step_size(v, 1.0, 0.5, 4.0, lipschitz=float("inf")) == pytest.approx(0.2)
     with pytest.raises(SpectralError, match="not finite"):
         flow_step_size(torch.full((2, 2), float("nan"), dtype=F64), 0.1, 0.5, 4.0)
 
