@@ -110,11 +110,12 @@ class DMPS(Sampler):
       N, a bandwidth of the target that the median converges to
       (:func:`common.geometry.reference_bandwidth_sq`); "median" = the previous
       median(|X_a - X_b|^2) / (2 log(N + 1)), which shrinks like 1 / log N. Equal at
-      N = 1,000. Why: DMPS's flow off the data depends on eps, not on N (circle / cap, seed 0,
-      the previous step rule: N = 3,000 at the N = 1,000 eps scores 0.021 like N = 1,000's
-      0.022, at its own smaller eps 0.11), because the out-of-sample kernel's first term
-      M_a(x) / D_a decays like exp(-r^2 / (4 eps)) at distance r from the data and pushes
-      particles off the data where the transport potential is positive, at a rate ~ 1 / eps;
+      N = 1,000. Why: DMPS's flow off the data depends on eps, not on N
+      (``results/dmps/more_data.md``, circle / cap, seed 0, the previous step rule: S_eps
+      0.026 at N = 1,000, 0.40 at N = 10,000 with the shrinking eps, 0.0074 with this one),
+      because the out-of-sample kernel's first term M_a(x) / D_a decays like
+      exp(-r^2 / (4 eps)) at distance r from the data and pushes particles off the data where
+      the transport potential is positive, at a rate ~ 1 / eps;
       particles beyond a few sqrt(eps) then see no field. ``results/dmps/more_data.md``.
     - ``bandwidth_scale`` = 1.0: eps is multiplied by this (the tuner's knob; dense and sparse
       kernels alike).
