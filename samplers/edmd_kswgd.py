@@ -207,9 +207,11 @@ class EDMDKSWGD(Sampler):
       the transport kernel's size, at most ``max_train``). "first_step" stays the default:
       c_N is DMPS's normalisation, and the Koopman-Markov field is not N-independent under
       it (circle / cap, N = 1,000, seed 0: median |c_N v / m| = 2.6e4 at x0 against DMPS's
-      4.9), so "flow"'s tau never binds and every step moves the fastest particle
-      ``max_move`` sqrt(eps) (S_eps 2.55 against 0.051 with "first_step"; 2.81 against 0.034
-      at N = 3,000). Deriving the Koopman-Markov field's own c_N is left open (issue 24).
+      4.9), so "flow"'s ceiling tau never binds and its step is set by the move bound and
+      the secant cap alone. It runs (same set-up: S_eps 0.040 against 0.051 with
+      "first_step" on circle / cap, 0.374 against 0.377 on circle / gaussian) but has not
+      been measured across the suites; EDMD fits on at most ``max_train`` points, so its
+      kernel does not grow with N beyond that.
     - ``step_size`` = "auto": the step rule; a positive float fixes h. ``step_fraction`` = 0.1:
       the "first_step" rule's fraction of sqrt(eps) for the median particle's first move.
     - ``max_step`` = 1.0: safeguard as DMPS's, no particle moves more than
