@@ -113,6 +113,23 @@ def median_bandwidth_sq(train: Tensor) -> float:
     return median_sq_distance(train) / (2.0 * math.log(train.shape[0] + 1))
 
 
+BANDWIDTH_REFERENCE_N = 1000
+"""The training-set size at which :func:`reference_bandwidth_sq` equals the median heuristic."""
+
+
+def reference_bandwidth_sq(train: Tensor, n_ref: int = BANDWIDTH_REFERENCE_N) -> float:
+    """eps = median|X_a - X_b|^2 / (2 log(n_ref + 1)) for X (N, d): the median heuristic at a
+    fixed reference size ``n_ref`` instead of N.
+
+    The median of the pair distances is a consistent estimate of its population value, so
+    this eps converges (at rate N^-1/2) to a bandwidth of the target alone; the diffusion-map
+    operator at a fixed bandwidth converges as N grows (von Luxburg, Belkin & Bousquet 2008),
+    so more data only lowers the estimate's variance. The N-dependent rule
+    (:func:`median_bandwidth_sq`) shrinks eps like 1 / log N, and with it DMPS's out-of-sample
+    flow changes (``results/dmps/more_data.md``). At N = n_ref both rules agree."""
+    return median_sq_distance(train) / (2.0 * math.log(n_ref + 1))
+
+
 def nearest_neighbour_distances(x: Tensor, pool: Tensor, *, chunk: int = 1024) -> Tensor:
     """min_k |x_i - pool_k| for x (m, d), pool (N, d) -> (m,); both centred on the pool's
     mean, rows of x in chunks so memory stays O(chunk N)."""

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from common.geometry import median_bandwidth_sq, reference_bandwidth_sq
 from datasets.base import Target
 from samplers.base import RunRequest, Sampler, SamplerError, SampleResult, register_sampler
 from samplers.core.connectivity import CONNECT_RULES, connected_spectrum, sparse_graph_info
@@ -21,6 +22,7 @@ from samplers.core.eigensolvers import EIG_TOL, sparse_top_eigenpairs
 from samplers.core.sparse_diffusion_map import NEIGHBOUR_MASS, SparseDiffusionMapKernel
 from samplers.core.spectral import SpectralError, lawgd_weights
 from samplers.core.transport_run import (  # noqa: F401  (clipped_displacement re-exported)
+    STEP_RULES,
     clipped_displacement,
     resolve_dtype,
     run_spectral_transport,
@@ -47,6 +49,21 @@ Lanczos with float32 products (0.49 s a 64-column block, against 44 ms a single 
 for ARPACK's float64 products) 205 s, every residual <= 2.6e-7 within the 6,064-vector
 cap, peak resident memory 5.5 GB. Below it the sparse kernel is only chosen by hand
 (the sparse-vs-dense and scaling studies, whose rows ARPACK made)."""
+
+
+BANDWIDTH_RULES = ("reference", "median")
+"""``bandwidth_rule``: "reference" = :func:`common.geometry.reference_bandwidth_sq` (median
+heuristic at the fixed size 1,000: a bandwidth of the target, not of N); "median" =
+:func:`common.geometry.median_bandwidth_sq` (divides by 2 log(N + 1): shrinks with N)."""
+
+
+def rule_bandwidth(X: Tensor, rule: str) -> float:
+    """eps of the bandwidth rule ``rule`` (:data:`BANDWIDTH_RULES`) on X (N, d)."""
+    if rule == "reference":
+        return reference_bandwidth_sq(X)
+    if rule == "median":
+        return median_bandwidth_sq(X)
+    raise SamplerError(f"bandwidth_rule must be one of {BANDWIDTH_RULES}, got {rule!r}")
 
 
 def kernel_kind_for(n_train: int) -> str:
@@ -87,8 +104,21 @@ class DMPS(Sampler):
     - ``eig_tol`` = 1e-6: largest accepted relative eigen-residual of a truncated fit; every
       pair's residual is in ``info["eig_residuals"]``, and a fit over it says so in
       ``info["eig_warning"]`` (it still runs).
-    - ``bandwidth`` = None: eps of k = exp(-|x - y|^2 / (2 eps)); None = median heuristic
-      eps = median(|X_a - X_b|^2) / (2 log(N + 1)); a positive float sets eps directly.
+    - ``bandwidth`` = None: eps of k = exp(-|x - y|^2 / (2 eps)); None = ``bandwidth_rule``;
+      a positive float sets eps directly.
+    - ``bandwidth_rule`` = "median": eps = median(|X_a - X_b|^2) / (2 log(N + 1)), which
+      shrinks like 1 / log N; "reference" = median(|X_a - X_b|^2) / (2 log(1001)) for every
+      N, a bandwidth of the target that the median converges to
+      (:func:`common.geometry.reference_bandwidth_sq`). Equal at N = 1,000. "median" stays
+      the default until the committed suites are refreshed and tuned with the new rules
+      (the flow step is worse from far N(0, I) starts: ``results/dmps/more_data.md``).
+      Why "reference" exists: DMPS's flow off the data depends on eps, not on N
+      (``results/dmps/more_data.md``, circle / cap, seed 0, the previous step rule: S_eps
+      0.026 at N = 1,000, 0.40 at N = 10,000 with the shrinking eps, 0.0074 with this one),
+      because the out-of-sample kernel's first term M_a(x) / D_a decays like
+      exp(-r^2 / (4 eps)) at distance r from the data and pushes particles off the data where
+      the transport potential is positive, at a rate ~ 1 / eps;
+      particles beyond a few sqrt(eps) then see no field. ``results/dmps/more_data.md``.
     - ``bandwidth_scale`` = 1.0: eps is multiplied by this (the tuner's knob; dense and sparse
       kernels alike).
     - ``connect`` = "widen": while the graph is (nearly) disconnected, 1 - lambda_1 < 1e-2,
@@ -98,12 +128,25 @@ class DMPS(Sampler):
     - ``weights`` = "intended": eps / (1 - lam); "notebook" = the reference notebook's
       clipped variant (eps / (1 - lam) replaced by eps * 1e12 for every mode), for
       comparison only.
-    - ``step_size`` = "auto": h chosen so that the first step moves the median particle
-      by ``step_fraction * sqrt(eps)`` (then kept fixed); a positive float fixes h. The h used
-      is recorded in ``info["step_size"]``.
-    - ``step_fraction`` = 0.2: the fraction of sqrt(eps) of the automatic rule.
+    - ``step_rule`` = "first_step" (the default, see ``bandwidth_rule``); "flow": each step
+      is a time step tau_t of the N-independent LAWGD
+      field F = (N / eps^2) v / m (:func:`samplers.core.spectral.lawgd_transport_scale`),
+      tau_t = min(``flow_step``, ``max_move`` sqrt(eps) / max_i |F_i|, 1 / L_t), L_t the
+      secant estimate of F's Lipschitz constant along the last step
+      (:func:`samplers.core.spectral.flow_step_size`: no particle moves more than
+      ``max_move`` sqrt(eps), no mode of the step overshoots); "first_step" = the previous
+      rule, h fixed once so that the first step moves the median particle ``step_fraction``
+      sqrt(eps) (:mod:`samplers.core.transport_run`; ``results/dmps/more_data.md``); this
+      is the default.
+    - ``flow_step`` = 0.2, ``max_move`` = 0.5: tau's ceiling and the displacement bound of
+      "flow".
+    - ``step_size`` = "auto": the step rule; a positive float fixes h. The first step's h is
+      recorded in ``info["step_size"]``, its flow time in ``info["flow_step"]``.
+    - ``step_fraction`` = 0.2: the fraction of sqrt(eps) of the "first_step" rule.
     - ``max_step`` = 1.0: safeguard, no particle moves more than ``max_step * sqrt(eps)`` in
-      one step (its displacement is scaled down; ``info["n_clipped"]`` counts how often).
+      one step (its displacement is scaled down; ``info["n_clipped"]`` counts how often,
+      ``info["clipped_fraction"]`` the share of particle-steps, and a share above 1 % flags
+      the run in the leaderboards). Under "flow" it never binds (``max_move`` < ``max_step``).
       The explicit step can kick a particle that comes close to an isolated training point
       far out (measured: one jump of 173 with the median at 0.2 on N(0, I_16), N = 400);
       None disables it.
@@ -125,11 +168,15 @@ class DMPS(Sampler):
         "solver": "auto",
         "eig_tol": EIG_TOL,
         "bandwidth": None,
+        "bandwidth_rule": "median",
         "bandwidth_scale": 1.0,
         "connect": "widen",
         "reg": 1e-3,
         "tol": 1e-6,
         "weights": "intended",
+        "step_rule": "first_step",
+        "flow_step": 0.2,
+        "max_move": 0.5,
         "step_size": "auto",
         "step_fraction": 0.2,
         "max_step": 1.0,
@@ -144,11 +191,15 @@ class DMPS(Sampler):
         "neighbour_mass": NonNegative(),
         "eig_tol": Positive(),
         "bandwidth": Positive(also=(None,)),
+        "bandwidth_rule": OneOf(*BANDWIDTH_RULES),
         "bandwidth_scale": Positive(),
         "connect": OneOf(*CONNECT_RULES),
         "reg": NonNegative(),
         "tol": NonNegative(),
         "weights": OneOf("intended", "notebook"),
+        "step_rule": OneOf(*STEP_RULES),
+        "flow_step": Positive(),
+        "max_move": Positive(),
         "step_size": Positive(also=("auto",)),
         "step_fraction": Positive(),
         "max_step": Positive(also=(None,)),
@@ -176,12 +227,13 @@ class DMPS(Sampler):
             kind = kernel_kind_for(X.shape[0])
         if kind not in ("dense", "sparse"):
             raise SamplerError(f"dmps: kernel must be 'auto', 'dense' or 'sparse', got {kind!r}")
-        extra: dict[str, Any] = {"kernel": kind}
+        extra: dict[str, Any] = {"kernel": kind, "bandwidth_rule": p["bandwidth_rule"]}
+        rule_eps = rule_bandwidth(X, p["bandwidth_rule"]) if p["bandwidth"] is None else None
         try:
             if kind == "dense":  # a disconnected graph widens eps by the `connect` rule
                 kernel, spec, graph = connected_spectrum(
                     X,
-                    p["bandwidth"],
+                    p["bandwidth"] if rule_eps is None else rule_eps,
                     p["n_modes"],
                     p["solver"],
                     scale=p["bandwidth_scale"],
@@ -197,7 +249,8 @@ class DMPS(Sampler):
                 extra.update(graph)
                 extra.update(spec.info)
             else:
-                kernel, lam, vec, solver, eig_s, extra = self._fit_sparse(X)
+                kernel, lam, vec, solver, eig_s, extra = self._fit_sparse(X, rule_eps)
+                extra["bandwidth_rule"] = p["bandwidth_rule"]
             # the kNN graph has no connect rule: modes at or above 1 get weight 0 there
             w = lawgd_weights(
                 lam,
@@ -227,8 +280,11 @@ class DMPS(Sampler):
             **extra,
         }
 
-    def _fit_sparse(self, X: Tensor) -> tuple[Any, Tensor, Tensor, str, float, dict[str, Any]]:
-        """kNN kernel and its top eigenpairs with residuals (see ``eig_tol``)."""
+    def _fit_sparse(
+        self, X: Tensor, rule_eps: float | None
+    ) -> tuple[Any, Tensor, Tensor, str, float, dict[str, Any]]:
+        """kNN kernel (the bandwidth rule's eps ``rule_eps`` in place of the median
+        heuristic) and its top eigenpairs with residuals (see ``eig_tol``)."""
         p = self.params
         solver = p["solver"]
         if solver == "auto":
@@ -244,6 +300,7 @@ class DMPS(Sampler):
             p["bandwidth"],
             scale=float(p["bandwidth_scale"]),
             neighbour_mass=float(p["neighbour_mass"]),
+            rule_eps=rule_eps,
         )
         k = min(int(p["n_modes"]), X.shape[0])
         res = sparse_top_eigenpairs(

@@ -290,13 +290,36 @@ def flag_counts(df: pd.DataFrame) -> dict[tuple[str, str], list[tuple[str, int, 
     return out
 
 
+def run_flags(sampler_info: Any) -> list[str]:
+    """The run's own flags: the list under ``"flags"`` in its ``sampler_info`` JSON (a
+    sampler's statement that its result is suspect, e.g. set by a safeguard); [] if none."""
+    try:
+        info = json.loads(sampler_info) if isinstance(sampler_info, str) else {}
+    except ValueError:
+        return []
+    flags = info.get("flags") if isinstance(info, dict) else None
+    return [str(f) for f in flags] if isinstance(flags, list) else []
+
+
 def flag_marks(df: pd.DataFrame) -> dict[tuple[str, str], str]:
     """(sampler, column) -> 'copying 2/3'-style marks: for every metric that declares a flag
-    threshold, the runs whose value crosses it, out of the runs it scored."""
-    return {
-        k: ", ".join(f"{label} {n}/{total}" for label, n, total in v)
-        for k, v in flag_counts(df).items()
+    threshold, the runs whose value crosses it, out of the runs it scored; then every flag
+    the runs raise themselves (:func:`run_flags`, e.g. a step safeguard that decided too
+    many moves), out of the runs (one row each, read from the first metric's rows). Only
+    the metric flags enter the copying rule (:func:`copying_frame`)."""
+    marks = {
+        k: [f"{label} {n}/{total}" for label, n, total in v] for k, v in flag_counts(df).items()
     }
+    if "sampler_info" in df.columns and len(df):
+        runs = df[df["metric"] == df["metric"].iloc[0]]
+        for (sampler, column), g in runs.groupby(["sampler", "column"], sort=True):
+            counts: dict[str, int] = {}
+            for info in g["sampler_info"]:
+                for f in dict.fromkeys(run_flags(info)):
+                    counts[f] = counts.get(f, 0) + 1
+            for f, n in sorted(counts.items()):
+                marks.setdefault((sampler, column), []).append(f"{f} {n}/{len(g)}")
+    return {k: ", ".join(v) for k, v in marks.items()}
 
 
 def copying_frame(df: pd.DataFrame) -> pd.DataFrame:

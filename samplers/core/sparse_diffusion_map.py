@@ -233,13 +233,15 @@ class SparseDiffusionMapKernel(TargetPoints):
         *,
         scale: float = 1.0,
         neighbour_mass: float = NEIGHBOUR_MASS,
+        rule_eps: float | None = None,
     ) -> SparseDiffusionMapKernel:
         """Fit on X (N, d): exact kNN graph (k = ``n_neighbors``, or :func:`auto_neighbours`
         for "auto"), bandwidth (rule above unless ``eps`` given) times ``scale`` (DMPS's
         ``bandwidth_scale``: the automatic k counts neighbours at the scaled dense eps, and the
         rule's eps is scaled, so k = N still reproduces the dense kernel at scale * eps),
         the tail rule's per-point bandwidths (``neighbour_mass``; 0 = off), W, p, D and P.
-        Memory O(N k); time one kNN search plus O(N k)."""
+        ``rule_eps``: the dense bandwidth rule's eps in place of the median heuristic
+        (``samplers.dmps.rule_bandwidth``). Memory O(N k); time one kNN search plus O(N k)."""
         _check_matrix(X, "X")
         n = X.shape[0]
         if n < 2:
@@ -247,7 +249,8 @@ class SparseDiffusionMapKernel(TargetPoints):
         scale = float(scale)
         if not math.isfinite(scale) or scale <= 0:
             raise SpectralError(f"bandwidth scale must be a positive finite number, got {scale!r}")
-        eps_ref = scale * (median_bandwidth_sq(X) if eps is None else float(eps))
+        dense_eps = median_bandwidth_sq(X) if rule_eps is None else float(rule_eps)
+        eps_ref = scale * (dense_eps if eps is None else float(eps))
         if n_neighbors == "auto":
             n_neighbors = auto_neighbours(X, eps_ref)
         k = int(n_neighbors)
@@ -257,7 +260,7 @@ class SparseDiffusionMapKernel(TargetPoints):
         tree = _build_tree(X)
         d2, idx = knn_search(X, X, k, tree=tree)
         if eps is None:
-            eps = min(median_bandwidth_sq(X), float(d2[:, -1].median()) / (2 * BANDWIDTH_C))
+            eps = min(dense_eps, float(d2[:, -1].median()) / (2 * BANDWIDTH_C))
         eps = scale * float(eps)
         if not math.isfinite(eps) or eps <= 0:
             raise SpectralError(f"bandwidth eps must be a positive finite number, got {eps!r}")

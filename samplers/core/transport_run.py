@@ -2,7 +2,20 @@
 
 Given a fitted kernel and modes (Phi (N, K), w (K,)), move x0 (m, d) by
 x <- x - dx, dx = (h/m) sum_a grad Kt_a(x) (Phi diag(w) Phi^T sum_l Kt(x_l))_a, each row of
-dx optionally capped at ``max_step * sqrt(eps)``; h fixed or set by the auto rule.
+dx optionally capped at ``max_step * sqrt(eps)``. Step rules (``step_rule``):
+
+- "flow" (default): h = tau_t c_N with c_N the sampler's transport scale (N / eps^2 for DMPS
+  weights, :func:`samplers.core.spectral.lawgd_transport_scale`), so tau_t is a time step of
+  the N-independent LAWGD flow, tau_t = min(``flow_step``, ``max_move`` sqrt(eps) / max_i
+  |c_N v_i / m|) (:func:`samplers.core.spectral.flow_step_size`): no particle moves more than
+  ``max_move`` sqrt(eps), so the cap ``max_step`` > ``max_move`` never binds.
+- "first_step" (the previous rule): h fixed once so that the first step moves the median
+  particle ``step_fraction`` sqrt(eps); particles faster than the median are capped.
+
+A positive ``step_size`` fixes h under either rule. Every run records the share of capped
+particle-steps (``clipped_fraction``) and flags itself (``info["flags"]``, shown by the
+leaderboards) when it exceeds :data:`CLIP_FLAG_SHARE`: a result set by the cap is not the
+method's.
 """
 
 from __future__ import annotations
@@ -18,10 +31,16 @@ from samplers.core.spectral import (
     DiffusionMapKernel,
     SpectralError,
     auto_step_size,
+    flow_step_size,
+    lawgd_transport_scale,
     transport_direction,
 )
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
+STEP_RULES = ("flow", "first_step")
+CLIP_FLAG_SHARE = 0.01
+"""A run whose cap moved more than this share of its particle-steps is flagged."""
+CLIP_FLAG = "clipped > 1 %"
 
 
 def resolve_dtype(sampler: str, name: str) -> torch.dtype:
@@ -42,6 +61,18 @@ def clipped_displacement(v: Tensor, scale: float, max_norm: float | None) -> tup
     return dx * factor, int(over.sum())
 
 
+def clip_facts(n_clipped: int, n_particles: int, n_steps: int) -> dict[str, Any]:
+    """``n_clipped``, ``clipped_fraction`` = n_clipped / (m n_steps) and ``flags`` (the
+    generic run-flag list the leaderboards show: :data:`CLIP_FLAG` above
+    :data:`CLIP_FLAG_SHARE`)."""
+    share = n_clipped / (n_particles * n_steps) if n_steps > 0 else 0.0
+    return {
+        "n_clipped": n_clipped,
+        "clipped_fraction": share,
+        "flags": [CLIP_FLAG] if share > CLIP_FLAG_SHARE else [],
+    }
+
+
 def run_spectral_transport(
     run: RunRequest,
     kernel: DiffusionMapKernel,
@@ -50,41 +81,89 @@ def run_spectral_transport(
     *,
     params: dict[str, Any],
     dtype: torch.dtype,
+    transport_scale: float | None = None,
 ) -> SampleResult:
     """Run the transport for the method's ``run`` (x0 (m, d), n_steps, recording) with
-    ``params`` keys step_size ("auto" or a float), step_fraction, max_step (None = no cap) and
-    max_abs; records h, the rule, h in the reference code's units (h * eps) and the number of
-    capped displacements in ``info``."""
+    ``params`` keys step_rule ("flow" or "first_step"; absent = "first_step"), flow_step,
+    max_move, step_size ("auto" or a float), step_fraction, max_step (None = no cap) and
+    max_abs. ``transport_scale`` c_N: the factor that makes c_N v / m an N-independent
+    velocity (default :func:`lawgd_transport_scale`, right for DMPS weights).
+
+    Records in ``info``: h of the first step (``step_size``), the rule, h in the reference
+    code's units (h * eps), the flow time of the first step (``flow_step``, h / c_N), the
+    summed flow time (``flow_time``), the smallest step's (``min_flow_step``), the capped
+    displacements (:func:`clip_facts`)."""
     x0 = run.x0.to(dtype)
     kernel = kernel.to(device=x0.device, dtype=dtype)
     Phi = Phi.to(device=x0.device, dtype=dtype)
     w = w.to(device=x0.device, dtype=dtype)
-    if params["step_size"] == "auto":
+    scale = lawgd_transport_scale(kernel) if transport_scale is None else float(transport_scale)
+    rule_name = params.get("step_rule", "first_step")
+    if rule_name not in STEP_RULES:
+        raise SamplerError(
+            f"{run.sampler}: step_rule must be one of {STEP_RULES}, got {rule_name!r}"
+        )
+    adaptive = params["step_size"] == "auto" and rule_name == "flow"
+    if params["step_size"] != "auto":
+        h = float(params["step_size"])
+        rule = "fixed"
+    elif adaptive:
+        h = float("nan")  # set per step
+        rule = (
+            f"flow: tau = min({params['flow_step']}, {params['max_move']} sqrt(eps) / max |v|) "
+            "of the N-independent LAWGD field"
+        )
+    else:
         try:
             h = auto_step_size(x0, kernel, Phi, w, float(params["step_fraction"]))
         except SpectralError as err:
             raise SamplerError(f"{run.sampler}: {err}") from err
         rule = f"auto: first step moves the median particle {params['step_fraction']} sqrt(eps)"
-    else:
-        h = float(params["step_size"])
-        rule = "fixed"
     max_step = params.get("max_step")
     max_disp = None if max_step is None else float(max_step) * math.sqrt(kernel.eps)
     n_clipped = [0]
+    taus: list[float] = []
+
+    prev: dict[str, Tensor] = {}  # the last step's x and scaled field (flow rule)
 
     def step(x: Tensor, t: int) -> Tensor:
-        dx, clipped = clipped_displacement(
-            transport_direction(kernel, x, Phi, w), h / x.shape[0], max_disp
-        )
+        v = transport_direction(kernel, x, Phi, w)
+        if adaptive:
+            v = v * (scale / x.shape[0])
+            stiff = None
+            if prev:  # secant estimate |dv| / |dx| of the field's Lipschitz constant
+                dxn = float((x - prev["x"]).norm())
+                stiff = float((v - prev["v"]).norm()) / dxn if dxn > 0 else None
+            try:
+                tau = flow_step_size(
+                    v,
+                    float(params["flow_step"]),
+                    float(params["max_move"]),
+                    kernel.eps,
+                    lipschitz=stiff,
+                )
+            except SpectralError as err:
+                raise SamplerError(f"{run.sampler}: {err}") from err
+            prev.update(x=x, v=v)
+            dx, clipped = clipped_displacement(v, tau, max_disp)
+        else:
+            tau = h / scale
+            dx, clipped = clipped_displacement(v, h / x.shape[0], max_disp)
+        taus.append(tau)
         n_clipped[0] += clipped
         return x - dx
 
     result = run.iterate(step, x0, max_abs=float(params["max_abs"]))
+    h0 = taus[0] * scale if taus else h
     info = {
         **result.info,
-        "step_size": h,
+        "step_size": h0,
         "step_rule": rule,
-        "step_size_ref_units": h * kernel.eps if math.isfinite(h) else h,
-        "n_clipped": n_clipped[0],
+        "step_size_ref_units": h0 * kernel.eps if math.isfinite(h0) else h0,
+        "transport_scale": scale,
+        "flow_step": taus[0] if taus else float("nan"),
+        "flow_time": float(sum(taus)),
+        "min_flow_step": min(taus) if taus else float("nan"),
+        **clip_facts(n_clipped[0], x0.shape[0], len(taus)),
     }
     return SampleResult(result.particles, result.trajectory, result.times, info)

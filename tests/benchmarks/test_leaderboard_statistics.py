@@ -197,3 +197,25 @@ def test_an_x0_ignoring_sampler_counts_once_per_target_and_seed(tmp_path) -> Non
         row = table.loc[("flow", "gen")]
         assert row.units == 8 and row.p == 2 / 2**8
         assert (row.wins, row.ties, row.losses) == (0, 0, 4)
+
+
+def test_runs_flag_themselves_through_sampler_info(tmp_path) -> None:
+    """A generic ``"flags"`` list in a run's sampler_info is counted once per run (not once
+    per metric row) and shown like a metric's flag; the harness names no flag."""
+    import json
+
+    with METRICS.scoped():
+        _register()
+        rows = _rows()
+        for r in rows:  # 'bad' flags itself on t1 in reps 0 and 1, in every metric row
+            flagged = r["sampler"] == "bad" and r["target"] == "t1" and r["rep"] < 2
+            r["sampler_info"] = json.dumps({"flags": ["clip z"] if flagged else []})
+        rows[0]["sampler_info"] = "not json"  # unreadable info: no flag, no crash
+        df = rows_frame(rows)
+        marks = flag_marks(df)
+        assert marks[("bad", "t1")] == "clip z 2/5"
+        assert ("bad", "t2") not in marks
+        assert marks[("copier", "t1")] == "copying 5/5"
+        assert "[clip z 2/5]" in leaderboard_table(df, "score_x").loc["bad", "t1"]
+        md = write_leaderboard(rows, tmp_path, "tiny", "cmd", headline="score_x").read_text()
+        assert "bad on t1: clip z 2/5" in md

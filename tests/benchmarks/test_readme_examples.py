@@ -44,4 +44,4 @@ def test_suite_example_loads(tmp_path):
     path.write_text(_block("## Adding a suite", "toml"), encoding="utf-8")
     suite = load_suite_file(path)
     assert suite.name == "rings" and suite.targets == ("ring8", "grid25")
-    assert suite.headline_metric == "sinkhorn" and suite.param_grid["dmps"]["step_fraction"]
+    assert suite.headline_metric == "sinkhorn" and suite.param_grid["dmps"]["flow_step"]

@@ -92,6 +92,15 @@ def test_fit_facts_and_determinism() -> None:
     assert info["n_features"] == 31 and info["n_train"] == 400
     assert info["step_size"] > 0 and info["steps"] == 5
     assert r1.trajectory.shape == (4, 20, 2)
+    # the notebook weights dt / (1 - mu) take the transport scale N alone; the first step's
+    # flow time is h / N
+    assert info["step_rule"].startswith("auto") and info["transport_scale"] == 400.0
+    assert info["flow_step"] == pytest.approx(info["step_size"] / 400.0)
+    assert 0.0 <= info["clipped_fraction"] <= 1.0 and isinstance(info["flags"], list)
+    flow = get_sampler("edmd_kswgd", **NOTEBOOK, dictionary="rbf", n_atoms=30, step_rule="flow")
+    rf = flow.fit(TRAIN, TARGET).run(CAP[:20], 5, seed=0)
+    assert rf.info["step_rule"].startswith("flow") and rf.info["clipped_fraction"] == 0.0
+    assert rf.info["step_size"] == pytest.approx(rf.info["flow_step"] * 400.0)
 
 
 def test_max_train_subsamples() -> None:
@@ -178,6 +187,8 @@ def test_max_step_safeguard_is_on() -> None:
     assert sampler.params["max_step"] == 1.0
     result = sampler.fit(TRAIN, TARGET).run(CAP, 20, seed=0, record_every=1)
     assert not result.info["diverged"] and result.info["n_clipped"] > 0
+    # a run set by the cap records its share and flags itself (shown by the leaderboards)
+    assert result.info["clipped_fraction"] > 0.01 and result.info["flags"] == ["clipped > 1 %"]
     path = result.trajectory  # (21, m, d): x0, then every step
     assert path.shape[0] == 21
     jumps = (path[1:] - path[:-1]).norm(dim=2)

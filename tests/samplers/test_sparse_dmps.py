@@ -266,13 +266,16 @@ def test_dmps_kernel_option_and_auto_threshold() -> None:
 
     train = points(400, 2, 13)
     x0 = 0.5 * points(30, 2, 14)
-    s = get_sampler("dmps", n_modes=40, kernel="sparse", n_neighbors=30)
+    s = get_sampler("dmps", n_modes=40, kernel="sparse", n_neighbors=30, bandwidth_rule="reference")
     s.fit(train, Blob())
     info = s.fit_info
     assert info["kernel"] == "sparse" and info["eig_converged"]
     assert len(info["eig_residuals"]) == 40 and info["eig_max_residual"] <= 1e-6
-    # the graph facts, recomputed from the same kernel
-    P = SparseDiffusionMapKernel.fit(train, 30).markov_matrix()
+    # the graph facts, recomputed from the same kernel (the reference bandwidth rule)
+    from common.geometry import reference_bandwidth_sq
+
+    P = SparseDiffusionMapKernel.fit(train, 30, rule_eps=reference_bandwidth_sq(train))
+    P = P.markov_matrix()
     assert info["n_isolated"] == int((P.diagonal() > 0.99).sum())
     lam_1 = float(sparse_top_eigenpairs(P, 2, method="dense").eigenvalues[1])
     assert info["spectral_gap"] == pytest.approx(1 - lam_1, abs=1e-8)
