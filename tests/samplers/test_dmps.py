@@ -264,9 +264,9 @@ def test_dmps_records_its_facts(circle_run) -> None:
 def test_dmps_float32_option(circle_run) -> None:
     sampler64, x0, result64 = circle_run
     target = sampler64.target
-    s32 = get_sampler(
-        "dmps", dtype="float32", step_rule="flow", bandwidth_rule="reference"
-    ).fit(sampler64.train, target)
+    s32 = get_sampler("dmps", dtype="float32", step_rule="flow", bandwidth_rule="reference").fit(
+        sampler64.train, target
+    )
     r32 = s32.run(x0, 20, seed=0)
     r64 = sampler64.run(x0, 20, seed=0)
     assert r32.particles.dtype == torch.float32
