@@ -58,7 +58,7 @@ from torch import Tensor
 
 from common.geometry import pairwise_sq_distances
 from metrics.base import MetricContext, MetricError, MetricResult, check_clouds, register_metric
-from metrics.sinkhorn_core import Solve, finish
+from metrics.sinkhorn_core import Solve, finish, symmetric_fixed_point
 from metrics.streaming_sinkhorn import (
     chunk_rows,
     cross_streaming,
@@ -177,29 +177,15 @@ def _symmetric(c: Tensor, a: Tensor, eps: float, method: str, max_iter: int, tol
         def transform(f: Tensor) -> Tensor:
             return -eps * torch.logsumexp(neg_c + (log_a + f / eps)[None, :], dim=1)
 
-    f = torch.zeros_like(a)
-    tf = transform(f)
-    err = float("inf")
-    it = 0
-    for it in range(1, max_iter + 1):  # noqa: B007 (iteration count is reported)
-        f = 0.5 * (f + tf)
-        tf = transform(f)
-        row = a * torch.exp((f - tf) / eps)
-        err = float(2.0 * (row - a).abs().sum())
-        if not math.isfinite(err) or err <= tol:
-            break
-    row = a * torch.exp((f - tf) / eps)
-    value, err, gap, finite = finish(a, a, f, f, row, row, eps)
-    ok = finite and err <= tol
-    msg = ""
-    if not ok:
-        msg = (
-            f"symmetric Sinkhorn ({method}) did not converge: marginal error {err:.3g} > tol "
-            f"{tol:.3g} after {it} iterations"
-            if finite
-            else f"symmetric Sinkhorn ({method}) hit non-finite potentials"
-        )
-    return Solve(value, f, f, it, f"symmetric-{method}", err, gap, ok, msg)
+    return symmetric_fixed_point(
+        a,
+        transform,
+        eps,
+        max_iter,
+        tol,
+        what=f"symmetric Sinkhorn ({method})",
+        label=f"symmetric-{method}",
+    )
 
 
 def sinkhorn_divergence(

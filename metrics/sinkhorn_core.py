@@ -4,6 +4,7 @@ convergence facts are read off the dual potentials (shared by the dense and stre
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -40,3 +41,42 @@ def finish(
     gap = float((row - a) @ f + (col - b) @ g)
     finite = bool(torch.isfinite(f).all() and torch.isfinite(g).all()) and math.isfinite(value)
     return value, err, gap, finite and math.isfinite(err)
+
+
+def symmetric_fixed_point(
+    a: Tensor,
+    transform: Callable[[Tensor], Tensor],
+    eps: float,
+    max_iter: int,
+    tol: float,
+    *,
+    what: str,
+    label: str,
+) -> Solve:
+    """OT_eps(a, a) by the averaged symmetric fixed point f <- (f + T(f)) / 2 for a
+    soft-min ``transform`` T (dense or blockwise): the row marginal of
+    P_ij = a_i a_j e^{(f_i + f_j - C_ij)/eps} is r = a e^{(f - T(f))/eps}, and the loop stops
+    when |r - a|_1 (times 2) <= ``tol``. ``what`` names the solver in messages, ``label`` in
+    the result."""
+    f = torch.zeros_like(a)
+    tf = transform(f)
+    it = 0
+    for it in range(1, max_iter + 1):  # noqa: B007 (iteration count is reported)
+        f = 0.5 * (f + tf)
+        tf = transform(f)
+        row = a * torch.exp((f - tf) / eps)
+        err = float(2.0 * (row - a).abs().sum())
+        if not math.isfinite(err) or err <= tol:
+            break
+    row = a * torch.exp((f - tf) / eps)
+    value, err, gap, finite = finish(a, a, f, f, row, row, eps)
+    ok = finite and err <= tol
+    msg = ""
+    if not ok:
+        msg = (
+            f"{what} did not converge: marginal error {err:.3g} > tol {tol:.3g} after {it} "
+            "iterations"
+            if finite
+            else f"{what} hit non-finite potentials"
+        )
+    return Solve(value, f, f, it, label, err, gap, ok, msg)

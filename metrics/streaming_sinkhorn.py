@@ -31,7 +31,7 @@ import math
 import torch
 from torch import Tensor
 
-from metrics.sinkhorn_core import Solve, finish
+from metrics.sinkhorn_core import Solve, finish, symmetric_fixed_point
 
 CHUNK_BYTES = {"cpu": 32 * 2**20, "cuda": 256 * 2**20}
 """Bytes of one (chunk, n) float64 block of C by device type (default 32 MiB elsewhere):
@@ -175,25 +175,12 @@ def symmetric_streaming(
             x, x, log_a + f / eps, eps, chunk=rows, zero_diagonal=True, kernel=kernel
         )
 
-    f = torch.zeros_like(a)
-    tf = transform(f)
-    it = 0
-    for it in range(1, max_iter + 1):  # noqa: B007 (iteration count is reported)
-        f = 0.5 * (f + tf)
-        tf = transform(f)
-        row = a * torch.exp((f - tf) / eps)
-        err = float(2.0 * (row - a).abs().sum())
-        if not math.isfinite(err) or err <= tol:
-            break
-    row = a * torch.exp((f - tf) / eps)
-    value, err, gap, finite = finish(a, a, f, f, row, row, eps)
-    ok = finite and err <= tol
-    msg = ""
-    if not ok:
-        msg = (
-            f"symmetric streaming Sinkhorn did not converge: marginal error {err:.3g} > tol "
-            f"{tol:.3g} after {it} iterations"
-            if finite
-            else "symmetric streaming Sinkhorn hit non-finite potentials"
-        )
-    return Solve(value, f, f, it, "symmetric-streaming-log", err, gap, ok, msg)
+    return symmetric_fixed_point(
+        a,
+        transform,
+        eps,
+        max_iter,
+        tol,
+        what="symmetric streaming Sinkhorn",
+        label="symmetric-streaming-log",
+    )
