@@ -357,15 +357,9 @@ def expected_metrics(rows: list[dict[str, Any]], spec: RunSpec) -> list[str]:
     return list(spec.metrics)
 
 
-def rescore(
-    spec: RunSpec, row: dict[str, Any], particles: np.ndarray, metrics: list[str]
-) -> list[dict[str, Any]]:
-    """Rows of ``metrics`` for the configuration of ``row`` (an ok row of it), scored on its
-    saved final ``particles`` (float32, as ``particles/*.npz`` keeps them): what
-    ``--resume`` does when some metric rows of a finished run were lost. The values may
-    differ from a fresh run's in the last digits (float32 particles); ``metric_info``
-    records ``rescored_from``."""
-    data = prepare(
+def prepare_spec(spec: RunSpec) -> PreparedTarget:
+    """The unit's data (splits, x0 per init, exact sample; cached by ``prepare``)."""
+    return prepare(
         spec.target,
         spec.rep,
         spec.n_train,
@@ -374,6 +368,17 @@ def rescore(
         spec.inits,
         spec.suite_seed,
     )
+
+
+def rescore(
+    spec: RunSpec, row: dict[str, Any], particles: np.ndarray, metrics: list[str]
+) -> list[dict[str, Any]]:
+    """Rows of ``metrics`` for the configuration of ``row`` (an ok row of it), scored on its
+    saved final ``particles`` (float32, as ``particles/*.npz`` keeps them): what
+    ``--resume`` does when some metric rows of a finished run were lost. The values may
+    differ from a fresh run's in the last digits (float32 particles); ``metric_info``
+    records ``rescored_from``."""
+    data = prepare_spec(spec)
     drop = ("metric", "value", "converged", "metric_info", METRICS_FIELD)
     base = {k: v for k, v in row.items() if k not in drop}
     base.update(status="ok", message="")  # the run finished (its particles were saved)
@@ -468,15 +473,7 @@ def failure_output(
 def execute_unit(spec: RunSpec, progress: bool = False) -> UnitOutput:
     """Run one unit: rows, curve rows and final particles (see :class:`UnitOutput`)."""
     try:
-        data = prepare(
-            spec.target,
-            spec.rep,
-            spec.n_train,
-            spec.n_reference,
-            spec.n_particles,
-            spec.inits,
-            spec.suite_seed,
-        )
+        data = prepare_spec(spec)
     except Exception as exc:
         missing = isinstance(exc, DataMissingError)
         return failure_output(
