@@ -2,10 +2,11 @@
 cells that did not simply finish:
 
 * the ranked columns are those in which no cell is a start-outside-support stress test
-  (``cells.OUTSIDE``); the ranked samplers are those with a state other than ``skipped`` in
-  every ranked column (average ranks are comparable only over the same columns; a sampler
-  skipped somewhere, e.g. MALA where the target has no density, is listed apart with the
-  reason);
+  (``cells.OUTSIDE``) and some sampler ran (a column every sampler skipped, e.g. a data set
+  without its files, is left out); the ranked samplers are those with a state other than
+  ``skipped`` in every ranked column (average ranks are comparable only over the same
+  columns; a sampler skipped somewhere, e.g. MALA where the target has no density, is
+  listed apart with the reason);
 * within a column, cells are ranked in three groups: clean cells by their mean, then cells
   flagged as copying (fidelity bought by reproducing the training split is not ranked above
   a method that generates), then failed cells (a diverged, failed, timed-out or unconverged
@@ -95,6 +96,9 @@ def rank_table(
         for c in columns
         if (states.loc[samplers, c] == OUTSIDE).any()
     }
+    for c in columns:  # e.g. a data set without its files: nobody ran, nothing to rank
+        if c not in dropped and states.loc[samplers, c].isin([SKIPPED]).all():
+            dropped[c] = "every sampler skipped"
     ranked_cols = [c for c in columns if c not in dropped]
     unranked: dict[str, str] = {}
     for s in samplers:

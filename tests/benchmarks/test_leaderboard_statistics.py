@@ -170,6 +170,16 @@ def test_failures_rank_last_skips_stand_apart_and_the_cd_uses_the_table_columns(
         assert table.loc["needy", "avg rank"] == "-"
         assert table.loc["needy", "ranked"].startswith("no: skipped in 1/2")
         assert table.loc["needy", "t2"] == "skipped"
+        # a column every sampler skipped (a data set without files) is left out, not a
+        # reason to unrank everyone
+        rows2 = rows + [
+            r
+            for s in ("exact", "fast", "mid", "fragile", "needy")
+            for r in _cell_rows(s, "t3", "g", [float("nan")] * 3, status="skipped")
+        ]
+        r2 = rank_summary(rows_frame(rows2), "score_x")
+        assert r2.columns == ["t1", "t2"] and r2.dropped_columns == {"t3": "every sampler skipped"}
+        assert list(r2.average.index) == ["mid", "fragile", "fast"]
         # the CD figure is built from the same RankTable: same samplers, same columns
         assert set(ranking.average.index) == {
             i for i in table.index if table.loc[i, "avg rank"] != "-"
