@@ -180,7 +180,10 @@ def _suite_section(root: Path, suite_dir: Path, figures: bool) -> str:
         (RUN_FILE, "command and wall time"),
         ("images.html", "decoded images"),
     ):
-        if (suite_dir / fname).exists():
+        # an HTML page is written from its markdown later in this same report, so link it
+        # when either exists (the first report of a fresh images.md links it too)
+        source = suite_dir / (fname[: -len(".html")] + ".md" if fname.endswith(".html") else fname)
+        if (suite_dir / fname).exists() or source.exists():
             links.append(_link(f"{rel}/{fname}", text))
     statuses: dict[str, int] = {}
     for r in rows:
