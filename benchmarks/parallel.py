@@ -176,15 +176,17 @@ def local_unordered(
 
     When a worker process dies, the calls it was running are run again, one at a time in
     a fresh pool, and the rest go on in parallel; a call whose worker dies
-    :data:`LOST_WORKER_RETRIES` + 1 times yields ``(i, on_lost(i, reason))``, or raises
-    :class:`WorkerLost` without ``on_lost``."""
+    :data:`LOST_WORKER_RETRIES` + 1 times while running alone (a death in the shared pool
+    may be collateral and only makes the call rerun alone) yields ``(i, on_lost(i, reason))``,
+    or raises :class:`WorkerLost` without ``on_lost``."""
     from joblib.externals.loky.process_executor import TerminatedWorkerError
 
     pending = list(range(len(calls)))
-    deaths: dict[int, int] = {}
+    deaths: dict[int, int] = {}  # deaths while running alone: certainly the call's own
+    suspected: set[int] = set()
     with tempfile.TemporaryDirectory(prefix="particle-bench-running-") as marks:
         while pending:
-            suspects = [i for i in pending if deaths.get(i)]
+            suspects = [i for i in pending if i in suspected]
             # a call that was running when a worker died runs alone in one fresh worker
             # process, so a second death is its own (never in this process)
             batch = suspects[:1] or pending
@@ -197,9 +199,14 @@ def local_unordered(
                 reason = _lost_reason(exc)
                 for i in [i for i in batch if (Path(marks) / str(i)).exists()]:
                     (Path(marks) / str(i)).unlink(missing_ok=True)
+                    suspected.add(i)
+                    if not suspects:
+                        # a death in the shared pool may be another call's (loky ends every
+                        # worker when one dies): it is not counted, the call reruns alone
+                        continue
                     deaths[i] = deaths.get(i, 0) + 1
                     if deaths[i] > LOST_WORKER_RETRIES:
-                        why = f"its worker process died {deaths[i]} times: {reason}"
+                        why = f"its worker process died {deaths[i]} times running alone: {reason}"
                         if on_lost is None:
                             raise WorkerLost(f"call {i}: {why}") from exc
                         finished.add(i)
