@@ -130,6 +130,19 @@ def reference_bandwidth_sq(train: Tensor, n_ref: int = BANDWIDTH_REFERENCE_N) ->
     return median_sq_distance(train) / (2.0 * math.log(n_ref + 1))
 
 
+def capped_median_bandwidth_sq(train: Tensor, n_cap: int = BANDWIDTH_REFERENCE_N) -> float:
+    """eps = median|X_a - X_b|^2 / (2 log(min(N, n_cap) + 1)) for X (N, d): the median
+    heuristic whose shrinkage with N stops at ``n_cap`` training points.
+
+    Up to ``n_cap`` it is :func:`median_bandwidth_sq` (few points: a wide, well-conditioned
+    kernel); from ``n_cap`` on it is :func:`reference_bandwidth_sq`, a bandwidth of the
+    target that more data estimates better instead of narrowing. DMPS's out-of-sample field
+    reaches ~ sqrt(eps) off the data, so a shrinking eps strands particles that a larger N
+    should have helped (``results/dmps/more_data.md``)."""
+    n = min(int(train.shape[0]), n_cap)
+    return median_sq_distance(train) / (2.0 * math.log(n + 1))
+
+
 def nearest_neighbour_distances(x: Tensor, pool: Tensor, *, chunk: int = 1024) -> Tensor:
     """min_k |x_i - pool_k| for x (m, d), pool (N, d) -> (m,); both centred on the pool's
     mean, rows of x in chunks so memory stays O(chunk N)."""

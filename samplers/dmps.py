@@ -14,7 +14,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from common.geometry import median_bandwidth_sq, reference_bandwidth_sq
+from common.geometry import (
+    capped_median_bandwidth_sq,
+    median_bandwidth_sq,
+    reference_bandwidth_sq,
+)
 from datasets.base import Target
 from samplers.base import RunRequest, Sampler, SamplerError, SampleResult, register_sampler
 from samplers.core.connectivity import CONNECT_RULES, connected_spectrum, sparse_graph_info
@@ -51,14 +55,18 @@ cap, peak resident memory 5.5 GB. Below it the sparse kernel is only chosen by h
 (the sparse-vs-dense and scaling studies, whose rows ARPACK made)."""
 
 
-BANDWIDTH_RULES = ("reference", "median")
-"""``bandwidth_rule``: "reference" = :func:`common.geometry.reference_bandwidth_sq` (median
+BANDWIDTH_RULES = ("capped_median", "reference", "median")
+"""``bandwidth_rule``: "capped_median" (the default) =
+:func:`common.geometry.capped_median_bandwidth_sq` (the median heuristic up to N = 1,000,
+"reference" from there); "reference" = :func:`common.geometry.reference_bandwidth_sq` (median
 heuristic at the fixed size 1,000: a bandwidth of the target, not of N); "median" =
 :func:`common.geometry.median_bandwidth_sq` (divides by 2 log(N + 1): shrinks with N)."""
 
 
 def rule_bandwidth(X: Tensor, rule: str) -> float:
     """eps of the bandwidth rule ``rule`` (:data:`BANDWIDTH_RULES`) on X (N, d)."""
+    if rule == "capped_median":
+        return capped_median_bandwidth_sq(X)
     if rule == "reference":
         return reference_bandwidth_sq(X)
     if rule == "median":
@@ -106,19 +114,21 @@ class DMPS(Sampler):
       ``info["eig_warning"]`` (it still runs).
     - ``bandwidth`` = None: eps of k = exp(-|x - y|^2 / (2 eps)); None = ``bandwidth_rule``;
       a positive float sets eps directly.
-    - ``bandwidth_rule`` = "median": eps = median(|X_a - X_b|^2) / (2 log(N + 1)), which
-      shrinks like 1 / log N; "reference" = median(|X_a - X_b|^2) / (2 log(1001)) for every
-      N, a bandwidth of the target that the median converges to
-      (:func:`common.geometry.reference_bandwidth_sq`). Equal at N = 1,000. "median" stays
-      the default until the committed suites are refreshed and tuned with the new rules
-      (the flow step is worse from far N(0, I) starts: ``results/dmps/more_data.md``).
-      Why "reference" exists: DMPS's flow off the data depends on eps, not on N
-      (``results/dmps/more_data.md``, circle / cap, seed 0, the previous step rule: S_eps
-      0.026 at N = 1,000, 0.40 at N = 10,000 with the shrinking eps, 0.0074 with this one),
-      because the out-of-sample kernel's first term M_a(x) / D_a decays like
-      exp(-r^2 / (4 eps)) at distance r from the data and pushes particles off the data where
-      the transport potential is positive, at a rate ~ 1 / eps;
-      particles beyond a few sqrt(eps) then see no field. ``results/dmps/more_data.md``.
+    - ``bandwidth_rule`` = "capped_median": eps = median(|X_a - X_b|^2) / (2 log(min(N, 1000)
+      + 1)) (:func:`common.geometry.capped_median_bandwidth_sq`): the median heuristic up to
+      N = 1,000 training points, then fixed. "median" = median / (2 log(N + 1)) at every N
+      (shrinks like 1 / log N: the rule before issue 24); "reference" = median / (2 log 1001)
+      at every N. The three agree at N = 1,000; the suites' N <= 1,000 fits are unchanged.
+      Why the shrinkage stops: DMPS's flow off the data depends on eps, not on N, because
+      the out-of-sample kernel's first term M_a(x) / D_a decays like exp(-r^2 / (4 eps)) at
+      distance r from the data and pushes particles off the data where the transport
+      potential is positive, at a rate ~ 1 / eps; particles beyond a few sqrt(eps) see no
+      field. With the shrinking eps, circle / cap (seed 0) scored 0.026 at N = 1,000 and 0.40
+      at N = 10,000; with eps fixed from N = 1,000 on, more data lowers S_eps in every
+      column of ``results/dmps/more_data.md``. The median of the pair distances is a
+      consistent estimate, so from N = 1,000 on eps converges to a bandwidth of the target,
+      and the diffusion-map operator at a fixed bandwidth converges as N grows (von
+      Luxburg, Belkin & Bousquet 2008): more data only lowers its variance.
     - ``bandwidth_scale`` = 1.0: eps is multiplied by this (the tuner's knob; dense and sparse
       kernels alike).
     - ``connect`` = "widen": while the graph is (nearly) disconnected, 1 - lambda_1 < 1e-2,
@@ -128,7 +138,7 @@ class DMPS(Sampler):
     - ``weights`` = "intended": eps / (1 - lam); "notebook" = the reference notebook's
       clipped variant (eps / (1 - lam) replaced by eps * 1e12 for every mode), for
       comparison only.
-    - ``step_rule`` = "first_step" (the default, see ``bandwidth_rule``); "flow": each step
+    - ``step_rule`` = "first_step" (the default); "flow": each step
       is a time step tau_t of the N-independent LAWGD
       field F = (N / eps^2) v / m (:func:`samplers.core.spectral.lawgd_transport_scale`),
       tau_t = min(``flow_step``, ``max_move`` sqrt(eps) / max_i |F_i|, 1 / L_t), L_t the
@@ -136,8 +146,11 @@ class DMPS(Sampler):
       (:func:`samplers.core.spectral.flow_step_size`: no particle moves more than
       ``max_move`` sqrt(eps), no mode of the step overshoots); "first_step" = the previous
       rule, h fixed once so that the first step moves the median particle ``step_fraction``
-      sqrt(eps) (:mod:`samplers.core.transport_run`; ``results/dmps/more_data.md``); this
-      is the default.
+      sqrt(eps) (:mod:`samplers.core.transport_run`). It stays the default: "flow"'s one
+      time step for all particles is bound by the fastest one, so from far N(0, I) starts
+      the slow particles off the data are stranded (circle / gaussian, N = 1,000: S_eps
+      0.36 against 0.17, ``results/dmps/more_data.md``); with eps fixed from N = 1,000 on,
+      "first_step"'s h no longer grows with N through eps.
     - ``flow_step`` = 0.2, ``max_move`` = 0.5: tau's ceiling and the displacement bound of
       "flow".
     - ``step_size`` = "auto": the step rule; a positive float fixes h. The first step's h is
@@ -168,7 +181,7 @@ class DMPS(Sampler):
         "solver": "auto",
         "eig_tol": EIG_TOL,
         "bandwidth": None,
-        "bandwidth_rule": "median",
+        "bandwidth_rule": "capped_median",
         "bandwidth_scale": 1.0,
         "connect": "widen",
         "reg": 1e-3,

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from common.geometry import median_bandwidth_sq
+from common.geometry import capped_median_bandwidth_sq
 from common.random import make_generator
 from datasets.base import Target
 from samplers.base import RunRequest, Sampler, SamplerError, SampleResult, register_sampler
@@ -396,7 +396,7 @@ class EDMDKSWGD(Sampler):
         Phi and w."""
         p = self.params
         t1 = time.perf_counter()
-        eps = median_bandwidth_sq(X) if p["bandwidth"] is None else float(p["bandwidth"])
+        eps = capped_median_bandwidth_sq(X) if p["bandwidth"] is None else float(p["bandwidth"])
         G, C = gram_matrices(X, Y, kernel=p["kernel"], degree=int(p["koopman_degree"]))
         K = koopman_gram_matrix(G, C, ridge=float(p["koopman_ridge"]))
         del G, C

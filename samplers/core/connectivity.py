@@ -20,7 +20,7 @@ from typing import Any
 
 from torch import Tensor
 
-from common.geometry import median_bandwidth_sq
+from common.geometry import capped_median_bandwidth_sq
 from samplers.core.eigensolvers import EIG_TOL
 from samplers.core.spectral import DiffusionMapKernel, DiffusionSpectrum, diffusion_map_spectrum
 
@@ -54,7 +54,7 @@ def connected_spectrum(
     "widen"; "off": never); ``eig_tol``: the residual tolerance of the truncated solver.
     Returns (kernel, spectrum, info) with info ``spectral_gap``,
     ``n_widened``, ``bandwidth_factor`` (final eps / requested eps), ``graph_connected``."""
-    eps0 = float(scale) * (median_bandwidth_sq(X) if bandwidth is None else float(bandwidth))
+    eps0 = float(scale) * (capped_median_bandwidth_sq(X) if bandwidth is None else float(bandwidth))
     widen = 0
     while True:
         kernel = DiffusionMapKernel.fit(X, eps0 * factor**widen)

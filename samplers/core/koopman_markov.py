@@ -37,7 +37,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from common.geometry import median_bandwidth_sq
+from common.geometry import capped_median_bandwidth_sq
 from samplers.core.spectral import (
     DiffusionMapKernel,
     SpectralError,
@@ -69,7 +69,7 @@ def gram_matrices(
     if X.ndim != 2 or Ys.shape[1:] != X.shape:
         raise SpectralError(f"Y {tuple(Y.shape)} must be (N, d) or (R, N, d), X {tuple(X.shape)}")
     if kernel == "gaussian":
-        e = median_bandwidth_sq(X) if eps is None else float(eps)
+        e = capped_median_bandwidth_sq(X) if eps is None else float(eps)
         if not (math.isfinite(e) and e > 0):
             raise SpectralError(f"Gram bandwidth must be positive and finite, got {e!r}")
 

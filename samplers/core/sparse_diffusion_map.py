@@ -67,7 +67,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-from common.geometry import median_bandwidth_sq
+from common.geometry import capped_median_bandwidth_sq
 from samplers.core.spectral import SpectralError, TargetPoints, _check_matrix, _check_modes
 
 BANDWIDTH_C = 8.0
@@ -249,7 +249,7 @@ class SparseDiffusionMapKernel(TargetPoints):
         scale = float(scale)
         if not math.isfinite(scale) or scale <= 0:
             raise SpectralError(f"bandwidth scale must be a positive finite number, got {scale!r}")
-        dense_eps = median_bandwidth_sq(X) if rule_eps is None else float(rule_eps)
+        dense_eps = capped_median_bandwidth_sq(X) if rule_eps is None else float(rule_eps)
         eps_ref = scale * (dense_eps if eps is None else float(eps))
         if n_neighbors == "auto":
             n_neighbors = auto_neighbours(X, eps_ref)

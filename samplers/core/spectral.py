@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from common import random
-from common.geometry import median_bandwidth_sq, pairwise_sq_distances
+from common.geometry import capped_median_bandwidth_sq, pairwise_sq_distances
 from samplers.core.eigensolvers import EIG_TOL, block_lanczos_eigenpairs
 from samplers.core.errors import SpectralError
 
@@ -104,7 +104,7 @@ class DiffusionMapKernel(TargetPoints):
         if X.shape[0] < 2:
             raise SpectralError(f"need at least 2 target points, got {X.shape[0]}")
         if eps is None:
-            eps = median_bandwidth_sq(X)
+            eps = capped_median_bandwidth_sq(X)
         eps = float(eps)
         if not math.isfinite(eps) or eps <= 0:
             raise SpectralError(f"bandwidth eps must be a positive finite number, got {eps!r}")

@@ -112,3 +112,33 @@ def test_reference_bandwidth_is_a_property_of_the_target() -> None:
     assert abs(ratio - 1) < 0.1, ratio
     shrink = median_bandwidth_sq(large) / median_bandwidth_sq(small)
     assert shrink == pytest.approx(ratio * math.log(1001) / math.log(10001), rel=1e-12)
+
+
+def test_capped_median_bandwidth_stops_shrinking_at_1000_points() -> None:
+    """DMPS's default eps = median|X_a - X_b|^2 / (2 log(min(N, 1000) + 1)): the median
+    heuristic bit for bit up to N = 1,000 (so the suites' fits at N <= 1,000 are unchanged)
+    and the reference rule from there (eps of the target, not of N). Repeating every point
+    of a 1,000-point set 10 times leaves it within 1 % (the duplicates add 1,000 zero pairs
+    among the ~2 million of the first 2,000 rows the median reads), while the median
+    heuristic shrinks by log(1001) / log(10001) = 0.75."""
+    import math
+
+    from common.geometry import (
+        capped_median_bandwidth_sq,
+        median_bandwidth_sq,
+        reference_bandwidth_sq,
+    )
+    from common.random import make_generator
+
+    gen = make_generator(5)
+    for n in (2, 50, 1000):
+        z = torch.randn(n, 3, generator=gen, dtype=torch.float64)
+        assert capped_median_bandwidth_sq(z) == median_bandwidth_sq(z)
+    z = torch.randn(1000, 3, generator=gen, dtype=torch.float64)
+    copies = z.repeat(10, 1)
+    assert capped_median_bandwidth_sq(copies) == reference_bandwidth_sq(copies)
+    assert capped_median_bandwidth_sq(copies) == pytest.approx(
+        capped_median_bandwidth_sq(z), rel=0.01
+    )
+    shrink = median_bandwidth_sq(copies) / capped_median_bandwidth_sq(copies)
+    assert shrink == pytest.approx(math.log(1001) / math.log(10001), rel=1e-12)

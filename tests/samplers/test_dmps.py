@@ -373,6 +373,27 @@ def test_flow_rule_is_invariant_to_duplicating_the_training_set() -> None:
     assert float(d1.norm() / d10.norm()) == pytest.approx(10.0, rel=1e-8)
 
 
+def test_default_step_rule_is_invariant_to_duplicating_the_training_set() -> None:
+    """The default "first_step" rule fixes h so that the first step moves the median particle
+    0.2 sqrt(eps): with eps fixed, every training point repeated 10 times scales the code's
+    field by 1/10 (as in the flow test above), h by 10, and the clip bound sqrt(eps) is
+    unchanged, so the whole trajectory is the same. With the default bandwidth (median
+    heuristic fixed from N = 1,000 on) eps itself moves by < 1 % under such duplication
+    (tests/common/test_geometry.py), where the old median rule shrank it by 25 %."""
+    target = CircleTarget()
+    train = target.sample(120, seed=3)
+    x0 = target.sample(40, seed=4) * 1.05
+    eps = 0.1
+    one = get_sampler("dmps", bandwidth=eps).fit(train, target)
+    ten = get_sampler("dmps", bandwidth=eps).fit(train.repeat(10, 1), target)
+    a, b = one.run(x0, 15, seed=0), ten.run(x0, 15, seed=0)
+    assert a.info["step_rule"].startswith("auto: first step")
+    assert float((a.particles - x0).norm(dim=1).median()) > 0.05  # it moved
+    # exact in exact arithmetic; 2e-13 measured for the flow rule's same eigh, 1e-8 for BLAS
+    assert float((a.particles - b.particles).abs().max()) < 1e-8
+    assert b.info["step_size"] == pytest.approx(10 * a.info["step_size"], rel=1e-8)
+
+
 def test_first_step_rule_is_kept_for_comparison(circle_run) -> None:
     sampler, x0, _ = circle_run
     old = get_sampler("dmps", step_rule="first_step").fit(sampler.train, sampler.target)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from common.geometry import median_bandwidth_sq
+from common.geometry import capped_median_bandwidth_sq, median_bandwidth_sq
 from datasets import get_target
 from samplers import SamplerError, get_sampler
 from samplers.core.eigensolvers import relative_residuals, sparse_top_eigenpairs
@@ -309,7 +309,7 @@ def test_auto_neighbours_hold_the_dense_kernel_on_a_circle() -> None:
     theta = 2 * torch.pi * torch.rand(2000, generator=torch.Generator().manual_seed(15), dtype=F64)
     X = torch.stack([theta.cos(), theta.sin()], dim=1)
     kern = SparseDiffusionMapKernel.fit(X)  # n_neighbors="auto"
-    eps_dense = median_bandwidth_sq(X)
+    eps_dense = capped_median_bandwidth_sq(X)  # the kernels' default bandwidth rule
     # uniform on the circle: the radius sqrt(2 c eps) holds a fraction ~ 2 asin(r / 2) / pi
     r = (2 * BANDWIDTH_C * eps_dense) ** 0.5
     expected = 2000 * 2 * np.arcsin(r / 2) / np.pi
