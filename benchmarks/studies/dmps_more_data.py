@@ -218,7 +218,9 @@ def diagnostics_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--columns", nargs="*", default=list(COLUMNS), help="target/init pairs (none: Fashion only)")
+    p.add_argument(
+        "--columns", nargs="*", default=list(COLUMNS), help="target/init pairs (none: Fashion only)"
+    )
     p.add_argument("--sizes", nargs="+", type=int, default=list(SIZES))
     p.add_argument("--fashion-sizes", nargs="+", type=int, default=list(FASHION_SIZES))
     p.add_argument("--no-fashion", action="store_true", help="leave out the Fashion column")
