@@ -49,6 +49,8 @@ from samplers import get_sampler
 from samplers.core.spectral import lawgd_transport_scale, transport_direction
 
 COMMAND = "python -m benchmarks.studies.dmps_more_data"
+PARTIAL = "more_data.partial.csv"
+"""Rows as they finish: a rerun of the same command resumes from them (deleted at the end)."""
 SUITE_SEED = 20261125
 """The suites' seed (``benchmarks.suites.Suite.suite_seed``): the same splits and starts."""
 COLUMNS = (
@@ -67,6 +69,7 @@ RULES = {
     "flow": {"step_rule": "flow"},
     "flow_median": {"step_rule": "flow", "bandwidth_rule": "median"},
 }
+DEFAULT_BANDWIDTH_RULE = get_sampler("dmps").params["bandwidth_rule"]
 #: budgets as in the suites: (particles, reference, steps)
 BUDGET = {"latent": (200, 300, 300), "other": (300, 1000, 300)}
 CSV_FIRST = (
@@ -117,7 +120,7 @@ def run_column(column: str, n_train: int, seed: int, rules: list[str]) -> list[d
     rows = []
     for rule in rules:
         params = RULES[rule]
-        bw = params.get("bandwidth_rule", "reference")
+        bw = params.get("bandwidth_rule", DEFAULT_BANDWIDTH_RULE)
         if bw not in fits:
             t0 = time.perf_counter()
             fitted = get_sampler("dmps", bandwidth_rule=bw).fit(data.train, data.target)
@@ -238,15 +241,31 @@ def main(argv: list[str] | None = None) -> None:
     plan = [(c, n) for c in args.columns for n in args.sizes]
     if not args.no_fashion:
         plan += [(FASHION, n) for n in args.fashion_sizes]
-    rows: list[dict] = []
+    args.out.mkdir(parents=True, exist_ok=True)
+    partial = args.out / PARTIAL
+    done = pd.read_csv(partial) if partial.exists() else pd.DataFrame()
+    resumed = len(done)
+    if resumed:
+        print(f"resuming: {len(done)} rows of {partial} kept", flush=True)
     t_all = time.perf_counter()
     with threadpool_limits(args.threads):
         for seed in args.seeds:
             for column, n in plan:
-                rows.extend(run_column(column, n, seed, args.rules))
-    wall = time.perf_counter() - t_all
-    df = pd.DataFrame(rows)
-    args.out.mkdir(parents=True, exist_ok=True)
+                todo = [r for r in args.rules if not _has_row(done, r, column, n, seed)]
+                if not todo:
+                    continue
+                new = pd.DataFrame(run_column(column, n, seed, todo))
+                new.to_csv(partial, mode="a", header=not partial.exists(), index=False)
+                done = pd.concat([done, new], ignore_index=True)
+    wall = time.perf_counter() - t_all  # this invocation's (a resumed run kept earlier rows)
+    keep = done["rule"].isin(args.rules) & done["seed"].isin(args.seeds)
+    planned = set(plan)
+    columns = done["target"] + "/" + done["init"]
+    keep &= pd.Series(
+        [(c, n) in planned for c, n in zip(columns, done["n_train"], strict=True)],
+        index=done.index,
+    )
+    df = done[keep].reset_index(drop=True)
     df[list(CSV_FIRST) + [c for c in df.columns if c not in CSV_FIRST]].to_csv(
         args.out / "more_data.csv", index=False
     )
@@ -256,7 +275,9 @@ def main(argv: list[str] | None = None) -> None:
         "# DMPS with more training data: step rule and bandwidth across N (issue 24)",
         "",
         f"Produced by: `OMP_NUM_THREADS={args.threads} {cmd}`"
-        f" ({args.label} run; {wall / 60:.1f} min, load average at the end "
+        f" ({args.label} run; {wall / 60:.1f} min"
+        + (f" after resuming from {resumed} finished rows" if resumed else "")
+        + ", load average at the end "
         f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on a machine shared by other jobs).",
         "",
         "Rules: `old` = the first-step rule (h fixed so the first step moves the median "
@@ -288,6 +309,16 @@ def main(argv: list[str] | None = None) -> None:
         "",
     ]
     (args.out / "more_data.md").write_text("\n".join(text))
+    partial.unlink()
+
+
+def _has_row(done: pd.DataFrame, rule: str, column: str, n: int, seed: int) -> bool:
+    """Whether the partial file already holds this (rule, target / init, N, seed) row."""
+    if done.empty:
+        return False
+    target, init = column.split("/")
+    hit = (done["rule"] == rule) & (done["target"] == target) & (done["init"] == init)
+    return bool((hit & (done["n_train"] == n) & (done["seed"] == seed)).any())
 
 
 if __name__ == "__main__":
