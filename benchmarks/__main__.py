@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import benchmarks  # noqa: F401  (checks that 'datasets' is this repo's package)
-from benchmarks.environment import environment_settings
-from benchmarks.locking import FolderLocked
+from benchmarks.execution.environment import environment_settings
+from benchmarks.execution.locking import FolderLocked
+from benchmarks.execution.provenance import command_line
 from benchmarks.options import (
     MISSING_DATA_STATUS,
     RUNS_ROOT,
@@ -42,7 +43,6 @@ from benchmarks.options import (
     seed_list,
     train_size,
 )
-from benchmarks.provenance import command_line
 from benchmarks.static_names import declared_samplers
 from benchmarks.suites import INIT_SCHEMES, SUITES
 from benchmarks.tuning_cli import (
@@ -98,7 +98,7 @@ def _checked_suite(args: argparse.Namespace) -> tuple[Any, list[str]]:
     if not args.imports and "samplers.base" not in sys.modules:  # else the registry, below
         check_names("sampler(s)", args.samplers or (), declared_samplers())
     check_names("init scheme(s)", args.inits or (), INIT_SCHEMES)
-    from benchmarks.grid import GridError, check_grid, grid_from_options
+    from benchmarks.execution.grid import GridError, check_grid, grid_from_options
     from datasets.base import available_targets
     from metrics.base import available_metrics
     from samplers.base import available_samplers, sampler_class
@@ -160,10 +160,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _announce_jobs(args: argparse.Namespace, suite: Any, names: list[str]) -> int:
     """The default worker count (one per usable core, at most one per unit), said on
-    stderr with the estimate of :func:`benchmarks.run_summary.estimate`."""
-    from benchmarks.execution import log
-    from benchmarks.run_summary import default_jobs, estimate, usable_cores
-    from benchmarks.runner import plan
+    stderr with the estimate of :func:`benchmarks.presentation.run_summary.estimate`."""
+    from benchmarks.execution.runner import plan
+    from benchmarks.execution.suite_run import log
+    from benchmarks.presentation.run_summary import default_jobs, estimate, usable_cores
     from benchmarks.tuning_cli import TUNED_ROOT
 
     n_units = len(plan(suite, names, args.device))
@@ -183,8 +183,8 @@ def _finish(args: argparse.Namespace, suite: Any, board: Path) -> int:
     """The end of a run: the summary (or ``--print-leaderboard``: the whole table) on
     stdout, missing data on stderr; :data:`MISSING_DATA_STATUS` when every run of a target
     named by ``--targets`` (or of every target) was skipped for missing data."""
-    from benchmarks.run_summary import end_summary, fully_missing, missing_data_report
-    from benchmarks.store import ROWS_FILE, load_rows
+    from benchmarks.execution.store import ROWS_FILE, load_rows
+    from benchmarks.presentation.run_summary import end_summary, fully_missing, missing_data_report
 
     rows = load_rows(board.parent / ROWS_FILE).rows
     rows = [r for r in rows if r.get("target") in suite.targets]
@@ -208,7 +208,7 @@ def _finish(args: argparse.Namespace, suite: Any, board: Path) -> int:
 
 
 def _run(args: argparse.Namespace, suite: Any, names: list[str], command: str) -> Path:
-    from benchmarks.execution import run_suite
+    from benchmarks.execution.suite_run import run_suite
 
     return run_suite(
         suite,
@@ -288,7 +288,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from benchmarks.report import write_report
+    from benchmarks.presentation.report import write_report
 
     path = write_report(Path(args.out), figures=not args.no_figures)
     print(path)
@@ -296,8 +296,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from benchmarks.execution import log
-    from benchmarks.store import ROWS_FILE, load_rows
+    from benchmarks.execution.store import ROWS_FILE, load_rows
+    from benchmarks.execution.suite_run import log
     from benchmarks.verdict.leaderboard import write_leaderboard
 
     out_dir = Path(args.out) / args.suite

@@ -42,7 +42,7 @@ class Suite:
     held-out sample the metric compares against; seeds: repetitions; inits: x0 schemes.
     sampler_params: per-sampler overrides of documented defaults for this suite.
     param_grid: sampler -> parameter -> values swept (one unit per combination, on top of
-    ``sampler_params``; see ``benchmarks.grid``).
+    ``sampler_params``; see ``benchmarks.execution.grid``).
     """
 
     name: str
@@ -170,7 +170,7 @@ for _suite in (
     # Finite pools: per (target, seed) the train split takes N codes of the train
     # pool; reference (300) and the exact row (200) one draw of the held-out pool; the
     # tuning validation split (n_reference = 300 codes) what those leave, held-out rows
-    # first (benchmarks.data.finite_pool_rows). Held-out pools: Fashion-MNIST / MNIST
+    # first (benchmarks.execution.data.finite_pool_rows). Held-out pools: Fashion-MNIST / MNIST
     # 10,000, MNIST 5k subset 1,000, digits 540, so validation is 300 test-image codes
     # everywhere but on digits in the representation regime (1,797 images < 1,200 + 300
     # + 200 + 300): there it is the 40 held-out and 57 train-pool codes left, 97 in all

@@ -8,7 +8,7 @@ inert there, such as a KDE bandwidth on a target with an exact score) drawn with
 replacement with a seed fixed by (suite seed, sampler); a space with fewer combinations is
 tried in full. Each setting runs on every (target, repetition, init) of the suite with the
 suite's training split, x0 and step budget, and is scored by the suite's headline metric
-against the **validation split** (:func:`benchmarks.data.validation_split`: own seeds,
+against the **validation split** (:func:`benchmarks.execution.data.validation_split`: own seeds,
 disjoint from train and reference), with the Sinkhorn scale taken from the validation split
 too: tuning never reads the test reference. The chosen setting per (sampler, target, init)
 has the best mean score over repetitions (a failed or diverged run scores +inf; ties keep
@@ -27,7 +27,7 @@ line in the log and listed in ``tuned.json`` (``skipped_targets``). Image-latent
 (finite pools) take their validation split from the pool rows that train, reference and
 exact leave; ``validation_sizes`` records its size per target (smaller than
 ``n_validation`` only where a pool runs short, as digits' does: see
-:func:`benchmarks.data.finite_pool_rows`).
+:func:`benchmarks.execution.data.finite_pool_rows`).
 
 Fits run serially or in ``--jobs`` processes with one torch/BLAS thread each (the
 runner's backend and thread rule), so the scores do not depend on ``--jobs``.
@@ -52,10 +52,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.data import prepare, validation_split
-from benchmarks.environment import environment
+from benchmarks.execution.data import prepare, validation_split
+from benchmarks.execution.environment import environment
+from benchmarks.execution.runner import _params
+from benchmarks.execution.seeding import derive_seed
+from benchmarks.execution.shared_runs import run_inits
+from benchmarks.execution.store import atomic_write_text
 from benchmarks.options import DEFAULT_BUDGET, TUNED_FILE
-from benchmarks.runner import _params
 from benchmarks.search_widening import (
     MAX_WIDEN_ROUNDS,
     edge_moves,
@@ -63,9 +66,6 @@ from benchmarks.search_widening import (
     setting_key,
     space_size,
 )
-from benchmarks.seeding import derive_seed
-from benchmarks.shared_runs import run_inits
-from benchmarks.store import atomic_write_text
 from benchmarks.suites import Suite
 from benchmarks.tuning_cli import TUNING_REPS as _CLI_TUNING_REPS
 from common.geometry import relative_eps
@@ -193,7 +193,7 @@ def _scored_units(
     """Scores of ``units`` as they complete, each computed with ``threads`` torch and BLAS
     threads like the runner's units: serially in order, or in ``jobs`` local processes
     (the runner's backend) in completion order."""
-    from benchmarks.parallel import local_unordered, with_threads
+    from benchmarks.execution.parallel import local_unordered, with_threads
 
     pinned = functools.partial(with_threads, score_setting, threads=threads)
     calls = [(suite, *unit, n_validation) for unit in units]

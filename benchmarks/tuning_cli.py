@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks.environment import environment_settings
+from benchmarks.execution.environment import environment_settings
+from benchmarks.execution.provenance import command_line
 from benchmarks.options import DEFAULT_BUDGET, RUNS_ROOT, TUNED_FILE, existing_dir
-from benchmarks.provenance import command_line
 from benchmarks.suites import SUITES, Suite, get_suite
 
 #: held-out tuning repetitions (``benchmarks.tuning.TUNING_REPS``; kept here too so that
@@ -59,7 +59,7 @@ def with_tuned(suite: Suite, path: str | None, untuned: bool) -> Suite:
         if path:
             raise SystemExit(f"error: no tuned settings at {file}")
         return suite
-    from benchmarks.execution import log
+    from benchmarks.execution.suite_run import log
     from benchmarks.tuning import load_tuned
 
     tuned_on = tuning_reps_of(file)
@@ -75,7 +75,7 @@ def with_tuned(suite: Suite, path: str | None, untuned: bool) -> Suite:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from benchmarks.execution import log
+    from benchmarks.execution.suite_run import log
     from benchmarks.tuning import tune_suite
     from samplers.base import available_samplers
 

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.data import prepare
 from benchmarks.diagnostics import DIAGNOSTICS
-from benchmarks.provenance import original_command
-from benchmarks.store import atomic_write_text
+from benchmarks.execution.data import prepare
+from benchmarks.execution.provenance import original_command
+from benchmarks.execution.store import atomic_write_text
 
 #: decoded particles drawn per grid (fewer when a run has fewer particles)
 N_GRID = 64

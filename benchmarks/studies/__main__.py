@@ -24,7 +24,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from benchmarks.environment import REPO_ROOT
+from benchmarks.execution.environment import REPO_ROOT
 
 
 @dataclass(frozen=True)

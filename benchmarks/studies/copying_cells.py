@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmarks.environment import environment
-from benchmarks.tables import markdown_table
+from benchmarks.execution.environment import environment
+from benchmarks.presentation.tables import markdown_table
 from datasets import StandardisedTarget, get_target
 from metrics.copying import (
     COPYING_THRESHOLD,

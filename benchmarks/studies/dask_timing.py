@@ -16,11 +16,11 @@ the rows record them (where the time goes inside the units), the slowest unit, w
 the rows equal the serial rows beyond wall times, and the 1-minute load average before
 each mode.
 
-A second table shows where Dask's time went before ``benchmarks.dask_plugin``: one
+A second table shows where Dask's time went before ``benchmarks.execution.dask_plugin``: one
 sinkhorn_generator unit (its fit is a training loop of many small torch allocations) timed
 in a fresh process with the environment Dask's nanny gives its workers
 (``MALLOC_TRIM_THRESHOLD_=65536``, which freezes glibc's mmap threshold at 128 KiB), without
-it, and with it plus the plugin's :func:`~benchmarks.dask_plugin.relax_malloc_trimming`.
+it, and with it plus the plugin's :func:`~benchmarks.execution.dask_plugin.relax_malloc_trimming`.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from benchmarks.environment import REPO_ROOT, environment
-from benchmarks.store import ROWS_FILE, load_rows
+from benchmarks.execution.environment import REPO_ROOT, environment
+from benchmarks.execution.store import ROWS_FILE, load_rows
 from benchmarks.studies.parallel_timing import compare
 
 #: the subset timed (defaults): one manifold target, two seeds, one init, samplers with a
@@ -106,9 +106,9 @@ PROBE_ITERATIONS = 60
 def _probe_unit(relax: bool) -> None:
     """In this process: (optionally relax glibc's trimming, then) run one sinkhorn_generator
     unit twice and print the second fit's seconds."""
-    from benchmarks.dask_plugin import relax_malloc_trimming
-    from benchmarks.parallel import with_threads
-    from benchmarks.runner import RunSpec, execute_unit
+    from benchmarks.execution.dask_plugin import relax_malloc_trimming
+    from benchmarks.execution.parallel import with_threads
+    from benchmarks.execution.runner import RunSpec, execute_unit
 
     if relax:
         relax_malloc_trimming()

@@ -16,7 +16,8 @@ better than all three; **refuted** when any of them is significantly better; oth
 ``exact`` are given beside it.
 
 Command: ``python -m benchmarks.studies.dmps_claim`` (reads ``results/``; seconds); writes
-``results/dmps/claim.md``. ``python -m benchmarks.readme`` copies its table into the README.
+``results/dmps/claim.md``. ``python -m benchmarks.presentation.readme`` copies its table into
+the README.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.environment import REPO_ROOT, environment
-from benchmarks.store import ROWS_FILE, load_rows
-from benchmarks.tables import markdown_table
+from benchmarks.execution.environment import REPO_ROOT, environment
+from benchmarks.execution.store import ROWS_FILE, load_rows
+from benchmarks.presentation.tables import markdown_table
 from benchmarks.verdict.leaderboard import (
     headline_of,
     metric_spec,

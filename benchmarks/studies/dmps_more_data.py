@@ -1,7 +1,7 @@
 """DMPS with more training data: the step rules and bandwidths from N = 1,000 to 60,000.
 
 For every (target / init, N, seed) it fits DMPS once per bandwidth rule and runs each step
-rule from the same x0 (the suites' splits and starts, ``benchmarks.data.prepare``):
+rule from the same x0 (the suites' splits and starts, ``benchmarks.execution.data.prepare``):
 
 - ``old``: ``step_rule="first_step"`` (h fixed once so that the first step moves the median
   particle 0.2 sqrt(eps), moves capped at sqrt(eps)), median bandwidth
@@ -42,8 +42,8 @@ import torch
 from threadpoolctl import threadpool_limits
 
 import benchmarks._imports  # noqa: F401  (guards the local ``datasets`` package)
-from benchmarks.data import prepare
-from benchmarks.tables import markdown_table
+from benchmarks.execution.data import prepare
+from benchmarks.presentation.tables import markdown_table
 from metrics.base import MetricContext, get_metric
 from samplers import get_sampler
 from samplers.core.spectral import lawgd_transport_scale, transport_direction

@@ -35,8 +35,8 @@ import torch
 from threadpoolctl import threadpool_limits
 
 import benchmarks._imports  # noqa: F401  (guards the local ``datasets`` package)
+from benchmarks.presentation.tables import markdown_table
 from benchmarks.studies.scaling_dmps import gaussian_points
-from benchmarks.tables import markdown_table
 from common.geometry import relative_eps
 from metrics.sinkhorn import sinkhorn_divergence
 from samplers.core.spectral import (

@@ -163,7 +163,7 @@ def part_pytest(study: Study, budget: float) -> str:
 
 # -- (b, c) suites on the device and on the CPU -------------------------------------------------
 def _suite_rows(folder: Path, suite: str) -> list[dict[str, Any]]:
-    from benchmarks.store import ROWS_FILE, load_rows
+    from benchmarks.execution.store import ROWS_FILE, load_rows
 
     path = folder / suite / ROWS_FILE
     return load_rows(path).rows if path.exists() else []

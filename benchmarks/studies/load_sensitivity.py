@@ -1,7 +1,7 @@
 """Wall time of a suite run on a quiet machine and beside a CPU-bound load this study starts.
 
 Each run pins its intra-op threads (1 torch + BLAS thread per run by default, see
-``benchmarks.parallel``), so a loaded machine should slow a run by the share of cores it
+``benchmarks.execution.parallel``), so a loaded machine should slow a run by the share of cores it
 gets, not by oversubscription. The study times each named run quiet, then again while
 ``--load`` busy-loop processes run, in one process, and writes a table with the load
 averages next to every time.
@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.environment import REPO_ROOT, git_commit
+from benchmarks.execution.environment import REPO_ROOT, git_commit
 
 COMMAND = "python -m benchmarks.studies.load_sensitivity"
 RUNS = {

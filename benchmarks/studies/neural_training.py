@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from benchmarks.environment import blas_summary, git_commit
+from benchmarks.execution.environment import blas_summary, git_commit
 from common.geometry import relative_eps
 from datasets.base import StandardisedTarget, Target, get_target
 from metrics import get_metric

@@ -24,9 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.environment import REPO_ROOT, environment
-from benchmarks.runner import without_timing
-from benchmarks.store import ROWS_FILE, load_rows
+from benchmarks.execution.environment import REPO_ROOT, environment
+from benchmarks.execution.runner import without_timing
+from benchmarks.execution.store import ROWS_FILE, load_rows
 from benchmarks.suites import SUITES
 
 

@@ -30,7 +30,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 import benchmarks._imports  # noqa: F401  (guards the local ``datasets`` package)
-from benchmarks.tables import markdown_table
+from benchmarks.presentation.tables import markdown_table
 from samplers.core.eigensolvers import EIG_TOL, relative_residuals
 from samplers.core.spectral import (
     DENSE_MAX_N,

@@ -23,7 +23,7 @@ from benchmarks._imports import ensure_local_datasets
 
 ensure_local_datasets()
 
-from benchmarks.tables import markdown_table  # noqa: E402
+from benchmarks.presentation.tables import markdown_table  # noqa: E402
 from datasets.base import StandardisedTarget, get_target  # noqa: E402
 from samplers import get_sampler  # noqa: E402
 

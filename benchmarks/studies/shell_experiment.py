@@ -35,7 +35,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 import benchmarks._imports  # noqa: F401  (guards the local ``datasets`` package)
-from benchmarks.tables import markdown_table
+from benchmarks.presentation.tables import markdown_table
 from common.geometry import median_bandwidth_sq, relative_eps
 from datasets.base import get_target
 from metrics.sinkhorn import sinkhorn_divergence

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from benchmarks.tables import markdown_table
+from benchmarks.presentation.tables import markdown_table
 from samplers.core.riesz_mmd import riesz_gradient_exact, riesz_gradient_sliced
 
 PROJECTIONS = (16, 64, 256, 1024, 4096, 16384)

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.environment import REPO_ROOT
+from benchmarks.execution.environment import REPO_ROOT
 
 DEFAULT_DIR = REPO_ROOT / "results" / "benchmarks"
 BENCH_FILE = "tests/bench/test_bench_samplers.py"

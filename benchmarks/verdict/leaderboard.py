@@ -21,9 +21,9 @@ from typing import Any
 
 import pandas as pd
 
-from benchmarks.provenance import original_command
-from benchmarks.store import atomic_path, atomic_write_text
-from benchmarks.tables import markdown_table
+from benchmarks.execution.provenance import original_command
+from benchmarks.execution.store import atomic_path, atomic_write_text
+from benchmarks.presentation.tables import markdown_table
 from benchmarks.verdict.cells import cell_states, usable
 from benchmarks.verdict.intervals import t_interval
 from benchmarks.verdict.paired import pairwise_table
@@ -649,7 +649,7 @@ def write_leaderboard(
     """Write ``leaderboard.md`` and ``leaderboard.csv`` (the long summary) into ``out_dir``.
     ``headline``: the metric of the main table (default: :func:`headline_of`); ``command``:
     the command that produced the rows (None when rebuilding: the recorded one is kept,
-    see :func:`benchmarks.provenance.original_command`)."""
+    see :func:`benchmarks.execution.provenance.original_command`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     command = command or original_command(out_dir) or "unknown (no run.json)"
     df = rows_frame(rows, suite_meta(out_dir))

@@ -15,6 +15,10 @@ def test_study_resumes_from_its_partial_rows(tmp_path, monkeypatch) -> None:
         calls.append((column, n, seed, tuple(rules)))
         return real(column, n, seed, rules)
 
+    import datasets.latents
+
+    # the study's main sets the data root; put it back after the test
+    monkeypatch.setitem(datasets.latents._SETTINGS, "data_root", None)
     monkeypatch.setattr(study, "run_column", counting)
     monkeypatch.setattr(study, "BUDGET", {"latent": (20, 30, 3), "other": (20, 30, 3)})
     args = ["--columns", "circle/cap", "--sizes", "60", "--seeds", "0", "--no-fashion"]

@@ -15,7 +15,7 @@ import pytest
 
 from benchmarks.__main__ import build_parser, main
 from benchmarks.options import MISSING_DATA_STATUS
-from benchmarks.run_summary import (
+from benchmarks.presentation.run_summary import (
     MISSING_DATA_PREFIX,
     default_jobs,
     end_summary,
@@ -58,7 +58,7 @@ def _snapshot() -> dict[str, tuple[int, int]]:
 
 def test_entry_points_are_found():
     modules = _entry_modules()
-    assert {"benchmarks", "benchmarks.readme", "benchmarks.studies"} <= set(modules)
+    assert {"benchmarks", "benchmarks.presentation.readme", "benchmarks.studies"} <= set(modules)
     assert len([m for m in modules if m.startswith("benchmarks.studies.")]) >= 10
 
 

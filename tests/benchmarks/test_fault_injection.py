@@ -23,8 +23,8 @@ import pytest
 import torch
 
 from benchmarks.__main__ import main
-from benchmarks.runner import RunSpec, execute_unit
-from benchmarks.store import ROWS_FILE, load_rows
+from benchmarks.execution.runner import RunSpec, execute_unit
+from benchmarks.execution.store import ROWS_FILE, load_rows
 from tests.helpers import harness_plugin as hp
 
 SW = "sliced_wasserstein"  # a second metric, so a configuration has more than one row
@@ -69,7 +69,7 @@ def _keys(rows: list[dict]) -> list[tuple[str, str]]:
 def _fail_appends_after(monkeypatch, n_ok: int) -> None:
     """``os.write`` in the row store fails with ENOSPC from the (n_ok + 1)-th append on,
     after writing the first 100 bytes of it (what a filling disk does)."""
-    import benchmarks.store as store
+    import benchmarks.execution.store as store
 
     real_write = os.write
     calls = {"n": 0}
@@ -202,7 +202,7 @@ def test_full_disk_before_the_start_moves_nothing(tmp_path, plugin, monkeypatch,
     suite, out = _suite(tmp_path), tmp_path / "res"
     assert main(_argv(suite, out)) == 0
     before = _snapshot(out)
-    import benchmarks.execution as execution
+    import benchmarks.execution.suite_run as execution
 
     def full(folder: Path) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder / ".write-probe"))
@@ -222,7 +222,7 @@ def test_read_only_out_is_one_error_line(tmp_path, plugin, monkeypatch, capsys):
     suite, out = _suite(tmp_path), tmp_path / "res"
     assert main(_argv(suite, out)) == 0
     before = _snapshot(out)
-    import benchmarks.locking as locking
+    import benchmarks.execution.locking as locking
 
     real = locking.FileLock
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.execution import run_suite
-from benchmarks.grid import GridError, expand, grid_from_options, parse_param
-from benchmarks.runner import RunSpec, execute_unit, plan
-from benchmarks.store import CURVES_FILE, ROWS_FILE, load_rows
+from benchmarks.execution.grid import GridError, expand, grid_from_options, parse_param
+from benchmarks.execution.runner import RunSpec, execute_unit, plan
+from benchmarks.execution.store import CURVES_FILE, ROWS_FILE, load_rows
+from benchmarks.execution.suite_run import run_suite
 from benchmarks.suite_file import SuiteFileError, load_suite_file
 from benchmarks.suites import Suite
 from common.interop import as_torch
@@ -150,7 +150,7 @@ def test_timeout_of_non_cooperative_sampler_and_of_fit(plugin):
 
 
 def test_hard_stop_interrupts_code_that_never_checks_the_deadline(plugin):
-    from benchmarks.runner import HARD_GRACE
+    from benchmarks.execution.runner import HARD_GRACE
 
     params = {"step_sleep": 2.0, "cooperative": False}  # one 10 s sleep, no checks
     t0 = time.perf_counter()

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from benchmarks.__main__ import main
-from benchmarks.runner import TIMING_FIELDS, without_timing
-from benchmarks.store import ROWS_FILE, load_rows
+from benchmarks.execution.runner import TIMING_FIELDS, without_timing
+from benchmarks.execution.store import ROWS_FILE, load_rows
 from tests.helpers import harness_plugin as hp
 
 REPO = Path(__file__).resolve().parents[2]

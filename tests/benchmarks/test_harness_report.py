@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from benchmarks.__main__ import main
-from benchmarks.execution import run_suite
-from benchmarks.locking import HOLDER_FILE, LOCK_FILE
-from benchmarks.plots import project_2d
-from benchmarks.report import markdown_to_html, suite_dirs
+from benchmarks.execution.locking import HOLDER_FILE, LOCK_FILE
+from benchmarks.execution.suite_run import run_suite
+from benchmarks.presentation.plots import project_2d
+from benchmarks.presentation.report import markdown_to_html, suite_dirs
 from benchmarks.suites import Suite
 from tests.helpers import harness_plugin as hp
 

@@ -9,10 +9,10 @@ import warnings
 import pytest
 import torch
 
-from benchmarks.data import finite_pool_rows, prepare, validation_split
 from benchmarks.diagnostics.latent_images import write_latent_images
-from benchmarks.execution import run_suite
-from benchmarks.store import load_rows
+from benchmarks.execution.data import finite_pool_rows, prepare, validation_split
+from benchmarks.execution.store import load_rows
+from benchmarks.execution.suite_run import run_suite
 from benchmarks.suites import get_suite
 from benchmarks.tuning import tune_suite
 from datasets import get_target
@@ -104,7 +104,7 @@ def test_splits_of_a_real_latent_target(monkeypatch, tmp_path) -> None:
 
 
 def _seed(rep: int, split: str) -> int:
-    from benchmarks.seeding import derive_seed
+    from benchmarks.execution.seeding import derive_seed
 
     return derive_seed(LATENTS.suite_seed, "mnist_latent", rep, split)
 

@@ -9,8 +9,9 @@ import pytest
 from matplotlib import pyplot as plt
 from PIL import Image
 
-from benchmarks.execution import run_suite
-from benchmarks.plots import (
+from benchmarks.execution.store import CURVES_FILE, ROWS_FILE, load_curves, load_rows
+from benchmarks.execution.suite_run import run_suite
+from benchmarks.presentation.plots import (
     MIN_SECONDS,
     draw_metric_vs_step,
     draw_metric_vs_time,
@@ -18,7 +19,6 @@ from benchmarks.plots import (
     sampler_styles,
     suite_figures,
 )
-from benchmarks.store import CURVES_FILE, ROWS_FILE, load_curves, load_rows
 from benchmarks.suites import Suite
 from benchmarks.verdict.leaderboard import grid_labels, rows_frame
 from tests.helpers import harness_plugin as hp

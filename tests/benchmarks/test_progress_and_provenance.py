@@ -10,11 +10,11 @@ import pytest
 import torch
 from tqdm import tqdm
 
-import benchmarks.execution as execution
+import benchmarks.execution.suite_run as execution
 from benchmarks.__main__ import main
-from benchmarks.execution import run_suite, unit_label
-from benchmarks.provenance import RUN_FILE, original_command, read_run
-from benchmarks.runner import execute, plan
+from benchmarks.execution.provenance import RUN_FILE, original_command, read_run
+from benchmarks.execution.runner import execute, plan
+from benchmarks.execution.suite_run import run_suite, unit_label
 from benchmarks.suites import Suite
 from benchmarks.verdict.leaderboard import write_leaderboard
 from common.progress import PROGRESS_ENV, bars_allowed, finish, show

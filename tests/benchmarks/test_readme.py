@@ -1,12 +1,12 @@
-"""``python -m benchmarks.readme`` copies the leaderboard excerpt with its caption and the
-suites' measured wall times from files; nothing in those sections is typed."""
+"""``python -m benchmarks.presentation.readme`` copies the leaderboard excerpt with its caption
+and the suites' measured wall times from files; nothing in those sections is typed."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from benchmarks.readme import main_table, suite_times, update
+from benchmarks.presentation.readme import main_table, suite_times, update
 
 REPO = Path(__file__).resolve().parents[2]
 

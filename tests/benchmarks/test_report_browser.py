@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from benchmarks.__main__ import main
-from benchmarks.execution import run_suite
+from benchmarks.execution.suite_run import run_suite
 from benchmarks.suites import Suite
 from tests.helpers import harness_plugin as hp
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.environment import REPO_ROOT
-from benchmarks.parallel import with_threads
-from benchmarks.provenance import original_command
-from benchmarks.runner import execute_unit, plan
-from benchmarks.store import ROWS_FILE, load_rows
+from benchmarks.execution.environment import REPO_ROOT
+from benchmarks.execution.parallel import with_threads
+from benchmarks.execution.provenance import original_command
+from benchmarks.execution.runner import execute_unit, plan
+from benchmarks.execution.store import ROWS_FILE, load_rows
 from benchmarks.suites import SUITES, Suite
 
 RESULTS = REPO_ROOT / "results"

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from benchmarks.__main__ import main
-from benchmarks.locking import folder_lock
-from benchmarks.runner import SCALE_GUARD, scale_excess
-from benchmarks.store import ROWS_FILE, atomic_path, atomic_write_text, load_rows, repair
+from benchmarks.execution.locking import folder_lock
+from benchmarks.execution.runner import SCALE_GUARD, scale_excess
+from benchmarks.execution.store import ROWS_FILE, atomic_path, atomic_write_text, load_rows, repair
 from tests.helpers import harness_plugin as hp
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,10 +11,10 @@ import torch
 import datasets.base as dbase
 import metrics.base as mbase
 import samplers.base as sbase
-from benchmarks.data import prepare
-from benchmarks.execution import run_suite
-from benchmarks.runner import execute, plan
-from benchmarks.store import ROWS_FILE, load_rows
+from benchmarks.execution.data import prepare
+from benchmarks.execution.runner import execute, plan
+from benchmarks.execution.store import ROWS_FILE, load_rows
+from benchmarks.execution.suite_run import run_suite
 from benchmarks.suites import Suite
 from benchmarks.verdict.leaderboard import leaderboard_table, rows_frame
 from datasets import DataMissingError

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import datasets.base as dbase
-from benchmarks.data import prepare
-from benchmarks.runner import execute_unit, plan
-from benchmarks.shared_runs import SHARED_FIELD, run_inits
+from benchmarks.execution.data import prepare
+from benchmarks.execution.runner import execute_unit, plan
+from benchmarks.execution.shared_runs import SHARED_FIELD, run_inits
 from benchmarks.suites import Suite
 from benchmarks.verdict.leaderboard import leaderboard_table, rows_frame
 from tests.helpers.gaussian import GaussianTarget

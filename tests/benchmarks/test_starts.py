@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks.data import initial_particles, prepare
-from benchmarks.runner import execute_unit, plan
-from benchmarks.starts import OUTSIDE_STATUS, outside_support
+from benchmarks.execution.data import initial_particles, prepare
+from benchmarks.execution.runner import execute_unit, plan
+from benchmarks.execution.starts import OUTSIDE_STATUS, outside_support
 from benchmarks.suites import INIT_SCHEMES, Suite, get_suite
 from datasets.base import StandardisedTarget, get_target
 

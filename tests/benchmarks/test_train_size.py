@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from benchmarks.data import prepare
+from benchmarks.execution.data import prepare
 from benchmarks.options import train_size
 from datasets.base import get_target
 

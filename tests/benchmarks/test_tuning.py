@@ -12,8 +12,8 @@ import torch
 import benchmarks.tuning as tuning
 import datasets.base as dbase
 import samplers.base as sbase
-from benchmarks.data import prepare, validation_split
-from benchmarks.runner import execute_unit, plan
+from benchmarks.execution.data import prepare, validation_split
+from benchmarks.execution.runner import execute_unit, plan
 from benchmarks.suites import Suite
 from benchmarks.tuning import draw_settings, tune_suite
 from samplers.core.one_shot import one_shot_result

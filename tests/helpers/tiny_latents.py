@@ -19,7 +19,7 @@ import pytest
 
 import datasets.images.autoencoders as ae_mod
 import datasets.images.diagnostics as diag_mod
-from benchmarks.data import prepare, validation_split
+from benchmarks.execution.data import prepare, validation_split
 from datasets.latents import clear_built_targets, set_cache_dir, set_data_root, set_progress
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.data import prepare
-from benchmarks.runner import SCALE_GUARD, scale_excess
+from benchmarks.execution.data import prepare
+from benchmarks.execution.runner import SCALE_GUARD, scale_excess
 from benchmarks.suites import get_suite
 from samplers import available_samplers, get_sampler, sampler_class
 

@@ -1,8 +1,9 @@
 """Where units run: serially, in local processes (joblib/loky) or on a Dask cluster.
 
 One code path: every backend calls the same pure worker function :func:`run_unit` on a
-picklable :class:`~benchmarks.runner.RunSpec` and hands the :class:`UnitOutput` back to the
-parent as each unit completes (the parent writes rows incrementally; see ``execution.py``).
+picklable :class:`~benchmarks.execution.runner.RunSpec` and hands the :class:`UnitOutput`
+back to the parent as each unit completes (the parent writes rows incrementally; see
+``suite_run.py``).
 No home-made scheduling: ``joblib.Parallel(backend="loky", return_as="generator_unordered")``
 for ``--jobs N`` and ``distributed.Client(address).map`` + ``as_completed`` for
 ``--scheduler ADDRESS``.
@@ -32,7 +33,7 @@ scheduler retries a unit whose worker died and reports ``KilledWorker`` after
 :func:`connect` reaches the scheduler before anything in the output folder moves; an
 address where nobody answers within ``PARTICLE_BENCH_CONNECT_TIMEOUT`` seconds (default
 10) raises :class:`BackendUnavailable`, one line. Dask workers run a unit in a worker
-thread; a worker plugin (``benchmarks.dask_plugin.WorkerThreads``) sets the thread rule in
+thread; a worker plugin (``benchmarks.execution.dask_plugin.WorkerThreads``) sets the thread rule in
 every worker process when the run connects. For speed, start workers as processes with one
 thread each (``dask worker ADDRESS --nworkers N --nthreads 1``, or ``LocalCluster(processes=True,
 threads_per_worker=1)``): threads of one process share the GIL (see
@@ -55,7 +56,7 @@ from typing import Any, TypeVar
 import torch
 from threadpoolctl import threadpool_limits
 
-from benchmarks.runner import RunSpec, UnitOutput, execute_unit, failure_output
+from benchmarks.execution.runner import RunSpec, UnitOutput, execute_unit, failure_output
 
 T = TypeVar("T")
 
@@ -289,7 +290,7 @@ def connect_timeout() -> float:
 
 def connect(address: str, imports: Sequence[str] = (), threads: int | None = None) -> Any:
     """A ``distributed.Client`` on ``address`` with the worker plugin
-    ``benchmarks.dask_plugin.WorkerThreads`` registered, or
+    ``benchmarks.execution.dask_plugin.WorkerThreads`` registered, or
     :class:`BackendUnavailable` (one line) when Dask is missing or nobody answers there
     within :func:`connect_timeout` seconds."""
     try:
@@ -315,7 +316,7 @@ def connect(address: str, imports: Sequence[str] = (), threads: int | None = Non
     except Exception as exc:  # OSError, TimeoutError, ValueError (a malformed address)
         raise unavailable(exc) from None
     try:
-        from benchmarks.dask_plugin import WorkerThreads
+        from benchmarks.execution.dask_plugin import WorkerThreads
 
         plugin = WorkerThreads(tuple(imports), DEFAULT_THREADS if threads is None else threads)
         client.register_plugin(plugin, name="particle-bench")

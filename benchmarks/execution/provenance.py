@@ -2,8 +2,9 @@
 
 ``run.json`` in ``<out>/<suite>/`` records the ``run`` command line, its measured wall time
 and when it finished. ``leaderboard`` and ``report`` rebuild tables from the rows but keep
-this original command in the "Produced by" line, and ``python -m benchmarks.readme`` copies
-the measured wall time next to each suite's command (never typed by hand).
+this original command in the "Produced by" line, and
+``python -m benchmarks.presentation.readme`` copies the measured wall time next to each
+suite's command (never typed by hand).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def record_run(out_dir: Path, command: str, wall_seconds: float, n_units: int) -
         "units": n_units + int(previous.get("units", 0)),
         "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    from benchmarks.store import atomic_write_text
+    from benchmarks.execution.store import atomic_write_text
 
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     return path

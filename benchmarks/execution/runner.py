@@ -3,7 +3,7 @@
 A unit fits the sampler once on the training split, runs it from every init scheme's x0,
 scores the particles with every metric and returns long-format rows. A sampler that
 ignores x0 (``uses_x0 = False``) runs once, from the first init, and its rows are reused
-for the other inits (see :mod:`benchmarks.shared_runs`). Units are pure
+for the other inits (see :mod:`benchmarks.execution.shared_runs`). Units are pure
 functions of their :class:`RunSpec`, so they can run serially, in processes or on a cluster
 and give the same rows. Failures become rows with a status and a message; they never stop
 the suite.
@@ -43,14 +43,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.data import PreparedTarget, prepare
-from benchmarks.environment import blas_summary, environment
-from benchmarks.grid import expand
-from benchmarks.seeding import derive_seed
-from benchmarks.shared_runs import reuse_rows, run_inits
-from benchmarks.starts import label_bad_start
+from benchmarks.execution.data import PreparedTarget, prepare
+from benchmarks.execution.environment import blas_summary, environment
+from benchmarks.execution.grid import expand
+from benchmarks.execution.seeding import derive_seed
+from benchmarks.execution.shared_runs import reuse_rows, run_inits
+from benchmarks.execution.starts import label_bad_start
+from benchmarks.execution.tuned_plan import tuned_groups
 from benchmarks.suites import Suite
-from benchmarks.tuned_plan import tuned_groups
 from datasets.base import DataMissingError
 from metrics.base import Metric, MetricContext, available_metrics, get_metric
 from samplers.base import DeadlineExceeded, SampleResult, sampler_class

@@ -33,13 +33,12 @@ from tqdm.auto import tqdm
 
 from benchmarks import options
 from benchmarks.diagnostics import write_diagnostics
-from benchmarks.environment import environment
-from benchmarks.locking import folder_lock
-from benchmarks.options import CannotRun
-from benchmarks.parallel import BackendUnavailable, completed_units, connect, with_threads
-from benchmarks.provenance import record_run
-from benchmarks.runner import RunSpec, UnitOutput, expected_metrics, plan, rescore
-from benchmarks.store import (
+from benchmarks.execution.environment import environment
+from benchmarks.execution.locking import folder_lock
+from benchmarks.execution.parallel import BackendUnavailable, completed_units, connect, with_threads
+from benchmarks.execution.provenance import record_run
+from benchmarks.execution.runner import RunSpec, UnitOutput, expected_metrics, plan, rescore
+from benchmarks.execution.store import (
     CURVES_FILE,
     ROWS_FILE,
     TEMP_MARK,
@@ -52,6 +51,7 @@ from benchmarks.store import (
     set_aside,
     write_rows,
 )
+from benchmarks.options import CannotRun
 from benchmarks.suites import Suite
 from benchmarks.verdict.leaderboard import SUITE_FILE, write_leaderboard
 from common.progress import show

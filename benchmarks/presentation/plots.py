@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from benchmarks.store import atomic_path  # noqa: E402
+from benchmarks.execution.store import atomic_path  # noqa: E402
 from benchmarks.verdict.leaderboard import (  # noqa: E402
     EXACT,
     grid_labels,

@@ -15,10 +15,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from benchmarks.provenance import read_run
+from benchmarks.execution.provenance import read_run
 
 #: how the runner words the message of a unit skipped because its data are not on disk
-#: (``benchmarks.runner.execute_unit``: ``data missing: DataMissingError: <what to do>``)
+#: (``benchmarks.execution.runner.execute_unit``: ``data missing: DataMissingError: <what to do>``)
 MISSING_DATA_PREFIX = "data missing:"
 #: rows of the headline table shown at the end of a run
 TOP_ROWS = 6

@@ -1,6 +1,6 @@
 """Copy committed results into README.md between markers, so no number is typed by hand.
 
-    python -m benchmarks.readme          # rewrite the marked sections of README.md
+    python -m benchmarks.presentation.readme          # rewrite the marked sections of README.md
 
 Two kinds of section:
 
@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.environment import REPO_ROOT
-from benchmarks.provenance import original_command, read_run
-from benchmarks.store import ROWS_FILE, load_rows
-from benchmarks.tables import markdown_table
+from benchmarks.execution.environment import REPO_ROOT
+from benchmarks.execution.provenance import original_command, read_run
+from benchmarks.execution.store import ROWS_FILE, load_rows
+from benchmarks.presentation.tables import markdown_table
 
 MARK = re.compile(r"<!-- leaderboard:(\w+) -->.*?<!-- /leaderboard:\1 -->", re.S)
 TABLE = re.compile(r"<!-- table:([\w./-]+) -->.*?<!-- /table:\1 -->", re.S)
@@ -150,7 +150,7 @@ def update(readme: Path, results: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Fill README.md from results/ (``--help`` answers without touching either)."""
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.readme",
+        prog="python -m benchmarks.presentation.readme",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

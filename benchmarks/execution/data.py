@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from benchmarks.seeding import derive_seed
-from benchmarks.starts import support_start
+from benchmarks.execution.seeding import derive_seed
+from benchmarks.execution.starts import support_start
 from common.geometry import relative_eps
 from common.random import make_generator
 from datasets.base import StandardisedTarget, Target, get_target
@@ -48,7 +48,7 @@ def initial_particles(target: StandardisedTarget, scheme: str, n: int, seed: int
     """x0 (n, d) in the standardised space: ``gaussian`` = N(0, I) (a stress test on bounded
     targets: it starts outside the support); ``cap`` = fresh target samples restricted to the
     target's cap region (``Target.cap_mask``); ``support`` = inside the support
-    (:func:`benchmarks.starts.support_start`)."""
+    (:func:`benchmarks.execution.starts.support_start`)."""
     if scheme == "gaussian":
         return torch.randn(n, target.dim, generator=make_generator(seed), dtype=torch.float64)
     if scheme == "cap":

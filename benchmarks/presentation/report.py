@@ -2,8 +2,8 @@
 
 One page that reaches every result file under ``<out>``: for every suite folder (one with a
 ``runs.jsonl``; also those under ``untuned/``, the suites at their defaults) it rebuilds the
-figures (``benchmarks.plots``) and lists the leaderboard, raw rows, environment, provenance
-(``run.json``) and figures (inline), the headline suites first; every markdown file
+figures (``benchmarks.presentation.plots``) and lists the leaderboard, raw rows, environment,
+provenance (``run.json``) and figures (inline), the headline suites first; every markdown file
 (leaderboards, decoded-image pages, study results) is rendered to HTML beside it and linked;
 the PNGs of studies are shown inline; and an index of every file closes the page. All links
 are relative, so the folder can be copied or served as is. No external assets. A line on
@@ -19,10 +19,16 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.locking import HOLDER_FILE, LOCK_FILE
+from benchmarks.execution.locking import HOLDER_FILE, LOCK_FILE
+from benchmarks.execution.provenance import RUN_FILE
+from benchmarks.execution.store import (
+    CURVES_FILE,
+    ROWS_FILE,
+    atomic_write_text,
+    load_curves,
+    load_rows,
+)
 from benchmarks.options import UNTUNED_DIR
-from benchmarks.provenance import RUN_FILE
-from benchmarks.store import CURVES_FILE, ROWS_FILE, atomic_write_text, load_curves, load_rows
 from benchmarks.verdict.leaderboard import write_leaderboard
 
 INDEX = "index.html"
@@ -158,7 +164,7 @@ def render_markdown(root: Path) -> list[Path]:
 
 
 def _suite_section(root: Path, suite_dir: Path, figures: bool) -> str:
-    from benchmarks.plots import FIG_DIR, suite_figures
+    from benchmarks.presentation.plots import FIG_DIR, suite_figures
 
     name = suite_dir.name
     label = _suite_label(root, suite_dir)
@@ -214,7 +220,7 @@ def _suite_section(root: Path, suite_dir: Path, figures: bool) -> str:
 def _study_section(root: Path, md_files: list[Path], suites: list[Path]) -> str:
     """Every markdown result outside the suites' own tables, with the PNGs of its folder
     (those not shown in a suite section) inline."""
-    from benchmarks.plots import FIG_DIR
+    from benchmarks.presentation.plots import FIG_DIR
 
     parts = ['<h2 id="studies">Studies and other results</h2>']
     shown: set[Path] = set()
@@ -280,7 +286,7 @@ def write_report(root: Path, *, figures: bool = True) -> Path:
     )
     sections = [_suite_section(root, d, figures) for d in suites]
     if figures:  # harness runs inside study folders that keep figures (and may link them)
-        from benchmarks.plots import FIG_DIR, suite_figures
+        from benchmarks.presentation.plots import FIG_DIR, suite_figures
 
         for d in study_run_dirs(root, suites):
             if (d / FIG_DIR).is_dir():  # no new, uncommitted figure folders in a study
