@@ -23,7 +23,11 @@ from datasets.base import Target
 from samplers.base import RunRequest, Sampler, SamplerError, SampleResult, register_sampler
 from samplers.core.connectivity import CONNECT_RULES, connected_spectrum, sparse_graph_info
 from samplers.core.eigensolvers import EIG_TOL, sparse_top_eigenpairs
-from samplers.core.sparse_diffusion_map import NEIGHBOUR_MASS, SparseDiffusionMapKernel
+from samplers.core.sparse_diffusion_map import (
+    NEIGHBOUR_MASS,
+    SparseDiffusionMapKernel,
+    landmark_count,
+)
 from samplers.core.spectral import SpectralError, lawgd_weights
 from samplers.core.transport_run import (  # noqa: F401  (clipped_displacement re-exported)
     STEP_RULES,
@@ -104,6 +108,13 @@ class DMPS(Sampler):
       neighbours hold less kernel mass than this at the global eps gets its own, wider
       bandwidth (``sparse_diffusion_map.tail_bandwidths``; the fit info counts them in
       ``n_tail_widened``); 0 switches it off.
+    - ``landmarks`` = "auto": sparse kernel with automatic k and the rule's eps: when the kNN
+      graph of the rule's bandwidth would not fit ``sparse_diffusion_map.NNZ_BUDGET``
+      non-zeros, the fit keeps a seeded random subset of N' = sqrt(budget / f) training
+      points (f the share of points within the kernel's support,
+      ``sparse_diffusion_map.landmark_count``) instead of narrowing eps to the budget's k-th
+      neighbour; ``info["n_landmarks"]`` records N'. "off" keeps every point (the previous
+      rule: eps narrowed).
     - ``solver`` = "auto". Dense kernel: "dense" (full eigh) for N <= ``spectral.DENSE_MAX_N``
       (3000), else "topk" (block Lanczos until converged); "dense"/"topk" force one. Sparse
       kernel (:mod:`samplers.core.eigensolvers`): "block" (block Lanczos with float32
@@ -178,6 +189,7 @@ class DMPS(Sampler):
         "kernel": "auto",
         "n_neighbors": "auto",
         "neighbour_mass": NEIGHBOUR_MASS,
+        "landmarks": "auto",
         "solver": "auto",
         "eig_tol": EIG_TOL,
         "bandwidth": None,
@@ -202,6 +214,7 @@ class DMPS(Sampler):
         "kernel": OneOf("auto", "dense", "sparse"),
         "n_neighbors": Positive(int, also=("auto",)),
         "neighbour_mass": NonNegative(),
+        "landmarks": OneOf("auto", "off"),
         "eig_tol": Positive(),
         "bandwidth": Positive(also=(None,)),
         "bandwidth_rule": OneOf(*BANDWIDTH_RULES),
@@ -307,6 +320,13 @@ class DMPS(Sampler):
                 "dmps: the sparse kernel takes solver 'auto', 'lanczos', 'block' or 'dense', "
                 f"got {solver!r}"
             )
+        n_train = X.shape[0]
+        if p["landmarks"] == "auto" and p["n_neighbors"] == "auto" and p["bandwidth"] is None:
+            eps = float(p["bandwidth_scale"]) * rule_eps
+            keep = landmark_count(X, eps)
+            if keep < n_train:  # a seeded subset: the fit stays a function of the data
+                gen = torch.Generator().manual_seed(0)
+                X = X[torch.randperm(n_train, generator=gen)[:keep].sort().values.to(X.device)]
         kernel = SparseDiffusionMapKernel.fit(
             X,
             p["n_neighbors"],
@@ -323,6 +343,8 @@ class DMPS(Sampler):
         vec = res.eigenvectors.to(device=X.device, dtype=X.dtype)
         extra = {
             "kernel": "sparse",
+            "n_landmarks": X.shape[0],
+            "n_train_offered": n_train,
             "n_neighbors": kernel.n_neighbors,
             "n_tail_widened": kernel.n_widened,
             "tail_eps_max_ratio": 1.0

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from common.geometry import capped_median_bandwidth_sq, median_bandwidth_sq
+from common.geometry import capped_median_bandwidth_sq, median_bandwidth_sq, reference_bandwidth_sq
 from datasets import get_target
 from samplers import SamplerError, get_sampler
 from samplers.core.eigensolvers import relative_residuals, sparse_top_eigenpairs
@@ -371,3 +371,48 @@ def test_sparse_fit_reports_isolated_points_and_a_closed_gap() -> None:
     # the tail rule widens no further than the dense kernel's eps, which isolates it too
     ruled = facts(with_outlier, 1.0)
     assert ruled["n_isolated"] == 1 and ruled["spectral_gap"] < 1e-10
+
+
+def test_landmarks_keep_the_rule_bandwidth_when_the_knn_budget_binds(monkeypatch) -> None:
+    """Uniform points on the unit circle: the share within r^2 <= 2 c eps is
+    f = 2 asin(r / 2) / pi, so a budget B holds N' = sqrt(B / f) points (a closed form to
+    hold landmark_count to). With a budget too small for every point, "auto" fits on N'
+    seeded points at the rule's eps, while "off" keeps all N and narrows eps to the budget's
+    k-th neighbour (the issue-24 failure at N = 60,000)."""
+    import samplers.core.sparse_diffusion_map as sdm
+    from datasets.base import Target
+    from samplers.core.sparse_diffusion_map import landmark_count, neighbour_fraction
+
+    class CircleTarget(Target):
+        def __init__(self) -> None:
+            super().__init__(name="unit_circle", dim=2, family="manifolds")
+
+        def _sample(self, n, gen):
+            t = 2 * torch.pi * torch.rand(n, generator=gen, dtype=F64)
+            return torch.stack([t.cos(), t.sin()], dim=1)
+
+    theta = 2 * torch.pi * torch.rand(3000, generator=torch.Generator().manual_seed(21), dtype=F64)
+    X = torch.stack([theta.cos(), theta.sin()], dim=1)
+    eps = 0.01
+    r = (2 * sdm.BANDWIDTH_C * eps) ** 0.5
+    f = 2 * np.arcsin(r / 2) / np.pi  # 0.127
+    # the median over 512 probes of a binomial share: within a few % of f
+    assert neighbour_fraction(X, eps) == pytest.approx(f, rel=0.05)
+    assert landmark_count(X, eps, budget=200_000) == pytest.approx((200_000 / f) ** 0.5, rel=0.05)
+    assert landmark_count(X, eps, budget=10**9) == 3000  # the budget holds every point
+
+    monkeypatch.setattr(sdm, "NNZ_BUDGET", 200_000)  # N' ~ 1,250 of 3,000
+    common = dict(n_modes=30, kernel="sparse", bandwidth_rule="reference", solver="lanczos")
+    auto = get_sampler("dmps", **common).fit(X, CircleTarget()).fit_info
+    off = get_sampler("dmps", landmarks="off", **common).fit(X, CircleTarget()).fit_info
+    rule = reference_bandwidth_sq(X)
+    assert auto["n_landmarks"] == landmark_count(X, rule) < 3000
+    assert auto["n_train"] == 3000 and off["n_landmarks"] == 3000
+    # the rule's eps, kept up to the sampling error of two medians (the automatic k counts
+    # the rule's support, and eps = min(rule, median k-th neighbour distance^2 / 2c))
+    assert auto["eps"] == pytest.approx(rule, rel=0.03)
+    assert off["eps"] < 0.6 * rule  # the budget's k-th neighbour narrowed it
+    again = get_sampler("dmps", **common).fit(X, CircleTarget())
+    assert torch.equal(
+        again.kernel.X, get_sampler("dmps", **common).fit(X, CircleTarget()).kernel.X
+    )
