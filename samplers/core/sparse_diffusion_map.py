@@ -134,29 +134,31 @@ def knn_search(
     return d2, idx
 
 
-def auto_neighbours(X: Tensor, eps: float, *, n_probe: int = 512, seed: int = 0) -> int:
-    """k for the sparse kernel: the median count of training points within r^2 <= 2 c eps of
-    ``n_probe`` sampled training points (the point itself included), clipped to
-    [64, max(64, NNZ_BUDGET // N)]. One (n_probe, N) distance block."""
+def support_counts(X: Tensor, eps: float, *, n_probe: int = 512, seed: int = 0) -> Tensor:
+    """For ``n_probe`` seeded points of X (N, d), how many of X lie within r^2 <= 2 c eps
+    (the kernel's exp(-c) support at bandwidth eps; the point itself included) ->
+    (n_probe,). One (n_probe, N) distance block."""
     n = X.shape[0]
     gen = torch.Generator().manual_seed(seed)
     probe = X[torch.randperm(n, generator=gen)[: min(n_probe, n)].to(X.device)]
     sq = (X * X).sum(1)
     d2 = torch.addmm(sq[None, :], probe, X.T, alpha=-2.0).add_((probe * probe).sum(1)[:, None])
-    count = int((d2 <= 2 * BANDWIDTH_C * eps).sum(1).median())
+    return (d2 <= 2 * BANDWIDTH_C * eps).sum(1)
+
+
+def auto_neighbours(X: Tensor, eps: float, *, n_probe: int = 512, seed: int = 0) -> int:
+    """k for the sparse kernel: the median of :func:`support_counts`, clipped to
+    [64, max(64, NNZ_BUDGET // N)]."""
+    n = X.shape[0]
+    count = int(support_counts(X, eps, n_probe=n_probe, seed=seed).median())
     return int(min(max(count, 64), max(64, NNZ_BUDGET // n), n))
 
 
 def neighbour_fraction(X: Tensor, eps: float, *, n_probe: int = 512, seed: int = 0) -> float:
-    """f = the median share of X (N, d) within r^2 <= 2 c eps of ``n_probe`` sampled points
-    (the kernel's exp(-c) support at bandwidth eps): the kNN graph that holds this kernel
-    has ~ f N^2 non-zeros. One (n_probe, N) distance block."""
-    n = X.shape[0]
-    gen = torch.Generator().manual_seed(seed)
-    probe = X[torch.randperm(n, generator=gen)[: min(n_probe, n)].to(X.device)]
-    sq = (X * X).sum(1)
-    d2 = torch.addmm(sq[None, :], probe, X.T, alpha=-2.0).add_((probe * probe).sum(1)[:, None])
-    return float((d2 <= 2 * BANDWIDTH_C * eps).sum(1).median()) / n
+    """f = the median of :func:`support_counts` over N: the share of X (N, d) in the
+    kernel's support at bandwidth eps; the kNN graph that holds this kernel has ~ f N^2
+    non-zeros."""
+    return float(support_counts(X, eps, n_probe=n_probe, seed=seed).median()) / X.shape[0]
 
 
 def landmark_count(X: Tensor, eps: float, budget: int | None = None) -> int:
