@@ -5,9 +5,12 @@ rule from the same x0 (the suites' splits and starts, ``benchmarks.execution.dat
 
 - ``old``: ``step_rule="first_step"`` (h fixed once so that the first step moves the median
   particle 0.2 sqrt(eps), moves capped at sqrt(eps)), median bandwidth
-  median|X_a - X_b|^2 / (2 log(N + 1)): the rule before issue 24;
+  median|X_a - X_b|^2 / (2 log(N + 1)), and above N = 20,000 the sparse kernel's eps
+  narrowed to its kNN budget (``landmarks="off"``): the rule before issue 24;
 - ``new``: the defaults: the same step rule with ``bandwidth_rule="capped_median"``
-  (eps = median / (2 log(min(N, 1000) + 1)): the median heuristic, fixed from N = 1,000 on);
+  (eps = median / (2 log(min(N, 1000) + 1)): the median heuristic, fixed from N = 1,000 on)
+  and, where the kNN budget cannot hold that kernel, a seeded subset of landmarks
+  (``landmarks="auto"``);
 - ``flow`` (``--rules``): ``step_rule="flow"`` (time steps tau_t <= 0.2 of the N-independent
   LAWGD field (N / eps^2) v / m, every move <= 0.5 sqrt(eps), tau_t <= 1 / (the field's
   secant Lipschitz estimate)) with the capped bandwidth;
@@ -64,12 +67,14 @@ SIZES = (1000, 3000, 10000, 30000)
 FASHION = "fashion_mnist_latent/gaussian"
 FASHION_SIZES = (1200, 6000, 60000)
 RULES = {
-    "old": {"step_rule": "first_step", "bandwidth_rule": "median"},
+    "old": {"step_rule": "first_step", "bandwidth_rule": "median", "landmarks": "off"},
     "new": {},
     "flow": {"step_rule": "flow"},
-    "flow_median": {"step_rule": "flow", "bandwidth_rule": "median"},
+    "flow_median": {"step_rule": "flow", "bandwidth_rule": "median", "landmarks": "off"},
 }
-DEFAULT_BANDWIDTH_RULE = get_sampler("dmps").params["bandwidth_rule"]
+DEFAULTS = get_sampler("dmps").params
+LARGE_N = 20000
+"""Sizes above this (the sparse kernel's, minutes a fit on 2 cores) run for ``--large-seeds``."""
 #: budgets as in the suites: (particles, reference, steps)
 BUDGET = {"latent": (200, 300, 300), "other": (300, 1000, 300)}
 CSV_FIRST = (
@@ -120,12 +125,13 @@ def run_column(column: str, n_train: int, seed: int, rules: list[str]) -> list[d
     rows = []
     for rule in rules:
         params = RULES[rule]
-        bw = params.get("bandwidth_rule", DEFAULT_BANDWIDTH_RULE)
-        if bw not in fits:
+        fit_params = {k: params.get(k, DEFAULTS[k]) for k in ("bandwidth_rule", "landmarks")}
+        key = tuple(fit_params.values())
+        if key not in fits:
             t0 = time.perf_counter()
-            fitted = get_sampler("dmps", bandwidth_rule=bw).fit(data.train, data.target)
-            fits[bw] = (fitted, time.perf_counter() - t0)
-        fitted, fit_s = fits[bw]
+            fitted = get_sampler("dmps", **fit_params).fit(data.train, data.target)
+            fits[key] = (fitted, time.perf_counter() - t0)
+        fitted, fit_s = fits[key]
         sampler = copy.copy(fitted)  # the run rules only read params at run time
         sampler.params = {**fitted.params, **params}
         t0 = time.perf_counter()
@@ -228,6 +234,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--fashion-sizes", nargs="+", type=int, default=list(FASHION_SIZES))
     p.add_argument("--no-fashion", action="store_true", help="leave out the Fashion column")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument(
+        "--large-seeds",
+        nargs="+",
+        type=int,
+        default=None,
+        help=f"seeds of the sizes above {LARGE_N:,} (default: --seeds)",
+    )
     p.add_argument("--rules", nargs="+", default=["old", "new"], choices=list(RULES))
     p.add_argument("--data-root", default="/usr/share/datasets")
     p.add_argument("--threads", type=int, default=1)
@@ -248,9 +261,12 @@ def main(argv: list[str] | None = None) -> None:
     if resumed:
         print(f"resuming: {len(done)} rows of {partial} kept", flush=True)
     t_all = time.perf_counter()
+    large_seeds = args.seeds if args.large_seeds is None else args.large_seeds
     with threadpool_limits(args.threads):
         for seed in args.seeds:
             for column, n in plan:
+                if n > LARGE_N and seed not in large_seeds:
+                    continue
                 todo = [r for r in args.rules if not _has_row(done, r, column, n, seed)]
                 if not todo:
                     continue
@@ -262,7 +278,10 @@ def main(argv: list[str] | None = None) -> None:
     planned = set(plan)
     columns = done["target"] + "/" + done["init"]
     keep &= pd.Series(
-        [(c, n) in planned for c, n in zip(columns, done["n_train"], strict=True)],
+        [
+            (c, n) in planned and (n <= LARGE_N or seed in large_seeds)
+            for c, n, seed in zip(columns, done["n_train"], done["seed"], strict=True)
+        ],
         index=done.index,
     )
     df = done[keep].reset_index(drop=True)
@@ -282,15 +301,24 @@ def main(argv: list[str] | None = None) -> None:
         "",
         "Rules: `old` = the first-step rule (h fixed so the first step moves the median "
         "particle 0.2 sqrt(eps), moves capped at sqrt(eps)) with eps = median / "
-        "(2 log(N + 1)); `new` = the defaults: the same step rule with eps = median / "
-        "(2 log(min(N, 1000) + 1)) (the median heuristic, fixed from N = 1,000 on); `flow` = "
+        "(2 log(N + 1)), and above N = 20,000 the sparse kernel's eps narrowed to its kNN "
+        "budget; `new` = the defaults: the same step rule with eps = median / "
+        "(2 log(min(N, 1000) + 1)) (the median heuristic, fixed from N = 1,000 on) and, where "
+        "the kNN budget cannot hold that kernel, a seeded subset of landmarks; `flow` = "
         "the flow step rule (time steps tau_t <= 0.2 of the N-independent LAWGD field "
         "(N / eps^2) v / m, every move <= 0.5 sqrt(eps), tau_t <= 1 / the field's secant "
         "Lipschitz estimate) with the new eps; `flow_median` = the flow rule with the old "
         "eps. "
         "Splits and starts of the suites (suite seed "
         f"{SUITE_SEED}); 300 particles, 300 steps, reference 1,000 (latents: 200, 300 "
-        "steps, reference 300). Seeds: " + ", ".join(map(str, args.seeds)) + ".",
+        "steps, reference 300). Seeds: "
+        + ", ".join(map(str, args.seeds))
+        + (
+            f" (above N = {LARGE_N:,}: " + ", ".join(map(str, large_seeds)) + ")"
+            if large_seeds != args.seeds
+            else ""
+        )
+        + ".",
         "",
         "## S_eps and clipped share by N",
         "",
