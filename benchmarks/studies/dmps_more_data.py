@@ -262,17 +262,17 @@ def main(argv: list[str] | None = None) -> None:
         print(f"resuming: {len(done)} rows of {partial} kept", flush=True)
     t_all = time.perf_counter()
     large_seeds = args.seeds if args.large_seeds is None else args.large_seeds
+    # the small sizes of every seed first: minutes, where one large fit takes many
+    order = [(s, c, n) for s in args.seeds for c, n in plan if n <= LARGE_N]
+    order += [(s, c, n) for s in large_seeds for c, n in plan if n > LARGE_N]
     with threadpool_limits(args.threads):
-        for seed in args.seeds:
-            for column, n in plan:
-                if n > LARGE_N and seed not in large_seeds:
-                    continue
-                todo = [r for r in args.rules if not _has_row(done, r, column, n, seed)]
-                if not todo:
-                    continue
-                new = pd.DataFrame(run_column(column, n, seed, todo))
-                new.to_csv(partial, mode="a", header=not partial.exists(), index=False)
-                done = pd.concat([done, new], ignore_index=True)
+        for seed, column, n in order:
+            todo = [r for r in args.rules if not _has_row(done, r, column, n, seed)]
+            if not todo:
+                continue
+            new = pd.DataFrame(run_column(column, n, seed, todo))
+            new.to_csv(partial, mode="a", header=not partial.exists(), index=False)
+            done = pd.concat([done, new], ignore_index=True)
     wall = time.perf_counter() - t_all  # this invocation's (a resumed run kept earlier rows)
     keep = done["rule"].isin(args.rules) & done["seed"].isin(args.seeds)
     planned = set(plan)
