@@ -188,7 +188,10 @@ class EDMDKSWGD(Sampler):
       half the seeds, see :func:`samplers.core.edmd.transport_modes`).
 
     Transport (as DMPS)
-    - ``bandwidth`` = None: eps of the diffusion-map kernel (median heuristic when None).
+    - ``bandwidth`` = None: eps of the diffusion-map kernel; None = DMPS's default rule
+      (:func:`common.geometry.capped_median_bandwidth_sq`: the median heuristic, fixed from
+      1,000 training points on). With at most ``max_train`` seeded training points, EDMD
+      already fits on landmarks, so DMPS's ``landmarks`` rule has nothing to add here.
     - ``transport_kernel`` = "auto": the out-of-sample kernel Kt of "notebook"/"reweighted":
       "dense" (N x N, :class:`samplers.core.spectral.DiffusionMapKernel`) up to DMPS's
       ``SPARSE_KERNEL_MIN_N`` training points, "sparse" (kNN,
