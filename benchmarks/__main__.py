@@ -153,7 +153,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     command = command_line(argv)
     settings = {PROGRESS_ENV: "0" if args.no_progress else None}  # every bar, workers too
     settings[DATA_ROOT_ENV] = str(args.data_root) if args.data_root else None
-    with environment_settings(settings):
+    from datasets.latents import data_root_setting
+
+    with environment_settings(settings), data_root_setting(args.data_root):
         path = _run(args, suite, names, command)
     return _finish(args, suite, path)
 

@@ -114,7 +114,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if args.jobs < 1 or args.threads < 1:
         raise SystemExit("error: --jobs and --threads must be >= 1")
     data_root = {DATA_ROOT_ENV: str(args.data_root) if args.data_root else None}
-    with environment_settings(data_root):
+    from datasets.latents import data_root_setting
+
+    with environment_settings(data_root), data_root_setting(args.data_root):
         result = tune_suite(
             suite,
             names,

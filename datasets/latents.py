@@ -44,6 +44,8 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -100,6 +102,20 @@ __all__ = [
 def set_data_root(path: str | os.PathLike[str] | None) -> None:
     """Folder searched for MNIST / Fashion-MNIST / CIFAR-10 files (None: env or default)."""
     _SETTINGS["data_root"] = None if path is None else Path(path)
+
+
+@contextmanager
+def data_root_setting(path: str | os.PathLike[str] | None) -> Iterator[None]:
+    """Within the block, ``path`` (when given) is the data root of this process, whatever
+    :func:`set_data_root` said before; the previous setting comes back after. The CLI's
+    ``--data-root`` uses it (workers read ``$PARTICLE_BENCH_DATA_ROOT``)."""
+    before = _SETTINGS["data_root"]
+    if path is not None:
+        _SETTINGS["data_root"] = Path(path)
+    try:
+        yield
+    finally:
+        _SETTINGS["data_root"] = before
 
 
 def get_data_root() -> Path:

@@ -163,6 +163,24 @@ def test_run_with_missing_data_exits_3_and_says_why_on_stderr(tmp_path, capsys):
     assert "## Environment" not in out  # the whole leaderboard only with --print-leaderboard
 
 
+def test_data_root_option_wins_over_an_earlier_set_data_root(tmp_path, monkeypatch, capsys):
+    """A process that set a data root before (the studies do) and then runs the CLI in
+    process: --data-root is the one searched, and the earlier setting comes back after."""
+    import datasets.latents
+
+    real = tmp_path / "elsewhere"
+    real.mkdir()
+    monkeypatch.setitem(datasets.latents._SETTINGS, "data_root", real)
+    empty = tmp_path / "no_data"
+    empty.mkdir()
+    argv = ["run", "--suite", "latents", "--targets", "fashion_mnist_latent"]
+    argv += ["--samplers", "kde", "--seeds", "0", "--data-root", str(empty)]
+    argv += ["--out", str(tmp_path / "out"), "--no-progress", "--jobs", "1"]
+    assert main(argv) == MISSING_DATA_STATUS
+    assert str(empty) in capsys.readouterr().err  # searched there, not in `real`
+    assert datasets.latents.get_data_root() == real
+
+
 def test_headline_top_and_end_summary(tmp_path):
     table = ["| sampler | t1 | t2 | wall s/run | avg rank | ranked cols |", "|---" * 6 + "|"]
     table += [f"| s{i} | 1 | 2 | 0.1 | {i}.00 | 2/2 |" for i in range(9)]
