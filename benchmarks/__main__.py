@@ -46,7 +46,6 @@ from benchmarks.options import (
 from benchmarks.static_names import declared_samplers
 from benchmarks.suites import INIT_SCHEMES, SUITES
 from benchmarks.tuning_cli import (
-    DATA_ROOT_ENV,
     add_data_root_option,
     add_tune_parser,
     add_tuned_options,
@@ -152,7 +151,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             argv = [*argv, "--jobs", str(args.jobs)]
     command = command_line(argv)
     settings = {PROGRESS_ENV: "0" if args.no_progress else None}  # every bar, workers too
-    settings[DATA_ROOT_ENV] = str(args.data_root) if args.data_root else None
     from datasets.latents import data_root_setting
 
     with environment_settings(settings), data_root_setting(args.data_root):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks.execution.environment import environment_settings
 from benchmarks.execution.provenance import command_line
 from benchmarks.options import DEFAULT_BUDGET, RUNS_ROOT, TUNED_FILE, existing_dir
 from benchmarks.suites import SUITES, Suite, get_suite
@@ -25,8 +24,6 @@ def tuning_reps_of(path: Path) -> list[int]:
 #: where ``run`` reads tuned settings (committed per suite); ``tune`` writes there only when
 #: told ``--out results`` (its default is the git-ignored runs root, as for ``run``)
 TUNED_ROOT = "results"
-#: the environment variable ``--data-root`` sets for this process and its workers
-DATA_ROOT_ENV = "PARTICLE_BENCH_DATA_ROOT"
 
 
 def add_data_root_option(parser: argparse.ArgumentParser) -> None:
@@ -113,10 +110,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise SystemExit(f"error: unknown sampler(s) {unknown}")
     if args.jobs < 1 or args.threads < 1:
         raise SystemExit("error: --jobs and --threads must be >= 1")
-    data_root = {DATA_ROOT_ENV: str(args.data_root) if args.data_root else None}
     from datasets.latents import data_root_setting
 
-    with environment_settings(data_root), data_root_setting(args.data_root):
+    with data_root_setting(args.data_root):
         result = tune_suite(
             suite,
             names,

@@ -74,7 +74,12 @@ from datasets.images.diagnostics import (
     save_image_grid,
 )
 from datasets.images.model_cache import default_cache_dir
-from datasets.images.readers import ImageDataset, default_data_root, load_images
+from datasets.images.readers import (
+    DATA_ROOT_ENV,
+    ImageDataset,
+    default_data_root,
+    load_images,
+)
 
 SPLIT_NAMES = ("train", "reference")
 DOWNLOAD_ENV = "PARTICLE_BENCH_DOWNLOAD"
@@ -107,15 +112,20 @@ def set_data_root(path: str | os.PathLike[str] | None) -> None:
 @contextmanager
 def data_root_setting(path: str | os.PathLike[str] | None) -> Iterator[None]:
     """Within the block, ``path`` (when given) is the data root of this process, whatever
-    :func:`set_data_root` said before; the previous setting comes back after. The CLI's
-    ``--data-root`` uses it (workers read ``$PARTICLE_BENCH_DATA_ROOT``)."""
-    before = _SETTINGS["data_root"]
+    :func:`set_data_root` said before, and ``$PARTICLE_BENCH_DATA_ROOT`` of the worker
+    processes it starts; both come back as they were after. The CLI's ``--data-root``."""
+    before, env_before = _SETTINGS["data_root"], os.environ.get(DATA_ROOT_ENV)
     if path is not None:
         _SETTINGS["data_root"] = Path(path)
+        os.environ[DATA_ROOT_ENV] = str(path)
     try:
         yield
     finally:
         _SETTINGS["data_root"] = before
+        if env_before is None:
+            os.environ.pop(DATA_ROOT_ENV, None)
+        else:
+            os.environ[DATA_ROOT_ENV] = env_before
 
 
 def get_data_root() -> Path:
