@@ -78,6 +78,40 @@ def rule_bandwidth(X: Tensor, rule: str) -> float:
     raise SamplerError(f"bandwidth_rule must be one of {BANDWIDTH_RULES}, got {rule!r}")
 
 
+def seeded_subset(X: Tensor, keep: int) -> Tensor:
+    """``keep`` rows of X (N, d) drawn by a fixed seed (0) and kept in their order: the
+    landmarks of a fit on more points than its kernel holds (a function of the data only)."""
+    n = X.shape[0]
+    if keep >= n:
+        return X
+    gen = torch.Generator().manual_seed(0)
+    return X[torch.randperm(n, generator=gen)[:keep].sort().values.to(X.device)]
+
+
+def auto_kernel_plan(X: Tensor, eps: float) -> tuple[str, int]:
+    """``kernel="auto"`` with the default kNN and landmark options on X (N, d) at the rule's
+    (scaled) eps: (kind, training points kept).
+
+    Up to :data:`SPARSE_KERNEL_MIN_N` points: the dense kernel on all of them. Above, the
+    exact (dense) kernel on a seeded subset of :data:`SPARSE_KERNEL_MIN_N` points, unless the
+    kNN budget holds more points than that (``sparse_diffusion_map.landmark_count`` N' >
+    SPARSE_KERNEL_MIN_N: narrow kernels), where the sparse kernel on N' points is used. Both
+    estimate the same fixed-eps diffusion operator (variance ~ 1 / points kept), but the kNN
+    kernel also drops the entries below exp(-8), which perturbs P's small eigenvalues, and
+    the LAWGD weights (eps / (lam + reg))^2 eps / (1 - lam) are largest exactly there:
+    two_moons at N = 3,000 keeps 43 modes above ``tol`` dense and 394 sparse (lambda_40:
+    4.8e-6 dense, 2.4e-4 sparse), and S_eps is 0.122 against 0.135. At N = 30,000 the budget
+    holds N' ~ 6,400-7,000 points in every column of ``results/dmps/more_data.md`` (6,428 of
+    the 60,000 Fashion-MNIST codes), so the dense kernel on 20,000 keeps 3x more."""
+    n = X.shape[0]
+    if n <= SPARSE_KERNEL_MIN_N:
+        return "dense", n
+    n_sparse = landmark_count(X, eps)
+    if n_sparse > SPARSE_KERNEL_MIN_N:
+        return "sparse", n_sparse
+    return "dense", SPARSE_KERNEL_MIN_N
+
+
 def kernel_kind_for(n_train: int) -> str:
     """``kernel="auto"``: "dense" up to :data:`SPARSE_KERNEL_MIN_N` training points, else
     "sparse" (DMPS and EDMD-KSWGD's transport kernel)."""
@@ -99,8 +133,10 @@ class DMPS(Sampler):
     - ``n_modes`` = 500: number K of leading eigenpairs of P kept (capped at N); the constant
       mode and modes with lam < ``tol`` get weight 0 and are dropped.
     - ``kernel`` = "auto": "dense" (N x N kernel, :mod:`samplers.core.spectral`) for
-      N <= ``SPARSE_KERNEL_MIN_N`` (20000), else "sparse" (kNN kernel,
-      :mod:`samplers.core.sparse_diffusion_map`); "dense"/"sparse" force one.
+      N <= ``SPARSE_KERNEL_MIN_N`` (20000); above it (default kNN and landmark options)
+      :func:`auto_kernel_plan`: the dense kernel on a seeded subset of 20,000 points, or the
+      sparse kNN kernel (:mod:`samplers.core.sparse_diffusion_map`) where its budget holds
+      more points than that; "dense"/"sparse" force one (on all N points).
     - ``n_neighbors`` = "auto": k of the sparse kernel (each training point and each
       particle sees its k nearest training points); "auto" = enough to hold the dense
       kernel above exp(-8) within a memory budget (``sparse_diffusion_map.auto_neighbours``).
@@ -250,13 +286,26 @@ class DMPS(Sampler):
         if step != "auto" and not (isinstance(step, (int, float)) and step > 0):
             raise SamplerError(f"dmps: step_size must be 'auto' or a positive number, got {step!r}")
         X = train.to(self._dtype())
+        n_offered = X.shape[0]
         kind = p["kernel"]
+        rule_eps = rule_bandwidth(X, p["bandwidth_rule"]) if p["bandwidth"] is None else None
         if kind == "auto":
-            kind = kernel_kind_for(X.shape[0])
+            if (
+                p["landmarks"] == "auto"
+                and p["n_neighbors"] == "auto"
+                and rule_eps is not None
+                and X.shape[0] > SPARSE_KERNEL_MIN_N
+            ):
+                kind, n_keep = auto_kernel_plan(X, float(p["bandwidth_scale"]) * rule_eps)
+                if kind == "dense":
+                    X = seeded_subset(X, n_keep)
+            else:
+                kind = kernel_kind_for(X.shape[0])
         if kind not in ("dense", "sparse"):
             raise SamplerError(f"dmps: kernel must be 'auto', 'dense' or 'sparse', got {kind!r}")
         extra: dict[str, Any] = {"kernel": kind, "bandwidth_rule": p["bandwidth_rule"]}
-        rule_eps = rule_bandwidth(X, p["bandwidth_rule"]) if p["bandwidth"] is None else None
+        if X.shape[0] < n_offered:  # the dense kernel on a seeded subset (auto_kernel_plan)
+            extra.update(n_landmarks=X.shape[0], n_train_offered=n_offered)
         try:
             if kind == "dense":  # a disconnected graph widens eps by the `connect` rule
                 kernel, spec, graph = connected_spectrum(
@@ -303,7 +352,7 @@ class DMPS(Sampler):
             "n_modes_used": int(keep.sum()),
             "lambda_max": float(lam[0]),
             "lambda_min_kept": float(lam[keep].min()),
-            "n_train": int(X.shape[0]),
+            "n_train": n_offered,
             "dtype": p["dtype"],
             **extra,
         }
@@ -325,10 +374,7 @@ class DMPS(Sampler):
         n_train = X.shape[0]
         if p["landmarks"] == "auto" and p["n_neighbors"] == "auto" and p["bandwidth"] is None:
             eps = float(p["bandwidth_scale"]) * rule_eps
-            keep = landmark_count(X, eps)
-            if keep < n_train:  # a seeded subset: the fit stays a function of the data
-                gen = torch.Generator().manual_seed(0)
-                X = X[torch.randperm(n_train, generator=gen)[:keep].sort().values.to(X.device)]
+            X = seeded_subset(X, landmark_count(X, eps))  # the fit stays a function of the data
         kernel = SparseDiffusionMapKernel.fit(
             X,
             p["n_neighbors"],

@@ -171,6 +171,7 @@ def run_column(column: str, n_train: int, seed: int, rules: list[str]) -> list[d
             "fit_seconds": fit_s,
             "step_seconds": run_s / max(1, info["steps"]),
             "kernel": info.get("kernel"),
+            "n_landmarks": int(sampler.fit_info.get("n_landmarks", n_train)),
         }
         print({k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
         rows.append(row)
@@ -206,6 +207,8 @@ def diagnostics_table(df: pd.DataFrame) -> pd.DataFrame:
         "init",
         "n_train",
         "rule",
+        "kernel",
+        "n_landmarks",
         "eps",
         "n_modes",
         "lambda_1",
@@ -224,7 +227,7 @@ def diagnostics_table(df: pd.DataFrame) -> pd.DataFrame:
         "step_seconds",
     ]
     d = df[df["seed"] == df["seed"].min()][cols].copy()
-    for c in cols[4:]:
+    for c in cols[6:]:
         d[c] = d[c].map(lambda v: f"{v:.4g}")
     return d
 
@@ -289,6 +292,9 @@ def main(argv: list[str] | None = None) -> None:
         index=done.index,
     )
     df = done[keep].reset_index(drop=True)
+    if "n_landmarks" not in df:  # rows from before the column: every fit kept all N points
+        df["n_landmarks"] = df["n_train"]
+    df["n_landmarks"] = df["n_landmarks"].fillna(df["n_train"]).astype(int)
     df[list(CSV_FIRST) + [c for c in df.columns if c not in CSV_FIRST]].to_csv(
         args.out / "more_data.csv", index=False
     )
@@ -307,8 +313,10 @@ def main(argv: list[str] | None = None) -> None:
         "particle 0.2 sqrt(eps), moves capped at sqrt(eps)) with eps = median / "
         "(2 log(N + 1)), and above N = 20,000 the sparse kernel's eps narrowed to its kNN "
         "budget; `new` = the defaults: the same step rule with eps = median / "
-        "(2 log(min(N, 1000) + 1)) (the median heuristic, fixed from N = 1,000 on) and, where "
-        "the kNN budget cannot hold that kernel, a seeded subset of landmarks; `flow` = "
+        "(2 log(min(N, 1000) + 1)) (the median heuristic, fixed from N = 1,000 on) and, above "
+        "N = 20,000, the exact (dense) kernel on a seeded subset of 20,000 landmarks where the "
+        "kNN budget holds fewer points (`samplers.dmps.auto_kernel_plan`; n_landmarks in the "
+        "csv); `flow` = "
         "the flow step rule (time steps tau_t <= 0.2 of the N-independent LAWGD field "
         "(N / eps^2) v / m, every move <= 0.5 sqrt(eps), tau_t <= 1 / the field's secant "
         "Lipschitz estimate) with the new eps; `flow_median` = the flow rule with the old "

@@ -416,3 +416,49 @@ def test_landmarks_keep_the_rule_bandwidth_when_the_knn_budget_binds(monkeypatch
     assert torch.equal(
         again.kernel.X, get_sampler("dmps", **common).fit(X, CircleTarget()).kernel.X
     )
+
+
+def test_auto_kernel_above_the_dense_limit_is_the_dense_kernel_on_seeded_landmarks(
+    monkeypatch,
+) -> None:
+    """Above SPARSE_KERNEL_MIN_N, "auto" fits the exact (dense) kernel on a seeded subset of
+    SPARSE_KERNEL_MIN_N points when the kNN budget would hold fewer (issue 24: the kNN
+    truncation perturbs the small eigenvalues the LAWGD weights amplify); the reference is
+    the dense fit on that subset drawn by hand (at the rule's eps of all N), which must give
+    the same modes and the same trajectory bit for bit. Where the budget holds more points,
+    the sparse kernel stays."""
+    import samplers.core.sparse_diffusion_map as sdm
+    import samplers.dmps as dmps_mod
+    from datasets.base import Target
+
+    class Blob(Target):
+        def __init__(self) -> None:
+            super().__init__(name="blob", dim=2, family="mixtures")
+
+        def _sample(self, n, gen):
+            return torch.randn(n, 2, generator=gen, dtype=F64)
+
+    train = points(400, 2, 31)
+    x0 = 0.5 * points(20, 2, 32)
+    monkeypatch.setattr(dmps_mod, "SPARSE_KERNEL_MIN_N", 300)
+    monkeypatch.setattr(sdm, "NNZ_BUDGET", 20_000)  # f ~ 0.5 here: N' ~ 200 < 300
+    auto = get_sampler("dmps", n_modes=40).fit(train, Blob())
+    info = auto.fit_info
+    assert info["kernel"] == "dense" and info["n_landmarks"] == 300
+    assert info["n_train"] == 400 and info["n_train_offered"] == 400
+    gen = torch.Generator().manual_seed(0)
+    subset = train[torch.randperm(400, generator=gen)[:300].sort().values]
+    # the bandwidth rule reads all 400 points (as the sparse landmarks' does)
+    eps = dmps_mod.rule_bandwidth(train, "capped_median")
+    by_hand = get_sampler("dmps", n_modes=40, kernel="dense", bandwidth=eps).fit(subset, Blob())
+    assert torch.equal(auto.kernel.X, subset)
+    assert torch.equal(auto.w, by_hand.w) and torch.equal(auto.Phi, by_hand.Phi)
+    out, ref = auto.run(x0, 5, seed=0), by_hand.run(x0, 5, seed=0)
+    assert torch.equal(out.particles, ref.particles)
+    # a budget that holds more than SPARSE_KERNEL_MIN_N points keeps the sparse kernel
+    monkeypatch.setattr(sdm, "NNZ_BUDGET", 10**9)
+    wide = get_sampler("dmps", n_modes=40).fit(train, Blob()).fit_info
+    assert wide["kernel"] == "sparse" and wide["n_landmarks"] == 400
+    # forcing a kernel, or the old landmark rule, keeps every point
+    off = get_sampler("dmps", n_modes=40, landmarks="off").fit(train, Blob()).fit_info
+    assert off["kernel"] == "sparse" and off["n_landmarks"] == 400
