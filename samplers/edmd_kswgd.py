@@ -70,7 +70,12 @@ from samplers.core.spectral import (
     DiffusionMapKernel,
     SpectralError,
 )
-from samplers.core.transport_run import STEP_RULES, resolve_dtype, run_spectral_transport
+from samplers.core.transport_run import (
+    STEP_CONTROLS,
+    STEP_RULES,
+    resolve_dtype,
+    run_spectral_transport,
+)
 from samplers.params import AnyInt, Boolean, NonNegative, Number, OneOf, Positive
 
 DICTIONARIES = ("sparse", "rbf", "monomial", "kernel")
@@ -219,7 +224,8 @@ class EDMDKSWGD(Sampler):
       the "first_step" rule's fraction of sqrt(eps) for the median particle's first move.
     - ``max_step`` = 1.0: safeguard as DMPS's, no particle moves more than
       ``max_step`` * sqrt(eps) in one step (``info["n_clipped"]`` counts the capped moves);
-      None disables it.
+      None disables it. ``step_control`` = "damp": DMPS's per-particle stability control
+      (the shared transport loop); "off" the cap alone.
     - ``dtype`` = "float64"; ``max_abs`` = 1e4: divergence threshold (standardised units).
 
     ``info`` records the variant, dt, n_modes, the fit time split (pairs_seconds,
@@ -268,6 +274,7 @@ class EDMDKSWGD(Sampler):
         "step_size": "auto",
         "step_fraction": 0.1,
         "max_step": 1.0,
+        "step_control": "damp",
         "dtype": "float64",
         "max_abs": 1e4,
     }
@@ -308,6 +315,7 @@ class EDMDKSWGD(Sampler):
         "step_size": Positive(also=("auto",)),
         "step_fraction": Positive(),
         "max_step": Positive(also=(None,)),
+        "step_control": OneOf(*STEP_CONTROLS),
         "dtype": OneOf("float64", "float32"),
         "max_abs": Positive(),
     }

@@ -4,10 +4,11 @@ For every (target / init, N, seed) it fits DMPS once per bandwidth rule and runs
 rule from the same x0 (the suites' splits and starts, ``benchmarks.execution.data.prepare``):
 
 - ``old``: ``step_rule="first_step"`` (h fixed once so that the first step moves the median
-  particle 0.2 sqrt(eps), moves capped at sqrt(eps)), median bandwidth
+  particle 0.2 sqrt(eps), moves capped at sqrt(eps), ``step_control="off"``), median bandwidth
   median|X_a - X_b|^2 / (2 log(N + 1)), and above N = 20,000 the sparse kernel's eps
   narrowed to its kNN budget (``landmarks="off"``): the rule before issue 24;
-- ``new``: the defaults: the same step rule with ``bandwidth_rule="capped_median"``
+- ``new``: the defaults: the same step rule with per-particle stability control
+  (``step_control="damp"``), ``bandwidth_rule="capped_median"``
   (eps = median / (2 log(min(N, 1000) + 1)): the median heuristic, fixed from N = 1,000 on)
   and, where the kNN budget cannot hold that kernel, a seeded subset of landmarks
   (``landmarks="auto"``);
@@ -67,10 +68,20 @@ SIZES = (1000, 3000, 10000, 30000)
 FASHION = "fashion_mnist_latent/gaussian"
 FASHION_SIZES = (1200, 6000, 60000)
 RULES = {
-    "old": {"step_rule": "first_step", "bandwidth_rule": "median", "landmarks": "off"},
+    "old": {
+        "step_rule": "first_step",
+        "bandwidth_rule": "median",
+        "landmarks": "off",
+        "step_control": "off",
+    },
     "new": {},
     "flow": {"step_rule": "flow"},
-    "flow_median": {"step_rule": "flow", "bandwidth_rule": "median", "landmarks": "off"},
+    "flow_median": {
+        "step_rule": "flow",
+        "bandwidth_rule": "median",
+        "landmarks": "off",
+        "step_control": "off",
+    },
 }
 DEFAULTS = get_sampler("dmps").params
 LARGE_N = 20000
@@ -310,9 +321,11 @@ def main(argv: list[str] | None = None) -> None:
         f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on a machine shared by other jobs).",
         "",
         "Rules: `old` = the first-step rule (h fixed so the first step moves the median "
-        "particle 0.2 sqrt(eps), moves capped at sqrt(eps)) with eps = median / "
+        "particle 0.2 sqrt(eps), moves capped at sqrt(eps), the cap alone) with eps = median / "
         "(2 log(N + 1)), and above N = 20,000 the sparse kernel's eps narrowed to its kNN "
-        "budget; `new` = the defaults: the same step rule with eps = median / "
+        "budget; `new` = the defaults: the same step rule with per-particle stability "
+        "control (a move that hits the cap against the particle's previous move halves its "
+        "step; `samplers.core.transport_run.damped_displacement`), eps = median / "
         "(2 log(min(N, 1000) + 1)) (the median heuristic, fixed from N = 1,000 on) and, above "
         "N = 20,000, the exact (dense) kernel on a seeded subset of 20,000 landmarks where the "
         "kNN budget holds fewer points (`samplers.dmps.auto_kernel_plan`; n_landmarks in the "
