@@ -121,6 +121,8 @@ def _checked_suite(args: argparse.Namespace) -> tuple[Any, list[str]]:
     )
     names = list(args.samplers or suite.samplers or known_samplers)
     check_names("sampler(s)", names, known_samplers, where)
+    rerun = [n for n in getattr(args, "rerun", "").split(",") if n]
+    check_names("sampler(s) to --rerun", rerun, names, "this run's samplers")
     check_names("sampler(s)", suite.sampler_params, known_samplers, where)
     defaults = {n: sampler_class(n).defaults for n in names}
     try:
@@ -217,6 +219,7 @@ def _run(args: argparse.Namespace, suite: Any, names: list[str], command: str) -
         device=args.device,
         resume=args.resume,
         retry_failed=args.retry_failed,
+        rerun=tuple(n for n in args.rerun.split(",") if n),
         progress=not args.no_progress,
         command=command,
         jobs=args.jobs,
@@ -367,6 +370,13 @@ def _add_run_parser(sub: Any) -> None:
         "--retry-failed",
         action="store_true",
         help="like --resume, but run again the runs recorded as failed or timeout",
+    )
+    r.add_argument(
+        "--rerun",
+        default="",
+        metavar="SAMPLERS",
+        help="like --resume, but run again every recorded run of these comma-separated "
+        "samplers (their old rows are set aside): refresh the methods whose code changed",
     )
     r.add_argument("--no-progress", action="store_true", help="hide every progress bar")
     r.add_argument(

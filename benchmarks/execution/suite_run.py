@@ -86,6 +86,7 @@ def run_suite(
     curve_every: int = 0,
     save_particles: bool = True,
     retry_failed: bool = False,
+    rerun: Sequence[str] = (),
 ) -> Path:
     """Execute ``suite`` and return the path of its leaderboard markdown file.
 
@@ -94,7 +95,9 @@ def run_suite(
     ``threads``: torch threads per worker (default 1 in workers); ``timeout``: wall-time
     limit of fit + sampling per run (status ``timeout``); ``curve_every``: record the first
     metric every K steps (``curves.jsonl``); ``retry_failed``: like ``resume``, but runs
-    whose status is failed or timeout run again (their old rows are set aside);
+    whose status is failed or timeout run again (their old rows are set aside); ``rerun``:
+    like ``resume``, but every recorded run of these samplers runs again (their old rows are
+    set aside: a refresh of the methods whose code changed, the others' rows kept);
     ``executor``: a custom serial unit function returning rows (tests). One run at a time
     per folder: a second one exits with :class:`FolderLocked` naming the holder."""
     names = samplers or list(suite.samplers or available_samplers())
@@ -120,7 +123,8 @@ def run_suite(
             log(f"removed {tmp.relative_to(out_dir)}, left by a run that was killed")
         return _run_locked(
             suite, names, out_dir, rows_path, env,
-            device=device, resume=resume, retry_failed=retry_failed, progress=progress,
+            device=device, resume=resume, retry_failed=retry_failed, rerun=tuple(rerun),
+            progress=progress,
             command=command, executor=executor, jobs=jobs, client=client,
             imports=imports, threads=threads, timeout=timeout, curve_every=curve_every,
             save_particles=save_particles,
@@ -163,6 +167,7 @@ def _run_locked(
     device: str,
     resume: bool,
     retry_failed: bool,
+    rerun: tuple[str, ...] = (),
     progress: bool,
     command: str,
     executor: Callable[[RunSpec], list[dict]] | None,
@@ -177,13 +182,15 @@ def _run_locked(
     done: set[tuple[str, str]] = set()
     rows: list[dict] = []
     try:
-        if resume or retry_failed:
+        if resume or retry_failed or rerun:
             report, msg = repair(rows_path)
             if msg:
                 log(f"warning: {msg}")
             rows = report.rows
             if retry_failed:
                 rows = _set_failed_aside(rows_path, rows)
+            if rerun:
+                rows = _set_sampler_rows_aside(rows_path, rows, rerun)
             done = {(r["config_key"], r["metric"]) for r in rows}
         else:
             for name in (ROWS_FILE, CURVES_FILE):
@@ -200,7 +207,7 @@ def _run_locked(
         )
         resumed = resume_plan(specs, rows, out_dir)
         todo = list(resumed.todo)
-        if resume or retry_failed:
+        if resume or retry_failed or rerun:
             for line in resumed.messages(len(specs)):
                 log(line)
         atomic_write_text(out_dir / "environment.json", json.dumps(env, indent=2))
@@ -351,6 +358,23 @@ def _particles(out_dir: Path, row: dict) -> np.ndarray:
     assert path is not None
     with np.load(path) as z:
         return z["particles"]
+
+
+def _set_sampler_rows_aside(
+    rows_path: Path, rows: list[dict], samplers: Sequence[str]
+) -> list[dict]:
+    """``--rerun``: move every row of ``samplers`` to ``runs.rerun-<time>.jsonl`` (git-ignored)
+    and return the rows kept."""
+    chosen = set(samplers)
+    kept = [r for r in rows if r.get("sampler") not in chosen]
+    if len(kept) == len(rows):
+        return rows
+    aside = rows_path.with_name(f"runs.rerun-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
+    write_rows(aside, [r for r in rows if r.get("sampler") in chosen])
+    write_rows(rows_path, kept)
+    units = len({r["config_key"] for r in rows if r.get("sampler") in chosen})
+    log(f"rerun: {units} runs of {', '.join(sorted(chosen))} again (old rows in {aside.name})")
+    return kept
 
 
 def _set_failed_aside(rows_path: Path, rows: list[dict]) -> list[dict]:

@@ -109,6 +109,32 @@ def test_retry_failed_runs_failed_and_timed_out_rows_again(tmp_path, plugin):
     assert [r["status"] for r in load_rows(aside).rows] == ["failed"]
 
 
+def test_rerun_runs_one_samplers_rows_again_and_keeps_the_others(tmp_path, plugin, capsys):
+    """--rerun SAMPLERS: every recorded run of those samplers runs again (old rows set aside),
+    the other samplers' rows are kept as they were (a refresh of a method whose code
+    changed); an unknown name is refused before anything runs."""
+    out = tmp_path / "res"
+    assert main(_argv(tmp_path, out)) == 0
+    rows_path = out / "tiny" / ROWS_FILE
+    rows = load_rows(rows_path).rows
+    svgd = {r["config_key"] for r in rows if r["sampler"] == "svgd"}
+    assert svgd and len(svgd) < len({r["config_key"] for r in rows})
+    marked = [{**r, "fit_seconds": -1.0} for r in rows]  # a mark the rerun must remove
+    rows_path.write_text("".join(json.dumps(r) + "\n" for r in marked))
+    assert main(_argv(tmp_path, out, "--rerun", "svgd")) == 0
+    after = load_rows(rows_path)
+    assert after.clean and len(after.rows) == len(rows)
+    for r in after.rows:
+        assert (r["fit_seconds"] == -1.0) == (r["config_key"] not in svgd)
+    by_key = {(r["config_key"], r["metric"]): r["value"] for r in rows}
+    assert all(by_key[(r["config_key"], r["metric"])] == r["value"] for r in after.rows)
+    (aside,) = (out / "tiny").glob("runs.rerun-*.jsonl")
+    assert {r["config_key"] for r in load_rows(aside).rows} == svgd
+    assert "rerun: " in capsys.readouterr().err
+    assert main(_argv(tmp_path, out, "--rerun", "svgdd")) == 2
+    assert "unknown sampler(s) to --rerun ['svgdd']" in capsys.readouterr().err
+
+
 def test_scale_guard_marks_far_clouds_diverged_without_scoring():
     ref = torch.randn(200, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     radius = float((ref - ref.mean(0)).norm(dim=1).max())
