@@ -289,8 +289,12 @@ def main(argv: list[str] | None = None) -> None:
             if not todo:
                 continue
             new = pd.DataFrame(run_column(column, n, seed, todo))
-            new.to_csv(partial, mode="a", header=not partial.exists(), index=False)
             done = pd.concat([done, new], ignore_index=True)
+            # the whole file, replaced atomically: appending rows whose columns differ from
+            # the file's header (a resumed run after a new column) made a ragged csv
+            tmp = partial.with_suffix(".tmp")
+            done.to_csv(tmp, index=False)
+            os.replace(tmp, partial)
     wall = time.perf_counter() - t_all  # this invocation's (a resumed run kept earlier rows)
     keep = done["rule"].isin(args.rules) & done["seed"].isin(args.seeds)
     planned = set(plan)

@@ -28,12 +28,14 @@ def test_study_resumes_from_its_partial_rows(tmp_path, monkeypatch) -> None:
     study.main([*args, "--rules", "old"])
     first = pd.read_csv(tmp_path / "more_data.csv")
     assert len(first) == 1 and not partial.exists()
-    pd.DataFrame(first).to_csv(partial, index=False)  # as if the run had stopped here
+    # as if the run had stopped here, under a version without the newest column
+    pd.DataFrame(first).drop(columns=["n_landmarks"]).to_csv(partial, index=False)
     calls.clear()
     study.main([*args, "--rules", "old", "new"])
     assert calls == [("circle/cap", 60, 0, ("new",))]  # only the missing rule ran
     both = pd.read_csv(tmp_path / "more_data.csv")
     assert sorted(both["rule"]) == ["new", "old"]
+    assert list(both["n_landmarks"]) == [60, 60]  # filled for the older row, not ragged
     # at N = 60 < 1,000 the capped bandwidth is the median one: same eps, same particles
     assert both["eps"].nunique() == 1
     assert both["sinkhorn"].nunique() == 1
