@@ -15,13 +15,15 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def git_commit() -> str:
-    """HEAD's hash with a ``+dirty`` suffix when tracked files differ; 'unknown' outside git."""
+    """HEAD's hash with a ``+dirty`` suffix when tracked files outside ``results/`` differ
+    (a run writing into the committed results, or a ``--resume`` appending to them, changes
+    no code); 'unknown' outside git."""
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"],
             cwd=REPO_ROOT,
             capture_output=True,
             text=True,

@@ -28,19 +28,39 @@ def command_line(argv: list[str] | None = None) -> str:
     return "python -m benchmarks " + " ".join(shlex.quote(a) for a in args)
 
 
-def record_run(out_dir: Path, command: str, wall_seconds: float, n_units: int) -> Path:
+def record_run(
+    out_dir: Path, command: str, wall_seconds: float, n_units: int, *, refresh: bool = False
+) -> Path:
     """Write ``run.json``: the command, its wall time (seconds), the units it executed and
     the finishing time (UTC). A ``--resume`` or ``--retry-failed`` run adds its time and units
-    to the recorded ones."""
+    to the recorded ones. A ``refresh`` (``run --rerun SAMPLERS``) keeps the recorded
+    command (the one that made the other rows) and appends itself to ``refreshed``
+    (command, wall time, units, finishing time)."""
     path = Path(out_dir) / RUN_FILE
-    continued = {"--resume", "--retry-failed"} & set(command.split())
-    previous = read_run(out_dir) if continued else {}
-    record = {
-        "command": command,
-        "wall_seconds": round(wall_seconds + float(previous.get("wall_seconds", 0.0)), 1),
-        "units": n_units + int(previous.get("units", 0)),
-        "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    previous = read_run(out_dir)
+    if refresh and previous.get("command"):
+        record = dict(previous)
+        record["refreshed"] = [
+            *previous.get("refreshed", []),
+            {
+                "command": command,
+                "wall_seconds": round(wall_seconds, 1),
+                "units": n_units,
+                "finished_utc": now,
+            },
+        ]
+    else:
+        continued = {"--resume", "--retry-failed"} & set(command.split())
+        previous = previous if continued else {}
+        record = {
+            "command": command,
+            "wall_seconds": round(wall_seconds + float(previous.get("wall_seconds", 0.0)), 1),
+            "units": n_units + int(previous.get("units", 0)),
+            "finished_utc": now,
+        }
+        if previous.get("refreshed"):
+            record["refreshed"] = previous["refreshed"]
     from benchmarks.execution.store import atomic_write_text
 
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
@@ -55,6 +75,11 @@ def read_run(out_dir: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return record if isinstance(record, dict) else {}
+
+
+def refresh_commands(out_dir: Path) -> list[str]:
+    """The ``--rerun`` refreshes recorded in ``run.json``, oldest first."""
+    return [str(r.get("command")) for r in read_run(out_dir).get("refreshed", []) if r]
 
 
 def original_command(out_dir: Path) -> str | None:

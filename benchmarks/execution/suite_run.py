@@ -267,14 +267,21 @@ def _run_locked(
         path = out_dir / "leaderboard.md"
         seconds = time.perf_counter() - t0
         try:
-            path = write_leaderboard(rows, out_dir, suite.name, command, env, suite.headline_metric)
+            if command and rerun:  # keeps the original command, adds this refresh
+                record_run(out_dir, command, seconds, finished, refresh=True)
+                board_command = None
+            else:
+                board_command = command
+            path = write_leaderboard(
+                rows, out_dir, suite.name, board_command, env, suite.headline_metric
+            )
             try:
                 write_diagnostics(out_dir, rows)
             except OSError:
                 raise
             except Exception as exc:  # diagnostics must not lose the leaderboard
                 log(f"warning: diagnostics failed: {type(exc).__name__}: {exc}")
-            if command:
+            if command and not rerun:
                 record_run(out_dir, command, seconds, finished)
             log(f"{len(rows)} rows in {rows_path}; leaderboard {path} ({seconds:.1f} s)")
         except OSError as exc:  # a full disk: say so in one line, not a traceback

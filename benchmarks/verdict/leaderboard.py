@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from benchmarks.execution.provenance import original_command
+from benchmarks.execution.provenance import original_command, refresh_commands
 from benchmarks.execution.store import atomic_path, atomic_write_text
 from benchmarks.presentation.tables import markdown_table
 from benchmarks.verdict.cells import cell_states, usable
@@ -655,6 +655,8 @@ def write_leaderboard(
     df = rows_frame(rows, suite_meta(out_dir))
     headline = headline or headline_of(out_dir, rows)
     md = [f"# Leaderboard: suite `{suite}`", "", f"Produced by: `{command}`" + _at(df), ""]
+    for refresh in refresh_commands(out_dir):
+        md += [f"Refreshed by: `{refresh}` (the named samplers' rows run again)", ""]
     if df.empty:
         md.append("_no rows_")
     else:

@@ -156,3 +156,28 @@ def test_leaderboard_rebuild_keeps_the_command_of_the_run(tmp_path, monkeypatch,
     assert main(["report", "--out", str(tmp_path), "--no-figures"]) == 0
     assert f"Produced by: `{command}`" in (tmp_path / "tiny" / "leaderboard.md").read_text()
     json.dumps(record)  # the record is plain JSON
+
+
+def test_commit_is_dirty_for_code_changes_not_for_results(tmp_path, monkeypatch) -> None:
+    """A run writing into the committed results (or a --resume / --rerun appending to them)
+    changes no code, so its rows keep the clean commit; a changed source file marks it."""
+    import subprocess
+
+    import benchmarks.execution.environment as environment
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "runs.jsonl").write_text("{}\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    monkeypatch.setattr(environment, "REPO_ROOT", tmp_path)
+    clean = environment.git_commit()
+    assert len(clean) == 12 and "+dirty" not in clean
+    (tmp_path / "results" / "runs.jsonl").write_text("{}\n{}\n")
+    assert environment.git_commit() == clean
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert environment.git_commit() == clean + "+dirty"

@@ -119,6 +119,7 @@ def test_rerun_runs_one_samplers_rows_again_and_keeps_the_others(tmp_path, plugi
     rows = load_rows(rows_path).rows
     svgd = {r["config_key"] for r in rows if r["sampler"] == "svgd"}
     assert svgd and len(svgd) < len({r["config_key"] for r in rows})
+    first = json.loads((out / "tiny" / "run.json").read_text())
     marked = [{**r, "fit_seconds": -1.0} for r in rows]  # a mark the rerun must remove
     rows_path.write_text("".join(json.dumps(r) + "\n" for r in marked))
     assert main(_argv(tmp_path, out, "--rerun", "svgd")) == 0
@@ -131,6 +132,13 @@ def test_rerun_runs_one_samplers_rows_again_and_keeps_the_others(tmp_path, plugi
     (aside,) = (out / "tiny").glob("runs.rerun-*.jsonl")
     assert {r["config_key"] for r in load_rows(aside).rows} == svgd
     assert "rerun: " in capsys.readouterr().err
+    # provenance: the first run's record stays (its wall time and units), the refresh is
+    # added beside it and named under the "Produced by" line of the leaderboard
+    record = json.loads((out / "tiny" / "run.json").read_text())
+    assert record["units"] == first["units"] and record["wall_seconds"] == first["wall_seconds"]
+    assert [r["units"] for r in record["refreshed"]] == [len(svgd)]
+    board = (out / "tiny" / "leaderboard.md").read_text().splitlines()
+    assert board[2].startswith("Produced by: `") and board[4].startswith("Refreshed by: `")
     assert main(_argv(tmp_path, out, "--rerun", "svgdd")) == 2
     assert "unknown sampler(s) to --rerun ['svgdd']" in capsys.readouterr().err
 
