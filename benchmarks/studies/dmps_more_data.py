@@ -208,6 +208,11 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
         ratio = paired.loc[sizes[-1]] / paired.loc[sizes[0]]
         row["S ratio (largest / smallest N, same seeds)"] = f"{ratio:.2f}"
         out.append(row)
+    # the study's column and rule order, whatever order a resumed run finished them in
+    order = [c.replace("/", " / ") for c in (*COLUMNS, FASHION)]
+    rank = {c: i for i, c in enumerate(order)}
+    rules = list(RULES)
+    out.sort(key=lambda r: (rank.get(r["column"], len(order)), rules.index(r["rule"])))
     return pd.DataFrame(out).fillna("")
 
 
