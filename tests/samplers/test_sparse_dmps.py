@@ -13,8 +13,10 @@ from samplers import SamplerError, get_sampler
 from samplers.core.eigensolvers import relative_residuals, sparse_top_eigenpairs
 from samplers.core.sparse_diffusion_map import BANDWIDTH_C, SparseDiffusionMapKernel, knn_search
 from samplers.core.spectral import DiffusionMapKernel, SpectralError, transport_direction
+from tests.helpers.gaussian import GaussianTarget
 
 F64 = torch.float64
+BLOB = GaussianTarget(torch.zeros(2), torch.eye(2), name="blob")
 
 
 def points(n: int, d: int, seed: int) -> torch.Tensor:
@@ -254,20 +256,12 @@ def test_residual_tolerance_is_reported() -> None:
 
 
 def test_dmps_kernel_option_and_auto_threshold() -> None:
-    from datasets.base import Target
     from samplers.dmps import SPARSE_KERNEL_MIN_N
-
-    class Blob(Target):
-        def __init__(self) -> None:
-            super().__init__(name="blob", dim=2, family="mixtures")
-
-        def _sample(self, n, gen):
-            return torch.randn(n, 2, generator=gen, dtype=F64)
 
     train = points(400, 2, 13)
     x0 = 0.5 * points(30, 2, 14)
     s = get_sampler("dmps", n_modes=40, kernel="sparse", n_neighbors=30, bandwidth_rule="reference")
-    s.fit(train, Blob())
+    s.fit(train, BLOB)
     info = s.fit_info
     assert info["kernel"] == "sparse" and info["eig_converged"]
     assert len(info["eig_residuals"]) == 40 and info["eig_max_residual"] <= 1e-6
@@ -282,15 +276,15 @@ def test_dmps_kernel_option_and_auto_threshold() -> None:
     out = s.run(x0, 5, seed=0)
     assert out.particles.shape == (30, 2) and bool(torch.isfinite(out.particles).all())
     auto = get_sampler("dmps", n_modes=40)
-    auto.fit(train, Blob())
+    auto.fit(train, BLOB)
     assert auto.fit_info["kernel"] == "dense"  # 400 <= SPARSE_KERNEL_MIN_N
     assert SPARSE_KERNEL_MIN_N >= 400
     wide = get_sampler("dmps", n_modes=40, kernel="sparse", n_neighbors=30, bandwidth_scale=2.0)
-    assert wide.fit(train, Blob()).fit_info["eps"] == pytest.approx(2 * info["eps"], rel=1e-12)
+    assert wide.fit(train, BLOB).fit_info["eps"] == pytest.approx(2 * info["eps"], rel=1e-12)
     with pytest.raises(SamplerError, match="kernel must be"):
-        get_sampler("dmps", kernel="banded").fit(train, Blob())
+        get_sampler("dmps", kernel="banded").fit(train, BLOB)
     with pytest.raises(SamplerError, match="sparse kernel takes solver"):
-        get_sampler("dmps", kernel="sparse", solver="topk").fit(train, Blob())
+        get_sampler("dmps", kernel="sparse", solver="topk").fit(train, BLOB)
     # the automatic solver of the sparse kernel: ARPACK up to SPARSE_BLOCK_MIN_N, block above
     assert info["eig_method"] == "lanczos"
     import samplers.dmps
@@ -298,7 +292,7 @@ def test_dmps_kernel_option_and_auto_threshold() -> None:
     old_min = samplers.dmps.SPARSE_BLOCK_MIN_N
     try:
         samplers.dmps.SPARSE_BLOCK_MIN_N = 300
-        blk = get_sampler("dmps", n_modes=20, kernel="sparse").fit(train, Blob()).fit_info
+        blk = get_sampler("dmps", n_modes=20, kernel="sparse").fit(train, BLOB).fit_info
     finally:
         samplers.dmps.SPARSE_BLOCK_MIN_N = old_min
     assert blk["eig_method"] == "block_lanczos" and blk["eig_converged"]
@@ -429,20 +423,12 @@ def test_auto_kernel_above_the_dense_limit_is_the_dense_kernel_on_seeded_landmar
     the sparse kernel stays."""
     import samplers.core.sparse_diffusion_map as sdm
     import samplers.dmps as dmps_mod
-    from datasets.base import Target
-
-    class Blob(Target):
-        def __init__(self) -> None:
-            super().__init__(name="blob", dim=2, family="mixtures")
-
-        def _sample(self, n, gen):
-            return torch.randn(n, 2, generator=gen, dtype=F64)
 
     train = points(400, 2, 31)
     x0 = 0.5 * points(20, 2, 32)
     monkeypatch.setattr(dmps_mod, "SPARSE_KERNEL_MIN_N", 300)
     monkeypatch.setattr(sdm, "NNZ_BUDGET", 20_000)  # f ~ 0.5 here: N' ~ 200 < 300
-    auto = get_sampler("dmps", n_modes=40).fit(train, Blob())
+    auto = get_sampler("dmps", n_modes=40).fit(train, BLOB)
     info = auto.fit_info
     assert info["kernel"] == "dense" and info["n_landmarks"] == 300
     assert info["n_train"] == 400 and info["n_train_offered"] == 400
@@ -450,15 +436,15 @@ def test_auto_kernel_above_the_dense_limit_is_the_dense_kernel_on_seeded_landmar
     subset = train[torch.randperm(400, generator=gen)[:300].sort().values]
     # the bandwidth rule reads all 400 points (as the sparse landmarks' does)
     eps = dmps_mod.rule_bandwidth(train, "capped_median")
-    by_hand = get_sampler("dmps", n_modes=40, kernel="dense", bandwidth=eps).fit(subset, Blob())
+    by_hand = get_sampler("dmps", n_modes=40, kernel="dense", bandwidth=eps).fit(subset, BLOB)
     assert torch.equal(auto.kernel.X, subset)
     assert torch.equal(auto.w, by_hand.w) and torch.equal(auto.Phi, by_hand.Phi)
     out, ref = auto.run(x0, 5, seed=0), by_hand.run(x0, 5, seed=0)
     assert torch.equal(out.particles, ref.particles)
     # a budget that holds more than SPARSE_KERNEL_MIN_N points keeps the sparse kernel
     monkeypatch.setattr(sdm, "NNZ_BUDGET", 10**9)
-    wide = get_sampler("dmps", n_modes=40).fit(train, Blob()).fit_info
+    wide = get_sampler("dmps", n_modes=40).fit(train, BLOB).fit_info
     assert wide["kernel"] == "sparse" and wide["n_landmarks"] == 400
     # forcing a kernel, or the old landmark rule, keeps every point
-    off = get_sampler("dmps", n_modes=40, landmarks="off").fit(train, Blob()).fit_info
+    off = get_sampler("dmps", n_modes=40, landmarks="off").fit(train, BLOB).fit_info
     assert off["kernel"] == "sparse" and off["n_landmarks"] == 400

@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from datasets.base import Target
 from samplers import get_sampler
 from samplers.base import SamplerError
 from samplers.core.transport_run import clipped_displacement, damped_displacement
+from tests.helpers.gaussian import GaussianTarget
 
 F64 = torch.float64
+BLOB = GaussianTarget(torch.zeros(2), torch.eye(2), name="blob")
 
 
 def linear_run(control: str, rate: float, x0: float = 5.5, steps: int = 200):
@@ -63,14 +64,6 @@ def test_an_unstable_step_is_damped_not_held_by_the_cap(rate: float) -> None:
     assert float(traj[100:].abs().mean()) < 0.26  # against 0.5 held by the cap
 
 
-class Blob(Target):
-    def __init__(self) -> None:
-        super().__init__(name="blob", dim=2, family="mixtures")
-
-    def _sample(self, n, gen):
-        return torch.randn(n, 2, generator=gen, dtype=F64)
-
-
 def _dmps_runs(step_fraction: float, max_step: float):
     g = torch.Generator().manual_seed(3)
     train = torch.randn(300, 2, generator=g, dtype=F64)
@@ -83,7 +76,7 @@ def _dmps_runs(step_fraction: float, max_step: float):
             step_fraction=step_fraction,
             max_step=max_step,
             step_control=control,
-        ).fit(train, Blob())
+        ).fit(train, BLOB)
         out[control] = s.run(x0, 100, seed=0)
     return out
 
