@@ -174,9 +174,9 @@ class DMPS(Sampler):
       potential is positive, at a rate ~ 1 / eps; particles beyond a few sqrt(eps) see no
       field. With the shrinking eps, circle / cap (seed 0) scored 0.026 at N = 1,000 and 0.40
       at N = 10,000; with eps fixed from N = 1,000 on (and the dense kernel on 20,000
-      landmarks above 20,000), S_eps at 30,000 (60,000 Fashion codes) is 0.34-1.00x that at
-      N = 1,000 (1,200) in all six columns of ``results/dmps/more_data.md`` (seed 0 at the
-      largest N; two_moons / gaussian 1.00, 1.12 with the sparse landmark kernel). The
+      landmarks above 20,000), S_eps at 30,000 (60,000 Fashion codes) is 0.50-0.98x that at
+      N = 1,000 (1,200) in all six columns of ``results/dmps/more_data.md`` (seeds 0-2;
+      two_moons / gaussian 0.98, and 1.12 on seed 0 with the sparse landmark kernel). The
       median of the pair distances is a
       consistent estimate, so from N = 1,000 on eps converges to a bandwidth of the target,
       and the diffusion-map operator at a fixed bandwidth converges as N grows (von
