@@ -46,7 +46,7 @@ seeds, dense vs sparse: circle 0.0246 vs 0.0255, half_sphere 0.0994 vs 0.0991, r
 vs 0.0058, digits 0.227 vs 0.232), but the sparse fit is the slower one at that size
 (k ~ N / 2 on the circle: 32-66 s against 11-19 s dense in those runs), so it is used only
 where the dense kernel stops being practical. At N = 20,000 the dense fit converges (block
-Lanczos, every relative residual <= 2.3e-7, fit 57.5 s on 2 threads,
+Lanczos, every relative residual <= 1.9e-7, fit 41.6 s on 2 threads,
 ``results/dmps/fit20000/scaling.md``) and holds P in float64 and float32 (4.8 GB); at 30,000
 those would be 10.8 GB: above it :func:`auto_kernel_plan` keeps 20,000 seeded landmarks."""
 
