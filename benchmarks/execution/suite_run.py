@@ -367,33 +367,39 @@ def _particles(out_dir: Path, row: dict) -> np.ndarray:
         return z["particles"]
 
 
+def _set_aside(
+    rows_path: Path, rows: list[dict], again: set[str], label: str
+) -> tuple[list[dict], Path]:
+    """Move the rows of the configurations ``again`` to ``runs.<label>-<time>.jsonl``
+    (git-ignored), rewrite the rows file without them; (rows kept, the set-aside file)."""
+    kept = [r for r in rows if r["config_key"] not in again]
+    aside = rows_path.with_name(f"runs.{label}-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
+    write_rows(aside, [r for r in rows if r["config_key"] in again])
+    write_rows(rows_path, kept)
+    return kept, aside
+
+
 def _set_sampler_rows_aside(
     rows_path: Path, rows: list[dict], samplers: Sequence[str]
 ) -> list[dict]:
-    """``--rerun``: move every row of ``samplers`` to ``runs.rerun-<time>.jsonl`` (git-ignored)
-    and return the rows kept."""
+    """``--rerun``: set every row of ``samplers`` aside (``runs.rerun-<time>.jsonl``) and
+    return the rows kept."""
     chosen = set(samplers)
-    kept = [r for r in rows if r.get("sampler") not in chosen]
-    if len(kept) == len(rows):
+    again = {r["config_key"] for r in rows if r.get("sampler") in chosen}
+    if not again:
         return rows
-    aside = rows_path.with_name(f"runs.rerun-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
-    write_rows(aside, [r for r in rows if r.get("sampler") in chosen])
-    write_rows(rows_path, kept)
-    units = len({r["config_key"] for r in rows if r.get("sampler") in chosen})
-    log(f"rerun: {units} runs of {', '.join(sorted(chosen))} again (old rows in {aside.name})")
+    kept, aside = _set_aside(rows_path, rows, again, "rerun")
+    log(f"rerun: {len(again)} runs of {', '.join(sorted(chosen))} again (old rows in {aside.name})")
     return kept
 
 
 def _set_failed_aside(rows_path: Path, rows: list[dict]) -> list[dict]:
-    """``--retry-failed``: move the rows of failed and timed-out configurations to
-    ``runs.retried-<time>.jsonl`` and return the rows kept."""
+    """``--retry-failed``: set the rows of failed and timed-out configurations aside
+    (``runs.retried-<time>.jsonl``) and return the rows kept."""
     again = {r["config_key"] for r in rows if r.get("status") in RETRY_STATUSES}
     if not again:
         return rows
-    kept = [r for r in rows if r["config_key"] not in again]
-    aside = rows_path.with_name(f"runs.retried-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
-    write_rows(aside, [r for r in rows if r["config_key"] in again])
-    write_rows(rows_path, kept)
+    kept, aside = _set_aside(rows_path, rows, again, "retried")
     log(f"retry: {len(again)} failed or timed-out runs again (old rows in {aside.name})")
     return kept
 
