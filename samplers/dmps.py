@@ -301,16 +301,14 @@ class DMPS(Sampler):
         n_offered = X.shape[0]
         kind = p["kernel"]
         rule_eps = rule_bandwidth(X, p["bandwidth_rule"]) if p["bandwidth"] is None else None
+        n_landmarks = None  # the sparse kernel's N', when the automatic plan counted it
         if kind == "auto":
-            if (
-                p["landmarks"] == "auto"
-                and p["n_neighbors"] == "auto"
-                and rule_eps is not None
-                and X.shape[0] > SPARSE_KERNEL_MIN_N
-            ):
+            if self._automatic_landmarks() and X.shape[0] > SPARSE_KERNEL_MIN_N:
                 kind, n_keep = auto_kernel_plan(X, float(p["bandwidth_scale"]) * rule_eps)
                 if kind == "dense":
                     X = seeded_subset(X, n_keep)
+                else:
+                    n_landmarks = n_keep
             else:
                 kind = kernel_kind_for(X.shape[0])
         if kind not in ("dense", "sparse"):
@@ -338,7 +336,7 @@ class DMPS(Sampler):
                 extra.update(graph)
                 extra.update(spec.info)
             else:
-                kernel, lam, vec, solver, eig_s, extra = self._fit_sparse(X, rule_eps)
+                kernel, lam, vec, solver, eig_s, extra = self._fit_sparse(X, rule_eps, n_landmarks)
                 extra["bandwidth_rule"] = p["bandwidth_rule"]
             # the kNN graph has no connect rule: modes at or above 1 get weight 0 there
             w = lawgd_weights(
@@ -369,11 +367,18 @@ class DMPS(Sampler):
             **extra,
         }
 
+    def _automatic_landmarks(self) -> bool:
+        """Whether the fit may keep a seeded subset of the training points (``landmarks``,
+        ``n_neighbors`` automatic and eps from the bandwidth rule)."""
+        p = self.params
+        return p["landmarks"] == "auto" and p["n_neighbors"] == "auto" and p["bandwidth"] is None
+
     def _fit_sparse(
-        self, X: Tensor, rule_eps: float | None
+        self, X: Tensor, rule_eps: float | None, n_landmarks: int | None = None
     ) -> tuple[Any, Tensor, Tensor, str, float, dict[str, Any]]:
         """kNN kernel (the bandwidth rule's eps ``rule_eps`` in place of the median
-        heuristic) and its top eigenpairs with residuals (see ``eig_tol``)."""
+        heuristic) and its top eigenpairs with residuals (see ``eig_tol``). ``n_landmarks``:
+        the N' that :func:`auto_kernel_plan` already counted (None: count it here)."""
         p = self.params
         solver = p["solver"]
         if solver == "auto":
@@ -384,9 +389,10 @@ class DMPS(Sampler):
                 f"got {solver!r}"
             )
         n_train = X.shape[0]
-        if p["landmarks"] == "auto" and p["n_neighbors"] == "auto" and p["bandwidth"] is None:
-            eps = float(p["bandwidth_scale"]) * rule_eps
-            X = seeded_subset(X, landmark_count(X, eps))  # the fit stays a function of the data
+        if n_landmarks is None and self._automatic_landmarks():
+            n_landmarks = landmark_count(X, float(p["bandwidth_scale"]) * rule_eps)
+        if n_landmarks is not None:
+            X = seeded_subset(X, n_landmarks)  # the fit stays a function of the data
         kernel = SparseDiffusionMapKernel.fit(
             X,
             p["n_neighbors"],
