@@ -33,15 +33,18 @@ from torch import Tensor
 
 from metrics.sinkhorn_core import Solve, finish, symmetric_fixed_point
 
-CHUNK_BYTES = {"cpu": 32 * 2**20, "cuda": 256 * 2**20}
-"""Bytes of one (chunk, n) float64 block of C by device type (default 32 MiB elsewhere):
-small on the CPU (the block stays near the caches; the 2-core machine's n = 12,000 solve then
-holds ~0.1 GB of temporaries), larger on a GPU where each block is a few kernel launches."""
+CHUNK_BYTES = {"cpu": 2 * 2**20, "cuda": 256 * 2**20}
+"""Bytes of one (chunk, n) float64 block of C by device type (default 2 MiB elsewhere):
+small on the CPU, so that a block and the log-sum-exp's one temporary stay in the caches
+(on the 2-core machine, 2 MiB L2 a core, a soft-min pass costs about 3.5x less time per
+entry with 2 MiB blocks than with 32 MiB ones: the "block size" table of
+``results/metrics/streaming_memory.md``, ``python -m benchmarks.studies.metric_memory``);
+larger on a GPU, where each block is a few kernel launches."""
 
 
 def chunk_rows(n_cols: int, device: torch.device, chunk_bytes: int | None = None) -> int:
     """Rows per block so that one (rows, n_cols) float64 block takes ``chunk_bytes``."""
-    budget = chunk_bytes or CHUNK_BYTES.get(device.type, 32 * 2**20)
+    budget = chunk_bytes or CHUNK_BYTES.get(device.type, 2 * 2**20)
     return max(1, min(budget // (8 * max(n_cols, 1)), 1 << 20))
 
 

@@ -2,10 +2,12 @@
 
 ``python -m benchmarks.studies.metric_memory`` runs each case in a fresh process (one torch
 thread) and reads its peak resident memory with ``resource.getrusage`` (ru_maxrss), then
-writes ``results/metrics/streaming_memory.md``: the streaming path at n = 12,000, d = 16
-(the issue's bar: <= 1.5 GB resident), the dense path where it fits, and the two paths'
-values at n = 2,000 (the bar: 1e-8 relative). Data as ``benchmarks.studies.gpu_study``:
-x ~ N(0, I_16), y ~ 1.2 N(0, I_16) + 0.3, eps = 0.05 x median |y - y'|^2.
+writes ``results/metrics/streaming_memory.md``: the streaming path at n = 12,000 and 30,000,
+d = 16 (the issue's bar: <= 1.5 GB resident at 12,000), the dense path up to 12,000, the two
+paths' values at n = 2,000 (the bar: 1e-8 relative), and the time per entry of one streaming
+soft-min pass by block size (the choice of ``metrics.streaming_sinkhorn.CHUNK_BYTES``).
+Data as ``benchmarks.studies.gpu_study``: x ~ N(0, I_16), y ~ 1.2 N(0, I_16) + 0.3,
+eps = 0.05 x median |y - y'|^2.
 """
 
 from __future__ import annotations
@@ -20,8 +22,18 @@ import time
 from pathlib import Path
 
 OUT = Path("results/metrics/streaming_memory.md")
-CASES = ((2_000, "dense"), (2_000, "streaming"), (5_000, "dense"), (12_000, "streaming"))
+CASES = (
+    (2_000, "dense"),
+    (2_000, "streaming"),
+    (5_000, "dense"),
+    (12_000, "dense"),
+    (12_000, "streaming"),
+    (30_000, "streaming"),
+)
 D = 16
+BLOCK_SIZES_MIB = (32, 8, 2, 1)
+"""Streaming block sizes timed for one soft-min pass (the choice of ``CHUNK_BYTES["cpu"]``)."""
+BLOCK_SIZE_N = (2_000, 12_000)
 
 OBJECTIVE = """\
 ## Which objective
@@ -76,13 +88,43 @@ def child(n: int, path: str) -> dict:
     }
 
 
+def block_sizes() -> list[dict]:
+    """Seconds per entry of one soft-min pass (median of 3, after one warm-up) by block size."""
+    import torch
+
+    from common import random
+    from metrics.streaming_sinkhorn import chunk_rows, softmin_rows
+
+    torch.set_num_threads(1)
+    rows = []
+    for n in BLOCK_SIZE_N:
+        gen = random.make_generator(n)
+        x = random.randn(n, D, generator=gen)
+        y = 1.2 * random.randn(n, D, generator=gen) + 0.3
+        h = random.randn(n, generator=gen)
+        for mib in BLOCK_SIZES_MIB:
+            chunk = chunk_rows(n, x.device, mib * 2**20)
+            softmin_rows(x, y, h, 2.0, chunk=chunk)
+            times = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                softmin_rows(x, y, h, 2.0, chunk=chunk)
+                times.append(time.perf_counter() - t0)
+            rows.append({"n": n, "MiB": mib, "rows": chunk, "ns": sorted(times)[1] / n / n * 1e9})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", nargs=2, metavar=("N", "PATH"), help=argparse.SUPPRESS)
+    parser.add_argument("--child-blocks", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(int(args.child[0]), args.child[1])))
+        return
+    if args.child_blocks:
+        print(json.dumps(block_sizes()))
         return
     env = {
         **os.environ,
@@ -97,8 +139,13 @@ def main() -> None:
         out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(rows[-1], flush=True)
+    cmd = [sys.executable, "-m", "benchmarks.studies.metric_memory", "--child-blocks"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+    blocks = json.loads(out.stdout.strip().splitlines()[-1])
     load1 = os.getloadavg()
     import torch
+
+    from metrics.streaming_sinkhorn import CHUNK_BYTES
 
     pair = {r["path"]: r["value"] for r in rows if r["n"] == 2_000}
     rel = abs(pair["streaming"] - pair["dense"]) / abs(pair["dense"])
@@ -130,6 +177,16 @@ def main() -> None:
         f"Agreement at n = 2,000: |streaming - dense| / |dense| = {rel:.2e} (bar: 1e-8; the "
         "same iterations in the log domain, so rounding only; tested in "
         "`tests/metrics/test_streaming_sinkhorn.py`).",
+        "",
+        "## Block size",
+        "",
+        "One streaming soft-min pass T(h)_i = -eps logsumexp_j(h_j - |x_i - y_j|^2 / eps), "
+        "n x n entries, float64, one thread, median of 3: the default CPU block "
+        f"(`CHUNK_BYTES['cpu']`) is {CHUNK_BYTES['cpu'] / 2**20:g} MiB.",
+        "",
+        "| n | block MiB | rows per block | ns per entry |",
+        "|---|---|---|---|",
+        *(f"| {b['n']:,} | {b['MiB']} | {b['rows']} | {b['ns']:.2f} |" for b in blocks),
         "",
         OBJECTIVE,
     ]
