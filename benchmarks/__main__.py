@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -299,6 +298,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from benchmarks.execution.environment import read_environment
     from benchmarks.execution.store import ROWS_FILE, load_rows
     from benchmarks.execution.suite_run import log
     from benchmarks.verdict.leaderboard import write_leaderboard
@@ -309,8 +309,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         raise UsageError(f"no rows in {out_dir / ROWS_FILE}; run the suite first")
     if not report.clean:
         log(f"warning: {out_dir / ROWS_FILE}: {'; '.join(report.problems())}; they are ignored")
-    env_path = out_dir / "environment.json"
-    env = json.loads(env_path.read_text(encoding="utf-8")) if env_path.exists() else None
+    env = read_environment(out_dir)
     path = write_leaderboard(report.rows, out_dir, args.suite, None, env)
     print(path.read_text(encoding="utf-8"))
     return 0

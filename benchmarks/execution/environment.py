@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+ENVIRONMENT_FILE = "environment.json"
 
 
 def git_commit() -> str:
@@ -76,6 +77,34 @@ def environment(device: str = "cpu") -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "blas": blas_summary(),
     }
+
+
+def read_environment(out_dir: Path) -> dict[str, Any] | None:
+    """The ``environment.json`` record of a suite folder (None when absent or unreadable)."""
+    import json
+
+    try:
+        record = json.loads((Path(out_dir) / ENVIRONMENT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def continued_environment(
+    previous: dict[str, Any] | None, current: dict[str, Any]
+) -> dict[str, Any]:
+    """The environment record of a folder that a ``--resume``, ``--retry-failed`` or
+    ``--rerun`` run continues: the ``previous`` record (the one that made the kept rows) with
+    ``current`` appended to its ``refreshed`` list when it differs from the last environment
+    recorded; ``current`` alone when there is no usable previous record."""
+    if not isinstance(previous, dict) or "commit" not in previous:
+        return dict(current)
+    history = [e for e in previous.get("refreshed", []) if isinstance(e, dict)]
+    base = {k: v for k, v in previous.items() if k != "refreshed"}
+    last = history[-1] if history else base
+    if current != last:
+        history.append(dict(current))
+    return {**base, "refreshed": history} if history else base
 
 
 @contextlib.contextmanager

@@ -33,7 +33,12 @@ from tqdm.auto import tqdm
 
 from benchmarks import options
 from benchmarks.diagnostics import write_diagnostics
-from benchmarks.execution.environment import environment
+from benchmarks.execution.environment import (
+    ENVIRONMENT_FILE,
+    continued_environment,
+    environment,
+    read_environment,
+)
 from benchmarks.execution.locking import folder_lock
 from benchmarks.execution.parallel import BackendUnavailable, completed_units, connect, with_threads
 from benchmarks.execution.provenance import record_run
@@ -210,7 +215,9 @@ def _run_locked(
         if resume or retry_failed or rerun:
             for line in resumed.messages(len(specs)):
                 log(line)
-        atomic_write_text(out_dir / "environment.json", json.dumps(env, indent=2))
+        if resume or retry_failed or rerun:  # the kept rows' environment stays on record
+            env = continued_environment(read_environment(out_dir), env)
+        atomic_write_text(out_dir / ENVIRONMENT_FILE, json.dumps(env, indent=2))
         text = json.dumps(asdict(suite), indent=2, default=str) + "\n"
         atomic_write_text(out_dir / SUITE_FILE, text)
         for spec, row, missing in resumed.rescores:

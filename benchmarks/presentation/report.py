@@ -13,12 +13,14 @@ stderr says what is written when it starts and how long it took when it ends.
 from __future__ import annotations
 
 import html
-import json
 import re
 import sys
 import time
 from pathlib import Path
 
+import pandas as pd
+
+from benchmarks.execution.environment import ENVIRONMENT_FILE, read_environment
 from benchmarks.execution.locking import HOLDER_FILE, LOCK_FILE
 from benchmarks.execution.provenance import RUN_FILE
 from benchmarks.execution.store import (
@@ -29,7 +31,7 @@ from benchmarks.execution.store import (
     load_rows,
 )
 from benchmarks.options import UNTUNED_DIR
-from benchmarks.verdict.leaderboard import write_leaderboard
+from benchmarks.verdict.leaderboard import run_environment, write_leaderboard
 
 INDEX = "index.html"
 _STYLE = """<style>
@@ -169,10 +171,9 @@ def _suite_section(root: Path, suite_dir: Path, figures: bool) -> str:
     name = suite_dir.name
     label = _suite_label(root, suite_dir)
     rows = load_rows(suite_dir / ROWS_FILE).rows
-    env_path = suite_dir / "environment.json"
-    env = json.loads(env_path.read_text(encoding="utf-8")) if env_path.exists() else {}
+    env = read_environment(suite_dir)
     if not (suite_dir / "leaderboard.md").exists():
-        write_leaderboard(rows, suite_dir, name, None, env or None)
+        write_leaderboard(rows, suite_dir, name, None, env)
     if figures:
         suite_figures(suite_dir, rows, load_curves(suite_dir / CURVES_FILE))
     rel = suite_dir.relative_to(root).as_posix()
@@ -182,7 +183,7 @@ def _suite_section(root: Path, suite_dir: Path, figures: bool) -> str:
         ("leaderboard.csv", "CSV summary"),
         (ROWS_FILE, "raw rows (JSON lines)"),
         (CURVES_FILE, "curves (JSON lines)"),
-        ("environment.json", "environment"),
+        (ENVIRONMENT_FILE, "environment"),
         (RUN_FILE, "command and wall time"),
         ("images.html", "decoded images"),
     ):
@@ -202,13 +203,12 @@ def _suite_section(root: Path, suite_dir: Path, figures: bool) -> str:
         + "</p>",
     ]
     if env:
-        keys = ("commit", "device", "torch", "pot", "numpy", "python", "machine", "blas")
+        shown = run_environment(env, pd.DataFrame(rows))
         parts.append(
             "<table>"
             + "".join(
-                f"<tr><th>{k}</th><td>{html.escape(str(env[k]))}</td></tr>"
-                for k in keys
-                if k in env
+                f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+                for k, v in shown.items()
             )
             + "</table>"
         )

@@ -624,17 +624,34 @@ def _at(df: pd.DataFrame) -> str:
 
 
 def run_environment(env: dict[str, Any], df: pd.DataFrame) -> dict[str, Any]:
-    """``env`` (recorded by the parent process) with its thread settings replaced by those
-    the runs recorded: every run pins torch and BLAS to its own thread count, so the
-    parent's ``torch_threads`` / ``blas`` are not what produced the rows."""
-    if "blas" not in df or df["blas"].isna().all():
-        return env
-    blas = sorted({str(b) for b in df["blas"].dropna()})
-    threads = sorted({int(n) for b in blas for n in re.findall(r"x(\d+)\b", b)})
-    shown = {k: v for k, v in env.items() if k not in ("torch_threads", "blas")}
-    if threads:
-        shown["threads per run (torch and BLAS)"] = ", ".join(map(str, threads))
-    shown["blas (per run)"] = "; ".join(blas)
+    """``env`` (recorded by the parent process) with what the runs themselves recorded in
+    place of the parent's: the commits of the rows (a ``--resume`` or ``--rerun`` adds rows
+    made at a later commit) and their thread settings (every run pins torch and BLAS to its
+    own thread count, so the parent's ``torch_threads`` / ``blas`` did not produce them).
+    The environments of later continuations (``env["refreshed"]``) are shown by what
+    differs from the first."""
+    skip = ("torch_threads", "blas", "refreshed")
+    shown = {k: v for k, v in env.items() if k not in skip}
+    if "commit" in df:
+        commits = sorted({str(c) for c in df["commit"].dropna() if str(c)})
+        if commits:
+            shown.pop("commit", None)
+            shown["commit (per run)"] = ", ".join(commits)
+    for i, later in enumerate(env.get("refreshed") or [], 1):
+        changed = {
+            k: v for k, v in later.items() if k not in skip and k != "commit" and env.get(k) != v
+        }
+        what = ", ".join(f"{k} {v}" for k, v in changed.items()) or "no version change"
+        shown[f"continuation {i} (--resume / --rerun)"] = f"commit {later.get('commit')}; {what}"
+    if "blas" in df and not df["blas"].isna().all():
+        blas = sorted({str(b) for b in df["blas"].dropna()})
+        threads = sorted({int(n) for b in blas for n in re.findall(r"x(\d+)\b", b)})
+        if threads:
+            shown["threads per run (torch and BLAS)"] = ", ".join(map(str, threads))
+        shown["blas (per run)"] = "; ".join(blas)
+    elif "blas" in env:
+        shown["torch_threads"] = env.get("torch_threads")
+        shown["blas"] = env["blas"]
     return shown
 
 

@@ -143,6 +143,41 @@ def test_rerun_runs_one_samplers_rows_again_and_keeps_the_others(tmp_path, plugi
     assert "unknown sampler(s) to --rerun ['svgdd']" in capsys.readouterr().err
 
 
+def test_a_continued_run_keeps_the_environment_of_the_kept_rows(tmp_path, plugin):
+    """--resume / --rerun add rows to a folder whose other rows were made elsewhere: the
+    first environment stays on record, the later one is listed under ``refreshed`` (once
+    per change), and the leaderboard's Environment section names every row's commit."""
+    out = tmp_path / "res"
+    assert main(_argv(tmp_path, out)) == 0
+    env_path = out / "tiny" / "environment.json"
+    first = json.loads(env_path.read_text())
+    # as if the first run had been made at another commit with another torch
+    old = {**first, "commit": "0123456789ab", "torch": "0.0-old"}
+    env_path.write_text(json.dumps(old))
+    rows_path = out / "tiny" / ROWS_FILE
+    rows = load_rows(rows_path).rows
+    rows_path.write_text("".join(json.dumps({**r, "commit": "0123456789ab"}) + "\n" for r in rows))
+    for _ in range(2):  # the second refresh, in the same environment, adds no entry
+        assert main(_argv(tmp_path, out, "--rerun", "svgd")) == 0
+    env = json.loads(env_path.read_text())
+    assert {k: v for k, v in env.items() if k != "refreshed"} == old
+    assert len(env["refreshed"]) == 1 and env["refreshed"][0]["commit"] == first["commit"]
+    assert env["refreshed"][0]["torch"] == first["torch"]
+    section = (out / "tiny" / "leaderboard.md").read_text().split("## Environment")[1]
+    commits = sorted({"0123456789ab", first["commit"]})
+    assert f"- commit (per run): {', '.join(commits)}" in section
+    assert f"- continuation 1 (--resume / --rerun): commit {first['commit']}; torch " in section
+
+
+def test_continued_environment_without_a_usable_record_is_the_current_one():
+    from benchmarks.execution.environment import continued_environment
+
+    now = {"commit": "b", "torch": "2"}
+    assert continued_environment(None, now) == now
+    assert continued_environment({"junk": 1}, now) == now
+    assert continued_environment(now, dict(now)) == now  # nothing changed: no history
+
+
 def test_scale_guard_marks_far_clouds_diverged_without_scoring():
     ref = torch.randn(200, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     radius = float((ref - ref.mean(0)).norm(dim=1).max())
