@@ -28,6 +28,14 @@ def command_line(argv: list[str] | None = None) -> str:
     return "python -m benchmarks " + " ".join(shlex.quote(a) for a in args)
 
 
+def produced_by(command: str, commit: str | None = None) -> str:
+    """The first line a result file gives its origin: "Produced by: `command` at commit C",
+    C = ``commit`` or HEAD's (``+dirty`` when code outside ``results/`` differs from it)."""
+    from benchmarks.execution.environment import git_commit
+
+    return f"Produced by: `{command}` at commit {commit or git_commit()}"
+
+
 def record_run(
     out_dir: Path, command: str, wall_seconds: float, n_units: int, *, refresh: bool = False
 ) -> Path:

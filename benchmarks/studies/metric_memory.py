@@ -21,6 +21,9 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.execution.environment import git_commit
+from benchmarks.execution.provenance import produced_by
+
 OUT = Path("results/metrics/streaming_memory.md")
 CASES = (
     (2_000, "dense"),
@@ -133,6 +136,7 @@ def main() -> None:
         "OPENBLAS_NUM_THREADS": "1",
     }
     rows = []
+    commit = git_commit()
     load0 = os.getloadavg()
     for n, path in CASES:
         cmd = [sys.executable, "-m", "benchmarks.studies.metric_memory", "--child", str(n), path]
@@ -152,7 +156,7 @@ def main() -> None:
     lines = [
         "# Sinkhorn divergence: streaming vs dense path, memory on the CPU",
         "",
-        "Produced by: `python -m benchmarks.studies.metric_memory`",
+        produced_by("python -m benchmarks.studies.metric_memory", commit),
         "",
         f"torch {torch.__version__}, {platform.machine()}, {os.cpu_count()} cores, one torch "
         f"and BLAS thread, each case in a fresh process; load average {load0[0]:.1f} before, "
