@@ -35,6 +35,11 @@ runner's backend and thread rule), so the scores do not depend on ``--jobs``.
 Outputs in ``<out>/<suite>/``: ``tuning_trials.jsonl`` (one line per trial, so an
 interrupted tuning resumes where it stopped) and ``tuned.json`` (chosen settings, every
 trial's score, budget, seed, commit). ``run`` reads ``tuned.json`` (see :func:`load_tuned`).
+
+``tune --retune SAMPLERS`` tunes only samplers whose code changed since ``tuned.json`` was
+made, with the same budget and repetitions; the other samplers' trials and choices are
+taken from that file, and it keeps its first command and commit and lists the retune under
+``retuned`` (:func:`tune_suite`).
 """
 
 from __future__ import annotations
@@ -217,20 +222,29 @@ def tune_suite(
     command: str | None = None,
     log: Callable[[str], None] = print,
     evaluated_reps: tuple[int, ...] = (),
+    retune: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Tune every sampler of ``samplers`` on ``suite`` (see the module docstring); write and
     return the ``tuned.json`` content. Trials already in ``tuning_trials.jsonl`` are reused;
     the missing ones run serially or in ``jobs`` processes, with ``threads`` torch/BLAS
     threads each either way (so the scores do not depend on ``jobs``). The file records
     ``command`` (the command line), the wall time, the load average at the end, jobs and
-    threads."""
+    threads.
+
+    ``retune``: samplers whose code changed since ``<out_dir>/tuned.json`` was made. That
+    file's trials of the *other* samplers are reused (their fits are not run again) and
+    every trial of these samplers made at another commit is run again, with the same
+    budget, settings and repetitions; the file keeps its original ``command`` and
+    ``commit`` and lists this run under ``retuned`` (see :func:`retune_base`)."""
     started = time.perf_counter()
+    commit = environment("cpu")["commit"]
     out_dir.mkdir(parents=True, exist_ok=True)
     n_val = n_validation or suite.n_reference
     skipped = missing_targets(suite.targets)
     for target, message in skipped.items():
         log(f"tuning {suite.name}: skipping {target} ({message})")
     suite = suite.with_overrides(targets=tuple(t for t in suite.targets if t not in skipped))
+    previous = retune_base(out_dir / TUNED_FILE, suite, budget, retune, n_val) if retune else None
     val_sizes = {
         target: min(
             validation_split(
@@ -248,10 +262,19 @@ def tune_suite(
     }
     trials_path = out_dir / TRIALS_FILE
     done: dict[str, dict[str, Any]] = {}
+    if previous is not None:  # the kept samplers' trials, as the previous tuning scored them
+        for rec in previous["trials"]:
+            if rec["sampler"] not in retune:
+                key = trial_key(
+                    rec["sampler"], rec["target"], rec["init"], rec["rep"], rec["params"]
+                )
+                done[key] = {**rec, "key": key}
     if trials_path.exists():
         for line in trials_path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 rec = json.loads(line)
+                if rec["sampler"] in retune and rec.get("commit") != commit:
+                    continue  # made by the code being retuned: run again
                 done[rec["key"]] = rec
     overlap = sorted(set(suite.seeds) & set(evaluated_reps))
     if overlap:
@@ -304,6 +327,7 @@ def tune_suite(
                         "score": score,
                         "status": status,
                         "round": rnd,
+                        "commit": commit,
                     }
                     done[key] = rec
                     fh.write(json.dumps(rec, default=str) + "\n")
@@ -390,7 +414,7 @@ def tune_suite(
         "evaluated_reps": list(evaluated_reps),
         "max_widen_rounds": MAX_WIDEN_ROUNDS,
         "inits": list(suite.inits),
-        "commit": environment("cpu")["commit"],
+        "commit": commit,
         "command": command,
         "wall_seconds": round(time.perf_counter() - started, 1),
         "load_average": list(os.getloadavg()),
@@ -403,6 +427,11 @@ def tune_suite(
         "coverage": coverage,
         "trials": [{k: v for k, v in t.items() if k != "key"} for t in trials],
     }
+    if previous is not None:
+        this = {k: result[k] for k in ("command", "commit", "wall_seconds", "load_average")}
+        for k in ("command", "commit", "wall_seconds", "load_average", "jobs", "threads"):
+            result[k] = previous.get(k)
+        result["retuned"] = [*previous.get("retuned", []), {"samplers": list(retune), **this}]
     atomic_write_text(out_dir / TUNED_FILE, json.dumps(result, indent=1, default=str) + "\n")
     return result
 
@@ -417,6 +446,52 @@ def missing_targets(targets: tuple[str, ...]) -> dict[str, str]:
         except DataMissingError as exc:
             out[target] = f"data missing: {exc}"
     return out
+
+
+class RetuneMismatch(ValueError):
+    """A retune whose ``tuned.json`` is missing or describes another tuning."""
+
+
+def retune_base(
+    path: Path,
+    suite: Suite,
+    budget: int,
+    retune: tuple[str, ...],
+    n_validation: int | None = None,
+) -> dict[str, Any]:
+    """The ``tuned.json`` at ``path`` that a ``retune`` of some samplers continues, checked to
+    describe the same tuning (repetitions, inits, budget, targets, validation size): its
+    other samplers' trials are reused as they are, so anything else would mix two different
+    tunings."""
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RetuneMismatch(f"a retune continues {path}, which cannot be read ({exc})") from None
+    theirs = {
+        "seeds": previous.get("seeds"),
+        "inits": previous.get("inits"),
+        "budget": previous.get("budget"),
+        "targets": sorted(previous.get("validation_sizes", {})),
+        "validation size": previous.get("n_validation"),
+    }
+    ours = {
+        "seeds": list(suite.seeds),
+        "inits": list(suite.inits),
+        "budget": budget,
+        "targets": sorted(set(suite.targets) - set(previous.get("skipped_targets", {}))),
+        "validation size": n_validation or suite.n_reference,
+    }
+    differ = [k for k in ours if ours[k] != theirs[k]]
+    if differ:
+        raise RetuneMismatch(
+            f"{path} was tuned with other {', '.join(differ)} "
+            f"({', '.join(f'{k} {theirs[k]}' for k in differ)}); a retune keeps them: pass "
+            "the same options, or tune every sampler afresh"
+        )
+    unknown = sorted(set(retune) - set(previous.get("chosen", {})))
+    if unknown:
+        raise RetuneMismatch(f"{path} has no tuned settings for {unknown} to retune")
+    return previous
 
 
 def load_tuned(path: Path) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:

@@ -73,7 +73,7 @@ def with_tuned(suite: Suite, path: str | None, untuned: bool) -> Suite:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from benchmarks.execution.suite_run import log
-    from benchmarks.tuning import tune_suite
+    from benchmarks.tuning import RetuneMismatch, tune_suite
     from samplers.base import available_samplers
 
     try:
@@ -105,25 +105,44 @@ def cmd_tune(args: argparse.Namespace) -> int:
         n_steps=args.steps,
     )
     names = csv(args.samplers) or list(suite.samplers or available_samplers())
-    unknown = sorted(set(names) - set(available_samplers()))
+    retune = tuple(csv(args.retune) or ())
+    unknown = sorted((set(names) | set(retune)) - set(available_samplers()))
     if unknown:
         raise SystemExit(f"error: unknown sampler(s) {unknown}")
+    if retune:
+        if args.samplers:
+            raise SystemExit(
+                "error: --retune keeps the other samplers of the tuned.json it "
+                "continues; it takes no --samplers"
+            )
+        from benchmarks.tuning import retune_base
+
+        previous = Path(args.out) / suite.name / TUNED_FILE
+        try:
+            chosen = retune_base(previous, suite, args.budget, retune)["chosen"]
+        except RetuneMismatch as exc:
+            raise SystemExit(f"error: --retune: {exc}") from None
+        names = [n for n in names if n in chosen or n in retune]
     if args.jobs < 1 or args.threads < 1:
         raise SystemExit("error: --jobs and --threads must be >= 1")
     from datasets.latents import data_root_setting
 
     with data_root_setting(args.data_root):
-        result = tune_suite(
-            suite,
-            names,
-            Path(args.out) / suite.name,
-            budget=args.budget,
-            jobs=args.jobs,
-            threads=args.threads,
-            command=command_line(),
-            log=log,
-            evaluated_reps=evaluated,
-        )
+        try:
+            result = tune_suite(
+                suite,
+                names,
+                Path(args.out) / suite.name,
+                budget=args.budget,
+                jobs=args.jobs,
+                threads=args.threads,
+                command=command_line(),
+                log=log,
+                evaluated_reps=evaluated,
+                retune=retune,
+            )
+        except RetuneMismatch as exc:  # data present now that the first tuning lacked
+            raise SystemExit(f"error: --retune: {exc}") from None
     written = Path(args.out) / suite.name / TUNED_FILE
     print(f"wrote {written} ({len(result['trials'])} trials)")
     if written.resolve() != (Path(TUNED_ROOT) / suite.name / TUNED_FILE).resolve():
@@ -137,6 +156,11 @@ def add_tune_parser(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument("--suite", required=True, help=f"one of {', '.join(SUITES)}")
     t.add_argument("--samplers", help="comma-separated sampler names (default: all)")
+    t.add_argument(
+        "--retune",
+        help="comma-separated samplers whose code changed: tune only these again and keep the "
+        "other samplers' trials and choices of <out>/<suite>/tuned.json (same options)",
+    )
     t.add_argument("--targets", help="comma-separated target names (default: the suite's)")
     t.add_argument(
         "--seeds",

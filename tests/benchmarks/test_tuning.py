@@ -189,3 +189,48 @@ def test_an_interior_choice_is_not_widened(toy, tmp_path):
 def test_tuning_refuses_repetitions_the_leaderboard_evaluates(toy, tmp_path):
     with pytest.raises(ValueError, match="evaluated"):
         tune_suite(SUITE, ["_test_shifted"], tmp_path, budget=2, evaluated_reps=(1, 5))
+
+
+def test_retune_runs_the_named_samplers_again_and_reuses_the_others_trials(toy, tmp_path):
+    """``retune``: a sampler whose code changed is tuned again with the same budget; the
+    other samplers' trials come from the tuned.json being continued, not from new fits (the
+    marked scores below survive), and the file keeps its first command and commit."""
+    first = tune_suite(
+        SUITE, ["_test_shifted", "_test_edge"], tmp_path / "a", budget=4, log=lambda m: None,
+        command="first command",
+    )  # fmt: skip
+    stale = json.loads(json.dumps(first))
+    for t in stale["trials"]:
+        if t["sampler"] == "_test_edge":
+            t["score"] += 1000.0  # a constant: the same choice, and a mark of reuse
+        else:  # scores of the "old code": the default looked best
+            t["score"] = 0.0 if t["params"] == {} else 1.0
+    stale["chosen"]["_test_shifted"] = {"_test_gauss_tune": {i: {} for i in SUITE.inits}}
+    out = tmp_path / "b"
+    out.mkdir()
+    (out / tuning.TUNED_FILE).write_text(json.dumps(stale))
+    logged: list[str] = []
+    again = tune_suite(
+        SUITE, ["_test_shifted", "_test_edge"], out, budget=4, log=logged.append,
+        retune=("_test_shifted",), command="retune command",
+    )  # fmt: skip
+    fits = [m for m in logged if m.startswith("[")]
+    assert fits and all(" _test_shifted " in m for m in fits)  # no _test_edge fit ran
+    assert again["chosen"]["_test_shifted"] == first["chosen"]["_test_shifted"]
+    assert again["chosen"]["_test_edge"] == first["chosen"]["_test_edge"]
+    edge = [t["score"] for t in again["trials"] if t["sampler"] == "_test_edge"]
+    assert edge and min(edge) >= 1000.0
+    shifted = [t for t in again["trials"] if t["sampler"] == "_test_shifted"]
+    assert [t["score"] for t in shifted] == [
+        t["score"] for t in first["trials"] if t["sampler"] == "_test_shifted"
+    ]
+    assert again["command"] == "first command" and again["commit"] == first["commit"]
+    (entry,) = again["retuned"]
+    assert entry["samplers"] == ["_test_shifted"] and entry["command"] == "retune command"
+    # a retune must describe the same tuning as the file it continues
+    with pytest.raises(tuning.RetuneMismatch, match="budget"):
+        tune_suite(SUITE, ["_test_shifted"], out, budget=5, log=lambda m: None,
+                   retune=("_test_shifted",))  # fmt: skip
+    with pytest.raises(tuning.RetuneMismatch, match="cannot be read"):
+        tune_suite(SUITE, ["_test_shifted"], tmp_path / "c", budget=4, log=lambda m: None,
+                   retune=("_test_shifted",))  # fmt: skip
