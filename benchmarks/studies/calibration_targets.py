@@ -31,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from benchmarks.execution.provenance import produced_by
 from common.geometry import median_sq_distance
 from datasets import StandardisedTarget, available_targets, get_target
 from datasets.calibration import wrong_sample
@@ -91,7 +92,7 @@ def to_markdown(df: pd.DataFrame, solver: str, seeds: list[int]) -> str:
     lines = [
         "# Metric calibration of the synthetic targets",
         "",
-        f"Produced by: `{COMMAND}` (seeds {seeds}; Sinkhorn solver: {solver}).",
+        produced_by(COMMAND) + f" (seeds {seeds}; Sinkhorn solver: {solver}).",
         "",
         "Debiased Sinkhorn divergence in the standardised space at eps = fraction x median",
         "squared pairwise distance of the reference. `exact`: fresh i.i.d. target samples;",
@@ -198,7 +199,7 @@ def readings_markdown(df: pd.DataFrame, seeds: list[int], command: str) -> str:
         READINGS_MARK,
         "## Readings on corrupted samples (suite sizes)",
         "",
-        f"Produced by: `{command}` (seeds {seeds}: few, to keep the run within ~10 min on",
+        produced_by(command) + f" (seeds {seeds}: few, to keep the run within ~10 min on",
         "2 shared cores). 300 particles against a 1000-point reference, 1000-point training",
         "split, standardised space. Cases: `exact` fresh samples; `wrong` dropped mode / half",
         "support; `blur5`/`blur10` exact + N(0, s^2 I), s = 0.05 / 0.1 standardised units (5 % /",

@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from benchmarks.execution.environment import REPO_ROOT, environment
+from benchmarks.execution.provenance import produced_by
 from benchmarks.execution.store import ROWS_FILE, load_rows
 from benchmarks.studies.parallel_timing import compare
 
@@ -199,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Dask vs serial vs `--jobs 2` on the same cores",
         "",
-        f"Produced by: `{command.strip()}`",
+        produced_by(command.strip()),
         "",
         f"Machine: {env['machine']}, commit {env['commit']}, OMP_NUM_THREADS="
         f"{threads['OMP_NUM_THREADS']}, MKL_NUM_THREADS={threads['MKL_NUM_THREADS']}; one torch "

@@ -47,6 +47,7 @@ from threadpoolctl import threadpool_limits
 
 import benchmarks._imports  # noqa: F401  (guards the local ``datasets`` package)
 from benchmarks.execution.data import prepare
+from benchmarks.execution.provenance import produced_by
 from benchmarks.presentation.tables import markdown_table
 from metrics.base import MetricContext, get_metric
 from samplers import get_sampler
@@ -323,8 +324,8 @@ def main(argv: list[str] | None = None) -> None:
     text = [
         "# DMPS with more training data: step rule and bandwidth across N (issue 24)",
         "",
-        f"Produced by: `OMP_NUM_THREADS={args.threads} {cmd}`"
-        f" ({args.label} run; {wall / 60:.1f} min"
+        produced_by(f"OMP_NUM_THREADS={args.threads} {cmd}")
+        + f" ({args.label} run; {wall / 60:.1f} min"
         + (f" after resuming from {resumed} finished rows" if resumed else "")
         + ", load average at the end "
         f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on a machine shared by other jobs).",

@@ -14,6 +14,8 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
+from benchmarks.execution.provenance import produced_by
+
 HERE = Path(__file__).resolve().parents[2] / "results" / "edmd" / "variants"
 RUNS = HERE / "edmd_variants" / "runs.jsonl"
 COMMAND = "python -m benchmarks.studies.edmd_variants_summary"
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     out = [
         "# EDMD-KSWGD variants vs DMPS: Sinkhorn divergence and ratio to DMPS",
         "",
-        f"Produced by: `{COMMAND}` (from the rows of `edmd_variants/runs.jsonl`)",
+        produced_by(COMMAND) + " (from the rows of `edmd_variants/runs.jsonl`)",
         "",
         "Mean ± std over seeds 0-2 (debiased Sinkhorn divergence, lower is better); "
         "`x DMPS` = variant mean / DMPS mean. Variants: `koopman_markov` (the default), "

@@ -35,6 +35,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 import benchmarks._imports  # noqa: F401  (guards the local ``datasets`` package)
+from benchmarks.execution.provenance import produced_by
 from benchmarks.presentation.tables import markdown_table
 from benchmarks.studies.scaling_dmps import gaussian_points
 from common.geometry import relative_eps
@@ -157,7 +158,7 @@ def main() -> None:
     text = [
         "# DMPS top-K eigensolvers: time, accuracy and sampling quality",
         "",
-        f"Produced by: `{cmd}`",
+        produced_by(cmd),
         "",
         f"N = {n}, d = {args.dim}, K = {k}, torch/BLAS threads = {args.threads}, load average "
         f"at start / end {load:.1f} / {os.getloadavg()[0]:.1f} (shared machine: compare "

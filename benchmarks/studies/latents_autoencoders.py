@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.execution.provenance import produced_by
 from datasets.base import DataMissingError
 from datasets.images.autoencoders import default_autoencoder_config, load_or_train_autoencoder
 from datasets.images.diagnostics import (
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Autoencoders and classifiers of the latent targets",
         "",
-        f"Produced by: `OMP_NUM_THREADS={torch.get_num_threads()} {cmd.strip()}`",
+        produced_by(f"OMP_NUM_THREADS={torch.get_num_threads()} {cmd.strip()}"),
         f"(torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
         f"{platform.processor() or platform.machine()}; wall times depend on machine load, "
         "CPU seconds less so).",

@@ -24,6 +24,7 @@ import numpy as np
 import ot
 import torch
 
+from benchmarks.execution.provenance import produced_by
 from common.geometry import relative_eps
 from metrics.sinkhorn import DEFAULT_MAX_ITER, DEFAULT_TOL, sinkhorn_divergence
 
@@ -89,7 +90,7 @@ def main() -> None:
     lines = [
         "# Sinkhorn divergence speed vs three standard POT solves",
         "",
-        f"Produced by: `{command.strip()}`",
+        produced_by(command.strip()),
         "",
         f"torch {torch.__version__}, POT {ot.__version__}, numpy {np.__version__}, "
         f"{platform.machine()}, torch threads {torch.get_num_threads()}; "

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from benchmarks.execution.environment import REPO_ROOT, environment
+from benchmarks.execution.provenance import produced_by
 from benchmarks.execution.runner import without_timing
 from benchmarks.execution.store import ROWS_FILE, load_rows
 from benchmarks.suites import SUITES
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Serial vs parallel wall time per suite",
         "",
-        f"Produced by: `{command.strip()}`",
+        produced_by(command.strip()),
         "",
         f"Machine: {environment()['machine']}, commit {environment()['commit']}, "
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}. Wall time of the "

@@ -30,6 +30,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 import benchmarks._imports  # noqa: F401  (guards the local ``datasets`` package)
+from benchmarks.execution.provenance import produced_by
 from benchmarks.presentation.tables import markdown_table
 from samplers.core.eigensolvers import EIG_TOL, relative_residuals
 from samplers.core.spectral import (
@@ -120,7 +121,7 @@ def write(rows: list[dict], out: Path, args: argparse.Namespace, load: tuple) ->
     lines = [
         "# DMPS scaling: spectral fit and one transport step",
         "",
-        f"Produced by: `{cmd}`",
+        produced_by(cmd),
         "",
         f"d = {args.dim}, K = {args.modes}, m = {args.particles}, float64 (block-Lanczos "
         "products in float32, residuals in float64), "

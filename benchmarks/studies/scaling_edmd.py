@@ -23,6 +23,7 @@ from benchmarks._imports import ensure_local_datasets
 
 ensure_local_datasets()
 
+from benchmarks.execution.provenance import produced_by  # noqa: E402
 from benchmarks.presentation.tables import markdown_table  # noqa: E402
 from datasets.base import StandardisedTarget, get_target  # noqa: E402
 from samplers import get_sampler  # noqa: E402
@@ -99,7 +100,7 @@ def main() -> None:
     header = [
         "# EDMD-KSWGD fit time scaling",
         "",
-        f"Produced by: `{COMMAND}`",
+        produced_by(COMMAND),
         "",
         f"Target `{args.target}` (standardised, d = {base.dim}); median of {args.repeats} fits "
         f"(fit seeds 0..{args.repeats - 1}); OMP_NUM_THREADS={threads}; seconds. "

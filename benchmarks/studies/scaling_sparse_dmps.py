@@ -36,6 +36,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.execution.provenance import produced_by
+
 COMMAND = "python -m benchmarks.studies.scaling_sparse_dmps"
 D, K, M, N_NEIGHBORS = 16, 500, 1024, "auto"
 
@@ -180,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
         lines = [
             "# Sampling quality: sparse (kNN) against dense DMPS",
             "",
-            f"Produced by: `{COMMAND} {cmd}` from the harness rows of",
+            produced_by(f"{COMMAND} {cmd}") + " from the harness rows of",
             "`python -m benchmarks run --suite-file results/dmps/sparse_vs_dense/suite.toml "
             "--param dmps.kernel=dense,sparse --out results/dmps/sparse_vs_dense --no-particles` "
             "(circle, ring8, half_sphere: N = 5,000) and the same with `--targets digits_latent "
@@ -223,7 +225,7 @@ def _write(args: argparse.Namespace, argv: list[str] | None, rows: list[dict], f
     lines = [
         "# Sparse DMPS: fit, memory, eigen-residuals and step time at N = 5k-60k",
         "",
-        f"Produced by: `{COMMAND} {' '.join(argv if argv is not None else sys.argv[1:])}`",
+        produced_by(f"{COMMAND} {' '.join(argv if argv is not None else sys.argv[1:])}"),
         "",
         f"k = {N_NEIGHBORS} neighbours (the DMPS default; the k used is column k), "
         f"K = {K} modes, m = {M} particles, float64, "

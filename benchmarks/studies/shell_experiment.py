@@ -35,6 +35,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 import benchmarks._imports  # noqa: F401  (guards the local ``datasets`` package)
+from benchmarks.execution.provenance import produced_by
 from benchmarks.presentation.tables import markdown_table
 from common.geometry import median_bandwidth_sq, relative_eps
 from datasets.base import get_target
@@ -186,7 +187,7 @@ def main() -> None:
     text = [
         "# DMPS sphere-shell experiment (reference code's set-up)",
         "",
-        f"Produced by: `{cmd}`",
+        produced_by(cmd),
         "",
         f"N = {args.train} training points, m = {args.particles} particles from the cap, "
         f"{args.steps} iterations, {args.seeds} seeds (mean and std), all modes above tol. "

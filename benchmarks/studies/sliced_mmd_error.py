@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from benchmarks.execution.provenance import produced_by
 from benchmarks.presentation.tables import markdown_table
 from samplers.core.riesz_mmd import riesz_gradient_exact, riesz_gradient_sliced
 
@@ -62,7 +63,8 @@ def main() -> None:
     table.to_csv(out / "sliced_gradient_error.csv", index=False)
     header = (
         "# Sliced vs exact Riesz-MMD gradient (r = 1), m = 500, N = 1000\n\n"
-        "Produced by: `OMP_NUM_THREADS=1 python -m benchmarks.studies.sliced_mmd_error` "
+        + produced_by("OMP_NUM_THREADS=1 python -m benchmarks.studies.sliced_mmd_error")
+        + " "
         f"(torch {torch.__version__}, {torch.get_num_threads()} thread(s)).\n"
         "Relative Frobenius error over 5 direction seeds; error x sqrt(P) ~ constant "
         "shows the Monte Carlo rate P^(-1/2).\n\n"

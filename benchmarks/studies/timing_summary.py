@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.execution.environment import REPO_ROOT
+from benchmarks.execution.provenance import produced_by
 
 DEFAULT_DIR = REPO_ROOT / "results" / "benchmarks"
 BENCH_FILE = "tests/bench/test_bench_samplers.py"
@@ -73,7 +74,7 @@ def summarise(files: list[Path], command: str) -> str:
     lines = [
         "# Timing suite",
         "",
-        f"Produced by: `{command}`",
+        produced_by(command),
         "",
         "Wall time per call (ms): median, mean ± std over rounds. `sampler step` = one "
         "`Sampler.run(x0, 1)` after fitting (fit excluded); `metric` = one debiased "
