@@ -471,7 +471,7 @@ def retune_base(
         "seeds": previous.get("seeds"),
         "inits": previous.get("inits"),
         "budget": previous.get("budget"),
-        "targets": sorted(previous.get("validation_sizes", {})),
+        "targets": sorted({t for per in previous.get("chosen", {}).values() for t in per}),
         "validation size": previous.get("n_validation"),
     }
     ours = {
