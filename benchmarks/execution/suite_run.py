@@ -377,12 +377,24 @@ def _particles(out_dir: Path, row: dict) -> np.ndarray:
 def _set_aside(
     rows_path: Path, rows: list[dict], again: set[str], label: str
 ) -> tuple[list[dict], Path]:
-    """Move the rows of the configurations ``again`` to ``runs.<label>-<time>.jsonl``
-    (git-ignored), rewrite the rows file without them; (rows kept, the set-aside file)."""
+    """Move the rows of the configurations ``again`` to ``runs.<label>-<time>.jsonl`` and
+    their particle files to ``particles.<label>-<time>/`` (both git-ignored), rewrite the rows
+    file without them; (rows kept, the set-aside file). A rerun whose settings changed
+    writes its particles under another name, so none of the old files is left behind
+    unreferenced."""
     kept = [r for r in rows if r["config_key"] not in again]
-    aside = rows_path.with_name(f"runs.{label}-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
-    write_rows(aside, [r for r in rows if r["config_key"] in again])
+    stamp = f"{label}-{time.strftime('%Y%m%d-%H%M%S')}"
+    aside = rows_path.with_name(f"runs.{stamp}.jsonl")
+    moved = [r for r in rows if r["config_key"] in again]
+    write_rows(aside, moved)
     write_rows(rows_path, kept)
+    folder = rows_path.parent
+    for name in sorted({r["particles_file"] for r in moved if r.get("particles_file")}):
+        source = folder / name
+        if source.is_file():
+            target = folder / f"particles.{stamp}" / Path(name).name
+            target.parent.mkdir(exist_ok=True)
+            source.replace(target)
     return kept, aside
 
 

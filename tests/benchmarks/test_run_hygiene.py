@@ -131,6 +131,13 @@ def test_rerun_runs_one_samplers_rows_again_and_keeps_the_others(tmp_path, plugi
     assert all(by_key[(r["config_key"], r["metric"])] == r["value"] for r in after.rows)
     (aside,) = (out / "tiny").glob("runs.rerun-*.jsonl")
     assert {r["config_key"] for r in load_rows(aside).rows} == svgd
+    # the old rows' particle files went aside with them; every file left is referenced
+    (old_particles,) = (out / "tiny").glob("particles.rerun-*")
+    moved = {r["particles_file"].split("/")[-1] for r in load_rows(aside).rows}
+    assert moved and {p.name for p in old_particles.iterdir()} == moved
+    referenced = {r["particles_file"] for r in after.rows if r.get("particles_file")}
+    on_disk = {f"particles/{p.name}" for p in (out / "tiny" / "particles").iterdir()}
+    assert on_disk == referenced
     assert "rerun: " in capsys.readouterr().err
     # provenance: the first run's record stays (its wall time and units), the refresh is
     # added beside it and named under the "Produced by" line of the leaderboard
