@@ -69,7 +69,9 @@ class Metric:
     leaderboards (a metric's own decision threshold, e.g. a data-copying test);
     guards_verdict / verdict_tolerance: a cell whose value exceeds the ``exact`` row's by more
     than ``verdict_tolerance`` (paired over seeds) is worse than exact whatever its headline
-    says (``benchmarks.verdict.yardstick``; e.g. mass off a known support)."""
+    says (``benchmarks.verdict.yardstick``; e.g. mass off a known support); joins: the name of
+    another metric beside which this one is scored wherever a suite lists that one (a
+    successor reading added without changing the suites' metric lists)."""
 
     name: str
     compute: MetricFn
@@ -82,6 +84,7 @@ class Metric:
     flag_label: str = ""
     guards_verdict: bool = False
     verdict_tolerance: float = 0.0
+    joins: str = ""
 
     def flags(self, value: float) -> bool:
         """True when ``value`` crosses this metric's declared flag threshold."""
@@ -116,10 +119,11 @@ def register_metric(
     flag_label: str = "",
     guards_verdict: bool = False,
     verdict_tolerance: float = 0.0,
+    joins: str = "",
 ) -> Callable[[MetricFn], MetricFn]:
     """Register ``fn(ctx: MetricContext) -> MetricResult`` under ``name`` (decorator); the
     function itself is returned unchanged. ``flag_below`` / ``flag_label`` /
-    ``guards_verdict`` / ``verdict_tolerance``: see :class:`Metric`."""
+    ``guards_verdict`` / ``verdict_tolerance`` / ``joins``: see :class:`Metric`."""
 
     def deco(
         fn: Callable[[MetricContext], MetricResult],
@@ -136,6 +140,7 @@ def register_metric(
             flag_label=flag_label,
             guards_verdict=guards_verdict,
             verdict_tolerance=verdict_tolerance,
+            joins=joins,
         )
         METRICS.add(name, metric)
         return fn

@@ -30,7 +30,10 @@ weighted by their held-out mass w_pi = P_n(pi), as a weighted Stouffer Z:
 Under the null (generated points as far from T as fresh points) every Z_pi is about
 N(0, 1) and independent across cells, so C_T is about N(0, 1) whatever the number of cells
 k; copying makes C_T strongly negative, over-smoothing (points pushed off the data)
-positive. Runs with C_T < ``COPYING_THRESHOLD`` are flagged as copying.
+positive. C_T < ``COPYING_THRESHOLD`` reads as copying, but a sample independent of T that
+is concentrated near the modes (under-dispersed) is also nearer T than held-out points are,
+and reads the same: so C_T is a reading, and the leaderboards' copying flag is the
+exchangeability test of :mod:`metrics.proximity`, which tells the two apart.
 
 Meehan et al. normalise by sum w (a weighted mean of the Z_pi), whose null spread is
 ~ 1/sqrt(k): a fixed threshold then means a different test at every k, and the copy signal
@@ -204,12 +207,11 @@ def data_copying_statistic(
     "data_copying",
     needs={"reference", "train", "seed"},
     ranked=False,
-    flag_below=COPYING_THRESHOLD,
-    flag_label="copying",
-    description="Data-copying test C_T (Meehan et al. 2020, combined as a weighted Stouffer Z "
-    "so that it is about N(0, 1) for fresh samples at any cell count): per-cell Mann-Whitney "
-    "Z of nearest-training-point distances, particles vs held-out points (about 0 for fresh "
-    f"samples, < {COPYING_THRESHOLD:g} flags copying, > 0 over-smoothing)",
+    description="Data-copying statistic C_T (Meehan et al. 2020, combined as a weighted "
+    "Stouffer Z so that it is about N(0, 1) for fresh samples at any cell count): per-cell "
+    "Mann-Whitney Z of nearest-training-point distances, particles vs held-out points (about "
+    "0 for fresh samples, strongly negative for copies, but also for a sample concentrated "
+    "near the modes; > 0 over-smoothing). A reading: the copying flag is train_proximity's",
 )
 def data_copying_metric(ctx: MetricContext) -> MetricResult:
     """:func:`data_copying_statistic` with the reference as the held-out sample."""

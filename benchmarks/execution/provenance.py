@@ -41,9 +41,10 @@ def record_run(
 ) -> Path:
     """Write ``run.json``: the command, its wall time (seconds), the units it executed and
     the finishing time (UTC). A ``--resume`` or ``--retry-failed`` run adds its time and units
-    to the recorded ones. A ``refresh`` (``run --rerun SAMPLERS``) keeps the recorded
-    command (the one that made the other rows) and appends itself to ``refreshed``
-    (command, wall time, units, finishing time)."""
+    to the recorded ones, keeps the recorded command and appends itself to ``refreshed``; a
+    ``refresh`` (``run --rerun SAMPLERS``) keeps the recorded command and wall time (the run
+    that made the other rows) and appends itself to ``refreshed`` (command, wall time,
+    units, finishing time)."""
     path = Path(out_dir) / RUN_FILE
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     previous = read_run(out_dir)
@@ -62,13 +63,23 @@ def record_run(
         continued = {"--resume", "--retry-failed"} & set(command.split())
         previous = previous if continued else {}
         record = {
-            "command": command,
+            "command": previous.get("command") or command,
             "wall_seconds": round(wall_seconds + float(previous.get("wall_seconds", 0.0)), 1),
             "units": n_units + int(previous.get("units", 0)),
             "finished_utc": now,
         }
-        if previous.get("refreshed"):
-            record["refreshed"] = previous["refreshed"]
+        refreshed = list(previous.get("refreshed", []))
+        if previous.get("command"):  # the continuation is named beside the first command
+            refreshed.append(
+                {
+                    "command": command,
+                    "wall_seconds": round(wall_seconds, 1),
+                    "units": n_units,
+                    "finished_utc": now,
+                }
+            )
+        if refreshed:
+            record["refreshed"] = refreshed
     from benchmarks.execution.store import atomic_write_text
 
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
@@ -86,7 +97,8 @@ def read_run(out_dir: Path) -> dict[str, Any]:
 
 
 def refresh_commands(out_dir: Path) -> list[str]:
-    """The ``--rerun`` refreshes recorded in ``run.json``, oldest first."""
+    """The continuations (``--rerun``, ``--resume``, ``--retry-failed``) recorded in
+    ``run.json``, oldest first."""
     return [str(r.get("command")) for r in read_run(out_dir).get("refreshed", []) if r]
 
 

@@ -292,13 +292,16 @@ def _base_row(spec: RunSpec, init: str) -> dict[str, Any]:
 
 
 def unit_metrics(spec: RunSpec, target: Any | None) -> list[Metric]:
-    """The metrics scored for one unit: the suite's, then every ``automatic`` metric whose
-    needs the target meets (none of those when the target could not be built)."""
+    """The metrics scored for one unit: the suite's, then every metric that ``joins`` one of
+    them, then every ``automatic`` metric whose needs the target meets (none of those two
+    when the target could not be built)."""
     listed = [get_metric(name) for name in spec.metrics]
     if target is None:
         return listed
-    auto = [get_metric(n) for n in available_metrics() if n not in spec.metrics]
-    return listed + [m for m in auto if m.automatic and not m.unmet_needs(target)]
+    others = [get_metric(n) for n in available_metrics() if n not in spec.metrics]
+    joining = [m for m in others if m.joins and m.joins in spec.metrics]
+    auto = [m for m in others if m.automatic and m not in joining]
+    return listed + [m for m in joining + auto if not m.unmet_needs(target)]
 
 
 def _metric_rows(
@@ -349,12 +352,23 @@ RESCORED_FIELD = "rescored_from"
 
 def expected_metrics(rows: list[dict[str, Any]], spec: RunSpec) -> list[str]:
     """The metrics a configuration with recorded ``rows`` should have: the list its rows
-    name (:data:`METRICS_FIELD`), else (rows written before that field) the suite's."""
+    name (:data:`METRICS_FIELD`), else (rows written before that field) the suite's; for a
+    finished run (every row ok) also the automatic metrics this code scores on its target
+    that its rows lack (a metric added since: ``--resume`` scores it from the saved
+    particles)."""
+    names = list(spec.metrics)
     for row in rows:
-        names = row.get(METRICS_FIELD)
-        if isinstance(names, str) and names:
-            return names.split(",")
-    return list(spec.metrics)
+        recorded = row.get(METRICS_FIELD)
+        if isinstance(recorded, str) and recorded:
+            names = recorded.split(",")
+            break
+    if not rows or any(r.get("status") != "ok" for r in rows):
+        return names
+    try:
+        target = prepare_spec(spec).target
+    except Exception:  # data that cannot be built now: nothing new can be scored
+        return names
+    return names + [m.name for m in unit_metrics(spec, target) if m.name not in names]
 
 
 def prepare_spec(spec: RunSpec) -> PreparedTarget:

@@ -673,7 +673,7 @@ def write_leaderboard(
     headline = headline or headline_of(out_dir, rows)
     md = [f"# Leaderboard: suite `{suite}`", "", f"Produced by: `{command}`" + _at(df), ""]
     for refresh in refresh_commands(out_dir):
-        md += [f"Refreshed by: `{refresh}` (the named samplers' rows run again)", ""]
+        md += [f"Refreshed by: `{refresh}` (rows added, scored or run again)", ""]
     if df.empty:
         md.append("_no rows_")
     else:

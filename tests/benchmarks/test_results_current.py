@@ -88,8 +88,20 @@ def test_committed_rows_are_reproduced_at_head(folder: Path, restore_threads: No
                 continue
             old = committed[key]
             compared += 1
+            # a row scored later from the saved float32 particles (``--resume`` after a metric
+            # was added, metric_info "rescored_from") differs from this float64 run by the
+            # particles' rounding (6e-8 relative): a nearest-neighbour distance of 0.05 at a
+            # radius of 1 moves ~1e-6 relative, a z of the copying test ~3e-5; 1e-3 allows that
+            rescored = "rescored_from" in str(old.get("metric_info", ""))
+            close = (
+                rescored
+                and isinstance(row["value"], float)
+                and isinstance(old["value"], float)
+                and math.isclose(row["value"], old["value"], rel_tol=0.0, abs_tol=1e-3)
+            )
             same = row["status"] == old["status"] and (
-                row["value"] == old["value"]
+                close
+                or row["value"] == old["value"]
                 or (row["value"] is None and old["value"] is None)
                 or (
                     isinstance(row["value"], float)

@@ -176,6 +176,37 @@ def test_a_continued_run_keeps_the_environment_of_the_kept_rows(tmp_path, plugin
     assert f"- continuation 1 (--resume / --rerun): commit {first['commit']}; torch " in section
 
 
+def test_resume_scores_a_metric_added_since_from_the_saved_particles(tmp_path, plugin, monkeypatch):
+    """A metric that ``joins`` a listed one and was registered after a folder's runs (the
+    copying flag's successor, metrics/proximity.py): ``--resume`` scores it from each finished
+    run's saved particles, runs no unit again, and changes no recorded row."""
+    from metrics.base import METRICS, Metric, MetricResult
+
+    out = tmp_path / "res"
+    assert main(_argv(tmp_path, out)) == 0
+    rows_path = out / "tiny" / ROWS_FILE
+    before = load_rows(rows_path).rows
+
+    def mean_norm(ctx):
+        return MetricResult(float(ctx.particles.norm(dim=1).mean()), True, {})
+
+    joining = Metric("_test_joining", mean_norm, joins=hp.METRIC, ranked=False)
+    monkeypatch.setitem(METRICS.entries, "_test_joining", joining)
+    assert main(_argv(tmp_path, out, "--resume")) == 0
+    after = load_rows(rows_path).rows
+    added = [r for r in after if r["metric"] == "_test_joining"]
+    configs = {r["config_key"] for r in before}
+    assert {r["config_key"] for r in added} == configs and len(added) == len(configs)
+    assert all(json.loads(r["metric_info"]).get("rescored_from") for r in added)
+    kept = {(r["config_key"], r["metric"]): r["value"] for r in after}
+    assert all(kept[(r["config_key"], r["metric"])] == r["value"] for r in before)
+    # a fresh run scores it too, beside the metric it joins
+    fresh = tmp_path / "fresh"
+    assert main(_argv(tmp_path, fresh)) == 0
+    names = {r["metric"] for r in load_rows(fresh / "tiny" / ROWS_FILE).rows}
+    assert names == {hp.METRIC, "_test_joining"}
+
+
 def test_continued_environment_without_a_usable_record_is_the_current_one():
     from benchmarks.execution.environment import continued_environment
 

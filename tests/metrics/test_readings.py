@@ -156,10 +156,11 @@ def test_data_copying_constructed_cases(name: str) -> None:
     blur = metric.on(
         _blur(exact, 0.1 if name == "circle" else 0.3), ref, train=train, seed=0, target=target
     )
-    assert copies.value < -6 and metric.flags(copies.value)
-    assert abs(fresh.value) < 3 and not metric.flags(fresh.value)
+    assert copies.value < -6 and copies.value < COPYING_THRESHOLD
+    assert abs(fresh.value) < 3 and fresh.value >= COPYING_THRESHOLD
     assert blur.value > (2.0 if name == "circle" else 0.75)
-    assert metric.flag_below == COPYING_THRESHOLD and not metric.ranked
+    # a reading now: the leaderboards' copying flag is train_proximity's (metrics/proximity.py)
+    assert metric.flag_below is None and not metric.ranked
 
 
 @pytest.mark.parametrize("k", K_RANGE)
@@ -169,18 +170,17 @@ def test_data_copying_flags_copies_and_never_fresh_samples_over_the_k_range(k: i
     (with repeats where m > N) are flagged at every k, and fresh exact samples never are across
     5 seeds (C_T is ~N(0, 1) for them: P(C_T < -3) = 0.13 % a run). The stated range is
     k <= m / MIN_GENERATED (an average cell can hold the MIN_GENERATED points a cell needs)."""
-    metric = get_metric("data_copying")
     for n_train, m in ((1000, 300), (100, 300)):
         if k > m // MIN_GENERATED:
             continue
         target, train, ref, _ = _setup("circle", n_train=n_train, n_ref=1000, n_exact=m)
         gen = torch.Generator().manual_seed(k)
         copies = train[torch.randint(0, n_train, (m,), generator=gen)]
-        assert metric.flags(data_copying_statistic(copies, train, ref, k=k, seed=0).value)
+        assert data_copying_statistic(copies, train, ref, k=k, seed=0).value < COPYING_THRESHOLD
         for seed in range(5):
             fresh = target.sample(m, seed=1000 + seed)
             value = data_copying_statistic(fresh, train, ref, k=k, seed=seed).value
-            assert not metric.flags(value), (k, n_train, m, seed, value)
+            assert value >= COPYING_THRESHOLD, (k, n_train, m, seed, value)
 
 
 def test_data_copying_null_level_by_simulation() -> None:
