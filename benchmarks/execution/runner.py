@@ -309,14 +309,18 @@ def _metric_rows(
     particles: torch.Tensor | None,
     data: PreparedTarget | None,
     spec: RunSpec,
+    only: set[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per metric; NaN values with the failure recorded when particles are unusable.
-    Every row names the configuration's full metric list (:data:`METRICS_FIELD`), so a
-    resumed run can tell a configuration with a lost row from a complete one."""
+    """One row per metric (of ``only``, when given); NaN values with the failure recorded when
+    particles are unusable. Every row names the configuration's full metric list
+    (:data:`METRICS_FIELD`), so a resumed run can tell a configuration with a lost row from
+    a complete one."""
     rows = []
     metrics = unit_metrics(spec, None if data is None else data.target)
     names = ",".join(m.name for m in metrics)
     for metric in metrics:
+        if only is not None and metric.name not in only:
+            continue
         row = {
             **base,
             METRICS_FIELD: names,
@@ -398,11 +402,10 @@ def rescore(
     base.update(status="ok", message="")  # the run finished (its particles were saved)
     x = torch.as_tensor(particles).to(torch.device(spec.device))
     out = []
-    for r in _metric_rows(base, x, data, spec):
-        if r["metric"] in metrics:
-            info = json.loads(r["metric_info"])
-            info[RESCORED_FIELD] = row.get("particles_file")
-            out.append({**r, "metric_info": json.dumps(info, sort_keys=True, default=str)})
+    for r in _metric_rows(base, x, data, spec, only=set(metrics)):
+        info = json.loads(r["metric_info"])
+        info[RESCORED_FIELD] = row.get("particles_file")
+        out.append({**r, "metric_info": json.dumps(info, sort_keys=True, default=str)})
     return out
 
 
