@@ -84,6 +84,13 @@ STUDIES: tuple[Study, ...] = (
     Study("eigensolvers_dmps", ("results/dmps/eigensolvers.md",)),
     Study("shell_experiment", ("results/dmps/shell_experiment.md",)),
     Study("calibration_targets", ("results/targets/calibration.md",), env=_ONE_THREAD),
+    # its readings section (every registered metric on corrupted samples), run after the above
+    Study(
+        "calibration_targets",
+        ("results/targets/calibration.md",),
+        args=("--readings", "--seeds", "0", "1"),
+        env=_ONE_THREAD,
+    ),
     Study("copying_cells", ("results/metrics/copying_cells.md",), env=_ONE_THREAD),
     Study("dmps_claim", ("results/dmps/claim.md",)),
     Study("sliced_mmd_error", ("results/baselines/sliced_gradient_error.md",), env=_ONE_THREAD),
