@@ -184,6 +184,7 @@ def _run_locked(
     curve_every: int,
     save_particles: bool,
 ) -> Path:
+    t0 = time.perf_counter()  # the command's wall time: rescoring from particles included
     done: set[tuple[str, str]] = set()
     rows: list[dict] = []
     try:
@@ -236,7 +237,6 @@ def _run_locked(
             done |= {(r["config_key"], r["metric"]) for r in new}
     except OSError as exc:
         raise CannotRun(f"writing to {out_dir} failed: {_os_reason(exc)}") from None
-    t0 = time.perf_counter()
     bar = tqdm(total=len(todo), desc=f"suite {suite.name}", unit="run", disable=not show(progress))
     if executor is not None:
         units = ((spec, UnitOutput(executor(spec))) for spec in todo)
