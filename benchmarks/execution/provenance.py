@@ -47,39 +47,26 @@ def record_run(
     units, finishing time)."""
     path = Path(out_dir) / RUN_FILE
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    previous = read_run(out_dir)
+    this = {
+        "command": command,
+        "wall_seconds": round(wall_seconds, 1),
+        "units": n_units,
+        "finished_utc": now,
+    }
+    continued = {"--resume", "--retry-failed"} & set(command.split())
+    previous = read_run(out_dir) if refresh or continued else {}
     if refresh and previous.get("command"):
-        record = dict(previous)
-        record["refreshed"] = [
-            *previous.get("refreshed", []),
-            {
-                "command": command,
-                "wall_seconds": round(wall_seconds, 1),
-                "units": n_units,
-                "finished_utc": now,
-            },
-        ]
+        record = dict(previous)  # the first run's time stays its own
     else:
-        continued = {"--resume", "--retry-failed"} & set(command.split())
         previous = previous if continued else {}
         record = {
+            **this,
             "command": previous.get("command") or command,
             "wall_seconds": round(wall_seconds + float(previous.get("wall_seconds", 0.0)), 1),
             "units": n_units + int(previous.get("units", 0)),
-            "finished_utc": now,
         }
-        refreshed = list(previous.get("refreshed", []))
-        if previous.get("command"):  # the continuation is named beside the first command
-            refreshed.append(
-                {
-                    "command": command,
-                    "wall_seconds": round(wall_seconds, 1),
-                    "units": n_units,
-                    "finished_utc": now,
-                }
-            )
-        if refreshed:
-            record["refreshed"] = refreshed
+    if previous.get("command"):  # a continuation is named beside the first command
+        record["refreshed"] = [*previous.get("refreshed", []), this]
     from benchmarks.execution.store import atomic_write_text
 
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
