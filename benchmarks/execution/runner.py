@@ -51,7 +51,7 @@ from benchmarks.execution.shared_runs import reuse_rows, run_inits
 from benchmarks.execution.starts import label_bad_start
 from benchmarks.execution.tuned_plan import tuned_groups
 from benchmarks.suites import Suite
-from datasets.base import DataMissingError
+from datasets.base import DataMissingError, get_target
 from metrics.base import Metric, MetricContext, available_metrics, get_metric
 from samplers.base import DeadlineExceeded, SampleResult, sampler_class
 
@@ -369,7 +369,7 @@ def expected_metrics(rows: list[dict[str, Any]], spec: RunSpec) -> list[str]:
     if not rows or any(r.get("status") != "ok" for r in rows):
         return names
     try:
-        target = prepare_spec(spec).target
+        target = get_target(spec.target)  # what unit_metrics reads: the target's capabilities
     except Exception:  # data that cannot be built now: nothing new can be scored
         return names
     return names + [m.name for m in unit_metrics(spec, target) if m.name not in names]
