@@ -238,13 +238,15 @@ def tune_suite(
     ``commit`` and lists this run under ``retuned`` (see :func:`retune_base`)."""
     started = time.perf_counter()
     commit = environment("cpu")["commit"]
-    out_dir.mkdir(parents=True, exist_ok=True)
     n_val = n_validation or suite.n_reference
+    previous = retune_base(out_dir / TUNED_FILE, suite, budget, retune, n_val) if retune else None
+    if previous is not None:  # the samplers of the file it continues, and those retuned
+        samplers = [s for s in samplers if s in previous["chosen"] or s in retune]
+    out_dir.mkdir(parents=True, exist_ok=True)
     skipped = missing_targets(suite.targets)
     for target, message in skipped.items():
         log(f"tuning {suite.name}: skipping {target} ({message})")
     suite = suite.with_overrides(targets=tuple(t for t in suite.targets if t not in skipped))
-    previous = retune_base(out_dir / TUNED_FILE, suite, budget, retune, n_val) if retune else None
     val_sizes = {
         target: min(
             validation_split(

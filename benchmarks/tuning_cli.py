@@ -109,20 +109,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     unknown = sorted((set(names) | set(retune)) - set(available_samplers()))
     if unknown:
         raise SystemExit(f"error: unknown sampler(s) {unknown}")
-    if retune:
-        if args.samplers:
-            raise SystemExit(
-                "error: --retune keeps the other samplers of the tuned.json it "
-                "continues; it takes no --samplers"
-            )
-        from benchmarks.tuning import retune_base
-
-        previous = Path(args.out) / suite.name / TUNED_FILE
-        try:
-            chosen = retune_base(previous, suite, args.budget, retune)["chosen"]
-        except RetuneMismatch as exc:
-            raise SystemExit(f"error: --retune: {exc}") from None
-        names = [n for n in names if n in chosen or n in retune]
+    if retune and args.samplers:
+        raise SystemExit(
+            "error: --retune keeps the other samplers of the tuned.json it continues; it "
+            "takes no --samplers"
+        )
     if args.jobs < 1 or args.threads < 1:
         raise SystemExit("error: --jobs and --threads must be >= 1")
     from datasets.latents import data_root_setting
@@ -141,7 +132,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
                 evaluated_reps=evaluated,
                 retune=retune,
             )
-        except RetuneMismatch as exc:  # data present now that the first tuning lacked
+        except RetuneMismatch as exc:
             raise SystemExit(f"error: --retune: {exc}") from None
     written = Path(args.out) / suite.name / TUNED_FILE
     print(f"wrote {written} ({len(result['trials'])} trials)")
