@@ -37,14 +37,20 @@ def produced_by(command: str, commit: str | None = None) -> str:
 
 
 def record_run(
-    out_dir: Path, command: str, wall_seconds: float, n_units: int, *, refresh: bool = False
+    out_dir: Path,
+    command: str,
+    wall_seconds: float,
+    n_units: int,
+    *,
+    refresh: bool = False,
+    continued: bool = False,
 ) -> Path:
     """Write ``run.json``: the command, its wall time (seconds), the units it executed and
-    the finishing time (UTC). A ``--resume`` or ``--retry-failed`` run adds its time and units
-    to the recorded ones, keeps the recorded command and appends itself to ``refreshed``; a
-    ``refresh`` (``run --rerun SAMPLERS``) keeps the recorded command and wall time (the run
-    that made the other rows) and appends itself to ``refreshed`` (command, wall time,
-    units, finishing time)."""
+    the finishing time (UTC). A ``continued`` run (``--resume``, ``--retry-failed``) adds its
+    time and units to the recorded ones, keeps the recorded command and appends itself to
+    ``refreshed``; a ``refresh`` (``run --rerun SAMPLERS``) keeps the recorded command and
+    wall time (the run that made the other rows) and appends itself to ``refreshed``
+    (command, wall time, units, finishing time)."""
     path = Path(out_dir) / RUN_FILE
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     this = {
@@ -53,7 +59,6 @@ def record_run(
         "units": n_units,
         "finished_utc": now,
     }
-    continued = {"--resume", "--retry-failed"} & set(command.split())
     previous = read_run(out_dir) if refresh or continued else {}
     if refresh and previous.get("command"):
         record = dict(previous)  # the first run's time stays its own

@@ -274,9 +274,10 @@ def _run_locked(
         path = out_dir / "leaderboard.md"
         seconds = time.perf_counter() - t0
         try:
-            if command and rerun:  # keeps the original command, adds this refresh
-                record_run(out_dir, command, seconds, finished, refresh=True)
-                board_command = None
+            continued = resume or retry_failed or bool(rerun)
+            if command and continued:  # keeps the original command, adds this continuation
+                record_run(out_dir, command, seconds, finished, refresh=bool(rerun), continued=True)
+                board_command = None  # the leaderboard names the recorded first command
             else:
                 board_command = command
             path = write_leaderboard(
@@ -288,7 +289,7 @@ def _run_locked(
                 raise
             except Exception as exc:  # diagnostics must not lose the leaderboard
                 log(f"warning: diagnostics failed: {type(exc).__name__}: {exc}")
-            if command and not rerun:
+            if command and not continued:
                 record_run(out_dir, command, seconds, finished)
             log(f"{len(rows)} rows in {rows_path}; leaderboard {path} ({seconds:.1f} s)")
         except OSError as exc:  # a full disk: say so in one line, not a traceback

@@ -186,6 +186,7 @@ def test_resume_scores_a_metric_added_since_from_the_saved_particles(tmp_path, p
     assert main(_argv(tmp_path, out)) == 0
     rows_path = out / "tiny" / ROWS_FILE
     before = load_rows(rows_path).rows
+    produced = (out / "tiny" / "leaderboard.md").read_text().splitlines()[2]
 
     def mean_norm(ctx):
         return MetricResult(float(ctx.particles.norm(dim=1).mean()), True, {})
@@ -200,6 +201,9 @@ def test_resume_scores_a_metric_added_since_from_the_saved_particles(tmp_path, p
     assert all(json.loads(r["metric_info"]).get("rescored_from") for r in added)
     kept = {(r["config_key"], r["metric"]): r["value"] for r in after}
     assert all(kept[(r["config_key"], r["metric"])] == r["value"] for r in before)
+    # the leaderboard still names the command that made the runs; the resume is listed below
+    board = (out / "tiny" / "leaderboard.md").read_text().splitlines()
+    assert board[2] == produced and board[4].startswith("Refreshed by: `")
     # a fresh run scores it too, beside the metric it joins
     fresh = tmp_path / "fresh"
     assert main(_argv(tmp_path, fresh)) == 0
