@@ -12,7 +12,10 @@ against the **validation split** (:func:`benchmarks.execution.data.validation_sp
 disjoint from train and reference), with the Sinkhorn scale taken from the validation split
 too: tuning never reads the test reference. The chosen setting per (sampler, target, init)
 has the best mean score over repetitions (a failed or diverged run scores +inf; ties keep
-the earlier setting, the default first).
+the earlier setting, the default first) among the settings the **guard** lets through
+(:mod:`benchmarks.tuning_guard`): a setting whose runs are flagged (copying the training
+split by the suite's flag metric on the validation split, or a run flag such as a binding
+step cap) in a majority of repetitions is chosen only when every setting is.
 
 Tuning runs on its own repetitions (:data:`TUNING_REPS`, seeds that no leaderboard
 evaluates): the training splits, starts and sampler seeds a setting is chosen on are never
@@ -39,7 +42,9 @@ trial's score, budget, seed, commit). ``run`` reads ``tuned.json`` (see :func:`l
 ``tune --retune SAMPLERS`` tunes only samplers whose code changed since ``tuned.json`` was
 made, with the same budget and repetitions; the other samplers' trials and choices are
 taken from that file, and it keeps its first command and commit and lists the retune under
-``retuned`` (:func:`tune_suite`).
+``retuned`` (:func:`tune_suite`). ``tune --continue`` is the same with no sampler retuned:
+it runs only what the present code needs beyond the file's trials (e.g. the guard's flags
+of trials recorded before the guard existed, where a choice reaches them).
 """
 
 from __future__ import annotations
@@ -73,6 +78,13 @@ from benchmarks.search_widening import (
 )
 from benchmarks.suites import Suite
 from benchmarks.tuning_cli import TUNING_REPS as _CLI_TUNING_REPS
+from benchmarks.tuning_guard import (
+    FLAGS_FIELD,
+    GuardedChoice,
+    flag_metrics,
+    guarded_choice,
+    trial_flags,
+)
 from common.geometry import relative_eps
 from datasets.base import DataMissingError, get_target
 from metrics.base import MetricContext, get_metric
@@ -127,11 +139,17 @@ def trial_key(sampler: str, target: str, init: str, rep: int, params: dict[str, 
     return json.dumps([sampler, target, init, rep, params], sort_keys=True, default=str)
 
 
+Outcome = tuple[float, str, list[str]]
+"""One trial's (sign-adjusted score, status, flags: :mod:`benchmarks.tuning_guard`)."""
+
+
 def score_setting(
     suite: Suite, sampler: str, target: str, rep: int, params: dict[str, Any], n_validation: int
-) -> dict[str, tuple[float, str]]:
+) -> dict[str, Outcome]:
     """Fit ``sampler`` with ``params`` on the training split of (target, rep), run it from
-    each init's x0 and score against the validation split: init -> (score, status)."""
+    each init's x0 and score against the validation split: init -> (score, status, flags),
+    the flags being the run's own and those of the suite's flag metrics, read with the
+    validation split as the held-out sample (:func:`benchmarks.tuning_guard.trial_flags`)."""
     data = prepare(
         target,
         rep,
@@ -153,13 +171,14 @@ def score_setting(
     scale = relative_eps(val, data.target.metric_eps_fraction)
     metric = get_metric(suite.headline_metric)
     sign = 1.0 if metric.lower_is_better else -1.0
+    guards = flag_metrics(suite.metrics, data.target)
     ran = run_inits(sampler, suite.inits)
-    out: dict[str, tuple[float, str]] = {}
+    out: dict[str, Outcome] = {}
     try:
         s = sampler_class(sampler)(**{**_params(suite, sampler), **params})
         s.fit(data.train, data.target)
     except Exception as exc:
-        return {i: (math.inf, f"fit failed: {type(exc).__name__}: {exc}") for i in suite.inits}
+        return {i: (math.inf, f"fit failed: {type(exc).__name__}: {exc}", []) for i in suite.inits}
     for init in ran:
         try:
             res = s.run(
@@ -169,7 +188,7 @@ def score_setting(
             )
             x = res.particles.to(torch.float64)
             if res.diverged or not bool(torch.isfinite(x).all()):
-                out[init] = (math.inf, "diverged")
+                out[init] = (math.inf, "diverged", [])
                 continue
             ctx = MetricContext(
                 particles=x,
@@ -180,9 +199,10 @@ def score_setting(
                 target=data.target,
             )
             value = float(metric(ctx).value)
-            out[init] = (sign * value if math.isfinite(value) else math.inf, "ok")
+            score = sign * value if math.isfinite(value) else math.inf
+            out[init] = (score, "ok", trial_flags(res, ctx, guards))
         except Exception as exc:
-            out[init] = (math.inf, f"failed: {type(exc).__name__}: {exc}")
+            out[init] = (math.inf, f"failed: {type(exc).__name__}: {exc}", [])
     for init in suite.inits:
         out.setdefault(init, out[ran[0]])
     return out
@@ -194,7 +214,7 @@ TrialUnit = tuple[str, str, int, dict[str, Any]]
 
 def _scored_units(
     suite: Suite, units: list[TrialUnit], n_validation: int, jobs: int, threads: int
-) -> Iterator[tuple[TrialUnit, dict[str, tuple[float, str]]]]:
+) -> Iterator[tuple[TrialUnit, dict[str, Outcome]]]:
     """Scores of ``units`` as they complete, each computed with ``threads`` torch and BLAS
     threads like the runner's units: serially in order, or in ``jobs`` local processes
     (the runner's backend) in completion order."""
@@ -223,6 +243,7 @@ def tune_suite(
     log: Callable[[str], None] = print,
     evaluated_reps: tuple[int, ...] = (),
     retune: tuple[str, ...] = (),
+    continued: bool = False,
 ) -> dict[str, Any]:
     """Tune every sampler of ``samplers`` on ``suite`` (see the module docstring); write and
     return the ``tuned.json`` content. Trials already in ``tuning_trials.jsonl`` are reused;
@@ -235,11 +256,18 @@ def tune_suite(
     file's trials of the *other* samplers are reused (their fits are not run again) and
     every trial of these samplers made at another commit is run again, with the same
     budget, settings and repetitions; the file keeps its original ``command`` and
-    ``commit`` and lists this run under ``retuned`` (see :func:`retune_base`)."""
+    ``commit`` and lists this run under ``retuned`` (see :func:`retune_base`).
+    ``continued``: the same with no sampler retuned: every trial of that file is reused and
+    only what this code's tuning needs beyond them runs (the guard's flags of trials made
+    before the guard, where a choice reaches them: :mod:`benchmarks.tuning_guard`)."""
     started = time.perf_counter()
     commit = environment("cpu")["commit"]
     n_val = n_validation or suite.n_reference
-    previous = retune_base(out_dir / TUNED_FILE, suite, budget, retune, n_val) if retune else None
+    previous = (
+        retune_base(out_dir / TUNED_FILE, suite, budget, retune, n_val)
+        if retune or continued
+        else None
+    )
     if previous is not None:  # the samplers of the file it continues, and those retuned
         samplers = [s for s in samplers if s in previous["chosen"] or s in retune]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -311,14 +339,28 @@ def tune_suite(
     ]
     log(f"tuning {suite.name}: {len(done)} trials reused")
 
-    def run_trials(units: list[TrialUnit], label: str, rnd: int) -> None:
+    reread = {"trials": 0, "score_changed": 0}
+
+    def run_trials(units: list[TrialUnit], label: str, rnd: int | None) -> None:
+        """Run ``units`` and record their trials (``rnd`` None: trials read again for their
+        flags, which keep their round and count a score that moved)."""
         log(f"tuning {suite.name}: {len(units)} {label} fits to run, jobs={jobs}")
         with trials_path.open("a", encoding="utf-8") as fh:
             for n, (unit, res) in enumerate(_scored_units(suite, units, n_val, jobs, threads), 1):
                 sampler, target, rep, params = unit
                 for init in suite.inits:
-                    score, status = res[init]
+                    score, status, flags = res[init]
                     key = trial_key(sampler, target, init, rep, params)
+                    old = done.get(key)
+                    if rnd is None and old is not None:
+                        reread["trials"] += 1
+                        before = float(old["score"])
+                        if not math.isclose(before, score, rel_tol=1e-9, abs_tol=1e-12) and not (
+                            math.isinf(before) and math.isinf(score)
+                        ):
+                            reread["score_changed"] += 1
+                            log(f"guard: {sampler} {target}/{init} rep {rep} {params}: score "
+                                f"{before:.6g} read again as {score:.6g}")  # fmt: skip
                     rec = {
                         "key": key,
                         "sampler": sampler,
@@ -328,7 +370,8 @@ def tune_suite(
                         "params": params,
                         "score": score,
                         "status": status,
-                        "round": rnd,
+                        FLAGS_FIELD: flags,
+                        "round": old.get("round", 0) if rnd is None and old else rnd,
                         "commit": commit,
                     }
                     done[key] = rec
@@ -340,16 +383,42 @@ def tune_suite(
         recs = [done[trial_key(sampler, target, init, r, params)] for r in suite.seeds]
         return float(np.mean([r["score"] for r in recs]))
 
-    def choose(sampler: str, target: str, init: str) -> dict[str, Any]:
+    def guarded(sampler: str, target: str, init: str) -> GuardedChoice:
+        """The best unguarded setting (``benchmarks.tuning_guard``; the default wins ties)."""
         settings = plan[(sampler, target)]
         means = [mean_score(sampler, target, init, p) for p in settings]
-        return settings[int(np.argmin(means))]  # first minimum: the default wins ties
+        return guarded_choice(
+            settings,
+            means,
+            lambda p: [done[trial_key(sampler, target, init, r, p)] for r in suite.seeds],
+        )
+
+    def read_flags() -> None:
+        """Run again, for their flags, the trials made before the guard that a choice
+        reaches; until every choice can be made."""
+        while True:
+            units: dict[str, TrialUnit] = {}
+            for sampler, target in plan:
+                for init in suite.inits:
+                    for p in guarded(sampler, target, init).unread:
+                        for r in suite.seeds:
+                            unit = (sampler, target, r, p)
+                            units.setdefault(json.dumps(unit, sort_keys=True, default=str), unit)
+            if not units:
+                return
+            run_trials(list(units.values()), "flag-reading", None)
+
+    def choose(sampler: str, target: str, init: str) -> dict[str, Any]:
+        made = guarded(sampler, target, init)
+        assert made.setting is not None, "read_flags() runs before every choice"
+        return made.setting
 
     if todo:
         run_trials(todo, "equal-budget", 0)
     chosen: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
     edges: dict[str, dict[str, dict[str, dict[str, str]]]] = {}
     for rnd in range(MAX_WIDEN_ROUNDS + 1):
+        read_flags()
         new_units: list[TrialUnit] = []
         for (sampler, target), settings in plan.items():
             cls = sampler_class(sampler)
@@ -388,6 +457,8 @@ def tune_suite(
             run_trials(todo, f"widening round {rnd + 1}", rnd + 1)
     trials: list[dict[str, Any]] = []
     coverage: dict[str, dict[str, dict[str, Any]]] = {}
+    passed_over: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = {}
+    fallbacks: list[list[str]] = []
     for (sampler, target), settings in plan.items():
         for init in suite.inits:
             for params in settings:
@@ -395,10 +466,21 @@ def tune_suite(
                     done[trial_key(sampler, target, init, r, params)] for r in suite.seeds
                 )
             best = chosen[sampler][target][init]
+            made = guarded(sampler, target, init)
+            if made.passed_over:
+                passed_over.setdefault(sampler, {}).setdefault(target, {})[init] = made.passed_over
+            if made.fallback:
+                fallbacks.append([sampler, target, init])
+            note = (
+                f", guard passed over {len(made.passed_over)} flagged"
+                + (" (all flagged: best kept)" if made.fallback else "")
+                if made.passed_over or made.fallback
+                else ""
+            )
             log(
                 f"tune {sampler} {target}/{init}: {best} "
                 f"(score {mean_score(sampler, target, init, best):.4g}, default "
-                f"{mean_score(sampler, target, init, {}):.4g}, {len(settings)} settings)"
+                f"{mean_score(sampler, target, init, {}):.4g}, {len(settings)} settings{note})"
             )
         coverage.setdefault(sampler, {})[target] = {
             "settings_tried": len(settings),
@@ -425,6 +507,15 @@ def tune_suite(
         "note": "scores are sign-adjusted (lower is better) means over seeds on the "
         "validation split; settings are overrides of each sampler's defaults",
         "chosen": chosen,
+        "guard": {
+            "rule": "a setting flagged (run flag or flag metric on the validation split) in "
+            "a strict majority of the tuning repetitions is not chosen while an unflagged "
+            "one exists (benchmarks.tuning_guard)",
+            "passed_over": passed_over,
+            "fallbacks": fallbacks,
+            "trials_read_again": reread["trials"],
+            "scores_moved_on_reading": reread["score_changed"],
+        },
         "edges": edges,
         "coverage": coverage,
         "trials": [{k: v for k, v in t.items() if k != "key"} for t in trials],
@@ -434,6 +525,9 @@ def tune_suite(
         for k in ("command", "commit", "wall_seconds", "load_average", "jobs", "threads"):
             result[k] = previous.get(k)
         result["retuned"] = [*previous.get("retuned", []), {"samplers": list(retune), **this}]
+        if previous.get("guard"):  # trials read again by an earlier continuation
+            for k in ("trials_read_again", "scores_moved_on_reading"):
+                result["guard"][k] += int(previous["guard"].get(k, 0))
     atomic_write_text(out_dir / TUNED_FILE, json.dumps(result, indent=1, default=str) + "\n")
     return result
 

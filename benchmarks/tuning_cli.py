@@ -109,10 +109,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     unknown = sorted((set(names) | set(retune)) - set(available_samplers()))
     if unknown:
         raise SystemExit(f"error: unknown sampler(s) {unknown}")
-    if retune and args.samplers:
+    if (retune or args.continue_) and args.samplers:
         raise SystemExit(
-            "error: --retune keeps the other samplers of the tuned.json it continues; it "
-            "takes no --samplers"
+            "error: --retune and --continue keep the samplers of the tuned.json they continue; "
+            "they take no --samplers"
         )
     if args.jobs < 1 or args.threads < 1:
         raise SystemExit("error: --jobs and --threads must be >= 1")
@@ -131,9 +131,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
                 log=log,
                 evaluated_reps=evaluated,
                 retune=retune,
+                continued=args.continue_,
             )
         except RetuneMismatch as exc:
-            raise SystemExit(f"error: --retune: {exc}") from None
+            flag = "--retune" if retune else "--continue"
+            raise SystemExit(f"error: {flag}: {exc}") from None
     written = Path(args.out) / suite.name / TUNED_FILE
     print(f"wrote {written} ({len(result['trials'])} trials)")
     if written.resolve() != (Path(TUNED_ROOT) / suite.name / TUNED_FILE).resolve():
@@ -151,6 +153,14 @@ def add_tune_parser(sub: argparse._SubParsersAction) -> None:
         "--retune",
         help="comma-separated samplers whose code changed: tune only these again and keep the "
         "other samplers' trials and choices of <out>/<suite>/tuned.json (same options)",
+    )
+    t.add_argument(
+        "--continue",
+        dest="continue_",
+        action="store_true",
+        help="continue <out>/<suite>/tuned.json: reuse all its trials and run only what this "
+        "code's tuning needs beyond them (e.g. the guard's flags of trials made before it; "
+        "same options)",
     )
     t.add_argument("--targets", help="comma-separated target names (default: the suite's)")
     t.add_argument(

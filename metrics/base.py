@@ -156,6 +156,20 @@ def get_metric(name: str) -> Metric:
     return METRICS.get(name)
 
 
+def metrics_for(names: tuple[str, ...] | list[str], target: Any | None) -> list[Metric]:
+    """The metrics scored for a run whose suite lists ``names``: those, then every metric that
+    ``joins`` one of them, then every ``automatic`` metric, the last two only where
+    ``target``'s capabilities meet their needs (none of them when ``target`` is None: a
+    target that could not be built)."""
+    listed = [get_metric(name) for name in names]
+    if target is None:
+        return listed
+    others = [get_metric(n) for n in available_metrics() if n not in names]
+    joining = [m for m in others if m.joins and m.joins in names]
+    auto = [m for m in others if m.automatic and m not in joining]
+    return listed + [m for m in joining + auto if not m.unmet_needs(target)]
+
+
 def check_clouds(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     """Validate two point clouds (m, d), (n, d) on one device; return them as float64.
 

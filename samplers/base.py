@@ -87,6 +87,13 @@ class SampleResult:
     def timed_out(self) -> bool:
         return bool(self.info.get("timed_out", False))
 
+    @property
+    def flags(self) -> list[str]:
+        """What the run says about itself (``info["flags"]``, e.g. a step safeguard that
+        decided too many moves); [] when it says nothing."""
+        flags = self.info.get("flags")
+        return [str(f) for f in flags] if isinstance(flags, (list, tuple)) else []
+
     def with_info(self, **extra: Any) -> SampleResult:
         """The same result with ``extra`` added to (or replacing entries of) ``info``."""
         return SampleResult(self.particles, self.trajectory, self.times, {**self.info, **extra})

@@ -52,7 +52,7 @@ from benchmarks.execution.starts import label_bad_start
 from benchmarks.execution.tuned_plan import tuned_groups
 from benchmarks.suites import Suite
 from datasets.base import DataMissingError, get_target
-from metrics.base import Metric, MetricContext, available_metrics, get_metric
+from metrics.base import Metric, MetricContext, get_metric, metrics_for
 from samplers.base import DeadlineExceeded, SampleResult, sampler_class
 
 EXACT = "exact"
@@ -294,14 +294,8 @@ def _base_row(spec: RunSpec, init: str) -> dict[str, Any]:
 def unit_metrics(spec: RunSpec, target: Any | None) -> list[Metric]:
     """The metrics scored for one unit: the suite's, then every metric that ``joins`` one of
     them, then every ``automatic`` metric whose needs the target meets (none of those two
-    when the target could not be built)."""
-    listed = [get_metric(name) for name in spec.metrics]
-    if target is None:
-        return listed
-    others = [get_metric(n) for n in available_metrics() if n not in spec.metrics]
-    joining = [m for m in others if m.joins and m.joins in spec.metrics]
-    auto = [m for m in others if m.automatic and m not in joining]
-    return listed + [m for m in joining + auto if not m.unmet_needs(target)]
+    when the target could not be built): :func:`metrics.base.metrics_for`."""
+    return metrics_for(spec.metrics, target)
 
 
 def _metric_rows(
