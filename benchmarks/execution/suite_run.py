@@ -211,6 +211,9 @@ def _run_locked(
             curve_every=curve_every,
             save_particles=save_particles,
         )
+        if resume or retry_failed or rerun:
+            rows = _set_superseded_aside(rows_path, rows, specs)
+            done = {(r["config_key"], r["metric"]) for r in rows}
         resumed = resume_plan(specs, rows, out_dir)
         todo = list(resumed.todo)
         if resume or retry_failed or rerun:
@@ -410,6 +413,41 @@ def _set_sampler_rows_aside(
         return rows
     kept, aside = _set_aside(rows_path, rows, again, "rerun")
     log(f"rerun: {len(again)} runs of {', '.join(sorted(chosen))} again (old rows in {aside.name})")
+    return kept
+
+
+def superseded_configs(rows: list[dict], specs: Sequence[RunSpec]) -> set[str]:
+    """The configurations of ``rows`` that the plan ``specs`` now runs differently: same
+    (sampler, target, repetition, init), another configuration key (a tuned setting that
+    changed, a suite option that changed). Kept, they would stand beside the new run's rows
+    as a second run of the same cell."""
+    planned = {
+        (spec.sampler, spec.target, spec.rep, init): spec.config_key(init)
+        for spec in specs
+        for init in spec.inits
+    }
+    out = set()
+    for r in rows:
+        key = planned.get((r.get("sampler"), r.get("target"), r.get("rep"), r.get("init")))
+        if key is not None and r["config_key"] != key:
+            out.add(r["config_key"])
+    return out
+
+
+def _set_superseded_aside(
+    rows_path: Path, rows: list[dict], specs: Sequence[RunSpec]
+) -> list[dict]:
+    """``--resume`` (and ``--retry-failed``, ``--rerun``): set the rows of superseded
+    configurations (:func:`superseded_configs`) aside (``runs.superseded-<time>.jsonl``) and
+    return the rows kept; their units run again with the plan's configuration."""
+    again = superseded_configs(rows, specs)
+    if not again:
+        return rows
+    kept, aside = _set_aside(rows_path, rows, again, "superseded")
+    log(
+        f"resume: {len(again)} recorded runs are made differently now (settings changed); "
+        f"they run again (old rows in {aside.name})"
+    )
     return kept
 
 

@@ -321,3 +321,29 @@ def test_training_loops_stop_at_the_deadline(name):
         sampler.fit(train, target, deadline=time.perf_counter() + 0.5)
     # one training iteration is milliseconds; 20 s allows a heavily loaded machine
     assert time.perf_counter() - t0 < 20
+
+
+def test_resume_after_a_tuned_setting_changed_runs_the_cell_again_without_a_second_row(
+    tmp_path, plugin, capsys
+):
+    """A re-tune that changes svgd's setting, then ``--resume``: svgd's old rows are made
+    differently now, so they are set aside (not kept beside the new run as a second run of
+    the same cell), its units run with the new setting, and ula's rows stay untouched."""
+    out = tmp_path / "res"
+    assert main(_argv(tmp_path, out)) == 0
+    rows_path = out / "tiny" / ROWS_FILE
+    before = load_rows(rows_path).rows
+    tuned = tmp_path / "tuned.json"
+    chosen = {"svgd": {hp.TARGET: {"gaussian": {"step_size": 0.05}}}}
+    tuned.write_text(json.dumps({"seeds": [1000], "chosen": chosen}))
+    assert main(_argv(tmp_path, out, "--resume", "--tuned", str(tuned))) == 0
+    after = load_rows(rows_path).rows
+    cells = [(r["sampler"], r["target"], r["rep"], r["init"], r["metric"]) for r in after]
+    assert len(cells) == len(set(cells)) == len(before)
+    svgd = [r for r in after if r["sampler"] == "svgd"]
+    assert svgd and all(json.loads(r["config_key"])["params"] == {"step_size": 0.05} for r in svgd)
+    kept = {r["config_key"] for r in before if r["sampler"] == "ula"}
+    assert kept == {r["config_key"] for r in after if r["sampler"] == "ula"}
+    (aside,) = (out / "tiny").glob("runs.superseded-*.jsonl")
+    assert {r["sampler"] for r in load_rows(aside).rows} == {"svgd"}
+    assert "made differently now" in capsys.readouterr().err
