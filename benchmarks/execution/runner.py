@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from benchmarks.execution.data import PreparedTarget, prepare
-from benchmarks.execution.environment import blas_summary, environment
+from benchmarks.execution.environment import blas_summary, environment, git_commit
 from benchmarks.execution.grid import expand
 from benchmarks.execution.seeding import derive_seed
 from benchmarks.execution.shared_runs import reuse_rows, run_inits
@@ -346,6 +346,9 @@ def _metric_rows(
 METRICS_FIELD = "config_metrics"
 #: ``metric_info`` key of a row scored again from the saved particles by ``--resume``
 RESCORED_FIELD = "rescored_from"
+#: ``metric_info`` key: the commit of the code that scored such a row (the row's ``commit``
+#: stays the run's, which made the particles)
+RESCORED_AT_FIELD = "rescored_at"
 
 
 def expected_metrics(rows: list[dict[str, Any]], spec: RunSpec) -> list[str]:
@@ -389,16 +392,18 @@ def rescore(
     saved final ``particles`` (float32, as ``particles/*.npz`` keeps them): what
     ``--resume`` does when some metric rows of a finished run were lost. The values may
     differ from a fresh run's in the last digits (float32 particles); ``metric_info``
-    records ``rescored_from``."""
+    records ``rescored_from`` (the particle file) and ``rescored_at`` (the scoring commit)."""
     data = prepare_spec(spec)
     drop = ("metric", "value", "converged", "metric_info", METRICS_FIELD)
     base = {k: v for k, v in row.items() if k not in drop}
     base.update(status="ok", message="")  # the run finished (its particles were saved)
     x = torch.as_tensor(particles).to(torch.device(spec.device))
+    scoring_commit = git_commit()
     out = []
     for r in _metric_rows(base, x, data, spec, only=set(metrics)):
         info = json.loads(r["metric_info"])
         info[RESCORED_FIELD] = row.get("particles_file")
+        info[RESCORED_AT_FIELD] = scoring_commit
         out.append({**r, "metric_info": json.dumps(info, sort_keys=True, default=str)})
     return out
 

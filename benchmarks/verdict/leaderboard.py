@@ -80,6 +80,7 @@ def coverage_section(out_dir: Path) -> list[str]:
     if not coverage:
         return []
     edges = tuned.get("edges", {})
+    guard = tuned.get("guard")
     rows = {}
     for sampler in sorted(coverage):
         tried = sum(c["settings_tried"] for c in coverage[sampler].values())
@@ -97,6 +98,16 @@ def coverage_section(out_dir: Path) -> list[str]:
             "edge, rounds exhausted": sum(s == "edge: rounds exhausted" for s in states),
             "edge, no declared limit": sum(s == "edge: no declared limit" for s in states),
         }
+        if guard is not None:
+            fallbacks = [f for f in guard.get("fallbacks", []) if f[0] == sampler]
+            moved = sum(
+                1
+                for target, per_init in guard.get("passed_over", {}).get(sampler, {}).items()
+                for init, over in per_init.items()
+                if over and [sampler, target, init] not in fallbacks
+            )
+            rows[sampler]["guard: flagged best passed over"] = moved
+            rows[sampler]["guard: every setting flagged"] = len(fallbacks)
     table = pd.DataFrame(rows).T
     table.index.name = "sampler"
     return [
@@ -107,7 +118,15 @@ def coverage_section(out_dir: Path) -> list[str]:
         f"the choice sat on, up to {tuned.get('max_widen_rounds', '-')} rounds "
         "(`benchmarks.search_widening`). Settings tried out of the widened space's size, "
         "summed over targets; the edge columns count (target, init) choices still on an "
-        "edge after the last round.",
+        "edge after the last round."
+        + (
+            " The guard columns count (target, init) choices where the best-scoring setting "
+            "was flagged (copying, or a run flag) in a majority of tuning repetitions and the "
+            "best unflagged one was chosen instead, and those where every setting was flagged "
+            "(the best-scoring one stands; `benchmarks.tuning_guard`)."
+            if guard is not None
+            else ""
+        ),
         "",
         markdown_table(table, index="sampler"),
         "",

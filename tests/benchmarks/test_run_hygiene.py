@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from benchmarks.__main__ import main
+from benchmarks.execution.environment import git_commit
 from benchmarks.execution.locking import folder_lock
 from benchmarks.execution.runner import SCALE_GUARD, scale_excess
 from benchmarks.execution.store import ROWS_FILE, atomic_path, atomic_write_text, load_rows, repair
@@ -199,6 +200,8 @@ def test_resume_scores_a_metric_added_since_from_the_saved_particles(tmp_path, p
     configs = {r["config_key"] for r in before}
     assert {r["config_key"] for r in added} == configs and len(added) == len(configs)
     assert all(json.loads(r["metric_info"]).get("rescored_from") for r in added)
+    # the scoring commit is recorded beside the run's own (the row's "commit")
+    assert {json.loads(r["metric_info"])["rescored_at"] for r in added} == {git_commit()}
     kept = {(r["config_key"], r["metric"]): r["value"] for r in after}
     assert all(kept[(r["config_key"], r["metric"])] == r["value"] for r in before)
     # the leaderboard still names the command that made the runs; the resume is listed below

@@ -17,6 +17,7 @@ from benchmarks.execution.data import prepare, validation_split
 from benchmarks.suites import Suite
 from benchmarks.tuning import tune_suite
 from benchmarks.tuning_guard import FLAGS_FIELD, guarded_choice, is_guarded
+from benchmarks.verdict.leaderboard import coverage_section
 from samplers.core.one_shot import one_shot_result
 from samplers.params import Number
 from tests.helpers.gaussian import GaussianTarget
@@ -118,6 +119,12 @@ def test_a_copying_setting_is_not_chosen(toy, tmp_path):
         {"shift": 0.0}
     ]
     assert result["guard"]["fallbacks"] == []
+    # the leaderboard's tuning section counts the choice the guard moved
+    section = "\n".join(coverage_section(tmp_path))
+    header, _, row = [ln for ln in section.splitlines() if ln.startswith("|")][:3]
+    cells = dict(zip(header.split("|"), row.split("|"), strict=True))
+    assert cells[" guard: flagged best passed over "].strip() == "1"
+    assert cells[" guard: every setting flagged "].strip() == "0"
 
 
 def test_a_setting_that_flags_its_own_runs_is_not_chosen(toy, tmp_path):
