@@ -216,3 +216,15 @@ def test_tune_writes_under_runs_unless_told_results():
     assert build_parser().parse_args(["tune", "--suite", "smoke"]).out == "runs"
     args = build_parser().parse_args(["tune", "--suite", "smoke", "--out", "results"])
     assert args.out == "results"
+
+
+def test_tune_continue_needs_the_tuned_file_it_continues(tmp_path):
+    """``tune --continue`` reuses <out>/<suite>/tuned.json: without one it stops with one
+    error line before any fit, and it refuses --samplers (it keeps the file's samplers)."""
+    with pytest.raises(SystemExit, match=r"error: --continue: .*cannot be read"):
+        main(["tune", "--suite", "smoke", "--continue", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="take no --samplers"):
+        main(
+            ["tune", "--suite", "smoke", "--continue", "--samplers", "ula", "--out", str(tmp_path)]
+        )
+    assert not any(tmp_path.rglob("tuning_trials.jsonl"))
