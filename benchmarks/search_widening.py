@@ -22,6 +22,18 @@ from typing import Any
 #: knob on an edge, so the extra cost is bounded by rounds x knobs x repetitions fits
 MAX_WIDEN_ROUNDS = 3
 
+#: significant digits a widened value keeps: 0.025^2 / 0.05 is 0.012500000000000004 in
+#: floating point, and two widening paths to "0.0125" gave two different settings
+SIGNIFICANT_DIGITS = 12
+
+
+def canonical(value: Any) -> Any:
+    """A float rounded to :data:`SIGNIFICANT_DIGITS` significant digits (other values as
+    they are), so the same setting reached by different arithmetic has one key."""
+    if isinstance(value, float) and value == value and abs(value) != float("inf"):
+        return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
+    return value
+
 
 def _numeric(values: tuple[Any, ...]) -> list[float]:
     return sorted(
@@ -36,8 +48,7 @@ def step_past(values: list[float], edge: str, is_int: bool) -> float | None:
         return None
     a, b = (values[0], values[1]) if edge == "low" else (values[-1], values[-2])
     new = a * a / b if (a > 0 and b > 0) else 2 * a - b
-    if is_int:
-        new = float(round(new))
+    new = float(round(new)) if is_int else canonical(new)
     return None if new == a else new
 
 
@@ -79,8 +90,10 @@ def edge_moves(
 
 
 def normalised(setting: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    """A setting as its overrides of ``defaults`` only (keys sorted)."""
-    return {k: setting[k] for k in sorted(setting) if setting[k] != defaults.get(k)}
+    """A setting as its overrides of ``defaults`` only (keys sorted, floats
+    :func:`canonical`)."""
+    values = {k: canonical(setting[k]) for k in sorted(setting)}
+    return {k: v for k, v in values.items() if v != defaults.get(k)}
 
 
 def setting_key(setting: dict[str, Any]) -> str:

@@ -71,6 +71,7 @@ from benchmarks.execution.store import atomic_write_text
 from benchmarks.options import DEFAULT_BUDGET, TUNED_FILE
 from benchmarks.search_widening import (
     MAX_WIDEN_ROUNDS,
+    canonical,
     edge_moves,
     normalised,
     setting_key,
@@ -295,17 +296,14 @@ def tune_suite(
     if previous is not None:  # the kept samplers' trials, as the previous tuning scored them
         for rec in previous["trials"]:
             if rec["sampler"] not in retune:
-                key = trial_key(
-                    rec["sampler"], rec["target"], rec["init"], rec["rep"], rec["params"]
-                )
-                done[key] = {**rec, "key": key}
+                _keep(done, rec)
     if trials_path.exists():
         for line in trials_path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 rec = json.loads(line)
                 if rec["sampler"] in retune and rec.get("commit") != commit:
                     continue  # made by the code being retuned: run again
-                done[rec["key"]] = rec
+                _keep(done, rec)
     overlap = sorted(set(suite.seeds) & set(evaluated_reps))
     if overlap:
         raise ValueError(
@@ -530,6 +528,21 @@ def tune_suite(
                 result["guard"][k] += int(previous["guard"].get(k, 0))
     atomic_write_text(out_dir / TUNED_FILE, json.dumps(result, indent=1, default=str) + "\n")
     return result
+
+
+def _keep(done: dict[str, dict[str, Any]], rec: dict[str, Any]) -> None:
+    """Record a reused trial under the key of its :func:`~benchmarks.search_widening.canonical`
+    setting. A trial recorded with unrounded widened values (0.012500000000000004, before
+    widening rounded them) keeps those under ``params_as_run``; where a trial made with the
+    rounded value exists too, that one is kept."""
+    params = {k: canonical(v) for k, v in rec["params"].items()}
+    key = trial_key(rec["sampler"], rec["target"], rec["init"], rec["rep"], params)
+    new = {**rec, "params": params, "key": key}
+    if params != rec["params"]:
+        new.setdefault("params_as_run", rec["params"])
+        if key in done and "params_as_run" not in done[key]:
+            return
+    done[key] = new
 
 
 def missing_targets(targets: tuple[str, ...]) -> dict[str, str]:
