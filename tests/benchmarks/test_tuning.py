@@ -16,65 +16,18 @@ from benchmarks.execution.data import prepare, validation_split
 from benchmarks.execution.runner import execute_unit, plan
 from benchmarks.suites import Suite
 from benchmarks.tuning import draw_settings, tune_suite
-from samplers.core.one_shot import one_shot_result
-from samplers.params import Number
-from tests.helpers.gaussian import GaussianTarget
-
-
-class _Edge(sbase.Sampler):
-    """Test-only sampler whose best shift, 0, lies below the space it declares: the tuner
-    must widen past the low edge (geometric: 2 -> 1 -> 0.5 ...) until interior, or stop at the
-    declared limit."""
-
-    name = "_test_edge"
-    defaults = {"shift": 8.0}
-    param_specs = {"shift": Number()}
-    search_space = {"shift": (8.0, 4.0, 2.0)}
-    search_limits = {"shift": (0.25, 16.0)}
-    uses_x0 = False
-
-    def _fit(self, train, target):
-        return None
-
-    def _run(self, run):
-        return one_shot_result(run, lambda m: self.train[:m] + float(self.params["shift"]))
-
-
-class _Shifted(sbase.Sampler):
-    """Test-only sampler: training points + shift; its default shift is deliberately bad."""
-
-    name = "_test_shifted"
-    defaults = {"shift": 3.0}
-    param_specs = {"shift": Number()}
-    search_space = {"shift": (3.0, 2.0, 1.0, 0.0, -1.0, -2.0, -3.0)}
-    uses_x0 = False
-
-    def _fit(self, train, target):
-        return None
-
-    def _run(self, run):
-        return one_shot_result(run, lambda m: self.train[:m] + float(self.params["shift"]))
+from tests.helpers.tuning_toys import TARGET, toy_registry
 
 
 @pytest.fixture
 def toy():
-    def gauss():
-        return GaussianTarget(torch.zeros(2), torch.eye(2), name="_test_gauss_tune")
-
-    prepare.cache_clear()
-    validation_split.cache_clear()
-    with dbase.TARGETS.scoped(), sbase.SAMPLERS.scoped() as samplers:
-        dbase.register_target("_test_gauss_tune", "mixtures")(gauss)
-        samplers.add(_Shifted.name, _Shifted)
-        samplers.add(_Edge.name, _Edge)
+    with toy_registry():
         yield
-    prepare.cache_clear()
-    validation_split.cache_clear()
 
 
 SUITE = Suite(
     name="_test_tune",
-    targets=("_test_gauss_tune",),
+    targets=(TARGET,),
     n_particles=24,
     n_steps=3,
     n_train=60,
@@ -86,8 +39,8 @@ SUITE = Suite(
 
 
 def test_validation_split_is_disjoint_from_train_and_reference(toy):
-    data = prepare("_test_gauss_tune", 0, 60, 60, 24, ("gaussian",), SUITE.suite_seed)
-    val = validation_split("_test_gauss_tune", 0, 60, 60, 24, 60, SUITE.suite_seed)
+    data = prepare(TARGET, 0, 60, 60, 24, ("gaussian",), SUITE.suite_seed)
+    val = validation_split(TARGET, 0, 60, 60, 24, 60, SUITE.suite_seed)
     rows = lambda x: {tuple(r) for r in x.tolist()}  # noqa: E731
     assert val.shape == (60, 2)
     assert not rows(val) & rows(data.train) and not rows(val) & rows(data.reference)
@@ -112,7 +65,7 @@ def test_every_sampler_gets_the_same_number_of_trials(toy, tmp_path):
 def test_a_bad_default_is_found_and_replaced(toy, tmp_path):
     result = tune_suite(SUITE, ["_test_shifted"], tmp_path, budget=7, log=lambda m: None)
     for init in SUITE.inits:
-        assert result["chosen"]["_test_shifted"]["_test_gauss_tune"][init] == {"shift": 0.0}
+        assert result["chosen"]["_test_shifted"][TARGET][init] == {"shift": 0.0}
     tuned = dataclasses.replace(SUITE, tuned=result["chosen"])
     (spec,) = [s for s in plan(tuned, ["_test_shifted"]) if s.sampler != "exact" and s.rep == 0]
     assert spec.params == {"shift": 0.0} and spec.tuning == "tuned"
@@ -137,7 +90,7 @@ def test_tuning_never_sees_the_test_reference(toy, tmp_path, monkeypatch):
 
 def test_knobs_inert_on_a_target_are_left_out_of_its_space(toy):
     svgd = sbase.sampler_class("svgd")
-    exact = dbase.get_target("_test_gauss_tune")  # has an exact score: the KDE is never built
+    exact = dbase.get_target(TARGET)  # has an exact score: the KDE is never built
     kde_only = dbase.get_target("circle")  # no score: svgd falls back to the KDE score
     assert exact.has_score and not kde_only.has_score
     assert "kde_scale" not in svgd.tuning_space(exact)
@@ -145,7 +98,7 @@ def test_knobs_inert_on_a_target_are_left_out_of_its_space(toy):
     # a suite forcing the KDE score keeps the knob even where an exact score exists
     assert "kde_scale" in svgd.tuning_space(exact, {"score": "kde"})
     # so every one of the budget's settings on the exact target differs in a live knob
-    settings = tuning.settings_for(SUITE, "svgd", "_test_gauss_tune", 5)
+    settings = tuning.settings_for(SUITE, "svgd", TARGET, 5)
     assert all(set(s) <= {"step_size"} for s in settings) and len(settings) == 5
 
 
@@ -169,11 +122,9 @@ def test_a_choice_on_an_edge_is_widened_to_the_declared_limit(toy, tmp_path):
     added trial and the share of the widened space that was tried."""
     result = tune_suite(SUITE, ["_test_edge"], tmp_path, budget=3, log=lambda m: None)
     for init in SUITE.inits:
-        assert result["chosen"]["_test_edge"]["_test_gauss_tune"][init] == {"shift": 0.25}
-        assert result["edges"]["_test_edge"]["_test_gauss_tune"][init] == {
-            "shift": "edge: at limit"
-        }
-    cov = result["coverage"]["_test_edge"]["_test_gauss_tune"]
+        assert result["chosen"]["_test_edge"][TARGET][init] == {"shift": 0.25}
+        assert result["edges"]["_test_edge"][TARGET][init] == {"shift": "edge: at limit"}
+    cov = result["coverage"]["_test_edge"][TARGET]
     assert cov["space"]["shift"] == [8.0, 4.0, 2.0, 1.0, 0.5, 0.25]
     assert cov["settings_tried"] == 6 and cov["space_size"] == 6
     rounds = Counter(t["round"] for t in result["trials"])
@@ -182,7 +133,7 @@ def test_a_choice_on_an_edge_is_widened_to_the_declared_limit(toy, tmp_path):
 
 def test_an_interior_choice_is_not_widened(toy, tmp_path):
     result = tune_suite(SUITE, ["_test_shifted"], tmp_path, budget=7, log=lambda m: None)
-    assert result["edges"]["_test_shifted"]["_test_gauss_tune"]["cap"] == {}
+    assert result["edges"]["_test_shifted"][TARGET]["cap"] == {}
     assert {t["round"] for t in result["trials"]} == {0}
 
 
@@ -205,7 +156,7 @@ def test_retune_runs_the_named_samplers_again_and_reuses_the_others_trials(toy, 
             t["score"] += 1000.0  # a constant: the same choice, and a mark of reuse
         else:  # scores of the "old code": the default looked best
             t["score"] = 0.0 if t["params"] == {} else 1.0
-    stale["chosen"]["_test_shifted"] = {"_test_gauss_tune": {i: {} for i in SUITE.inits}}
+    stale["chosen"]["_test_shifted"] = {TARGET: {i: {} for i in SUITE.inits}}
     out = tmp_path / "b"
     out.mkdir()
     (out / tuning.TUNED_FILE).write_text(json.dumps(stale))

@@ -8,78 +8,24 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 import benchmarks.tuning as tuning
-import datasets.base as dbase
-import samplers.base as sbase
-from benchmarks.execution.data import prepare, validation_split
 from benchmarks.suites import Suite
 from benchmarks.tuning import tune_suite
 from benchmarks.tuning_guard import FLAGS_FIELD, guarded_choice, is_guarded
 from benchmarks.verdict.leaderboard import coverage_section
-from samplers.core.one_shot import one_shot_result
-from samplers.params import Number
-from tests.helpers.gaussian import GaussianTarget
-
-
-class _Copier(sbase.Sampler):
-    """Test-only sampler: training points + shift (its own seeded draw of them). shift 0
-    returns training points: the best validation score there is, and copying."""
-
-    name = "_test_copier"
-    defaults = {"shift": 1.0}
-    param_specs = {"shift": Number()}
-    search_space = {"shift": (1.0, 0.5, 0.0, -0.5, -1.0)}
-    uses_x0 = False
-
-    def _fit(self, train, target):
-        return None
-
-    def _run(self, run):
-        return one_shot_result(run, lambda m: self.train[:m] + float(self.params["shift"]))
-
-
-class _SelfFlagging(sbase.Sampler):
-    """Test-only sampler: fresh target draws shrunk by ``scale``; a run with scale < 1 scores
-    better here (see the test) but flags itself, as a step safeguard that decided it would."""
-
-    name = "_test_self_flagging"
-    defaults = {"scale": 2.0}
-    param_specs = {"scale": Number()}
-    search_space = {"scale": (2.0, 1.0, 0.9)}
-    uses_x0 = False
-
-    def _fit(self, train, target):
-        return None
-
-    def _run(self, run):
-        scale = float(self.params["scale"])
-        result = one_shot_result(
-            run, lambda m: scale * torch.randn(m, self.train.shape[1], generator=run.gen)
-        )
-        return result.with_info(flags=["decided by a safeguard"] if scale < 1 else [])
+from tests.helpers.tuning_toys import TARGET, toy_registry
 
 
 @pytest.fixture
 def toy():
-    def gauss():
-        return GaussianTarget(torch.zeros(2), torch.eye(2), name="_test_gauss_guard")
-
-    prepare.cache_clear()
-    validation_split.cache_clear()
-    with dbase.TARGETS.scoped(), sbase.SAMPLERS.scoped() as samplers:
-        dbase.register_target("_test_gauss_guard", "mixtures")(gauss)
-        samplers.add(_Copier.name, _Copier)
-        samplers.add(_SelfFlagging.name, _SelfFlagging)
+    with toy_registry():
         yield
-    prepare.cache_clear()
-    validation_split.cache_clear()
 
 
 SUITE = Suite(
     name="_test_guard",
-    targets=("_test_gauss_guard",),
+    targets=(TARGET,),
     n_particles=40,
     n_steps=3,
     n_train=60,
@@ -104,20 +50,18 @@ def test_a_copying_setting_is_not_chosen(toy, tmp_path):
     """Without the guard the copies (shift 0) win: 40 training points are as near the
     validation split as 40 fresh draws. The copying test flags them on every repetition
     (z about -sqrt(40) = -6.3 < -3), so the choice is the best unflagged setting."""
-    result = tune_suite(SUITE, ["_test_copier"], tmp_path, budget=5, **quiet)
-    trials = [t for t in result["trials"] if t["sampler"] == "_test_copier"]
+    result = tune_suite(SUITE, ["_test_shifted"], tmp_path, budget=7, **quiet)
+    trials = [t for t in result["trials"] if t["sampler"] == "_test_shifted"]
     copies = [t for t in trials if t["params"] == {"shift": 0.0}]
     assert len(copies) == 3 and all(t[FLAGS_FIELD] == ["copying"] for t in copies)
     others = [t for t in trials if t["params"] != {"shift": 0.0}]
-    assert not any(t[FLAGS_FIELD] for t in others)  # shifted by >= 0.5 sd: no longer copies
-    means = {json.dumps(t["params"]): _mean(result, "_test_copier", t["params"]) for t in trials}
+    assert not any(t[FLAGS_FIELD] for t in others)  # shifted by >= 1 sd: no longer copies
+    means = {json.dumps(t["params"]): _mean(result, "_test_shifted", t["params"]) for t in trials}
     assert min(means, key=means.get) == json.dumps({"shift": 0.0})  # the unguarded pick
-    chosen = result["chosen"]["_test_copier"]["_test_gauss_guard"]["gaussian"]
+    chosen = result["chosen"]["_test_shifted"][TARGET]["gaussian"]
     unflagged = {k: v for k, v in means.items() if k != json.dumps({"shift": 0.0})}
     assert json.dumps(chosen) == min(unflagged, key=unflagged.get)
-    assert result["guard"]["passed_over"]["_test_copier"]["_test_gauss_guard"]["gaussian"] == [
-        {"shift": 0.0}
-    ]
+    assert result["guard"]["passed_over"]["_test_shifted"][TARGET]["gaussian"] == [{"shift": 0.0}]
     assert result["guard"]["fallbacks"] == []
     # the leaderboard's tuning section counts the choice the guard moved
     section = "\n".join(coverage_section(tmp_path))
@@ -134,7 +78,7 @@ def test_a_setting_that_flags_its_own_runs_is_not_chosen(toy, tmp_path):
     means = {s: _mean(result, "_test_self_flagging", p) for s, p in
              [(2.0, {}), (1.0, {"scale": 1.0}), (0.9, {"scale": 0.9})]}  # fmt: skip
     assert means[0.9] < means[1.0] < means[2.0]  # the premise of the test
-    chosen = result["chosen"]["_test_self_flagging"]["_test_gauss_guard"]["gaussian"]
+    chosen = result["chosen"]["_test_self_flagging"][TARGET]["gaussian"]
     assert chosen == {"scale": 1.0}
 
 
@@ -168,17 +112,17 @@ def test_flags_are_read_only_where_the_choice_reaches_them(toy, tmp_path):
     """A tuned.json made before the guard (no flags in its trials) continued with
     ``continued=True``: only the settings that score at least as well as the guarded choice
     run again, and the choice equals that of a tuning made with the guard from the start."""
-    fresh = tune_suite(SUITE, ["_test_copier"], tmp_path / "a", budget=5, **quiet)
+    fresh = tune_suite(SUITE, ["_test_shifted"], tmp_path / "a", budget=7, **quiet)
     old = json.loads(json.dumps(fresh))
     for t in old["trials"]:
         del t[FLAGS_FIELD]
-    old["chosen"]["_test_copier"] = {"_test_gauss_guard": {"gaussian": {"shift": 0.0}}}
+    old["chosen"]["_test_shifted"] = {TARGET: {"gaussian": {"shift": 0.0}}}
     out = tmp_path / "b"
     out.mkdir()
     (out / tuning.TUNED_FILE).write_text(json.dumps(old))
     logged: list[str] = []
     again = tune_suite(
-        SUITE, ["_test_copier"], out, budget=5, log=logged.append, continued=True, command="c"
+        SUITE, ["_test_shifted"], out, budget=7, log=logged.append, continued=True, command="c"
     )
     assert again["chosen"] == fresh["chosen"]
     fits = [m for m in logged if m.startswith("[")]

@@ -1,0 +1,87 @@
+"""Test-only samplers and a Gaussian target for the tuner's tests (tests/benchmarks/
+test_tuning*.py): one-shot samplers whose best setting is known in advance."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+
+import datasets.base as dbase
+import samplers.base as sbase
+from benchmarks.execution.data import prepare, validation_split
+from samplers.core.one_shot import one_shot_result
+from samplers.params import Number
+from tests.helpers.gaussian import GaussianTarget
+
+TARGET = "_test_gauss_tune"
+"""A standard 2-d Gaussian, registered by :func:`toy_registry`."""
+
+
+class ShiftedTrain(sbase.Sampler):
+    """Training points + shift; its default shift is deliberately bad, and shift 0 returns
+    training points: the best validation score there is, and copies."""
+
+    name = "_test_shifted"
+    defaults = {"shift": 3.0}
+    param_specs = {"shift": Number()}
+    search_space = {"shift": (3.0, 2.0, 1.0, 0.0, -1.0, -2.0, -3.0)}
+    uses_x0 = False
+
+    def _fit(self, train, target):
+        return None
+
+    def _run(self, run):
+        return one_shot_result(run, lambda m: self.train[:m] + float(self.params["shift"]))
+
+
+class EdgeShift(ShiftedTrain):
+    """Training points + shift, whose best shift, 0, lies below the space it declares: the
+    tuner must widen past the low edge (geometric: 2 -> 1 -> 0.5 ...) until interior, or stop
+    at the declared limit."""
+
+    name = "_test_edge"
+    defaults = {"shift": 8.0}
+    search_space = {"shift": (8.0, 4.0, 2.0)}
+    search_limits = {"shift": (0.25, 16.0)}
+
+
+class SelfFlagging(sbase.Sampler):
+    """Fresh target draws times ``scale``; a run with scale < 1 flags itself, as a step
+    safeguard that decided it would."""
+
+    name = "_test_self_flagging"
+    defaults = {"scale": 2.0}
+    param_specs = {"scale": Number()}
+    search_space = {"scale": (2.0, 1.0, 0.9)}
+    uses_x0 = False
+
+    def _fit(self, train, target):
+        return None
+
+    def _run(self, run):
+        scale = float(self.params["scale"])
+        result = one_shot_result(
+            run, lambda m: scale * torch.randn(m, self.train.shape[1], generator=run.gen)
+        )
+        return result.with_info(flags=["decided by a safeguard"] if scale < 1 else [])
+
+
+@contextlib.contextmanager
+def toy_registry() -> Iterator[None]:
+    """:data:`TARGET` and the samplers above registered for the block only (data caches
+    cleared on entry and exit)."""
+
+    def gauss():
+        return GaussianTarget(torch.zeros(2), torch.eye(2), name=TARGET)
+
+    prepare.cache_clear()
+    validation_split.cache_clear()
+    with dbase.TARGETS.scoped(), sbase.SAMPLERS.scoped() as samplers:
+        dbase.register_target(TARGET, "mixtures")(gauss)
+        for cls in (ShiftedTrain, EdgeShift, SelfFlagging):
+            samplers.add(cls.name, cls)
+        yield
+    prepare.cache_clear()
+    validation_split.cache_clear()
