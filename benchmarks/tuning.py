@@ -453,6 +453,13 @@ def tune_suite(
             break
         if todo:
             run_trials(todo, f"widening round {rnd + 1}", rnd + 1)
+    if reread["score_changed"]:
+        log(
+            f"guard: {reread['score_changed']} of {reread['trials']} trials read again for "
+            "their flags scored differently from their record (listed above). Unless those "
+            "are runs whose step cap makes them sensitive to the last bit, the sampler's "
+            "code changed since: tune it afresh with --retune SAMPLERS"
+        )
     trials: list[dict[str, Any]] = []
     coverage: dict[str, dict[str, dict[str, Any]]] = {}
     passed_over: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = {}

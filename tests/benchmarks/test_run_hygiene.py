@@ -350,3 +350,7 @@ def test_resume_after_a_tuned_setting_changed_runs_the_cell_again_without_a_seco
     (aside,) = (out / "tiny").glob("runs.superseded-*.jsonl")
     assert {r["sampler"] for r in load_rows(aside).rows} == {"svgd"}
     assert "made differently now" in capsys.readouterr().err
+    # a resume of one sampler only leaves the other's rows alone, whatever their settings
+    assert main(_argv(tmp_path, out, "--resume", "--samplers", "ula")) == 0
+    assert load_rows(rows_path).rows == after
+    assert len(list((out / "tiny").glob("runs.superseded-*.jsonl"))) == 1

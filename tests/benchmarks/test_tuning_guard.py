@@ -133,3 +133,12 @@ def test_flags_are_read_only_where_the_choice_reaches_them(toy, tmp_path):
     read = [t for t in again["trials"] if FLAGS_FIELD in t]
     assert len(read) == 6 and {t["round"] for t in again["trials"]} == {0}
     assert again["retuned"][-1]["samplers"] == [] and again["command"] == old["command"]
+    assert not any("scored differently" in m for m in logged)
+    # a record whose score the present code does not reproduce (changed code) is reported
+    for t in old["trials"]:
+        t["score"] += 0.5
+    (out / tuning.TUNED_FILE).write_text(json.dumps(old))
+    (out / tuning.TRIALS_FILE).unlink()
+    logged.clear()
+    tune_suite(SUITE, ["_test_shifted"], out, budget=7, log=logged.append, continued=True)
+    assert any("6 of 6 trials read again" in m and "--retune" in m for m in logged)
