@@ -265,7 +265,7 @@ def tune_suite(
     commit = environment("cpu")["commit"]
     n_val = n_validation or suite.n_reference
     previous = (
-        retune_base(out_dir / TUNED_FILE, suite, budget, retune, n_val)
+        retune_base(out_dir / TUNED_FILE, suite, budget, retune, n_val, more_seeds=continued)
         if retune or continued
         else None
     )
@@ -529,7 +529,9 @@ def tune_suite(
         this = {k: result[k] for k in ("command", "commit", "wall_seconds", "load_average")}
         for k in ("command", "commit", "wall_seconds", "load_average", "jobs", "threads"):
             result[k] = previous.get(k)
-        result["retuned"] = [*previous.get("retuned", []), {"samplers": list(retune), **this}]
+        added = sorted(set(suite.seeds) - set(previous.get("seeds") or []))
+        entry = {"samplers": list(retune), **this, **({"seeds_added": added} if added else {})}
+        result["retuned"] = [*previous.get("retuned", []), entry]
         if previous.get("guard"):  # trials read again by an earlier continuation
             for k in ("trials_read_again", "scores_moved_on_reading"):
                 result["guard"][k] += int(previous["guard"].get(k, 0))
@@ -574,11 +576,13 @@ def retune_base(
     budget: int,
     retune: tuple[str, ...],
     n_validation: int | None = None,
+    more_seeds: bool = False,
 ) -> dict[str, Any]:
     """The ``tuned.json`` at ``path`` that a ``retune`` of some samplers continues, checked to
     describe the same tuning (repetitions, inits, budget, targets, validation size): its
     other samplers' trials are reused as they are, so anything else would mix two different
-    tunings."""
+    tunings. ``more_seeds`` (``tune --continue``): the repetitions may also be a superset
+    of the file's; every setting is then scored on the added ones too."""
     try:
         previous = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -598,6 +602,8 @@ def retune_base(
         "validation size": n_validation or suite.n_reference,
     }
     differ = [k for k in ours if ours[k] != theirs[k]]
+    if more_seeds and set(theirs["seeds"] or []) <= set(ours["seeds"]):
+        differ = [k for k in differ if k != "seeds"]
     if differ:
         raise RetuneMismatch(
             f"{path} was tuned with other {', '.join(differ)} "

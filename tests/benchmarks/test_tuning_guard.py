@@ -3,6 +3,7 @@ an unflagged one exists, and reads flags lazily without changing the choice."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -142,3 +143,27 @@ def test_flags_are_read_only_where_the_choice_reaches_them(toy, tmp_path):
     logged.clear()
     tune_suite(SUITE, ["_test_shifted"], out, budget=7, log=logged.append, continued=True)
     assert any("6 of 6 trials read again" in m and "--retune" in m for m in logged)
+
+
+def test_continue_adds_tuning_repetitions(toy, tmp_path):
+    """``tune --continue`` with more repetitions than the file's: the file's trials are reused
+    and every setting is scored on the added repetition, so the result equals a tuning on
+    all of them from the start (same scores, same choice); fewer repetitions are refused."""
+    two = dataclasses.replace(SUITE, seeds=(0, 1))
+    tune_suite(two, ["_test_shifted"], tmp_path / "a", budget=7, **quiet)
+    logged: list[str] = []
+    more = tune_suite(
+        SUITE, ["_test_shifted"], tmp_path / "a", budget=7, log=logged.append, continued=True
+    )
+    fresh = tune_suite(SUITE, ["_test_shifted"], tmp_path / "b", budget=7, **quiet)
+    assert more["chosen"] == fresh["chosen"] and more["seeds"] == [0, 1, 2]
+    key = lambda t: json.dumps([t["rep"], t["params"]], sort_keys=True)  # noqa: E731
+    assert {key(t): t["score"] for t in more["trials"]} == {
+        key(t): t["score"] for t in fresh["trials"]
+    }
+    fits = [m for m in logged if m.startswith("[")]
+    # every setting on the added repetition, nothing else (the file's trials carry flags)
+    assert len(fits) == 7 and all(" rep 2 " in m for m in fits)
+    assert more["retuned"][-1]["seeds_added"] == [2]
+    with pytest.raises(tuning.RetuneMismatch, match="seeds"):
+        tune_suite(two, ["_test_shifted"], tmp_path / "b", budget=7, continued=True, **quiet)
