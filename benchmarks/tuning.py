@@ -44,7 +44,8 @@ made, with the same budget and repetitions; the other samplers' trials and choic
 taken from that file, and it keeps its first command and commit and lists the retune under
 ``retuned`` (:func:`tune_suite`). ``tune --continue`` is the same with no sampler retuned:
 it runs only what the present code needs beyond the file's trials (e.g. the guard's flags
-of trials recorded before the guard existed, where a choice reaches them).
+of trials recorded before the guard existed, where a choice reaches them, or every setting
+on repetitions added with ``--seeds``).
 """
 
 from __future__ import annotations
