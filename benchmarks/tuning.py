@@ -14,8 +14,9 @@ too: tuning never reads the test reference. The chosen setting per (sampler, tar
 has the best mean score over repetitions (a failed or diverged run scores +inf; ties keep
 the earlier setting, the default first) among the settings the **guard** lets through
 (:mod:`benchmarks.tuning_guard`): a setting whose runs are flagged (copying the training
-split by the suite's flag metric on the validation split, or a run flag such as a binding
-step cap) in a majority of repetitions is chosen only when every setting is.
+split by the suite's flag metric on the validation split, read over the repetitions by the
+metric's guard rule, or a run flag such as a binding step cap in a majority of repetitions)
+is chosen only when every setting is.
 
 Tuning runs on its own repetitions (:data:`TUNING_REPS`, seeds that no leaderboard
 evaluates): the training splits, starts and sampler seeds a setting is chosen on are never
@@ -43,13 +44,14 @@ trial's score, budget, seed, commit). ``run`` reads ``tuned.json`` (see :func:`l
 made, with the same budget and repetitions; the other samplers' trials and choices are
 taken from that file, and it keeps its first command and commit and lists the retune under
 ``retuned`` (:func:`tune_suite`). ``tune --continue`` is the same with no sampler retuned:
-it runs only what the present code needs beyond the file's trials (e.g. the guard's flags
-of trials recorded before the guard existed, where a choice reaches them, or every setting
-on repetitions added with ``--seeds``).
+it runs only what the present code needs beyond the file's trials (e.g. the guard's readings
+of trials recorded before they existed, where a choice reaches them, or every setting on
+repetitions added with ``--seeds``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import json
@@ -81,11 +83,12 @@ from benchmarks.search_widening import (
 from benchmarks.suites import Suite
 from benchmarks.tuning_cli import TUNING_REPS as _CLI_TUNING_REPS
 from benchmarks.tuning_guard import (
-    FLAGS_FIELD,
     GuardedChoice,
     flag_metrics,
+    guard_rules,
     guarded_choice,
-    trial_flags,
+    no_readings,
+    trial_readings,
 )
 from common.geometry import relative_eps
 from datasets.base import DataMissingError, get_target
@@ -141,17 +144,19 @@ def trial_key(sampler: str, target: str, init: str, rep: int, params: dict[str, 
     return json.dumps([sampler, target, init, rep, params], sort_keys=True, default=str)
 
 
-Outcome = tuple[float, str, list[str]]
-"""One trial's (sign-adjusted score, status, flags: :mod:`benchmarks.tuning_guard`)."""
+Outcome = tuple[float, str, dict[str, Any]]
+"""One trial's (sign-adjusted score, status, readings: the record fields of
+:func:`benchmarks.tuning_guard.trial_readings`)."""
 
 
 def score_setting(
     suite: Suite, sampler: str, target: str, rep: int, params: dict[str, Any], n_validation: int
 ) -> dict[str, Outcome]:
     """Fit ``sampler`` with ``params`` on the training split of (target, rep), run it from
-    each init's x0 and score against the validation split: init -> (score, status, flags),
-    the flags being the run's own and those of the suite's flag metrics, read with the
-    validation split as the held-out sample (:func:`benchmarks.tuning_guard.trial_flags`)."""
+    each init's x0 and score against the validation split: init -> (score, status,
+    readings), the readings being the run's own flags and the values of the suite's flag
+    metrics, read with the validation split as the held-out sample
+    (:func:`benchmarks.tuning_guard.trial_readings`)."""
     data = prepare(
         target,
         rep,
@@ -180,7 +185,8 @@ def score_setting(
         s = sampler_class(sampler)(**{**_params(suite, sampler), **params})
         s.fit(data.train, data.target)
     except Exception as exc:
-        return {i: (math.inf, f"fit failed: {type(exc).__name__}: {exc}", []) for i in suite.inits}
+        failed = f"fit failed: {type(exc).__name__}: {exc}"
+        return {i: (math.inf, failed, no_readings(guards)) for i in suite.inits}
     for init in ran:
         try:
             res = s.run(
@@ -190,7 +196,7 @@ def score_setting(
             )
             x = res.particles.to(torch.float64)
             if res.diverged or not bool(torch.isfinite(x).all()):
-                out[init] = (math.inf, "diverged", [])
+                out[init] = (math.inf, "diverged", no_readings(guards))
                 continue
             ctx = MetricContext(
                 particles=x,
@@ -202,9 +208,10 @@ def score_setting(
             )
             value = float(metric(ctx).value)
             score = sign * value if math.isfinite(value) else math.inf
-            out[init] = (score, "ok", trial_flags(res, ctx, guards))
+            out[init] = (score, "ok", trial_readings(res, ctx, guards))
         except Exception as exc:
-            out[init] = (math.inf, f"failed: {type(exc).__name__}: {exc}", [])
+            failed = f"failed: {type(exc).__name__}: {exc}"
+            out[init] = (math.inf, failed, no_readings(guards))
     for init in suite.inits:
         out.setdefault(init, out[ran[0]])
     return out
@@ -260,7 +267,7 @@ def tune_suite(
     budget, settings and repetitions; the file keeps its original ``command`` and
     ``commit`` and lists this run under ``retuned`` (see :func:`retune_base`).
     ``continued``: the same with no sampler retuned: every trial of that file is reused and
-    only what this code's tuning needs beyond them runs (the guard's flags of trials made
+    only what this code's tuning needs beyond them runs (the guard's readings of trials made
     before the guard, where a choice reaches them: :mod:`benchmarks.tuning_guard`)."""
     started = time.perf_counter()
     commit = environment("cpu")["commit"]
@@ -341,14 +348,14 @@ def tune_suite(
     reread = {"trials": 0, "score_changed": 0}
 
     def run_trials(units: list[TrialUnit], label: str, rnd: int | None) -> None:
-        """Run ``units`` and record their trials (``rnd`` None: trials read again for their
-        flags, which keep their round and count a score that moved)."""
+        """Run ``units`` and record their trials (``rnd`` None: trials read again for the
+        guard's readings, which keep their round and count a score that moved)."""
         log(f"tuning {suite.name}: {len(units)} {label} fits to run, jobs={jobs}")
         with trials_path.open("a", encoding="utf-8") as fh:
             for n, (unit, res) in enumerate(_scored_units(suite, units, n_val, jobs, threads), 1):
                 sampler, target, rep, params = unit
                 for init in suite.inits:
-                    score, status, flags = res[init]
+                    score, status, readings = res[init]
                     key = trial_key(sampler, target, init, rep, params)
                     old = done.get(key)
                     if rnd is None and old is not None:
@@ -369,7 +376,7 @@ def tune_suite(
                         "params": params,
                         "score": score,
                         "status": status,
-                        FLAGS_FIELD: flags,
+                        **readings,
                         "round": old.get("round", 0) if rnd is None and old else rnd,
                         "commit": commit,
                     }
@@ -382,6 +389,11 @@ def tune_suite(
         recs = [done[trial_key(sampler, target, init, r, params)] for r in suite.seeds]
         return float(np.mean([r["score"] for r in recs]))
 
+    rules = {
+        target: guard_rules(flag_metrics(suite.metrics, get_target(target)))
+        for target in suite.targets
+    }
+
     def guarded(sampler: str, target: str, init: str) -> GuardedChoice:
         """The best unguarded setting (``benchmarks.tuning_guard``; the default wins ties)."""
         settings = plan[(sampler, target)]
@@ -390,11 +402,12 @@ def tune_suite(
             settings,
             means,
             lambda p: [done[trial_key(sampler, target, init, r, p)] for r in suite.seeds],
+            rules[target],
         )
 
-    def read_flags() -> None:
-        """Run again, for their flags, the trials made before the guard that a choice
-        reaches; until every choice can be made."""
+    def read_guard() -> None:
+        """Run again, for the guard's readings, the trials made before those readings existed
+        that a choice reaches; until every choice can be made."""
         while True:
             units: dict[str, TrialUnit] = {}
             for sampler, target in plan:
@@ -405,11 +418,11 @@ def tune_suite(
                             units.setdefault(json.dumps(unit, sort_keys=True, default=str), unit)
             if not units:
                 return
-            run_trials(list(units.values()), "flag-reading", None)
+            run_trials(list(units.values()), "guard-reading", None)
 
     def choose(sampler: str, target: str, init: str) -> dict[str, Any]:
         made = guarded(sampler, target, init)
-        assert made.setting is not None, "read_flags() runs before every choice"
+        assert made.setting is not None, "read_guard() runs before every choice"
         return made.setting
 
     if todo:
@@ -417,7 +430,7 @@ def tune_suite(
     chosen: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
     edges: dict[str, dict[str, dict[str, dict[str, str]]]] = {}
     for rnd in range(MAX_WIDEN_ROUNDS + 1):
-        read_flags()
+        read_guard()
         new_units: list[TrialUnit] = []
         for (sampler, target), settings in plan.items():
             cls = sampler_class(sampler)
@@ -457,9 +470,9 @@ def tune_suite(
     if reread["score_changed"]:
         log(
             f"guard: {reread['score_changed']} of {reread['trials']} trials read again for "
-            "their flags scored differently from their record (listed above). Unless those "
-            "are runs whose step cap makes them sensitive to the last bit, the sampler's "
-            "code changed since: tune it afresh with --retune SAMPLERS"
+            "the guard's readings scored differently from their record (listed above). Unless "
+            "those are runs whose step cap makes them sensitive to the last bit, the "
+            "sampler's code changed since: tune it afresh with --retune SAMPLERS"
         )
     trials: list[dict[str, Any]] = []
     coverage: dict[str, dict[str, dict[str, Any]]] = {}
@@ -514,9 +527,11 @@ def tune_suite(
         "validation split; settings are overrides of each sampler's defaults",
         "chosen": chosen,
         "guard": {
-            "rule": "a setting flagged (run flag or flag metric on the validation split) in "
-            "a strict majority of the tuning repetitions is not chosen while an unflagged "
-            "one exists (benchmarks.tuning_guard)",
+            "rule": "a setting is not chosen while an unguarded one exists when a strict "
+            "majority of its tuning repetitions carries a run flag, or when a flag metric on "
+            "the validation split reads its repetitions as flagged (mean below the metric's "
+            "guard_below, else a strict majority below flag_below) (benchmarks.tuning_guard)",
+            "rules": {t: [dataclasses.asdict(r) for r in rs] for t, rs in rules.items()},
             "passed_over": passed_over,
             "fallbacks": fallbacks,
             "trials_read_again": reread["trials"],

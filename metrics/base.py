@@ -66,12 +66,15 @@ class Metric:
     shown without ranks); automatic: scored for every target that meets ``needs`` even when
     a suite does not list it; description: one sentence for table captions; flag_below /
     flag_label: a run whose value lies below ``flag_below`` is marked ``flag_label`` in the
-    leaderboards (a metric's own decision threshold, e.g. a data-copying test);
-    guards_verdict / verdict_tolerance: a cell whose value exceeds the ``exact`` row's by more
-    than ``verdict_tolerance`` (paired over seeds) is worse than exact whatever its headline
-    says (``benchmarks.verdict.yardstick``; e.g. mass off a known support); joins: the name of
-    another metric beside which this one is scored wherever a suite lists that one (a
-    successor reading added without changing the suites' metric lists)."""
+    leaderboards (a metric's own decision threshold, e.g. a data-copying test); guard_below:
+    the tuning guard (``benchmarks.tuning_guard``) passes over a setting whose mean value over
+    its tuning repetitions lies below this (None: when a strict majority of them lies below
+    ``flag_below``); guards_verdict / verdict_tolerance: a cell whose value exceeds the
+    ``exact`` row's by more than ``verdict_tolerance`` (paired over seeds) is worse than exact
+    whatever its headline says (``benchmarks.verdict.yardstick``; e.g. mass off a known
+    support); joins: the name of another metric beside which this one is scored wherever a
+    suite lists that one (a successor reading added without changing the suites' metric
+    lists)."""
 
     name: str
     compute: MetricFn
@@ -82,6 +85,7 @@ class Metric:
     description: str = ""
     flag_below: float | None = None
     flag_label: str = ""
+    guard_below: float | None = None
     guards_verdict: bool = False
     verdict_tolerance: float = 0.0
     joins: str = ""
@@ -117,12 +121,13 @@ def register_metric(
     description: str = "",
     flag_below: float | None = None,
     flag_label: str = "",
+    guard_below: float | None = None,
     guards_verdict: bool = False,
     verdict_tolerance: float = 0.0,
     joins: str = "",
 ) -> Callable[[MetricFn], MetricFn]:
     """Register ``fn(ctx: MetricContext) -> MetricResult`` under ``name`` (decorator); the
-    function itself is returned unchanged. ``flag_below`` / ``flag_label`` /
+    function itself is returned unchanged. ``flag_below`` / ``flag_label`` / ``guard_below`` /
     ``guards_verdict`` / ``verdict_tolerance`` / ``joins``: see :class:`Metric`."""
 
     def deco(
@@ -138,6 +143,7 @@ def register_metric(
             description=description or (fn.__doc__ or "").strip().split("\n")[0],
             flag_below=flag_below,
             flag_label=flag_label,
+            guard_below=guard_below,
             guards_verdict=guards_verdict,
             verdict_tolerance=verdict_tolerance,
             joins=joins,

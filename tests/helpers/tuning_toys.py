@@ -68,6 +68,31 @@ class SelfFlagging(sbase.Sampler):
         return result.with_info(flags=["decided by a safeguard"] if scale < 1 else [])
 
 
+class BlurredTrain(sbase.Sampler):
+    """Training points plus Gaussian noise of sd ``blur``: the smaller the blur, the nearer
+    the training points (blur 0 copies them); a larger blur over-disperses."""
+
+    name = "_test_blurred"
+    defaults = {"blur": 2.0}
+    param_specs = {"blur": Number()}
+    search_space = {"blur": (2.0, 0.6, 0.25, 0.2, 0.15, 0.1)}
+    uses_x0 = False
+
+    def _fit(self, train, target):
+        return None
+
+    def _run(self, run):
+        blur = float(self.params["blur"])
+        return one_shot_result(
+            run,
+            lambda m: (
+                self.train[:m]
+                + blur
+                * torch.randn(m, self.train.shape[1], generator=run.gen, dtype=self.train.dtype)
+            ),
+        )
+
+
 @contextlib.contextmanager
 def toy_registry() -> Iterator[None]:
     """:data:`TARGET` and the samplers above registered for the block only (data caches
@@ -80,7 +105,7 @@ def toy_registry() -> Iterator[None]:
     validation_split.cache_clear()
     with dbase.TARGETS.scoped(), sbase.SAMPLERS.scoped() as samplers:
         dbase.register_target(TARGET, "mixtures")(gauss)
-        for cls in (ShiftedTrain, EdgeShift, SelfFlagging):
+        for cls in (ShiftedTrain, EdgeShift, SelfFlagging, BlurredTrain):
             samplers.add(cls.name, cls)
         yield
     prepare.cache_clear()
