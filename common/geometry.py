@@ -22,6 +22,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from common.random import make_generator, subsample_rows
+
 SqDistanceForm = Literal["norms_first", "gemm", "gemm_y_first", "product_first", "cdist"]
 FORMS: tuple[str, ...] = ("norms_first", "gemm", "gemm_y_first", "product_first", "cdist")
 
@@ -83,8 +85,7 @@ def median_sq_distance(
         if subset == "first":
             z = z[:max_points]
         else:
-            gen = torch.Generator(device="cpu").manual_seed(seed)
-            z = z[torch.randperm(z.shape[0], generator=gen)[:max_points].to(z.device)]
+            z = subsample_rows(z, max_points, generator=make_generator(seed))
     if centre:
         z = z - z.mean(0)
     d2 = pairwise_sq_distances(z, z, form=form)

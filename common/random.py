@@ -72,3 +72,11 @@ def randperm(n: int, *, generator: torch.Generator, device: Device = None) -> Te
     """A random permutation of 0..n-1 from ``generator`` on its device, then moved to
     ``device``."""
     return _moved(torch.randperm(n, generator=generator, device=generator.device), device)
+
+
+def subsample_rows(z: Tensor, n: int, *, generator: torch.Generator) -> Tensor:
+    """``n`` rows of ``z`` (N, ...) without replacement, chosen by the first ``n`` entries of
+    a permutation drawn from ``generator``; ``z`` itself (no draw) when N <= n."""
+    if z.shape[0] <= n:
+        return z
+    return z[randperm(z.shape[0], generator=generator, device=z.device)[:n]]

@@ -48,11 +48,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 from scipy import stats
 from torch import Tensor
 
 from common.geometry import nearest_neighbour_distances
+from common.random import make_generator, subsample_rows
 from metrics.base import MetricContext, MetricError, MetricResult, check_clouds, register_metric
 from metrics.sinkhorn import sinkhorn_divergence
 
@@ -87,14 +87,6 @@ def cell_count(m: int, n: int) -> int:
     return int(min(MAX_CELLS, max(2, min(m, n) // POINTS_PER_CELL)))
 
 
-def _subsample(z: Tensor, n: int, seed: int) -> Tensor:
-    """n rows of z drawn without replacement by a seeded permutation (all rows if n >= len)."""
-    if z.shape[0] <= n:
-        return z
-    gen = torch.Generator(device="cpu").manual_seed(int(seed))
-    return z[torch.randperm(z.shape[0], generator=gen)[:n].to(z.device)]
-
-
 def generalisation_gap(
     x: Tensor, train: Tensor, reference: Tensor, *, eps: float, seed: int = 0
 ) -> MetricResult:
@@ -102,7 +94,7 @@ def generalisation_gap(
     train' = ``n`` training points chosen with ``seed`` when N > n. info: both divergences."""
     x, train = check_clouds(x, train)
     _, reference = check_clouds(x, reference)
-    train_sub = _subsample(train, reference.shape[0], seed + 7919)
+    train_sub = subsample_rows(train, reference.shape[0], generator=make_generator(seed + 7919))
     s_train = sinkhorn_divergence(x, train_sub, eps=eps)
     s_ref = sinkhorn_divergence(x, reference, eps=eps)
     info = {

@@ -37,6 +37,7 @@ import torch
 from torch import Tensor
 
 from common.geometry import pairwise_sq_distances
+from common.random import subsample_rows
 from metrics.base import MetricContext, MetricError, MetricResult, check_clouds, register_metric
 
 COPYING_Z = -3.0
@@ -63,12 +64,6 @@ NEAREST = 128
 
 MAX_PARTICLES = 2000
 """Particles used at most (a seeded subsample beyond): the test's power is ample by then."""
-
-
-def _subsample(z: Tensor, n: int, gen: torch.Generator) -> Tensor:
-    if z.shape[0] <= n:
-        return z
-    return z[torch.randperm(z.shape[0], generator=gen)[:n].to(z.device)]
 
 
 def _nearest_by_label(dist: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
@@ -99,8 +94,9 @@ def train_proximity(
     n = min(train.shape[0], heldout.shape[0])
     if n < 2:
         raise MetricError("the test needs at least 2 training and 2 held-out points")
-    t, v = _subsample(train, n, gen), _subsample(heldout, n, gen)
-    xs = _subsample(x, MAX_PARTICLES, gen)
+    t = subsample_rows(train, n, generator=gen)
+    v = subsample_rows(heldout, n, generator=gen)
+    xs = subsample_rows(x, MAX_PARTICLES, generator=gen)
     pool = torch.cat([t, v])
     centre = pool.mean(0)
     dist = pairwise_sq_distances(xs - centre, pool - centre, form="product_first")
