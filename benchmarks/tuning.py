@@ -51,7 +51,6 @@ repetitions added with ``--seeds``).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import itertools
 import json
@@ -84,6 +83,7 @@ from benchmarks.suites import Suite
 from benchmarks.tuning_cli import TUNING_REPS as _CLI_TUNING_REPS
 from benchmarks.tuning_guard import (
     GuardedChoice,
+    GuardLedger,
     flag_metrics,
     guard_rules,
     guarded_choice,
@@ -345,7 +345,12 @@ def tune_suite(
     ]
     log(f"tuning {suite.name}: {len(done)} trials reused")
 
-    reread = {"trials": 0, "score_changed": 0}
+    ledger = GuardLedger(
+        {
+            target: guard_rules(flag_metrics(suite.metrics, get_target(target)))
+            for target in suite.targets
+        }
+    )
 
     def run_trials(units: list[TrialUnit], label: str, rnd: int | None) -> None:
         """Run ``units`` and record their trials (``rnd`` None: trials read again for the
@@ -358,15 +363,9 @@ def tune_suite(
                     score, status, readings = res[init]
                     key = trial_key(sampler, target, init, rep, params)
                     old = done.get(key)
-                    if rnd is None and old is not None:
-                        reread["trials"] += 1
-                        before = float(old["score"])
-                        if not math.isclose(before, score, rel_tol=1e-9, abs_tol=1e-12) and not (
-                            math.isinf(before) and math.isinf(score)
-                        ):
-                            reread["score_changed"] += 1
-                            log(f"guard: {sampler} {target}/{init} rep {rep} {params}: score "
-                                f"{before:.6g} read again as {score:.6g}")  # fmt: skip
+                    if rnd is None and old is not None and ledger.reread(old["score"], score):
+                        log(f"guard: {sampler} {target}/{init} rep {rep} {params}: score "
+                            f"{old['score']:.6g} read again as {score:.6g}")  # fmt: skip
                     rec = {
                         "key": key,
                         "sampler": sampler,
@@ -389,11 +388,6 @@ def tune_suite(
         recs = [done[trial_key(sampler, target, init, r, params)] for r in suite.seeds]
         return float(np.mean([r["score"] for r in recs]))
 
-    rules = {
-        target: guard_rules(flag_metrics(suite.metrics, get_target(target)))
-        for target in suite.targets
-    }
-
     def guarded(sampler: str, target: str, init: str) -> GuardedChoice:
         """The best unguarded setting (``benchmarks.tuning_guard``; the default wins ties)."""
         settings = plan[(sampler, target)]
@@ -402,7 +396,7 @@ def tune_suite(
             settings,
             means,
             lambda p: [done[trial_key(sampler, target, init, r, p)] for r in suite.seeds],
-            rules[target],
+            ledger.rules[target],
         )
 
     def read_guard() -> None:
@@ -467,17 +461,10 @@ def tune_suite(
             break
         if todo:
             run_trials(todo, f"widening round {rnd + 1}", rnd + 1)
-    if reread["score_changed"]:
-        log(
-            f"guard: {reread['score_changed']} of {reread['trials']} trials read again for "
-            "the guard's readings scored differently from their record (listed above). Unless "
-            "those are runs whose step cap makes them sensitive to the last bit, the "
-            "sampler's code changed since: tune it afresh with --retune SAMPLERS"
-        )
+    if ledger.warning():
+        log(str(ledger.warning()))
     trials: list[dict[str, Any]] = []
     coverage: dict[str, dict[str, dict[str, Any]]] = {}
-    passed_over: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = {}
-    fallbacks: list[list[str]] = []
     for (sampler, target), settings in plan.items():
         for init in suite.inits:
             for params in settings:
@@ -485,17 +472,7 @@ def tune_suite(
                     done[trial_key(sampler, target, init, r, params)] for r in suite.seeds
                 )
             best = chosen[sampler][target][init]
-            made = guarded(sampler, target, init)
-            if made.passed_over:
-                passed_over.setdefault(sampler, {}).setdefault(target, {})[init] = made.passed_over
-            if made.fallback:
-                fallbacks.append([sampler, target, init])
-            note = (
-                f", guard passed over {len(made.passed_over)} flagged"
-                + (" (all flagged: best kept)" if made.fallback else "")
-                if made.passed_over or made.fallback
-                else ""
-            )
+            note = ledger.note(sampler, target, init, guarded(sampler, target, init))
             log(
                 f"tune {sampler} {target}/{init}: {best} "
                 f"(score {mean_score(sampler, target, init, best):.4g}, default "
@@ -526,17 +503,7 @@ def tune_suite(
         "note": "scores are sign-adjusted (lower is better) means over seeds on the "
         "validation split; settings are overrides of each sampler's defaults",
         "chosen": chosen,
-        "guard": {
-            "rule": "a setting is not chosen while an unguarded one exists when a strict "
-            "majority of its tuning repetitions carries a run flag, or when a flag metric on "
-            "the validation split reads its repetitions as flagged (mean below the metric's "
-            "guard_below, else a strict majority below flag_below) (benchmarks.tuning_guard)",
-            "rules": {t: [dataclasses.asdict(r) for r in rs] for t, rs in rules.items()},
-            "passed_over": passed_over,
-            "fallbacks": fallbacks,
-            "trials_read_again": reread["trials"],
-            "scores_moved_on_reading": reread["score_changed"],
-        },
+        "guard": ledger.section(previous.get("guard") if previous else None),
         "edges": edges,
         "coverage": coverage,
         "trials": [{k: v for k, v in t.items() if k != "key"} for t in trials],
@@ -548,9 +515,6 @@ def tune_suite(
         added = sorted(set(suite.seeds) - set(previous.get("seeds") or []))
         entry = {"samplers": list(retune), **this, **({"seeds_added": added} if added else {})}
         result["retuned"] = [*previous.get("retuned", []), entry]
-        if previous.get("guard"):  # trials read again by an earlier continuation
-            for k in ("trials_read_again", "scores_moved_on_reading"):
-                result["guard"][k] += int(previous["guard"].get(k, 0))
     atomic_write_text(out_dir / TUNED_FILE, json.dumps(result, indent=1, default=str) + "\n")
     return result
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from metrics.base import Metric, MetricContext, metrics_for
@@ -177,3 +177,74 @@ def guarded_choice(
     if passed and best in passed:  # every finite setting is guarded: the best one stands
         return GuardedChoice(best, passed_over=passed[1:], fallback=True)
     return GuardedChoice(best, passed_over=passed)
+
+
+RULE_TEXT = (
+    "a setting is not chosen while an unguarded one exists when a strict majority of its "
+    "tuning repetitions carries a run flag, or when a flag metric on the validation split "
+    "reads its repetitions as flagged (mean below the metric's guard_below, else a strict "
+    "majority below flag_below) (benchmarks.tuning_guard)"
+)
+
+
+@dataclass
+class GuardLedger:
+    """What the guard did in one tuning, for ``tuned.json``'s ``guard`` section: the rules
+    per target, the guarded settings each choice passed over, the fallbacks (every setting
+    guarded), and the trials run again for their readings (and how many of their scores
+    moved: a same-seed rerun reproduces a score unless the code changed or a step cap makes
+    the run sensitive to the last bit)."""
+
+    rules: dict[str, list[GuardRule]]
+    passed_over: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = field(default_factory=dict)
+    fallbacks: list[list[str]] = field(default_factory=list)
+    trials_read_again: int = 0
+    scores_moved_on_reading: int = 0
+
+    def reread(self, before: float, after: float) -> bool:
+        """Count one trial read again, recorded with score ``before`` and now ``after``;
+        True when the score moved."""
+        self.trials_read_again += 1
+        moved = not math.isclose(before, after, rel_tol=1e-9, abs_tol=1e-12) and not (
+            math.isinf(before) and math.isinf(after)
+        )
+        self.scores_moved_on_reading += moved
+        return moved
+
+    def note(self, sampler: str, target: str, init: str, made: GuardedChoice) -> str:
+        """Record the choice ``made`` for (sampler, target, init); the log line's suffix."""
+        if made.passed_over:
+            cell = self.passed_over.setdefault(sampler, {}).setdefault(target, {})
+            cell[init] = made.passed_over
+        if made.fallback:
+            self.fallbacks.append([sampler, target, init])
+        if not (made.passed_over or made.fallback):
+            return ""
+        return f", guard passed over {len(made.passed_over)} flagged" + (
+            " (all flagged: best kept)" if made.fallback else ""
+        )
+
+    def warning(self) -> str | None:
+        """The line to log when scores moved on reading, else None."""
+        if not self.scores_moved_on_reading:
+            return None
+        return (
+            f"guard: {self.scores_moved_on_reading} of {self.trials_read_again} trials read "
+            "again for the guard's readings scored differently from their record (listed "
+            "above). Unless those are runs whose step cap makes them sensitive to the last "
+            "bit, the sampler's code changed since: tune it afresh with --retune SAMPLERS"
+        )
+
+    def section(self, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``tuned.json``'s ``guard`` section; the read-again counts add those of
+        ``previous`` (the section of the file this tuning continues)."""
+        earlier = previous or {}
+        return {
+            "rule": RULE_TEXT,
+            "rules": {t: [asdict(r) for r in rs] for t, rs in self.rules.items()},
+            "passed_over": self.passed_over,
+            "fallbacks": self.fallbacks,
+            "trials_read_again": self.trials_read_again + int(earlier.get("trials_read_again", 0)),
+            "scores_moved_on_reading": self.scores_moved_on_reading
+            + int(earlier.get("scores_moved_on_reading", 0)),
+        }
