@@ -159,7 +159,7 @@ def add_tune_parser(sub: argparse._SubParsersAction) -> None:
         dest="continue_",
         action="store_true",
         help="continue <out>/<suite>/tuned.json: reuse all its trials and run only what this "
-        "code's tuning needs beyond them (the guard's flags of trials made before it, or "
+        "code's tuning needs beyond them (the guard's readings of trials made before them, or "
         "repetitions added with --seeds; otherwise the same options)",
     )
     t.add_argument("--targets", help="comma-separated target names (default: the suite's)")

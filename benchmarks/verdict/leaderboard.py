@@ -66,6 +66,25 @@ def regime_sentence(n_train: Any, m: Any) -> str:
     )
 
 
+def _guard_rule_text(guard: dict[str, Any]) -> str:
+    """The guard's rule in words, from ``tuned.json``'s ``guard.rules`` (per target, the flag
+    metrics' rules; a file from before the rules were recorded read a vote of the flags)."""
+    rules = {
+        (r["name"], r.get("guard_below"), r["flag_below"])
+        for per_target in (guard.get("rules") or {}).values()
+        for r in per_target
+    }
+    if not guard.get("rules"):
+        return "flagged, by a run flag or a flag metric, in a majority of tuning repetitions"
+    readings = [
+        f"`{name}` averaging below {below:g} over them"
+        if below is not None
+        else f"`{name}` below {flag:g} in a majority of them"
+        for name, below, flag in sorted(rules, key=str)
+    ]
+    return "a run flag in a majority of tuning repetitions, or " + " or ".join(readings)
+
+
 def coverage_section(out_dir: Path) -> list[str]:
     """Markdown: how much of each sampler's search space its tuning trials covered and
     where a choice still sits on an edge (from ``tuned.json`` beside the rows)."""
@@ -121,9 +140,9 @@ def coverage_section(out_dir: Path) -> list[str]:
         "edge after the last round."
         + (
             " The guard columns count (target, init) choices where the best-scoring setting "
-            "was flagged (copying, or a run flag) in a majority of tuning repetitions and the "
-            "best unflagged one was chosen instead, and those where every setting was flagged "
-            "(the best-scoring one stands; `benchmarks.tuning_guard`)."
+            f"was guarded ({_guard_rule_text(guard)}) and the best unguarded one was chosen "
+            "instead, and those where every setting was guarded (the best-scoring one "
+            "stands; `benchmarks.tuning_guard`)."
             if guard is not None
             else ""
         ),

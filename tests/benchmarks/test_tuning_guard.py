@@ -78,6 +78,7 @@ def test_a_copying_setting_is_not_chosen(toy, tmp_path):
     assert result["guard"]["fallbacks"] == []
     # the leaderboard's tuning section counts the choice the guard moved
     section = "\n".join(coverage_section(tmp_path))
+    assert "or `train_proximity` averaging below -2 over them" in section  # the rule, as run
     header, _, row = [ln for ln in section.splitlines() if ln.startswith("|")][:3]
     cells = dict(zip(header.split("|"), row.split("|"), strict=True))
     assert cells[" guard: flagged best passed over "].strip() == "1"
