@@ -352,10 +352,13 @@ def tune_suite(
         }
     )
 
+    fits_run = [0]
+
     def run_trials(units: list[TrialUnit], label: str, rnd: int | None) -> None:
         """Run ``units`` and record their trials (``rnd`` None: trials read again for the
         guard's readings, which keep their round and count a score that moved)."""
         log(f"tuning {suite.name}: {len(units)} {label} fits to run, jobs={jobs}")
+        fits_run[0] += len(units)
         with trials_path.open("a", encoding="utf-8") as fh:
             for n, (unit, res) in enumerate(_scored_units(suite, units, n_val, jobs, threads), 1):
                 sampler, target, rep, params = unit
@@ -515,6 +518,14 @@ def tune_suite(
         added = sorted(set(suite.seeds) - set(previous.get("seeds") or []))
         entry = {"samplers": list(retune), **this, **({"seeds_added": added} if added else {})}
         result["retuned"] = [*previous.get("retuned", []), entry]
+        if not (fits_run[0] or retune or added):
+            this_run = json.loads(json.dumps(result, default=str))
+            if all(
+                this_run.get(k) == previous.get(k) for k in {*this_run, *previous} - {"retuned"}
+            ):
+                # idempotent: a continuation that ran nothing and chose the same
+                log(f"tuning {suite.name}: nothing to run; {TUNED_FILE} left as it was")
+                return previous
     atomic_write_text(out_dir / TUNED_FILE, json.dumps(result, indent=1, default=str) + "\n")
     return result
 

@@ -187,12 +187,14 @@ def _run_locked(
     t0 = time.perf_counter()  # the command's wall time: rescoring from particles included
     done: set[tuple[str, str]] = set()
     rows: list[dict] = []
+    n_read, repaired = 0, False
     try:
         if resume or retry_failed or rerun:
             report, msg = repair(rows_path)
             if msg:
                 log(f"warning: {msg}")
             rows = report.rows
+            n_read, repaired = len(rows), bool(msg)
             if retry_failed:
                 rows = _set_failed_aside(rows_path, rows)
             if rerun:
@@ -219,6 +221,11 @@ def _run_locked(
         if resume or retry_failed or rerun:
             for line in resumed.messages(len(specs)):
                 log(line)
+            board = out_dir / "leaderboard.md"
+            if not (todo or resumed.rescores or repaired or len(rows) != n_read) and board.exists():
+                # idempotent: a continuation with nothing to do leaves the folder as it was
+                log("resume: nothing to run, score or set aside; the folder is left as it was")
+                return board
         if resume or retry_failed or rerun:  # the kept rows' environment stays on record
             env = continued_environment(read_environment(out_dir), env)
         atomic_write_text(out_dir / ENVIRONMENT_FILE, json.dumps(env, indent=2))

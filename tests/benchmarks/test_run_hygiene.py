@@ -110,6 +110,27 @@ def test_retry_failed_runs_failed_and_timed_out_rows_again(tmp_path, plugin):
     assert [r["status"] for r in load_rows(aside).rows] == ["failed"]
 
 
+def test_a_resume_with_nothing_to_do_leaves_the_folder_as_it_was(tmp_path, plugin, capsys):
+    """Idempotent: ``--resume`` on a finished folder runs, scores and sets aside nothing, and
+    rewrites nothing (no "Refreshed by" line, no run.json entry, same environment)."""
+    out = tmp_path / "res"
+    assert main(_argv(tmp_path, out)) == 0
+    folder = out / "tiny"
+    names = ("run.json", "leaderboard.md", "environment.json", "suite.json", ROWS_FILE)
+    before = {n: (folder / n).read_bytes() for n in names}
+    capsys.readouterr()
+    assert main(_argv(tmp_path, out, "--resume")) == 0
+    assert "nothing to run, score or set aside" in capsys.readouterr().err
+    assert {n: (folder / n).read_bytes() for n in names} == before
+    # a resume that does run something is still recorded
+    rows = load_rows(folder / ROWS_FILE).rows
+    key = rows[-1]["config_key"]
+    kept = [r for r in rows if r["config_key"] != key]
+    (folder / ROWS_FILE).write_text("".join(json.dumps(r) + "\n" for r in kept))
+    assert main(_argv(tmp_path, out, "--resume")) == 0
+    assert "Refreshed by:" in (folder / "leaderboard.md").read_text()
+
+
 def test_rerun_runs_one_samplers_rows_again_and_keeps_the_others(tmp_path, plugin, capsys):
     """--rerun SAMPLERS: every recorded run of those samplers runs again (old rows set aside),
     the other samplers' rows are kept as they were (a refresh of a method whose code

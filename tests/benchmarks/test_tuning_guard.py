@@ -248,6 +248,13 @@ def test_flags_are_read_only_where_the_choice_reaches_them(toy, tmp_path):
     assert len(read) == 6 and {t["round"] for t in again["trials"]} == {0}
     assert again["retuned"][-1]["samplers"] == [] and again["command"] == old["command"]
     assert not any("scored differently" in m for m in logged)
+    # idempotent: continuing again runs nothing and leaves tuned.json as it was
+    written = (out / tuning.TUNED_FILE).read_bytes()
+    logged.clear()
+    tune_suite(SUITE, ["_test_shifted"], out, budget=7, log=logged.append, continued=True)
+    assert (out / tuning.TUNED_FILE).read_bytes() == written
+    assert not any(m.startswith("[") for m in logged)
+    assert any("nothing to run; tuned.json left as it was" in m for m in logged)
     # a record whose score the present code does not reproduce (changed code) is reported
     for t in old["trials"]:
         t["score"] += 0.5
