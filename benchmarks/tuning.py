@@ -366,7 +366,7 @@ def tune_suite(
                     score, status, readings = res[init]
                     key = trial_key(sampler, target, init, rep, params)
                     old = done.get(key)
-                    if rnd is None and old is not None and ledger.reread(old["score"], score):
+                    if rnd is None and old is not None and ledger.reread(float(old["score"]), score):
                         log(f"guard: {sampler} {target}/{init} rep {rep} {params}: score "
                             f"{old['score']:.6g} read again as {score:.6g}")  # fmt: skip
                     rec = {
