@@ -366,9 +366,10 @@ def tune_suite(
                     score, status, readings = res[init]
                     key = trial_key(sampler, target, init, rep, params)
                     old = done.get(key)
-                    if rnd is None and old is not None and ledger.reread(float(old["score"]), score):
+                    before = float(old["score"]) if old is not None else math.nan
+                    if rnd is None and old is not None and ledger.reread(before, score):
                         log(f"guard: {sampler} {target}/{init} rep {rep} {params}: score "
-                            f"{old['score']:.6g} read again as {score:.6g}")  # fmt: skip
+                            f"{before:.6g} read again as {score:.6g}")  # fmt: skip
                     rec = {
                         "key": key,
                         "sampler": sampler,
