@@ -17,9 +17,12 @@ value over the repetitions below the metric's ``guard_below`` where it declares 
 copying test: mean z < -2, a margin over the leaderboard's per-seed -3 because tuning sees 3
 repetitions and the leaderboard 5 seeds: ``metrics.proximity.GUARD_MEAN_Z``), else a strict
 majority of repetitions below ``flag_below``. The choice per (sampler, target, init) is the
-best-scoring setting that is not guarded (ties keep the earlier setting, the default first);
-only when every tried setting is guarded does the best-scoring one stand, recorded as a
-fallback. ``flags`` keeps every trial's labels (run flags and the metrics' own per-run
+best-scoring setting that is not guarded (ties keep the earlier setting, the default first).
+When every tried setting is guarded (a fallback), the margin is relaxed: the best setting
+that the leaderboard's own rule (a strict majority of repetitions below ``flag_below``) lets
+through is chosen, so the margin never turns a choice the leaderboard would read as clean
+into the strongest copier; only when that rule flags them all too does the best-scoring one
+stand. ``flags`` keeps every trial's labels (run flags and the metrics' own per-run
 flags) for reading.
 
 The choice needs the readings only of the settings that score at least as well as it, so
@@ -52,18 +55,19 @@ metric failed to score). Trials made before the guard read values lack it."""
 @dataclass(frozen=True)
 class GuardRule:
     """How the guard reads one flag metric over a setting's tuning repetitions: the mean
-    value below ``guard_below`` when the metric declares one, else a strict majority of the
-    repetitions below ``flag_below``. A repetition whose metric failed reads nothing."""
+    value below ``guard_below`` when the metric declares one, else (and always when
+    ``lenient``: the leaderboard's own rule) a strict majority of the repetitions below
+    ``flag_below``. A repetition whose metric failed reads nothing."""
 
     name: str
     flag_below: float
     guard_below: float | None = None
 
-    def guards(self, values: Sequence[float | None]) -> bool:
+    def guards(self, values: Sequence[float | None], *, lenient: bool = False) -> bool:
         read = [float(v) for v in values if v is not None and math.isfinite(float(v))]
         if not read:
             return False
-        if self.guard_below is not None:
+        if self.guard_below is not None and not lenient:
             return sum(read) / len(read) < self.guard_below
         return 2 * sum(v < self.flag_below for v in read) > len(values)
 
@@ -124,14 +128,18 @@ def is_read(record: dict[str, Any], rules: Sequence[GuardRule]) -> bool:
     )
 
 
-def is_guarded(records: Sequence[dict[str, Any]], rules: Sequence[GuardRule] = ()) -> bool:
+def is_guarded(
+    records: Sequence[dict[str, Any]], rules: Sequence[GuardRule] = (), *, lenient: bool = False
+) -> bool:
     """True when a strict majority of a setting's trial ``records`` (one per repetition)
-    carries a run flag, or a flag metric's rule reads the repetitions as flagged."""
+    carries a run flag, or a flag metric's rule reads the repetitions as flagged (``lenient``:
+    by the leaderboard's vote, without the margin: :meth:`GuardRule.guards`)."""
     flagged = sum(bool(r.get(RUN_FLAGS_FIELD)) for r in records)
     if 2 * flagged > len(records):
         return True
     return any(
-        rule.guards([(r.get(VALUES_FIELD) or {}).get(rule.name) for r in records]) for rule in rules
+        rule.guards([(r.get(VALUES_FIELD) or {}).get(rule.name) for r in records], lenient=lenient)
+        for rule in rules
     )
 
 
@@ -140,14 +148,17 @@ class GuardedChoice:
     """The outcome of :func:`guarded_choice`.
 
     setting: the chosen setting, or None while ``unread`` is not empty; unread: settings
-    whose flags must be read before the choice can be made; passed_over: the guarded
+    whose readings are needed before the choice can be made; passed_over: the guarded
     settings that scored better than the choice; fallback: True when every setting is
-    guarded and the best-scoring one stands."""
+    guarded; lenient: True when the choice is then the best setting that the leaderboard's
+    own rule (no margin) does not flag, False when it flags them all too and the
+    best-scoring setting stands."""
 
     setting: dict[str, Any] | None
     unread: list[dict[str, Any]] = field(default_factory=list)
     passed_over: list[dict[str, Any]] = field(default_factory=list)
     fallback: bool = False
+    lenient: bool = False
 
 
 def guarded_choice(
@@ -158,9 +169,12 @@ def guarded_choice(
 ) -> GuardedChoice:
     """The best setting (lowest mean score, earlier first on ties) of ``settings`` that is not
     guarded (:func:`is_guarded` of ``records_of(setting)`` under ``rules``); walks down the
-    ranking and stops at the first setting whose records lack a reading (``unread``). A
-    setting that failed on every repetition (+inf) is never read: it cannot be chosen over a
-    finite one."""
+    ranking and stops at the first setting whose records lack a reading (``unread``). When
+    every finite setting is guarded: the best one that the lenient reading (the leaderboard's
+    own rule, without the margin) lets through, else the best-scoring one (a fallback
+    either way: the margin must not turn a choice the leaderboard reads as clean into the
+    strongest copier). A setting that failed on every repetition (+inf) is never read: it
+    cannot be chosen over a finite one."""
     order = sorted(range(len(settings)), key=lambda i: (means[i], i))
     passed: list[dict[str, Any]] = []
     for i in order:
@@ -174,16 +188,21 @@ def guarded_choice(
             return GuardedChoice(setting, passed_over=passed)
         passed.append(setting)
     best = settings[order[0]]
-    if passed and best in passed:  # every finite setting is guarded: the best one stands
-        return GuardedChoice(best, passed_over=passed[1:], fallback=True)
-    return GuardedChoice(best, passed_over=passed)
+    if not (passed and best in passed):  # no finite setting: the first (+inf) stands
+        return GuardedChoice(best, passed_over=passed)
+    for k, setting in enumerate(passed):  # every finite setting is guarded (all were read)
+        if not is_guarded(records_of(setting), rules, lenient=True):
+            return GuardedChoice(setting, passed_over=passed[:k], fallback=True, lenient=True)
+    return GuardedChoice(best, passed_over=passed[1:], fallback=True)
 
 
 RULE_TEXT = (
     "a setting is not chosen while an unguarded one exists when a strict majority of its "
     "tuning repetitions carries a run flag, or when a flag metric on the validation split "
     "reads its repetitions as flagged (mean below the metric's guard_below, else a strict "
-    "majority below flag_below) (benchmarks.tuning_guard)"
+    "majority below flag_below); when every setting is guarded, the best one the "
+    "leaderboard's own rule (a strict majority below flag_below) lets through is chosen, "
+    "else the best-scoring one (benchmarks.tuning_guard)"
 )
 
 
@@ -191,13 +210,16 @@ RULE_TEXT = (
 class GuardLedger:
     """What the guard did in one tuning, for ``tuned.json``'s ``guard`` section: the rules
     per target, the guarded settings each choice passed over, the fallbacks (every setting
-    guarded), and the trials run again for their readings (and how many of their scores
+    guarded, even by the leaderboard's own rule: the best-scoring one stands), the choices
+    where no setting cleared the margin and the leaderboard's rule chose (``margin_relaxed``),
+    and the trials run again for their readings (and how many of their scores
     moved: a same-seed rerun reproduces a score unless the code changed or a step cap makes
     the run sensitive to the last bit)."""
 
     rules: dict[str, list[GuardRule]]
     passed_over: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = field(default_factory=dict)
     fallbacks: list[list[str]] = field(default_factory=list)
+    margin_relaxed: list[list[str]] = field(default_factory=list)
     trials_read_again: int = 0
     scores_moved_on_reading: int = 0
 
@@ -217,12 +239,19 @@ class GuardLedger:
             cell = self.passed_over.setdefault(sampler, {}).setdefault(target, {})
             cell[init] = made.passed_over
         if made.fallback:
-            self.fallbacks.append([sampler, target, init])
+            (self.margin_relaxed if made.lenient else self.fallbacks).append(
+                [sampler, target, init]
+            )
         if not (made.passed_over or made.fallback):
             return ""
-        return f", guard passed over {len(made.passed_over)} flagged" + (
-            " (all flagged: best kept)" if made.fallback else ""
-        )
+        why = ""
+        if made.fallback:
+            why = (
+                " (none cleared the margin: the vote chose)"
+                if made.lenient
+                else " (all flagged: best kept)"
+            )
+        return f", guard passed over {len(made.passed_over)} flagged{why}"
 
     def warning(self) -> str | None:
         """The line to log when scores moved on reading, else None."""
@@ -244,6 +273,7 @@ class GuardLedger:
             "rules": {t: [asdict(r) for r in rs] for t, rs in self.rules.items()},
             "passed_over": self.passed_over,
             "fallbacks": self.fallbacks,
+            "margin_relaxed": self.margin_relaxed,
             "trials_read_again": self.trials_read_again + int(earlier.get("trials_read_again", 0)),
             "scores_moved_on_reading": self.scores_moved_on_reading
             + int(earlier.get("scores_moved_on_reading", 0)),

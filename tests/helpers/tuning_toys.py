@@ -93,6 +93,16 @@ class BlurredTrain(sbase.Sampler):
         )
 
 
+class BlurredTight(BlurredTrain):
+    """:class:`BlurredTrain` confined to small blurs (no widening past 0.2): every setting
+    pulls towards the training points, some more than others."""
+
+    name = "_test_blurred_tight"
+    defaults = {"blur": 0.2}
+    search_space = {"blur": (0.2, 0.15, 0.1)}
+    search_limits = {"blur": (0.1, 0.2)}
+
+
 @contextlib.contextmanager
 def toy_registry() -> Iterator[None]:
     """:data:`TARGET` and the samplers above registered for the block only (data caches
@@ -105,7 +115,7 @@ def toy_registry() -> Iterator[None]:
     validation_split.cache_clear()
     with dbase.TARGETS.scoped(), sbase.SAMPLERS.scoped() as samplers:
         dbase.register_target(TARGET, "mixtures")(gauss)
-        for cls in (ShiftedTrain, EdgeShift, SelfFlagging, BlurredTrain):
+        for cls in (ShiftedTrain, EdgeShift, SelfFlagging, BlurredTrain, BlurredTight):
             samplers.add(cls.name, cls)
         yield
     prepare.cache_clear()
