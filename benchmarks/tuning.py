@@ -16,7 +16,8 @@ the earlier setting, the default first) among the settings the **guard** lets th
 (:mod:`benchmarks.tuning_guard`): a setting whose runs are flagged (copying the training
 split by the suite's flag metric on the validation split, read over the repetitions by the
 metric's guard rule, or a run flag such as a binding step cap in a majority of repetitions)
-is chosen only when every setting is.
+is chosen only when every setting is; then the best setting the leaderboard's own rule lets
+through is chosen, else the best-scoring one.
 
 Tuning runs on its own repetitions (:data:`TUNING_REPS`, seeds that no leaderboard
 evaluates): the training splits, starts and sampler seeds a setting is chosen on are never
