@@ -100,7 +100,9 @@ def suite_times(results: Path) -> str:
         return "_no suite results_"
     note = (
         "Measured on the 2-core machine that produced `results/` (shared with other work): "
-        "`wall s` is the whole command from the suite's `run.json`; `fit + sampling s` sums "
+        "`wall s` is the suite's `run.json` time: its first command plus the `--resume` / "
+        "`--retry-failed` continuations that added rows to it (listed there under "
+        "`refreshed`; a first run alone takes less); `fit + sampling s` sums "
         "the runs' recorded times (metrics, imports and data preparation excluded); the "
         "last column is `results/harness/parallel_timing.md` (whole command, serial and "
         "with `--jobs 2`)."
