@@ -72,6 +72,10 @@ class Suite:
     #: tuned settings (sampler -> target -> init -> overrides; ``benchmarks.tuning``),
     #: applied on top of ``sampler_params`` by ``plan``; empty: defaults
     tuned: dict[str, dict[str, dict[str, dict[str, Any]]]] = field(default_factory=dict)
+    #: the tuned.json ``tuned`` came from, as given on the command line ("" without one):
+    #: recorded in suite.json, so a folder of rows made with another folder's tuning still
+    #: shows that tuning's coverage in its leaderboard
+    tuned_from: str = ""
     suite_seed: int = 20261125
     use_smoke_params: bool = False
     description: str = ""

@@ -68,7 +68,7 @@ def with_tuned(suite: Suite, path: str | None, untuned: bool) -> Suite:
             f"repetitions (python -m benchmarks tune --suite {suite.name}), or pass --untuned"
         )
     log(f"using tuned settings from {file} (--untuned for the defaults)")
-    return suite.with_overrides(tuned=load_tuned(file))
+    return suite.with_overrides(tuned=load_tuned(file), tuned_from=str(file))
 
 
 def cmd_tune(args: argparse.Namespace) -> int:

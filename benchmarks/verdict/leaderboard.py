@@ -87,10 +87,15 @@ def _guard_rule_text(guard: dict[str, Any]) -> str:
 
 def coverage_section(out_dir: Path) -> list[str]:
     """Markdown: how much of each sampler's search space its tuning trials covered and
-    where a choice still sits on an edge (from ``tuned.json`` beside the rows)."""
+    where a choice still sits on an edge (from ``tuned.json`` beside the rows, else from the
+    file the run took its settings from: ``tuned_from`` in ``suite.json``)."""
     path = out_dir / TUNED_FILE
+    source = ""
     if not path.exists():
-        return []
+        source = str((suite_meta(out_dir) or {}).get("tuned_from") or "")
+        path = Path(source)
+        if not source or not path.is_file():
+            return []
     try:
         tuned = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -135,7 +140,8 @@ def coverage_section(out_dir: Path) -> list[str]:
     return [
         "## Tuning coverage",
         "",
-        f"Tuned on repetitions {tuned.get('seeds')} (never evaluated here) with a budget of "
+        (f"From `{source}`, the tuned settings these rows ran with. " if source else "")
+        + f"Tuned on repetitions {tuned.get('seeds')} (never evaluated here) with a budget of "
         f"{tuned.get('budget')} settings per (sampler, target), then widened past any edge "
         f"the choice sat on, up to {tuned.get('max_widen_rounds', '-')} rounds "
         "(`benchmarks.search_widening`). Settings tried out of the widened space's size, "

@@ -375,3 +375,25 @@ def test_resume_after_a_tuned_setting_changed_runs_the_cell_again_without_a_seco
     assert main(_argv(tmp_path, out, "--resume", "--samplers", "ula")) == 0
     assert load_rows(rows_path).rows == after
     assert len(list((out / "tiny").glob("runs.superseded-*.jsonl"))) == 1
+
+
+def test_a_folder_run_with_another_folders_tuning_shows_that_tuning(tmp_path, plugin):
+    """``run --tuned PATH --out OTHER`` (a newcomer's ``runs/`` with the committed tuning):
+    suite.json records where the settings came from, and the leaderboard's tuning coverage
+    is read from there, saying so, since OTHER holds no tuned.json."""
+    tuned = tmp_path / "elsewhere" / "tuned.json"
+    tuned.parent.mkdir()
+    chosen = {"svgd": {hp.TARGET: {"gaussian": {"step_size": 0.05}}}}
+    space = {"step_size": [0.1, 0.05]}
+    coverage = {"svgd": {hp.TARGET: {"settings_tried": 2, "space_size": 2, "space": space}}}
+    tuned.write_text(
+        json.dumps({"seeds": [1000], "budget": 2, "chosen": chosen, "coverage": coverage})
+    )
+    out = tmp_path / "res"
+    assert main(_argv(tmp_path, out, "--tuned", str(tuned))) == 0
+    folder = out / "tiny"
+    assert not (folder / "tuned.json").exists()
+    assert json.loads((folder / "suite.json").read_text())["tuned_from"] == str(tuned)
+    board = (folder / "leaderboard.md").read_text()
+    assert "## Tuning coverage" in board and f"From `{tuned}`, the tuned settings" in board
+    assert "| svgd | 2/2 (100 %) |" in board
