@@ -106,3 +106,40 @@ def space_size(space: dict[str, tuple[Any, ...]]) -> int:
     for values in space.values():
         n *= max(1, len(set(json.dumps(v, default=str) for v in values)))
     return n
+
+
+def widening_round(
+    space: dict[str, tuple[Any, ...]],
+    settings: list[dict[str, Any]],
+    choices: dict[str, dict[str, Any]],
+    defaults: dict[str, Any],
+    limits: dict[str, tuple[float, float]],
+    *,
+    last: bool,
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, str]]]:
+    """One widening round of one (sampler, target): for each init's chosen setting
+    (``choices``: init -> setting), the settings one step past every edge it sits on
+    (:func:`edge_moves`) that were never tried, and each init's edge states. A step that was
+    tried already (and lost) makes the choice "interior after widening"; in the ``last``
+    round no step is added ("edge: rounds exhausted"). The new settings are appended to
+    ``settings`` and their values to ``space`` (both updated in place) and returned."""
+    known = {setting_key(p) for p in settings}
+    added: list[dict[str, Any]] = []
+    states: dict[str, dict[str, str]] = {}
+    for init, best in choices.items():
+        moves, state = edge_moves(space, best, defaults, limits)
+        states[init] = state
+        for knob, value in moves:
+            setting = normalised({**best, knob: value}, defaults)
+            if setting_key(setting) in known:
+                state[knob] = "interior after widening"
+                continue
+            if last:
+                state[knob] = "edge: rounds exhausted"
+                continue
+            if value not in space[knob]:
+                space[knob] = (*space[knob], value)
+            known.add(setting_key(setting))
+            added.append(setting)
+    settings.extend(added)
+    return added, states

@@ -75,10 +75,8 @@ from benchmarks.options import DEFAULT_BUDGET, TUNED_FILE
 from benchmarks.search_widening import (
     MAX_WIDEN_ROUNDS,
     canonical,
-    edge_moves,
-    normalised,
-    setting_key,
     space_size,
+    widening_round,
 )
 from benchmarks.suites import Suite
 from benchmarks.tuning_cli import TUNING_REPS as _CLI_TUNING_REPS
@@ -433,30 +431,14 @@ def tune_suite(
         new_units: list[TrialUnit] = []
         for (sampler, target), settings in plan.items():
             cls = sampler_class(sampler)
-            known = {setting_key(p) for p in settings}
             bests = {init: choose(sampler, target, init) for init in suite.inits}
-            for init in suite.inits:
-                best = bests[init]
-                chosen.setdefault(sampler, {}).setdefault(target, {})[init] = best
-                moves, state = edge_moves(
-                    spaces[(sampler, target)], best, cls.defaults, cls.search_limits
-                )
-                edges.setdefault(sampler, {}).setdefault(target, {})[init] = state
-                for knob, value in moves:
-                    setting = normalised({**best, knob: value}, cls.defaults)
-                    if setting_key(setting) in known:
-                        # the step past the edge was tried and lost: the choice is interior
-                        state[knob] = "interior after widening"
-                        continue
-                    if rnd == MAX_WIDEN_ROUNDS:
-                        state[knob] = "edge: rounds exhausted"
-                        continue
-                    space = spaces[(sampler, target)]
-                    if value not in space[knob]:
-                        space[knob] = (*space[knob], value)
-                    known.add(setting_key(setting))
-                    settings.append(setting)
-                    new_units += [(sampler, target, rep, setting) for rep in suite.seeds]
+            chosen.setdefault(sampler, {})[target] = dict(bests)
+            added, states = widening_round(
+                spaces[(sampler, target)], settings, bests, cls.defaults, cls.search_limits,
+                last=rnd == MAX_WIDEN_ROUNDS,
+            )  # fmt: skip
+            edges.setdefault(sampler, {})[target] = states
+            new_units += [(sampler, target, rep, p) for p in added for rep in suite.seeds]
         todo = [
             u
             for u in new_units

@@ -118,6 +118,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise SystemExit("error: --jobs and --threads must be >= 1")
     from datasets.latents import data_root_setting
 
+    written = Path(args.out) / suite.name / TUNED_FILE
+    stamp = written.stat().st_mtime_ns if written.exists() else None
     with data_root_setting(args.data_root):
         try:
             result = tune_suite(
@@ -136,8 +138,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         except RetuneMismatch as exc:
             flag = "--retune" if retune else "--continue"
             raise SystemExit(f"error: {flag}: {exc}") from None
-    written = Path(args.out) / suite.name / TUNED_FILE
-    print(f"wrote {written} ({len(result['trials'])} trials)")
+    unchanged = stamp is not None and written.stat().st_mtime_ns == stamp
+    print(f"{'unchanged' if unchanged else 'wrote'} {written} ({len(result['trials'])} trials)")
     if written.resolve() != (Path(TUNED_ROOT) / suite.name / TUNED_FILE).resolve():
         print(f"use it: python -m benchmarks run --suite {suite.name} --tuned {written}")
     return 0
