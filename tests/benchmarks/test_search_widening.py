@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from benchmarks.search_widening import canonical, normalised, step_past
+from benchmarks.search_widening import canonical, normalised, step_past, widening_round
 from benchmarks.tuning import _keep, trial_key
 
 
@@ -37,3 +37,34 @@ def test_a_trial_recorded_unrounded_is_reused_under_the_rounded_key():
     _keep(done, unrounded)
     assert done[key]["params"] == {"x": 0.0125}
     assert done[key]["params_as_run"] == {"x": 0.012500000000000004}
+
+
+def test_a_widening_round_steps_past_each_edge_once():
+    """The choice on the high edge of lr (0.4) gets one new setting, 0.8 (geometric
+    spacing, within the limit); the choice at the default (0.2, interior) none; a step
+    already tried marks the choice interior; the last round adds nothing."""
+    defaults = {"lr": 0.2}
+    limits = {"lr": (0.01, 0.8)}
+    space = {"lr": (0.1, 0.2, 0.4), "kind": ("a", "b")}
+    settings = [{}, {"lr": 0.1}, {"lr": 0.4}]
+    choices = {"gaussian": {"lr": 0.4}, "cap": {}}
+    added, states = widening_round(space, settings, choices, defaults, limits, last=False)
+    assert added == [{"lr": 0.8}] and settings[-1] == {"lr": 0.8}
+    assert space["lr"] == (0.1, 0.2, 0.4, 0.8) and space["kind"] == ("a", "b")
+    assert states == {"gaussian": {"lr": "edge: widened"}, "cap": {}}
+    # 0.8 is now the edge and the limit: nothing further
+    added, states = widening_round(space, settings, {"gaussian": {"lr": 0.8}}, defaults, limits,
+                                   last=False)  # fmt: skip
+    assert added == [] and states["gaussian"]["lr"] == "edge: at limit"
+    # a low-edge choice whose step (0.05) was tried already is interior after widening
+    space = {"lr": (0.1, 0.2, 0.4)}
+    settings = [{}, {"lr": 0.1}, {"lr": 0.05}]
+    added, states = widening_round(space, settings, {"g": {"lr": 0.1}}, defaults, limits,
+                                   last=False)  # fmt: skip
+    assert added == [] and states["g"]["lr"] == "interior after widening"
+    # in the last round an untried step is not added
+    settings = [{}, {"lr": 0.1}]
+    added, states = widening_round(space, settings, {"g": {"lr": 0.1}}, defaults, limits,
+                                   last=True)  # fmt: skip
+    assert added == [] and states["g"]["lr"] == "edge: rounds exhausted"
+    assert settings == [{}, {"lr": 0.1}]
