@@ -228,3 +228,18 @@ def test_tune_continue_needs_the_tuned_file_it_continues(tmp_path):
             ["tune", "--suite", "smoke", "--continue", "--samplers", "ula", "--out", str(tmp_path)]
         )
     assert not any(tmp_path.rglob("tuning_trials.jsonl"))
+
+
+def test_tune_continue_with_nothing_to_run_says_unchanged(tmp_path, capsys):
+    """Idempotent from the command line: a second ``tune --continue`` runs no fit, leaves
+    tuned.json byte for byte as it was and says "unchanged", not "wrote"."""
+    common = ["--suite", "smoke", "--budget", "2", "--seeds", "1000", "--jobs", "1"]
+    assert main(["tune", *common, "--samplers", "ula", "--out", str(tmp_path)]) == 0
+    tuned = tmp_path / "smoke" / "tuned.json"
+    written = tuned.read_bytes()
+    assert "fits to run" in capsys.readouterr().err  # the first tuning ran its fits
+    assert main(["tune", *common, "--continue", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr()
+    assert f"unchanged {tuned}" in out.out and "wrote" not in out.out
+    assert "fits to run" not in out.err
+    assert tuned.read_bytes() == written
