@@ -30,8 +30,7 @@ from samplers.core.sparse_diffusion_map import (
 )
 from samplers.core.spectral import SpectralError, lawgd_weights
 from samplers.core.transport_run import (  # noqa: F401  (clipped_displacement re-exported)
-    STEP_CONTROLS,
-    STEP_RULES,
+    TRANSPORT_PARAM_SPECS,
     clipped_displacement,
     resolve_dtype,
     run_spectral_transport,
@@ -272,15 +271,7 @@ class DMPS(Sampler):
         "reg": NonNegative(),
         "tol": NonNegative(),
         "weights": OneOf("intended", "notebook"),
-        "step_rule": OneOf(*STEP_RULES),
-        "flow_step": Positive(),
-        "max_move": Positive(),
-        "step_size": Positive(also=("auto",)),
-        "step_fraction": Positive(),
-        "max_step": Positive(also=(None,)),
-        "step_control": OneOf(*STEP_CONTROLS),
-        "dtype": OneOf("float64", "float32"),
-        "max_abs": Positive(),
+        **TRANSPORT_PARAM_SPECS,
     }
     #: eps relative to the median rule (x0.5 to x4) and the automatic step's fraction
     search_space = {"bandwidth_scale": (1.0, 0.5, 2.0, 4.0), "step_fraction": (0.1, 0.2, 0.4)}

@@ -71,8 +71,7 @@ from samplers.core.spectral import (
     SpectralError,
 )
 from samplers.core.transport_run import (
-    STEP_CONTROLS,
-    STEP_RULES,
+    TRANSPORT_PARAM_SPECS,
     resolve_dtype,
     run_spectral_transport,
 )
@@ -309,15 +308,7 @@ class EDMDKSWGD(Sampler):
         "bandwidth": Positive(also=(None,)),
         "transport_kernel": OneOf(*TRANSPORT_KERNELS),
         "n_neighbors": Positive(int, also=("auto",)),
-        "step_rule": OneOf(*STEP_RULES),
-        "flow_step": Positive(),
-        "max_move": Positive(),
-        "step_size": Positive(also=("auto",)),
-        "step_fraction": Positive(),
-        "max_step": Positive(also=(None,)),
-        "step_control": OneOf(*STEP_CONTROLS),
-        "dtype": OneOf("float64", "float32"),
-        "max_abs": Positive(),
+        **TRANSPORT_PARAM_SPECS,
     }
     #: the automatic step's fraction of sqrt(eps) and the Langevin time step of the pairs
     search_space = {"step_fraction": (0.05, 0.1, 0.2, 0.4), "dt": (None, 0.02, 0.1)}

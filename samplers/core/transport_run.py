@@ -39,6 +39,7 @@ from samplers.core.spectral import (
     lawgd_transport_scale,
     transport_direction,
 )
+from samplers.params import OneOf, ParamSpec, Positive
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 STEP_RULES = ("flow", "first_step")
@@ -66,6 +67,20 @@ def clipped_displacement(v: Tensor, scale: float, max_norm: float | None) -> tup
 
 
 STEP_CONTROLS = ("damp", "off")
+
+TRANSPORT_PARAM_SPECS: dict[str, ParamSpec] = {
+    "step_rule": OneOf(*STEP_RULES),
+    "flow_step": Positive(),
+    "max_move": Positive(),
+    "step_size": Positive(also=("auto",)),
+    "step_fraction": Positive(),
+    "max_step": Positive(also=(None,)),
+    "step_control": OneOf(*STEP_CONTROLS),
+    "dtype": OneOf(*DTYPES),
+    "max_abs": Positive(),
+}
+"""What the parameters of :func:`run_spectral_transport` may be, shared by the samplers that
+drive it (DMPS, EDMD-KSWGD): one home, so their checks cannot drift apart."""
 DAMP_RECOVERY = 1.1
 """Growth of a damped particle's gain per step under the cap (at most back to 1). Measured on
 the committed cells that clipped most (re-run at 48389a9 with the cap alone, then damped):
