@@ -448,8 +448,9 @@ def tune_suite(
             break
         if todo:
             run_trials(todo, f"widening round {rnd + 1}", rnd + 1)
-    if ledger.warning():
-        log(str(ledger.warning()))
+    warning = ledger.warning()
+    if warning:
+        log(warning)
     trials: list[dict[str, Any]] = []
     coverage: dict[str, dict[str, dict[str, Any]]] = {}
     for (sampler, target), settings in plan.items():

@@ -69,20 +69,21 @@ def regime_sentence(n_train: Any, m: Any) -> str:
 def _guard_rule_text(guard: dict[str, Any]) -> str:
     """The guard's rule in words, from ``tuned.json``'s ``guard.rules`` (per target, the flag
     metrics' rules; a file from before the rules were recorded read a vote of the flags)."""
+    if "rules" not in guard:
+        return "flagged, by a run flag or a flag metric, in a majority of tuning repetitions"
     rules = {
         (r["name"], r.get("guard_below"), r["flag_below"])
-        for per_target in (guard.get("rules") or {}).values()
+        for per_target in guard["rules"].values()
         for r in per_target
     }
-    if not guard.get("rules"):
-        return "flagged, by a run flag or a flag metric, in a majority of tuning repetitions"
     readings = [
         f"`{name}` averaging below {below:g} over them"
         if below is not None
         else f"`{name}` below {flag:g} in a majority of them"
         for name, below, flag in sorted(rules, key=str)
     ]
-    return "a run flag in a majority of tuning repetitions, or " + " or ".join(readings)
+    runs = "a run flag in a majority of tuning repetitions"
+    return runs + (", or " + " or ".join(readings) if readings else "")
 
 
 def coverage_section(out_dir: Path) -> list[str]:

@@ -317,3 +317,19 @@ def test_continue_adds_tuning_repetitions(toy, tmp_path):
     assert more["retuned"][-1]["seeds_added"] == [2]
     with pytest.raises(tuning.RetuneMismatch, match="seeds"):
         tune_suite(two, ["_test_shifted"], tmp_path / "b", budget=7, continued=True, **quiet)
+
+
+def test_the_coverage_caption_states_the_recorded_rule():
+    """The caption reads the rules tuned.json recorded: run flags alone where no target had
+    a flag metric (no dangling "or"), the vote of a file made before rules were recorded."""
+    from benchmarks.verdict.leaderboard import _guard_rule_text
+
+    copying = {"name": "train_proximity", "guard_below": -2.0, "flag_below": -3.0}
+    assert _guard_rule_text({"rules": {"a": []}}) == (
+        "a run flag in a majority of tuning repetitions"
+    )
+    assert _guard_rule_text({"rules": {"a": [copying], "b": [copying]}}) == (
+        "a run flag in a majority of tuning repetitions, or `train_proximity` averaging "
+        "below -2 over them"
+    )
+    assert "majority of tuning repetitions" in _guard_rule_text({})
