@@ -9,6 +9,7 @@ suite's command (never typed by hand).
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shlex
@@ -88,10 +89,12 @@ def read_run(out_dir: Path) -> dict[str, Any]:
     return record if isinstance(record, dict) else {}
 
 
-def refresh_commands(out_dir: Path) -> list[str]:
+def refresh_commands(out_dir: Path) -> list[tuple[str, int]]:
     """The continuations (``--rerun``, ``--resume``, ``--retry-failed``) recorded in
-    ``run.json``, oldest first."""
-    return [str(r.get("command")) for r in read_run(out_dir).get("refreshed", []) if r]
+    ``run.json``, oldest first, as (command, times): a command repeated back to back is
+    named once with how many times it ran."""
+    commands = [str(r.get("command")) for r in read_run(out_dir).get("refreshed", []) if r]
+    return [(command, len(list(run))) for command, run in itertools.groupby(commands)]
 
 
 def original_command(out_dir: Path) -> str | None:

@@ -722,8 +722,9 @@ def write_leaderboard(
     df = rows_frame(rows, suite_meta(out_dir))
     headline = headline or headline_of(out_dir, rows)
     md = [f"# Leaderboard: suite `{suite}`", "", f"Produced by: `{command}`" + _at(df), ""]
-    for refresh in refresh_commands(out_dir):
-        md += [f"Refreshed by: `{refresh}` (rows added, scored or run again)", ""]
+    for refresh, times in refresh_commands(out_dir):
+        repeated = f"{times} times, " if times > 1 else ""
+        md += [f"Refreshed by: `{refresh}` ({repeated}rows added, scored or run again)", ""]
     if df.empty:
         md.append("_no rows_")
     else:

@@ -181,3 +181,22 @@ def test_commit_is_dirty_for_code_changes_not_for_results(tmp_path, monkeypatch)
     assert environment.git_commit() == clean
     (tmp_path / "code.py").write_text("x = 2\n")
     assert environment.git_commit() == clean + "+dirty"
+
+
+def test_repeated_continuations_are_named_once_with_their_count(tmp_path) -> None:
+    """Back-to-back identical continuations (e.g. five ``--resume`` after interruptions) are
+    one "Refreshed by" line saying how many times they ran; a different command between
+    them keeps the order of what happened."""
+    from benchmarks.execution.provenance import record_run, refresh_commands
+
+    record_run(tmp_path, "run A", 10.0, 4)
+    for command in ["resume B", "resume B", "rerun C", "resume B"]:
+        record_run(tmp_path, command, 1.0, 1, continued=True)
+    assert refresh_commands(tmp_path) == [("resume B", 2), ("rerun C", 1), ("resume B", 1)]
+    write_leaderboard([], tmp_path, "tiny", None)
+    lines = [ln for ln in (tmp_path / "leaderboard.md").read_text().splitlines() if ln]
+    assert lines[2:5] == [
+        "Refreshed by: `resume B` (2 times, rows added, scored or run again)",
+        "Refreshed by: `rerun C` (rows added, scored or run again)",
+        "Refreshed by: `resume B` (rows added, scored or run again)",
+    ]
