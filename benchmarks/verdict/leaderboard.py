@@ -23,6 +23,7 @@ import pandas as pd
 
 from benchmarks.execution.provenance import original_command, refresh_commands
 from benchmarks.execution.store import atomic_path, atomic_write_text
+from benchmarks.options import TUNED_FILE
 from benchmarks.presentation.tables import markdown_table
 from benchmarks.verdict.cells import cell_states, usable
 from benchmarks.verdict.intervals import t_interval
@@ -33,7 +34,6 @@ from metrics.base import Metric, MetricError, MetricResult, get_metric
 
 EXACT = "exact"
 SUITE_FILE = "suite.json"
-TUNED_FILE = "tuned.json"
 
 VERDICT_CAPTION = (
     "Each cell is read against `exact` (fresh i.i.d. target samples of the same size, "
