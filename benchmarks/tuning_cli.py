@@ -6,8 +6,18 @@ import argparse
 from pathlib import Path
 
 from benchmarks.execution.provenance import command_line
-from benchmarks.options import DEFAULT_BUDGET, RUNS_ROOT, TUNED_FILE, existing_dir
-from benchmarks.suites import SUITES, Suite, get_suite
+from benchmarks.options import (
+    DEFAULT_BUDGET,
+    RUNS_ROOT,
+    TUNED_FILE,
+    UsageError,
+    check_names,
+    existing_dir,
+    name_list,
+    positive_int,
+    seed_list,
+)
+from benchmarks.suites import INIT_SCHEMES, SUITES, Suite, get_suite
 
 #: held-out tuning repetitions (``benchmarks.tuning.TUNING_REPS``; kept here too so that
 #: ``--help`` imports no torch)
@@ -54,7 +64,7 @@ def with_tuned(suite: Suite, path: str | None, untuned: bool) -> Suite:
     file = Path(path) if path else Path(TUNED_ROOT) / suite.name / TUNED_FILE
     if not file.exists():
         if path:
-            raise SystemExit(f"error: no tuned settings at {file}")
+            raise UsageError(f"no tuned settings at {file}")
         return suite
     from benchmarks.execution.suite_run import log
     from benchmarks.tuning import load_tuned
@@ -62,8 +72,8 @@ def with_tuned(suite: Suite, path: str | None, untuned: bool) -> Suite:
     tuned_on = tuning_reps_of(file)
     overlap = sorted(set(tuned_on) & set(suite.seeds))
     if overlap:
-        raise SystemExit(
-            f"error: {file} was tuned on repetitions {overlap}, which this run evaluates: a "
+        raise UsageError(
+            f"{file} was tuned on repetitions {overlap}, which this run evaluates: a "
             "tuned setting would be scored on the draws it was chosen on. Retune on held-out "
             f"repetitions (python -m benchmarks tune --suite {suite.name}), or pass --untuned"
         )
@@ -72,50 +82,42 @@ def with_tuned(suite: Suite, path: str | None, untuned: bool) -> Suite:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
+    """``tune``: every name and value is checked before any fit (:class:`UsageError`, exit
+    status 2, one ``error:`` line), as ``run`` checks its own."""
     from benchmarks.execution.suite_run import log
     from benchmarks.tuning import RetuneMismatch, tune_suite
+    from datasets.base import available_targets
     from samplers.base import available_samplers
 
     try:
         suite = get_suite(args.suite)
     except KeyError as exc:
-        raise SystemExit(f"error: {exc.args[0]}") from None
-    if args.budget < 1:
-        raise SystemExit("error: --budget must be >= 1")
-    csv = lambda t: [x.strip() for x in t.split(",") if x.strip()] if t else None  # noqa: E731
-    targets, seeds, inits = csv(args.targets), csv(args.seeds), csv(args.inits)
+        raise UsageError(exc.args[0]) from None
     evaluated = tuple(suite.seeds)
-    try:
-        tuning_reps = tuple(int(s) for s in seeds) if seeds else TUNING_REPS
-    except ValueError:
-        raise SystemExit(
-            f"error: --seeds must be comma-separated integers, got {args.seeds!r}"
-        ) from None
+    tuning_reps = tuple(args.seeds) if args.seeds else TUNING_REPS
     overlap = sorted(set(tuning_reps) & set(evaluated))
     if overlap:
-        raise SystemExit(
-            f"error: --seeds {overlap} are repetitions the {suite.name} leaderboard evaluates; "
+        raise UsageError(
+            f"--seeds {overlap} are repetitions the {suite.name} leaderboard evaluates; "
             f"tune on repetitions it never evaluates (default {','.join(map(str, TUNING_REPS))})"
         )
+    check_names("target(s)", args.targets or (), available_targets())
+    check_names("init scheme(s)", args.inits or (), INIT_SCHEMES)
     suite = suite.with_overrides(
-        targets=tuple(targets) if targets else None,
+        targets=args.targets,
         seeds=tuning_reps,
-        inits=tuple(inits) if inits else None,
+        inits=args.inits,
         n_particles=args.particles,
         n_steps=args.steps,
     )
-    names = csv(args.samplers) or list(suite.samplers or available_samplers())
-    retune = tuple(csv(args.retune) or ())
-    unknown = sorted((set(names) | set(retune)) - set(available_samplers()))
-    if unknown:
-        raise SystemExit(f"error: unknown sampler(s) {unknown}")
+    names = list(args.samplers or suite.samplers or available_samplers())
+    retune = tuple(args.retune or ())
+    check_names("sampler(s)", [*names, *retune], available_samplers())
     if (retune or args.continue_) and args.samplers:
-        raise SystemExit(
-            "error: --retune and --continue keep the samplers of the tuned.json they continue; "
+        raise UsageError(
+            "--retune and --continue keep the samplers of the tuned.json they continue; "
             "they take no --samplers"
         )
-    if args.jobs < 1 or args.threads < 1:
-        raise SystemExit("error: --jobs and --threads must be >= 1")
     from datasets.latents import data_root_setting
 
     written = Path(args.out) / suite.name / TUNED_FILE
@@ -137,7 +139,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             )
         except RetuneMismatch as exc:
             flag = "--retune" if retune else "--continue"
-            raise SystemExit(f"error: {flag}: {exc}") from None
+            raise UsageError(f"{flag}: {exc}") from None
     unchanged = stamp is not None and written.stat().st_mtime_ns == stamp
     print(f"{'unchanged' if unchanged else 'wrote'} {written} ({len(result['trials'])} trials)")
     if written.resolve() != (Path(TUNED_ROOT) / suite.name / TUNED_FILE).resolve():
@@ -150,9 +152,12 @@ def add_tune_parser(sub: argparse._SubParsersAction) -> None:
         "tune", help="equal-budget tuning of every sampler on a validation split (tuned.json)"
     )
     t.add_argument("--suite", required=True, help=f"one of {', '.join(SUITES)}")
-    t.add_argument("--samplers", help="comma-separated sampler names (default: all)")
+    t.add_argument(
+        "--samplers", type=name_list, help="comma-separated sampler names (default: all)"
+    )
     t.add_argument(
         "--retune",
+        type=name_list,
         help="comma-separated samplers whose code changed: tune only these again and keep the "
         "other samplers' trials and choices of <out>/<suite>/tuned.json (same options)",
     )
@@ -164,23 +169,36 @@ def add_tune_parser(sub: argparse._SubParsersAction) -> None:
         "code's tuning needs beyond them (the guard's readings of trials made before them, or "
         "repetitions added with --seeds; otherwise the same options)",
     )
-    t.add_argument("--targets", help="comma-separated target names (default: the suite's)")
+    t.add_argument(
+        "--targets", type=name_list, help="comma-separated target names (default: the suite's)"
+    )
     t.add_argument(
         "--seeds",
+        type=seed_list,
         help="comma-separated tuning repetitions, never ones the suite evaluates "
         f"(default: {','.join(map(str, TUNING_REPS))})",
     )
-    t.add_argument("--inits", help="comma-separated init schemes (default: the suite's)")
-    t.add_argument("--particles", type=int, help="particles per run (default: the suite's)")
-    t.add_argument("--steps", type=int, help="steps per run (default: the suite's)")
     t.add_argument(
-        "--budget", type=int, default=DEFAULT_BUDGET, help="settings per sampler (default 8)"
+        "--inits", type=name_list, help="comma-separated init schemes (default: the suite's)"
     )
     t.add_argument(
-        "--jobs", type=int, default=1, help="fits scored in parallel processes (default 1)"
+        "--particles", type=positive_int, help="particles per run (default: the suite's)"
+    )
+    t.add_argument("--steps", type=positive_int, help="steps per run (default: the suite's)")
+    t.add_argument(
+        "--budget",
+        type=positive_int,
+        default=DEFAULT_BUDGET,
+        help="settings per sampler (default 8)",
     )
     t.add_argument(
-        "--threads", type=int, default=1, help="torch/BLAS threads per fit (default 1, as in run)"
+        "--jobs", type=positive_int, default=1, help="fits scored in parallel processes (default 1)"
+    )
+    t.add_argument(
+        "--threads",
+        type=positive_int,
+        default=1,
+        help="torch/BLAS threads per fit (default 1, as in run)",
     )
     t.add_argument(
         "--out",

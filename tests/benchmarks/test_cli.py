@@ -42,6 +42,7 @@ CASES = {
     "curve_every_negative": (["--curve-every", "-1"], "argument --curve-every"),
     "particles_zero": (["--particles", "0"], "argument --particles"),
     "device_unknown": (["--device", "tpu"], "--device 'tpu'"),
+    "tuned_missing": (["--tuned", "/nonexistent/tuned.json"], "no tuned settings at"),
 }
 
 
@@ -64,6 +65,34 @@ def test_bad_option_is_refused_before_any_run(name, tmp_path, capsys):
     argv = ["run", "--suite", "smoke", "--out", str(tmp_path), *extra]
     assert message in _refused(argv, capsys)
     assert not (tmp_path / "smoke").exists(), "a run started before the refusal"
+
+
+TUNE_CASES = {
+    "unknown_suite": (["--suite", "nosuch"], "unknown suite 'nosuch'"),
+    "budget_zero": (["--budget", "0"], "argument --budget: expected a positive integer"),
+    "jobs_zero": (["--jobs", "0"], "argument --jobs: expected a positive integer"),
+    "threads_text": (["--threads", "two"], "argument --threads: expected a positive integer"),
+    "steps_zero": (["--steps", "0"], "argument --steps: expected a positive integer"),
+    "seeds_text": (["--seeds", "a"], "argument --seeds: expected comma-separated integers"),
+    "seeds_repeated": (["--seeds", "1000,1000"], "expected distinct"),
+    "seeds_evaluated": (["--seeds", "0"], "repetitions the smoke leaderboard evaluates"),
+    "unknown_sampler": (["--samplers", "ula,nosuch"], "unknown sampler(s) ['nosuch']"),
+    "unknown_retune": (["--retune", "nosuch"], "unknown sampler(s) ['nosuch']"),
+    "unknown_target": (["--targets", "nosuch"], "unknown target(s) ['nosuch']"),
+    "unknown_init": (["--inits", "sideways"], "unknown init scheme(s) ['sideways']"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TUNE_CASES))
+def test_bad_tune_option_is_refused_before_any_fit(name, tmp_path, capsys):
+    """``tune`` keeps ``run``'s contract: one ``error:`` line, exit status 2, nothing
+    written (a misspelt target used to end in a traceback after the suite was loaded)."""
+    extra, message = TUNE_CASES[name]
+    argv = ["tune", "--suite", "smoke", "--out", str(tmp_path), *extra]
+    if extra[0] == "--suite":
+        argv = ["tune", *extra, "--out", str(tmp_path)]
+    assert message in _refused(argv, capsys)
+    assert not any(tmp_path.iterdir()), "tuning started before the refusal"
 
 
 def _suite_file(tmp_path: Path, **spec: object) -> Path:
