@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from benchmarks.__main__ import main
 from benchmarks.execution.runner import RunSpec, execute_unit
@@ -28,14 +27,6 @@ from benchmarks.execution.store import ROWS_FILE, load_rows
 from tests.helpers import harness_plugin as hp
 
 SW = "sliced_wasserstein"  # a second metric, so a configuration has more than one row
-
-
-@pytest.fixture
-def plugin(monkeypatch):
-    threads = torch.get_num_threads()
-    with hp.use_in_process(monkeypatch):
-        yield
-    torch.set_num_threads(threads)
 
 
 def _suite(tmp_path: Path, **overrides) -> Path:

@@ -25,25 +25,9 @@ from tests.helpers import harness_plugin as hp
 from tests.helpers.gaussian import correlated_gaussian_2d
 
 
-@pytest.fixture
-def plugin(monkeypatch):
-    with hp.use_in_process(monkeypatch):
-        yield
-
-
 def _suite(**kw) -> Suite:
-    base = dict(
-        name="tiny",
-        targets=(hp.TARGET,),
-        n_particles=16,
-        n_steps=5,
-        n_train=64,
-        n_reference=64,
-        seeds=(0,),
-        inits=("gaussian",),
-        metrics=(hp.METRIC,),
-    )
-    return Suite(**{**base, **kw})
+    """The tiny suite with one seed and every sampler unless ``kw`` says otherwise."""
+    return hp.tiny_suite(**{"seeds": (0,), "samplers": None, **kw})
 
 
 # -- grids and suite files ---------------------------------------------------------------

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from benchmarks.__main__ import main
 from benchmarks.execution.runner import TIMING_FIELDS, without_timing
@@ -22,14 +21,6 @@ from benchmarks.execution.store import ROWS_FILE, load_rows
 from tests.helpers import harness_plugin as hp
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def plugin(monkeypatch):
-    threads = torch.get_num_threads()
-    with hp.use_in_process(monkeypatch):
-        yield
-    torch.set_num_threads(threads)
 
 
 def _run(tmp_path: Path, out: str, *extra: str) -> list[dict]:

@@ -17,7 +17,6 @@ from benchmarks.execution.locking import HOLDER_FILE, LOCK_FILE
 from benchmarks.execution.suite_run import run_suite
 from benchmarks.presentation.plots import project_2d
 from benchmarks.presentation.report import markdown_to_html, suite_dirs
-from benchmarks.suites import Suite
 from tests.helpers import harness_plugin as hp
 
 
@@ -41,25 +40,8 @@ def _links(path: Path) -> _Links:
     return p
 
 
-@pytest.fixture
-def plugin(monkeypatch):
-    with hp.use_in_process(monkeypatch):
-        yield
-
-
 def test_report_links_and_images_resolve(tmp_path, plugin, capsys):
-    suite = Suite(
-        name="tiny",
-        targets=(hp.TARGET,),
-        n_particles=16,
-        n_steps=5,
-        n_train=64,
-        n_reference=64,
-        seeds=(0, 1),
-        inits=("gaussian", "cap"),
-        samplers=("ula", "svgd"),
-        metrics=(hp.METRIC,),
-    )
+    suite = hp.tiny_suite(inits=("gaussian", "cap"))
     run_suite(suite, out_root=tmp_path, progress=False, curve_every=2)
     (tmp_path / "benchmarks").mkdir()
     timing = "# Timing\n\n| a | b |\n|---|---|\n| 1 | 2 |\n"

@@ -19,7 +19,6 @@ from benchmarks.presentation.plots import (
     sampler_styles,
     suite_figures,
 )
-from benchmarks.suites import Suite
 from benchmarks.verdict.leaderboard import grid_labels, rows_frame
 from tests.helpers import harness_plugin as hp
 
@@ -29,26 +28,12 @@ MIN_WIDTH, MAX_WIDTH = 600, 4000
 
 
 @pytest.fixture
-def plugin(monkeypatch):
-    """The harness test plug-in (target, metric, slow sampler), for this test only."""
-    with hp.use_in_process(monkeypatch):
-        yield
-
-
-@pytest.fixture
 def tiny(tmp_path, monkeypatch, plugin):
     """A finished tiny suite with curves in which ``ula`` diverges (a huge step)."""
-    suite = Suite(
-        name="tiny",
-        targets=(hp.TARGET,),
-        n_particles=16,
+    suite = hp.tiny_suite(
         n_steps=6,
-        n_train=64,
-        n_reference=64,
-        seeds=(0, 1),
         inits=("gaussian", "cap"),
         samplers=("ula", "svgd", "mala"),
-        metrics=(hp.METRIC,),
         sampler_params={"ula": {"step_size": 1e6}},
     )
     run_suite(suite, out_root=tmp_path, progress=False, curve_every=2)

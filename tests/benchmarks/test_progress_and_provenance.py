@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 
-import pytest
 import torch
 from tqdm import tqdm
 
@@ -22,26 +21,8 @@ from samplers.base import iterate
 from tests.helpers import harness_plugin as hp
 
 
-@pytest.fixture
-def plugin(monkeypatch):
-    """The harness test plug-in (target, metric, slow sampler), for this test only."""
-    with hp.use_in_process(monkeypatch):
-        yield
-
-
 def _suite(**kw) -> Suite:
-    base = dict(
-        name="tiny",
-        targets=(hp.TARGET,),
-        n_particles=16,
-        n_steps=3,
-        n_train=64,
-        n_reference=64,
-        seeds=(0, 1),
-        samplers=("ula",),
-        metrics=(hp.METRIC,),
-    )
-    return Suite(**{**base, **kw})
+    return hp.tiny_suite(**{"n_steps": 3, "samplers": ("ula",), **kw})
 
 
 def test_finish_closes_an_early_stopped_bar_at_the_steps_done():

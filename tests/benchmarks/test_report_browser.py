@@ -19,7 +19,6 @@ import pytest
 
 from benchmarks.__main__ import main
 from benchmarks.execution.suite_run import run_suite
-from benchmarks.suites import Suite
 from tests.helpers import harness_plugin as hp
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,13 +36,6 @@ _IMAGES = (
 )
 _LINKS = "return Array.from(document.links).map(a => a.href)"
 _IDS = "return Array.from(document.querySelectorAll('[id]')).map(e => e.id)"
-
-
-@pytest.fixture
-def plugin(monkeypatch):
-    """The harness test plug-in (target, metric, slow sampler), for this test only."""
-    with hp.use_in_process(monkeypatch):
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -104,17 +96,8 @@ def _browse(driver, index: Path) -> dict[str, int]:
 
 
 def test_report_of_a_tiny_suite_in_the_browser(tmp_path, monkeypatch, browser, plugin):
-    suite = Suite(
-        name="tiny",
-        targets=(hp.TARGET,),
-        n_particles=16,
-        n_steps=5,
-        n_train=64,
-        n_reference=64,
-        seeds=(0, 1),
+    suite = hp.tiny_suite(
         inits=("gaussian", "cap"),
-        samplers=("ula", "svgd"),
-        metrics=(hp.METRIC,),
         sampler_params={"ula": {"step_size": 1e6}},  # diverges: a placeholder panel
     )
     out = tmp_path / "results"

@@ -25,14 +25,6 @@ from tests.helpers import harness_plugin as hp
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def plugin(monkeypatch):
-    threads = torch.get_num_threads()
-    with hp.use_in_process(monkeypatch):
-        yield
-    torch.set_num_threads(threads)
-
-
 def _argv(tmp_path: Path, out: Path, *extra: str) -> list[str]:
     suite = hp.tiny_suite_file(tmp_path / "tiny.json")
     # --jobs 1: the harness plug-in is registered in this process only, workers lack it

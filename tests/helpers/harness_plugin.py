@@ -140,23 +140,33 @@ def use_in_process(monkeypatch: Any) -> Iterator[None]:
         yield
 
 
+#: the tiny suite of the harness tests: 1 target, ula + svgd, 2 seeds, 16 particles, 5 steps
+TINY_SPEC: dict[str, Any] = {
+    "name": "tiny",
+    "targets": [TARGET],
+    "samplers": ["ula", "svgd"],
+    "seeds": [0, 1],
+    "n_particles": 16,
+    "n_steps": 5,
+    "n_train": 64,
+    "n_reference": 64,
+    "inits": ["gaussian"],
+    "metrics": [METRIC],
+}
+
+
+def tiny_suite(**overrides: Any) -> Any:
+    """The tiny suite (:data:`TINY_SPEC`, ``overrides`` replacing its fields) as a Suite."""
+    from benchmarks.suites import Suite
+
+    spec = {**TINY_SPEC, **overrides}
+    return Suite(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
+
+
 def tiny_suite_file(path: Any, **overrides: Any) -> Any:
-    """Write the tiny JSON suite of the harness tests (1 target, ula + svgd, 2 seeds,
-    16 particles, 5 steps) to ``path`` and return it."""
+    """Write the tiny suite (:data:`TINY_SPEC` with ``overrides``) as JSON to ``path`` and
+    return it."""
     import json
 
-    spec = {
-        "name": "tiny",
-        "targets": [TARGET],
-        "samplers": ["ula", "svgd"],
-        "seeds": [0, 1],
-        "n_particles": 16,
-        "n_steps": 5,
-        "n_train": 64,
-        "n_reference": 64,
-        "inits": ["gaussian"],
-        "metrics": [METRIC],
-        **overrides,
-    }
-    path.write_text(json.dumps(spec), encoding="utf-8")
+    path.write_text(json.dumps({**TINY_SPEC, **overrides}), encoding="utf-8")
     return path
