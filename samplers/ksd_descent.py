@@ -19,6 +19,7 @@ The suite shows this on the mixture targets instead of hiding it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -72,7 +73,7 @@ class DifferentiableScore:
                 return s
             return self.fn(xr)
 
-    def value_and_vjp(self, x: Tensor):
+    def value_and_vjp(self, x: Tensor) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
         """Return s(x) (detached) and a function v -> J_s(x)^T v."""
         xr = x.detach().requires_grad_(True)
         self.n_evals += 1

@@ -42,7 +42,9 @@ REGIMES = (("generation", 100), ("representation", 1000))
 M, N_REF = 300, 1000
 
 
-def samples(case: str, target: StandardisedTarget, train: torch.Tensor, seed: int):
+def samples(
+    case: str, target: StandardisedTarget, train: torch.Tensor, seed: int
+) -> torch.Tensor | None:
     """The m-point sample of ``case`` (None where the case cannot make m points)."""
     gen = torch.Generator().manual_seed(seed)
     if case == "exact":

@@ -46,12 +46,13 @@ import torch
 from threadpoolctl import threadpool_limits
 
 import benchmarks._imports  # noqa: F401  (guards the local ``datasets`` package)
-from benchmarks.execution.data import prepare
+from benchmarks.execution.data import PreparedTarget, prepare
 from benchmarks.execution.provenance import produced_by
 from benchmarks.presentation.tables import markdown_table
 from metrics.base import MetricContext, get_metric
 from samplers import get_sampler
 from samplers.core.spectral import lawgd_transport_scale, transport_direction
+from samplers.dmps import DMPS
 
 COMMAND = "python -m benchmarks.studies.dmps_more_data"
 PARTIAL = "more_data.partial.csv"
@@ -103,14 +104,14 @@ CSV_FIRST = (
 )
 
 
-def field_size(sampler, x: torch.Tensor) -> tuple[float, float]:
+def field_size(sampler: DMPS, x: torch.Tensor) -> tuple[float, float]:
     """(median, max) of |(N / eps^2) v_i / m| at particles x: the N-independent field."""
     v = transport_direction(sampler.kernel, x, sampler.Phi, sampler.w)
     norms = v.norm(dim=1) * lawgd_transport_scale(sampler.kernel) / x.shape[0]
     return float(norms.median()), float(norms.max())
 
 
-def score(name: str, particles: torch.Tensor, data, seed: int) -> float:
+def score(name: str, particles: torch.Tensor, data: PreparedTarget, seed: int) -> float:
     """One registered metric on the run's particles (NaN where it does not apply)."""
     metric = get_metric(name)
     if metric.unmet_needs(data.target):

@@ -75,7 +75,14 @@ def lapack_subset(P: torch.Tensor, k: int) -> tuple:
     )
 
 
-def run_dmps(kernel, lam, vec, x0, steps, fraction=0.2) -> torch.Tensor:
+def run_dmps(
+    kernel: DiffusionMapKernel,
+    lam: torch.Tensor,
+    vec: torch.Tensor,
+    x0: torch.Tensor,
+    steps: int,
+    fraction: float = 0.2,
+) -> torch.Tensor:
     w = lawgd_weights(lam, kernel.eps)
     keep = w > 0
     Phi, w = vec[:, keep].contiguous(), w[keep]

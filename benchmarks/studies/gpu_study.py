@@ -33,7 +33,10 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # torch is imported where the device is chosen
+    import torch
 
 PARTS = ("pytest", "smoke", "metric", "dmps", "manifolds")
 """In the order they run: the issue's acceptance checks first, the longest suite last."""
@@ -302,7 +305,7 @@ def _metric_methods(device: str) -> dict[str, Callable]:
     from metrics.sinkhorn import sinkhorn_divergence
 
     def ours(path: str, softmin: str = "torch") -> Callable:
-        def run(x, y, eps):
+        def run(x: torch.Tensor, y: torch.Tensor, eps: float) -> float:
             res = sinkhorn_divergence(x, y, eps=eps, path=path, softmin_kernel=softmin)
             if not res.converged:
                 raise RuntimeError(res.info["message"])
@@ -319,7 +322,7 @@ def _metric_methods(device: str) -> dict[str, Callable]:
     try:
         from geomloss import SamplesLoss as GeomLoss
 
-        def geomloss_run(x, y, eps):
+        def geomloss_run(x: torch.Tensor, y: torch.Tensor, eps: float) -> float:
             # geomloss's p = 2 cost is |x - y|^2 / 2 and eps = blur^2 on it: OT_eps(C) equals
             # 2 x OT_{eps/2}(C / 2), so blur = sqrt(eps / 2) and the value doubles
             loss = GeomLoss(
@@ -339,7 +342,7 @@ def _metric_methods(device: str) -> dict[str, Callable]:
         try:
             from flash_sinkhorn import SamplesLoss as FlashLoss
 
-            def flash_run(x, y, eps):
+            def flash_run(x: torch.Tensor, y: torch.Tensor, eps: float) -> float:
                 # full cost |x - y|^2 (half_cost=False), eps = blur^2, float32 inputs
                 loss = FlashLoss("sinkhorn", blur=math.sqrt(eps), debias=True)
                 return float(loss(x.float(), y.float()))

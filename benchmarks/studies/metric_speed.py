@@ -17,6 +17,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def three_pot_solves(x: np.ndarray, y: np.ndarray, eps: float) -> list[int]:
     return iters
 
 
-def best_time(fn, repeats: int) -> tuple[float, object]:
+def best_time(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
     best, out = math.inf, None
     for _ in range(repeats):
         t0 = time.perf_counter()

@@ -23,6 +23,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -51,7 +52,7 @@ def gaussian_points(n: int, d: int, seed: int) -> torch.Tensor:
     return torch.randn(n, d, generator=gen, dtype=torch.float64)
 
 
-def time_call(fn, repeats: int) -> tuple[float, object]:
+def time_call(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
     times, out = [], None
     for _ in range(repeats):
         t0 = time.perf_counter()

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from benchmarks._imports import ensure_local_datasets
 
@@ -34,7 +35,9 @@ COMMAND = (
 PARTS = ("pairs_seconds", "dictionary_seconds", "eig_seconds", "kernel_seconds")
 
 
-def time_fit(train, target, repeats: int, **params) -> dict[str, float]:
+def time_fit(
+    train: torch.Tensor, target: StandardisedTarget, repeats: int, **params: object
+) -> dict[str, float]:
     """Median over ``repeats`` fits (fit seeds 0..repeats-1) of each part and the total."""
     rows = []
     for rep in range(repeats):

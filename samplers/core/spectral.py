@@ -120,7 +120,9 @@ class DiffusionMapKernel(TargetPoints):
             D[lo : lo + chunk_size] = (k @ inv_sqrt_p) * inv_sqrt_p[lo : lo + chunk_size]
         return cls(X=X, eps=eps, p=p, D=D)
 
-    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None):
+    def to(
+        self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> DiffusionMapKernel:
         """A copy of the kernel on ``device`` / in ``dtype``."""
         return DiffusionMapKernel(
             X=self.X.to(device=device, dtype=dtype),
