@@ -121,7 +121,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from datasets.latents import data_root_setting
 
     written = Path(args.out) / suite.name / TUNED_FILE
-    stamp = written.stat().st_mtime_ns if written.exists() else None
+    before = written.read_bytes() if written.exists() else None
     with data_root_setting(args.data_root):
         try:
             result = tune_suite(
@@ -140,7 +140,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         except RetuneMismatch as exc:
             flag = "--retune" if retune else "--continue"
             raise UsageError(f"{flag}: {exc}") from None
-    unchanged = stamp is not None and written.stat().st_mtime_ns == stamp
+    unchanged = before is not None and written.read_bytes() == before
     print(f"{'unchanged' if unchanged else 'wrote'} {written} ({len(result['trials'])} trials)")
     if written.resolve() != (Path(TUNED_ROOT) / suite.name / TUNED_FILE).resolve():
         print(f"use it: python -m benchmarks run --suite {suite.name} --tuned {written}")
