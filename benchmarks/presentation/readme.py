@@ -92,6 +92,7 @@ def suite_times(results: Path) -> str:
                 "suite": suite_dir.name,
                 "command": f"`{original_command(suite_dir) or '-'}`",
                 "wall s (run.json)": f"{run['wall_seconds']:.0f}" if run else "not recorded",
+                "continuations": len(run.get("refreshed", [])) if run else "-",
                 "fit + sampling s (rows)": f"{_fit_sample_seconds(suite_dir):.0f}",
                 "serial s / --jobs 2 s": f"{serial} / {jobs2}",
             }
@@ -102,7 +103,8 @@ def suite_times(results: Path) -> str:
         "Measured on the 2-core machine that produced `results/` (shared with other work): "
         "`wall s` is the suite's `run.json` time: its first command plus the `--resume` / "
         "`--retry-failed` continuations that added rows to it (listed there under "
-        "`refreshed`; a first run alone takes less); `fit + sampling s` sums "
+        "`refreshed` and counted in `continuations`, `--rerun` refreshes included, whose "
+        "time is not added); `fit + sampling s` sums "
         "the runs' recorded times (metrics, imports and data preparation excluded); the "
         "last column is `results/harness/parallel_timing.md` (whole command, serial and "
         "with `--jobs 2`)."

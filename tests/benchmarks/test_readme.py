@@ -56,9 +56,13 @@ def test_suite_times_come_from_run_json_and_rows(tmp_path):
     (tmp_path / "harness" / "parallel_timing.md").write_text(
         "| suite | rows | serial s | --jobs 2 s |\n|---|---|---|---|\n| alpha | 3 | 10.5 | 6.1 |\n"
     )
+    run = json.loads((tmp_path / "alpha" / "run.json").read_text())
+    run["refreshed"] = [{"command": "python -m benchmarks run --suite alpha --resume"}] * 2
+    (tmp_path / "alpha" / "run.json").write_text(json.dumps(run))
     table = suite_times(tmp_path)
-    assert "| alpha | `python -m benchmarks run --suite alpha` | 123 | 8 | 10.5 / 6.1 |" in table
-    assert "| beta | `python -m benchmarks run --suite beta` | not recorded | 8 | - / - |" in table
+    cmd = "`python -m benchmarks run --suite {}`"
+    assert f"| alpha | {cmd.format('alpha')} | 123 | 2 | 8 | 10.5 / 6.1 |" in table
+    assert f"| beta | {cmd.format('beta')} | not recorded | - | 8 | - / - |" in table
 
 
 def test_update_fills_both_kinds_of_section(tmp_path):
