@@ -50,6 +50,16 @@ class MetricContext:
     seed: int = 0
     target: Any = None
 
+    def __post_init__(self) -> None:
+        """NumPy and DLPack clouds are viewed as torch tensors (no copy), as ``check_clouds``
+        does, so a metric may call tensor methods on any field before validating it."""
+        from common.interop import as_torch
+
+        for name in ("particles", "reference", "train"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, as_torch(value))
+
 
 MetricFn = Callable[[MetricContext], MetricResult]
 
@@ -176,6 +186,17 @@ def metrics_for(names: tuple[str, ...] | list[str], target: Any | None) -> list[
     return listed + [m for m in joining + auto if not m.unmet_needs(target)]
 
 
+def check_cloud(t: Tensor, what: str = "x") -> Tensor:
+    """Validate one point cloud: a torch tensor (n, d), n >= 1, d >= 1, finite values."""
+    if not isinstance(t, Tensor):
+        raise MetricError(f"{what} must be a torch.Tensor, got {type(t).__name__}")
+    if t.ndim != 2 or t.shape[0] == 0 or t.shape[1] == 0:
+        raise MetricError(f"{what} must be a non-empty (n, d) tensor, got {tuple(t.shape)}")
+    if not bool(torch.isfinite(t).all()):
+        raise MetricError(f"{what} contains NaN or infinite values")
+    return t
+
+
 def check_clouds(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     """Validate two point clouds (m, d), (n, d) on one device; return them as float64.
 
@@ -183,14 +204,7 @@ def check_clouds(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     without a copy (``common.interop.as_torch``)."""
     from common.interop import as_torch
 
-    x, y = as_torch(x), as_torch(y)
-    for what, t in (("x", x), ("y", y)):
-        if not isinstance(t, Tensor):
-            raise MetricError(f"{what} must be a torch.Tensor, got {type(t).__name__}")
-        if t.ndim != 2 or t.shape[0] == 0:
-            raise MetricError(f"{what} must be a non-empty (n, d) tensor, got {tuple(t.shape)}")
-        if not bool(torch.isfinite(t).all()):
-            raise MetricError(f"{what} contains NaN or infinite values")
+    x, y = check_cloud(as_torch(x), "x"), check_cloud(as_torch(y), "y")
     if x.shape[1] != y.shape[1]:
         raise MetricError(f"dimension mismatch: x has d={x.shape[1]}, y has d={y.shape[1]}")
     if x.device != y.device:

@@ -18,7 +18,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from metrics.base import MetricContext, MetricError, MetricResult, register_metric
+from common.interop import as_torch
+from metrics.base import MetricContext, MetricError, MetricResult, check_cloud, register_metric
 
 SUPPORT_VERDICT_TOLERANCE = 0.03
 """A cell is worse than exact on the support when its mean support error exceeds exact's
@@ -39,7 +40,11 @@ def support_distances(particles: Tensor, target: object) -> Tensor:
     base = getattr(target, "base", target)
     if target is None or not hasattr(base, "support_distance"):
         raise MetricError("support_error needs a target with a support_distance")
-    z = particles.to(torch.float64)
+    z = check_cloud(as_torch(particles), "particles").to(torch.float64)
+    if z.shape[1] != base.dim:
+        raise MetricError(
+            f"particles have dimension {z.shape[1]}, the target {base.name!r} has {base.dim}"
+        )
     x = target.to_original(z) if target is not base else z
     return base.support_distance(x)
 

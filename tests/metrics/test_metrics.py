@@ -156,6 +156,7 @@ def test_sinkhorn_float32_input_computed_in_float64():
         (torch.zeros(5, 2, dtype=F64), torch.zeros(5, 3, dtype=F64), "dimension mismatch"),
         (torch.zeros(0, 2, dtype=F64), torch.zeros(5, 2, dtype=F64), "non-empty"),
         (torch.zeros(5, dtype=F64), torch.zeros(5, 2, dtype=F64), "non-empty"),
+        (torch.zeros(5, 0, dtype=F64), torch.zeros(5, 0, dtype=F64), "non-empty"),
     ],
 )
 def test_sinkhorn_bad_input(x, y, match):

@@ -87,6 +87,42 @@ def test_support_error_zero_for_exact_samples_and_counts_points_outside() -> Non
 # -- generalisation gap ------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("particles", "match"),
+    [
+        (torch.zeros(5, 3, dtype=torch.float64), "dimension 3, the target 'circle' has 2"),
+        (torch.zeros(5, dtype=torch.float64), "non-empty"),
+        (torch.zeros(0, 2, dtype=torch.float64), "non-empty"),
+        (torch.full((5, 2), float("nan"), dtype=torch.float64), "NaN"),
+        (torch.full((5, 2), float("inf"), dtype=torch.float64), "NaN or infinite"),
+    ],
+)
+def test_support_error_refuses_clouds_it_cannot_score(particles, match) -> None:
+    """A wrong dimension used to read as a distance (3-D particles on the circle gave 0.65,
+    converged) and NaN as a converged NaN: each is a MetricError, which a run records as a
+    failed metric row instead of a number."""
+    from metrics.base import MetricContext, MetricError
+
+    ctx = MetricContext(
+        particles, torch.zeros(4, 2, dtype=torch.float64), target=get_target("circle")
+    )
+    with pytest.raises(MetricError, match=match):
+        get_metric("support_error")(ctx)
+
+
+def test_numpy_clouds_reach_the_training_split_metrics() -> None:
+    """The documented NumPy input: the split-reading metrics called ``train.to(...)`` before
+    validating and raised AttributeError; the context now views arrays as tensors."""
+    from metrics.base import MetricContext
+
+    rng = np.random.default_rng(0)
+    x, ref, train = (rng.normal(size=(40, 2)) for _ in range(3))
+    ctx = MetricContext(x, ref, train=train)
+    tensors = MetricContext(*(torch.from_numpy(a) for a in (x, ref)), train=torch.from_numpy(train))
+    for name in ("train_proximity", "memorisation"):
+        assert get_metric(name)(ctx).value == get_metric(name)(tensors).value
+
+
 def test_generalisation_gap_constructed_cases() -> None:
     target, train, ref, _ = _setup("uniform_square")
     eps = relative_eps(ref, 0.05)
