@@ -133,7 +133,25 @@ def _checked_suite(args: argparse.Namespace) -> tuple[Any, list[str]]:
     if suite.use_smoke_params:
         fixed = {n: {**sampler_class(n).smoke_params, **fixed[n]} for n in names}
     check_params(grid, fixed, defaults)
+    _check_sampler_rules(names, grid, fixed)
     return suite.with_overrides(param_grid=grid), names
+
+
+def _check_sampler_rules(
+    names: list[str], grid: dict[str, dict[str, tuple[Any, ...]]], fixed: dict[str, dict]
+) -> None:
+    """Every setting the run will make (fixed values with each grid combination) is built
+    once, so each sampler's own parameter rules (``param_specs`` and its constructor's
+    cross-checks) refuse a bad value before any run, not in every run's fit."""
+    from benchmarks.execution.grid import expand
+    from samplers.base import SamplerError, sampler_class
+
+    for name in names:
+        for combo in expand(grid.get(name)):
+            try:
+                sampler_class(name)(**{**fixed[name], **combo})
+            except SamplerError as exc:
+                raise UsageError(str(exc)) from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:

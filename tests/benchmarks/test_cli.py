@@ -43,6 +43,11 @@ CASES = {
     "particles_zero": (["--particles", "0"], "argument --particles"),
     "device_unknown": (["--device", "tpu"], "--device 'tpu'"),
     "tuned_missing": (["--tuned", "/nonexistent/tuned.json"], "no tuned settings at"),
+    # values of the right type that the sampler's own rules refuse: these used to pass the
+    # up-front check and fail in every run's fit, with exit status 0
+    "param_sampler_rule": (["--param", "ula.step_size=0"], "ula: step_size must be a positive"),
+    "param_not_a_choice": (["--param", "ula.score=bogus"], "ula: score must be one of"),
+    "param_grid_value": (["--param", "mmd_flow.momentum=0.5,1.0"], "mmd_flow: momentum must"),
 }
 
 
@@ -108,6 +113,7 @@ def _suite_file(tmp_path: Path, **spec: object) -> Path:
         ({"samplers": ["ula", "nosuch"]}, "unknown sampler(s) ['nosuch'] in"),
         ({"targets": ["nosuch"]}, "unknown target(s) ['nosuch'] in"),
         ({"sampler_params": {"ula": {"step_size": "big"}}}, "ula.step_size='big'"),
+        ({"sampler_params": {"ula": {"step_size": 0.0}}}, "ula: step_size must be a positive"),
         ({"grid": {"svgd": {"step_size": [0.1, "x"]}}}, "svgd.step_size='x'"),
         ({"sampler_params": {"nosuch": {"a": 1}}}, "unknown sampler(s) ['nosuch'] in"),
     ],
