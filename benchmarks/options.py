@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -57,10 +58,33 @@ def check_non_negative_int(value: Any, shown: str | None = None) -> int:
     return value
 
 
+def check_sample_size(value: Any, shown: str | None = None) -> int:
+    """An integer >= 2: a split (training, reference) smaller than two points has no spread
+    to standardise by and no pair for a kernel or a divergence."""
+    if not _is_int(value) or value < 2:
+        raise UsageError(f"expected an integer >= 2, got {shown or repr(value)}")
+    return value
+
+
 def check_train_size(value: Any, shown: str | None = None) -> int | str:
-    """A positive integer or ``'all'``."""
-    if value != "all" and (not _is_int(value) or value <= 0):
-        raise UsageError(f"expected a positive integer or 'all', got {shown or repr(value)}")
+    """An integer >= 2 (:func:`check_sample_size`) or ``'all'``."""
+    if value != "all" and (not _is_int(value) or value < 2):
+        raise UsageError(f"expected an integer >= 2 or 'all', got {shown or repr(value)}")
+    return value
+
+
+#: a suite's name is its folder under ``--out``: one path component, no separators or ".."
+SUITE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def check_suite_name(value: Any, shown: str | None = None) -> str:
+    """A folder name: letters, digits, ``_``, ``.`` and ``-``, not starting with ``.`` or
+    ``-``, without ``..`` (the rows are written to ``<out>/<name>/``)."""
+    if not isinstance(value, str) or not SUITE_NAME.fullmatch(value) or ".." in value:
+        raise UsageError(
+            "expected a folder name (letters, digits, '_', '.', '-'; no '/' or '..'), "
+            f"got {shown or repr(value)}"
+        )
     return value
 
 
@@ -83,10 +107,12 @@ def check_seeds(values: Any, shown: str | None = None) -> tuple[int, ...]:
 
 
 def check_name_list(values: Any, shown: str | None = None) -> tuple[str, ...]:
-    """A non-empty sequence of non-empty strings."""
+    """A non-empty sequence of distinct non-empty strings."""
     names = tuple(values) if isinstance(values, (list, tuple)) else ()
     if not names or not all(isinstance(n, str) and n.strip() for n in names):
         raise UsageError(f"expected a non-empty list of names, got {shown or repr(values)}")
+    if len(set(names)) != len(names):
+        raise UsageError(f"expected distinct names, got {shown or repr(values)}")
     return names
 
 
@@ -111,7 +137,7 @@ def positive_int(text: str) -> int:
 def train_size(text: str) -> int | str:
     """argparse type of ``--train-size``: a positive integer or ``all``."""
     parse = lambda t: t if t == "all" else int(t)  # noqa: E731
-    return _argtype(text, parse, check_train_size, "expected a positive integer or 'all'")
+    return _argtype(text, parse, check_train_size, "expected an integer >= 2 or 'all'")
 
 
 def non_negative_int(text: str) -> int:
@@ -131,10 +157,12 @@ def seed_list(text: str) -> tuple[int, ...]:
 
 
 def name_list(text: str) -> tuple[str, ...]:
-    """argparse type: comma-separated names (at least one)."""
+    """argparse type: comma-separated distinct names (at least one)."""
     names = tuple(t.strip() for t in text.split(",") if t.strip())
     if not names:
         raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"expected distinct names, got {text!r}")
     return names
 
 

@@ -55,7 +55,7 @@ CHECKS = {
     "n_particles": options.check_positive_int,
     "n_steps": options.check_positive_int,
     "n_train": options.check_train_size,
-    "n_reference": options.check_positive_int,
+    "n_reference": options.check_sample_size,
     "suite_seed": options.check_non_negative_int,
     "description": _text,
     "headline": _text,
@@ -104,6 +104,10 @@ def load_suite_file(path: Path) -> Suite:
         )
     if not isinstance(spec.get("name"), str) or not spec["name"]:
         raise SuiteFileError(f"suite file {path}: 'name' (a non-empty string) is required")
+    try:
+        options.check_suite_name(spec["name"])
+    except options.UsageError as exc:
+        raise SuiteFileError(f"suite file {path}: name = {spec['name']!r}: {exc}") from None
     try:
         base = get_suite(spec["base"]) if "base" in spec else None
     except KeyError as exc:

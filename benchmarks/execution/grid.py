@@ -45,10 +45,18 @@ def parse_param(text: str) -> tuple[str, str, tuple[Any, ...]]:
 
 
 def grid_from_options(options: Iterable[str], base: Grid | None = None) -> Grid:
-    """Merge repeated ``--param`` options into ``base`` (a later option replaces a key)."""
+    """Merge the ``--param`` options into ``base`` (the suite file's grid, whose key an
+    option replaces); one parameter given by two options is refused (which one was meant?)."""
     grid: Grid = {s: dict(kv) for s, kv in (base or {}).items()}
+    given: set[tuple[str, str]] = set()
     for text in options:
         sampler, key, values = parse_param(text)
+        if (sampler, key) in given:
+            raise GridError(
+                f"--param {sampler}.{key} is given twice; give its values once, "
+                f"comma-separated ({sampler}.{key}=V1,V2)"
+            )
+        given.add((sampler, key))
         grid.setdefault(sampler, {})[key] = values
     return grid
 

@@ -48,6 +48,9 @@ CASES = {
     "param_sampler_rule": (["--param", "ula.step_size=0"], "ula: step_size must be a positive"),
     "param_not_a_choice": (["--param", "ula.score=bogus"], "ula: score must be one of"),
     "param_grid_value": (["--param", "mmd_flow.momentum=0.5,1.0"], "mmd_flow: momentum must"),
+    "param_twice": (["--param", "ula.step_size=0.1", "--param", "ula.step_size=0.2"], "twice"),
+    "samplers_repeated": (["--samplers", "ula,ula"], "expected distinct names"),
+    "train_size_one": (["--train-size", "1"], "expected an integer >= 2 or 'all'"),
 }
 
 

@@ -28,6 +28,7 @@ def test_train_size_all_refuses_sampling_targets() -> None:
 def test_train_size_option_parsing() -> None:
     assert train_size("all") == "all"
     assert train_size("60000") == 60000
-    for bad in ("0", "-3", "most"):
-        with pytest.raises(argparse.ArgumentTypeError, match="positive integer or 'all'"):
+    assert train_size("2") == 2
+    for bad in ("0", "1", "-3", "most"):  # one training point has no spread to standardise by
+        with pytest.raises(argparse.ArgumentTypeError, match="integer >= 2 or 'all'"):
             train_size(bad)
