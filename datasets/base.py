@@ -189,6 +189,8 @@ class StandardisedTarget(Target):
         std = std.to(torch.float64).reshape(-1)
         if mean.numel() != base.dim or std.numel() != base.dim:
             raise TargetError("mean/std must have one entry per dimension")
+        if not bool(torch.isfinite(mean).all() and torch.isfinite(std).all()):
+            raise TargetError("standardisation mean and std must be finite")
         if not bool((std > 0).all()):
             raise TargetError("standardisation std must be positive in every coordinate")
         bounds = None
@@ -212,7 +214,11 @@ class StandardisedTarget(Target):
 
     @classmethod
     def from_samples(cls, base: Target, train: Tensor) -> StandardisedTarget:
-        """Standardise with the mean and std of the training split ``train`` (n, dim)."""
+        """Standardise with the mean and std of the training split ``train`` (n >= 2, dim),
+        finite values (a coordinate without spread keeps std 1)."""
+        check_points(train, base.dim, "training points")
+        if train.shape[0] < 2:
+            raise TargetError(f"standardising needs >= 2 training points, got {train.shape[0]}")
         std = train.std(dim=0)
         std = torch.where(std > 0, std, torch.ones_like(std))
         return cls(base, train.mean(dim=0), std)

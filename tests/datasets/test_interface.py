@@ -48,3 +48,22 @@ def test_registry_scoped_registration_and_errors() -> None:
         get_target("_scoped_gauss")
     with pytest.raises(TargetError, match="unknown family"):
         register_target("_x", "nope")
+
+
+@pytest.mark.parametrize(
+    ("train", "match"),
+    [
+        (torch.full((5, 2), float("nan"), dtype=torch.float64), "NaN or infinite"),
+        (torch.zeros(0, 2, dtype=torch.float64), "needs >= 2 training points, got 0"),
+        (torch.zeros(1, 2, dtype=torch.float64), "needs >= 2 training points, got 1"),
+        (torch.ones(5, 2, dtype=torch.int64), "floating tensor"),
+        (torch.zeros(5, 3, dtype=torch.float64), "dimension 3, the target has dimension 2"),
+    ],
+)
+def test_standardising_refuses_training_data_it_cannot_summarise(train, match) -> None:
+    """NaN training data used to give a target with a NaN mean (the std fallback turned a
+    NaN std into 1), found only later and elsewhere; now the split is refused at once."""
+    with pytest.raises(TargetError, match=match):
+        StandardisedTarget.from_samples(get_target("circle"), train)
+    with pytest.raises(TargetError, match="must be finite"):
+        StandardisedTarget(get_target("circle"), torch.tensor([0.0, float("nan")]), torch.ones(2))
