@@ -86,14 +86,14 @@ def load_suite_file(path: Path) -> Suite:
     path = Path(path)
     if not path.exists():
         raise SuiteFileError(f"suite file {path} does not exist")
+    if not path.is_file():
+        raise SuiteFileError(f"suite file {path} is not a file")
+    if path.suffix not in (".toml", ".json"):
+        raise SuiteFileError(f"suite file {path}: expected a .toml or .json file")
     try:
-        if path.suffix == ".toml":
-            spec: dict[str, Any] = _toml().loads(path.read_text(encoding="utf-8"))
-        elif path.suffix == ".json":
-            spec = json.loads(path.read_text(encoding="utf-8"))
-        else:
-            raise SuiteFileError(f"suite file {path}: expected a .toml or .json file")
-    except ValueError as exc:  # TOMLDecodeError and JSONDecodeError are ValueErrors
+        text = path.read_text(encoding="utf-8")
+        spec: dict[str, Any] = _toml().loads(text) if path.suffix == ".toml" else json.loads(text)
+    except ValueError as exc:  # TOMLDecodeError, JSONDecodeError and UnicodeDecodeError
         raise SuiteFileError(f"suite file {path}: {exc}") from None
     if not isinstance(spec, dict):
         raise SuiteFileError(f"suite file {path}: expected a table/object at the top level")

@@ -69,7 +69,15 @@ def with_tuned(suite: Suite, path: str | None, untuned: bool) -> Suite:
     from benchmarks.execution.suite_run import log
     from benchmarks.tuning import load_tuned
 
-    tuned_on = tuning_reps_of(file)
+    try:
+        tuned_on = tuning_reps_of(file)
+        chosen = load_tuned(file)
+        if not isinstance(chosen, dict):
+            raise TypeError(f"'chosen' is a {type(chosen).__name__}, not an object")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UsageError(
+            f"{file} is not a tuned.json that tune wrote ({type(exc).__name__}: {exc})"
+        ) from None
     overlap = sorted(set(tuned_on) & set(suite.seeds))
     if overlap:
         raise UsageError(
@@ -78,7 +86,7 @@ def with_tuned(suite: Suite, path: str | None, untuned: bool) -> Suite:
             f"repetitions (python -m benchmarks tune --suite {suite.name}), or pass --untuned"
         )
     log(f"using tuned settings from {file} (--untuned for the defaults)")
-    return suite.with_overrides(tuned=load_tuned(file), tuned_from=str(file))
+    return suite.with_overrides(tuned=chosen, tuned_from=str(file))
 
 
 def cmd_tune(args: argparse.Namespace) -> int:

@@ -127,6 +127,38 @@ def test_bad_suite_file_is_refused(spec, message, tmp_path, capsys):
     assert not (tmp_path / "mine").exists()
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("nope", "JSONDecodeError"),
+        ("[1]", "AttributeError"),
+        ("{}", "KeyError: 'chosen'"),
+        ('{"chosen": [1]}', "'chosen' is a list"),
+        (None, "IsADirectoryError"),
+    ],
+)
+def test_unreadable_tuned_file_is_refused(content, message, tmp_path, capsys):
+    """``--tuned`` on a file tune did not write gave a raw traceback (exit status 1)."""
+    path = tmp_path / "tuned.json"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_text(content)
+    out = tmp_path / "out"
+    err = _refused(["run", "--suite", "smoke", "--tuned", str(path), "--out", str(out)], capsys)
+    assert "is not a tuned.json that tune wrote" in err and message in err
+    assert not out.exists()
+
+
+def test_suite_file_of_another_kind_is_named_once(tmp_path, capsys):
+    (tmp_path / "suite.txt").write_text("x")
+    (tmp_path / "dir.toml").mkdir()
+    err = _refused(["run", "--suite-file", str(tmp_path / "suite.txt")], capsys)
+    assert err.count("suite file") == 1 and "expected a .toml or .json file" in err
+    err = _refused(["run", "--suite-file", str(tmp_path / "dir.toml")], capsys)
+    assert err.endswith("is not a file")
+
+
 def test_suite_and_suite_file_are_exclusive(tmp_path, capsys):
     assert "exactly one of --suite" in _refused(["run", "--out", str(tmp_path)], capsys)
 
