@@ -93,6 +93,16 @@ def test_nan_training_data_rejected(name):
 
 
 @pytest.mark.parametrize("name", SAMPLERS)
+def test_training_data_without_spread_rejected(name):
+    """All-equal training points used to fail deep inside (a zero median bandwidth named a
+    parameter the user never set, or an eps of 0); every sampler now says what is wrong."""
+    target = correlated_gaussian_2d()
+    train = target.sample(1, seed=0).expand(50, 2).clone()
+    with pytest.raises(SamplerError, match="all 50 training points are equal"):
+        sampler_class(name)(**sampler_class(name).smoke_params).fit(train, target)
+
+
+@pytest.mark.parametrize("name", SAMPLERS)
 def test_documented_defaults(name):
     cls = sampler_class(name)
     assert cls.__doc__ and len(cls.__doc__) > 40
