@@ -18,6 +18,10 @@ from torch import Tensor
 
 Device = torch.device | str | None
 
+#: the largest seed every library here accepts (NumPy and scikit-learn stop at 2**32 - 1;
+#: torch goes further); the harness derives 31-bit seeds (``derive_seed``)
+SEED_MAX = 2**32 - 1
+
 
 def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
     """A fresh ``torch.Generator`` on ``device`` seeded with ``seed``."""

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from common.interop import as_torch
 from common.progress import finish, show
-from common.random import make_generator
+from common.random import SEED_MAX, make_generator
 from common.registry import Registry
 from datasets.base import Target
 from samplers.params import ParamSpec, param_errors
@@ -215,6 +215,9 @@ class Sampler(ABC):
                 f"{self.name}: unknown parameter(s) {sorted(unknown)}; "
                 f"known: {sorted(self.defaults)}"
             )
+        # NumPy scalars (np.float32(0.1), np.int64(3)) become the Python numbers they hold,
+        # so the rules below read them as numbers and the rows record plain JSON values
+        params = {k: v.item() if isinstance(v, np.generic) else v for k, v in params.items()}
         self.params: dict[str, Any] = {**self.defaults, **params}
         errors = param_errors(self.param_specs, self.params)
         if errors:
@@ -270,10 +273,12 @@ class Sampler(ABC):
             raise SamplerError(f"{self.name}: call fit(train, target) before run()")
         x0 = as_torch(x0)
         check_particles(x0, self.target.dim)
-        if not isinstance(n_steps, int) or n_steps < 0:
-            raise SamplerError(f"{self.name}: n_steps must be a non-negative int, got {n_steps!r}")
-        if record_every < 0:
-            raise SamplerError(f"{self.name}: record_every must be >= 0")
+        for what, value in (("n_steps", n_steps), ("record_every", record_every)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise SamplerError(f"{self.name}: {what} must be an int >= 0, got {value!r}")
+        seed = seed.item() if isinstance(seed, np.integer) else seed
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+            raise SamplerError(f"{self.name}: seed must be an int in [0, 2**32 - 1], got {seed!r}")
         gen = make_generator(seed)  # on the CPU whatever x0's device: see common.random
         request = RunRequest(x0, n_steps, gen, record_every, progress, self.name)
         t0 = time.perf_counter()

@@ -75,7 +75,7 @@ from samplers.core.transport_run import (
     resolve_dtype,
     run_spectral_transport,
 )
-from samplers.params import AnyInt, Boolean, NonNegative, Number, OneOf, Positive
+from samplers.params import Boolean, NonNegative, Number, OneOf, Positive, Seed
 
 DICTIONARIES = ("sparse", "rbf", "monomial", "kernel")
 VARIANTS = ("notebook", "koopman_markov", "reweighted")
@@ -282,7 +282,7 @@ class EDMDKSWGD(Sampler):
         "dt": Positive(also=(None,)),
         "pair_bandwidth": Positive(also=PAIR_BANDWIDTHS),
         "max_train": Number(int, lo=2),
-        "fit_seed": AnyInt(),
+        "fit_seed": Seed(),
         "dictionary": OneOf(*DICTIONARIES),
         "n_atoms": Positive(int),
         "dict_alpha": Positive(),

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from samplers.base import RunRequest, SampleResult, register_sampler
 from samplers.core.one_shot import TrainingSplitBaseline, generator_seed, one_shot_result
-from samplers.params import NonNegative, Positive
+from samplers.params import Positive, Seed
 
 
 def kmeans_centroids(train: np.ndarray, m: int, seed: int, n_init: int = 3) -> np.ndarray:
@@ -38,7 +38,7 @@ class KMeans(TrainingSplitBaseline):
 
     name = "kmeans"
     defaults: dict[str, Any] = {"seed": None, "n_init": 3}
-    param_specs = {"seed": NonNegative(int, also=(None,)), "n_init": Positive(int)}
+    param_specs = {"seed": Seed(also=(None,)), "n_init": Positive(int)}
 
     def _run(self, run: RunRequest) -> SampleResult:
         train = self._training_split(run, "centroids")

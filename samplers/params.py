@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from common.random import SEED_MAX
+
 
 class ParamSpec(ABC):
     """One parameter's allowed values (subclasses implement :meth:`check`)."""
@@ -62,13 +64,16 @@ class Number(ParamSpec):
             return what + ("".join(f" or {a!r}" for a in self.also))
         parts = []
         if self.lo is not None:
-            parts.append(f"{'>' if self.lo_open else '>='} {self.lo:g}")
+            parts.append(f"{'>' if self.lo_open else '>='} {self._shown(self.lo)}")
         if self.hi is not None:
-            parts.append(f"{'<' if self.hi_open else '<='} {self.hi:g}")
+            parts.append(f"{'<' if self.hi_open else '<='} {self._shown(self.hi)}")
         text = what + (" " + " and ".join(parts) if parts else "")
         if self.also:
             text += " or one of " + ", ".join(repr(a) for a in self.also)
         return text
+
+    def _shown(self, bound: float) -> str:
+        return str(int(bound)) if self.kind is int else f"{bound:g}"
 
     def check(self, value: Any) -> str | None:
         if any(value is a or (isinstance(a, str) and value == a) for a in self.also):
@@ -135,16 +140,10 @@ class Boolean(ParamSpec):
         return None if isinstance(value, bool) else f"must be True or False, got {value!r}"
 
 
-@dataclass(frozen=True)
-class AnyInt(ParamSpec):
-    """Any int (a seed)."""
-
-    def describe(self) -> str:
-        return "an int"
-
-    def check(self, value: Any) -> str | None:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        return None if ok else f"must be an int, got {value!r}"
+def Seed(also: tuple[Any, ...] = ()) -> Number:  # noqa: N802
+    """A seed: an int in [0, 2**32 - 1] (``common.random.SEED_MAX``, the range NumPy and
+    scikit-learn accept; torch's wider range is not needed), or a literal of ``also``."""
+    return Number(int, lo=0, hi=SEED_MAX, also=also)
 
 
 def param_errors(specs: Mapping[str, ParamSpec], params: Mapping[str, Any]) -> list[str]:

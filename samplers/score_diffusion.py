@@ -24,7 +24,7 @@ from common.progress import finish
 from datasets.base import Target
 from samplers.base import RunRequest, SamplerError, SampleResult, check_deadline, register_sampler
 from samplers.core.neural_nets import TRAINING_DEFAULTS, Adam, NeuralSampler, seeded_mlp
-from samplers.params import AnyInt, Boolean, OneOf, Positive
+from samplers.params import Boolean, OneOf, Positive, Seed
 
 
 class VPSchedule:
@@ -124,7 +124,7 @@ class ScoreDiffusion(NeuralSampler):
         **{k: Positive() for k in positive_float},
         "solver": OneOf("sde", "ode"),
         "sample_steps": Positive(int, also=(None,)),
-        "seed": AnyInt(),
+        "seed": Seed(),
         "dtype": OneOf("float64", "float32"),
         "fit_progress": Boolean(),
     }

@@ -32,7 +32,7 @@ from samplers.core.neural_nets import (
     seeded_mlp,
 )
 from samplers.core.sinkhorn_loss import sinkhorn_divergence
-from samplers.params import AnyInt, Boolean, Interval, OneOf, Positive
+from samplers.params import Boolean, Interval, OneOf, Positive, Seed
 
 
 @register_sampler
@@ -101,7 +101,7 @@ class SinkhornGenerator(NeuralSampler):
         **{k: Positive() for k in positive_float},
         "latent_dim": Positive(int, also=(None,)),
         "sinkhorn_scaling": Interval(0.0, 1.0, lo_open=True, hi_open=True),
-        "seed": AnyInt(),
+        "seed": Seed(),
         "dtype": OneOf("float64", "float32"),
         "fit_progress": Boolean(),
     }

@@ -76,3 +76,40 @@ def test_registry_lists_methods_only_and_scopes_test_entries():
     assert _NoisyContraction.name not in available_samplers()
     with pytest.raises(SamplerError, match="unknown sampler"):
         sampler_class(_NoisyContraction.name)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"seed": None}, "seed must be an int in"),
+        ({"seed": 1.5}, "seed must be an int in"),  # was silently read as 1
+        ({"seed": True}, "seed must be an int in"),
+        ({"seed": -1}, "seed must be an int in"),
+        ({"seed": 2**40}, "seed must be an int in"),
+        ({"seed": 0, "n_steps": True}, "n_steps must be an int >= 0"),  # was 1 step
+        ({"seed": 0, "record_every": "a"}, "record_every must be an int >= 0"),
+    ],
+)
+def test_run_arguments_are_checked(kwargs, message):
+    target = correlated_gaussian_2d()
+    train = target.sample(30, seed=0)
+    sampler = sampler_class("ula")().fit(train, target)
+    kwargs = {"n_steps": 2, **kwargs}
+    with pytest.raises(SamplerError, match=message):
+        sampler.run(train[:4], **kwargs)
+
+
+def test_numpy_scalars_are_read_as_the_numbers_they_hold():
+    """np.float32(0.1) was refused as "must be a positive finite number, got np.float32(0.1)";
+    it is a number, and the sampler keeps the Python float (rows record plain JSON)."""
+    import numpy as np
+
+    sampler = sampler_class("ula")(step_size=np.float32(0.25))
+    assert type(sampler.params["step_size"]) is float and sampler.params["step_size"] == 0.25
+    target = correlated_gaussian_2d()
+    train = target.sample(30, seed=0)
+    a = sampler.fit(train, target).run(train[:4], 3, seed=np.int64(7)).particles
+    b = sampler_class("ula")(step_size=0.25).fit(train, target).run(train[:4], 3, seed=7)
+    assert torch.equal(a, b.particles)
+    with pytest.raises(SamplerError, match="seed must be an int >= 0 and <= 4294967295"):
+        sampler_class("kmeans")(seed=2**63)  # scikit-learn's limit, refused when made
