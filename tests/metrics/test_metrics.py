@@ -170,6 +170,25 @@ def test_sinkhorn_bad_eps_and_method():
         sinkhorn_divergence(x, x, eps=0.0)
     with pytest.raises(MetricError, match="unknown method"):
         sinkhorn_divergence(x, x, eps=0.1, method="greenkhorn")
+    for max_iter in (2.5, None, 0, True):
+        with pytest.raises(MetricError, match="max_iter must be an int >= 1"):
+            sinkhorn_divergence(x, x, eps=0.1, max_iter=max_iter)
+    with pytest.raises(MetricError, match="tol must be a number > 0"):
+        sinkhorn_divergence(x, x, eps=0.1, tol=0.0)
+
+
+def test_sinkhorn_refuses_an_eps_float64_cannot_resolve():
+    """At eps ~ 3e13 x the largest cost S_eps came back as 0.42 for a true 0.754 (its
+    eps -> infinity limit, the squared distance of the means), marked converged.
+    Up to MAX_EPS_OVER_COST x the cost the value stays within 1e-5 of that limit."""
+    x, y = _cloud(50, 2, 0), _cloud(60, 2, 1, shift=0.5)
+    limit = float((x.mean(0) - y.mean(0)).pow(2).sum())
+    top = float(torch.cdist(x, y).pow(2).max())
+    near = sinkhorn_divergence(x, y, eps=1e6 * top)
+    assert near.converged and abs(near.value - limit) < 1e-5 * limit
+    for path in ("dense", "streaming"):
+        with pytest.raises(MetricError, match="float64 cannot resolve"):
+            sinkhorn_divergence(x, y, eps=1e15, path=path)
 
 
 def test_registered_sinkhorn_requires_scale():
