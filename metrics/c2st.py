@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from metrics.base import MetricContext, MetricResult, check_clouds, register_metric
+from metrics.base import MetricContext, MetricError, MetricResult, check_clouds, register_metric
 
 FOLDS = 5
 NEIGHBOURS = 1
@@ -37,6 +37,8 @@ def c2st_accuracy(x: Tensor, y: Tensor, *, seed: int = 0) -> MetricResult:
 
     x, y = check_clouds(x, y)
     n = min(x.shape[0], y.shape[0])
+    if n < FOLDS:
+        raise MetricError(f"c2st needs >= {FOLDS} points per cloud ({FOLDS} folds), got {n}")
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     xs = x[torch.randperm(x.shape[0], generator=gen)[:n].to(x.device)]
     ys = y[torch.randperm(y.shape[0], generator=gen)[:n].to(y.device)]

@@ -165,6 +165,8 @@ def data_copying_statistic(
     m = x.shape[0]
     if k is None:
         k = cell_count(m, heldout.shape[0])
+    if train.shape[0] < k:
+        raise MetricError(f"data_copying needs >= {k} training points for its {k} cells")
     t_np = train.cpu().numpy()
     with threadpool_limits(1):  # OpenMP oversubscription makes a 1000-point fit take seconds
         km = KMeans(n_clusters=k, n_init=3, random_state=int(seed)).fit(t_np)

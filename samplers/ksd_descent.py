@@ -218,7 +218,10 @@ class KSDDescent(Sampler):
             fn, source = resolve_score(target, train, p["score"], p["kde_scale"])
         except ValueError as err:
             raise SamplerError(f"ksd_descent: {err}") from err
-        self.kernel = RadialKernel(p["kernel"], h)
+        try:
+            self.kernel = RadialKernel(p["kernel"], h)
+        except ValueError as err:
+            raise SamplerError(f"ksd_descent: {err}") from err
         self.score_fn = DifferentiableScore(fn, target, source)
         return {"score_source": source, "bandwidth": h}
 

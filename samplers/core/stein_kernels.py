@@ -36,6 +36,8 @@ class RadialKernel:
             raise ValueError(f"base kernel must be one of {BASE_KERNELS}, got {self.kind!r}")
         if not (self.bandwidth > 0 and math.isfinite(self.bandwidth)):
             raise ValueError(f"kernel bandwidth must be a positive float, got {self.bandwidth!r}")
+        if not 0 < self.bandwidth**2 < math.inf:  # h^2 divides every derivative
+            raise ValueError(f"kernel bandwidth {self.bandwidth!r} squared leaves float64's range")
 
     def derivatives(self, u: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """(phi, phi', phi'', phi''') at u (any shape)."""

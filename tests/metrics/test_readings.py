@@ -268,3 +268,18 @@ def test_c2st_constructed_cases() -> None:
     assert metric.on(exact + 10.0, ref, seed=0).value > 0.99
     assert metric.on(_blur(exact, 0.1), ref, seed=0).value > 0.65
     assert metric.ranked and metric.lower_is_better
+
+
+def test_small_inputs_are_named_not_left_to_scikit_learn() -> None:
+    """c2st with fewer points than folds and data_copying with fewer training points than
+    cells failed with scikit-learn's own wording; a run records these messages instead."""
+    from metrics.base import MetricError
+    from metrics.copying import data_copying_statistic
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 2, generator=gen, dtype=torch.float64)
+    with pytest.raises(MetricError, match=f"c2st needs >= {FOLDS} points per cloud"):
+        c2st_accuracy(x, x + 1.0)
+    big = torch.randn(200, 2, generator=gen, dtype=torch.float64)
+    with pytest.raises(MetricError, match="data_copying needs >= 4 training points"):
+        data_copying_statistic(big, big[:2], big, k=4)

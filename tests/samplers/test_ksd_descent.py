@@ -229,3 +229,14 @@ def test_non_finite_score_is_a_recorded_divergence(optimiser):
     assert res.diverged and res.info["steps"] == 1
     assert "score is non-finite at" in res.info["diverged_reason"]
     assert math.isnan(res.info["ksd2_init"])
+
+
+def test_a_bandwidth_whose_square_underflows_is_a_sampler_error():
+    """h = 1e-300 passes "positive float" but h^2 = 0 divided every kernel derivative
+    (ZeroDivisionError inside a step); the fit now refuses it by name."""
+    from datasets import get_target
+    from samplers import SamplerError, get_sampler
+
+    target = get_target("circle")
+    with pytest.raises(SamplerError, match="squared leaves float64's range"):
+        get_sampler("ksd_descent", bandwidth=1e-300).fit(target.sample(50, seed=0), target)
