@@ -29,6 +29,10 @@ from common.registry import Registry
 from datasets.base import Target
 from samplers.params import ParamSpec, param_errors
 
+#: a particle coordinate beyond this (standardised units: the data sit within ~10) means the
+#: run diverged (``iterate``'s default; the transport samplers set a tighter ``max_abs``)
+DIVERGED_ABS = 1e8
+
 
 class SamplerError(ValueError):
     """Bad input to a sampler (NaN, wrong shape/dtype, unfitted, unmet requirement)."""
@@ -125,7 +129,7 @@ class RunRequest:
         x0: Tensor | None = None,
         n_steps: int | None = None,
         *,
-        max_abs: float = 1e8,
+        max_abs: float = DIVERGED_ABS,
     ) -> SampleResult:
         """:func:`iterate` ``step`` with this run's recording and progress settings, from
         ``x0`` for ``n_steps`` steps (default: the request's own)."""
@@ -141,7 +145,7 @@ class RunRequest:
 
 
 def check_particles(x: Tensor, dim: int | None, what: str = "x0") -> Tensor:
-    """Validate particles: a floating ``(m, d)`` tensor, m > 0, all finite, d == ``dim``."""
+    """Validate particles: a float32/float64 ``(m, d)`` tensor, m > 0, all finite, d == ``dim``."""
     if not isinstance(x, Tensor):
         raise SamplerError(f"{what} must be a torch.Tensor, got {type(x).__name__}")
     if x.ndim != 2:
@@ -150,7 +154,8 @@ def check_particles(x: Tensor, dim: int | None, what: str = "x0") -> Tensor:
         raise SamplerError(f"{what} has zero particles; need at least one")
     if dim is not None and x.shape[1] != dim:
         raise SamplerError(f"{what} has dimension {x.shape[1]}, the fitted target has {dim}")
-    if not x.dtype.is_floating_point:
+    if x.dtype not in (torch.float32, torch.float64):  # half precision: no CPU cdist, and
+        # a kernel bandwidth or a step of 1e-3 is at float16's resolution
         raise SamplerError(f"{what} must be float32 or float64, got dtype {x.dtype}")
     if not bool(torch.isfinite(x).all()):
         raise SamplerError(f"{what} contains NaN or infinite values")
@@ -329,6 +334,16 @@ class Sampler(ABC):
         raise SamplerError(f"{self.name}: a sampler must define _step(x, t, gen) or _run(run)")
 
 
+def divergence_reason(x: Tensor, max_abs: float = DIVERGED_ABS) -> str | None:
+    """Why particles x (m, d) count as diverged (a non-finite value or |x| > ``max_abs``), or
+    None. One rule for the step loop (:func:`iterate`) and the one-shot samplers."""
+    if not bool(torch.isfinite(x).all()):
+        return "non-finite particles"
+    if float(x.abs().max()) > max_abs:
+        return f"|x| > {max_abs:g} particles"
+    return None
+
+
 def iterate(
     step: StepFn,
     x0: Tensor,
@@ -337,7 +352,7 @@ def iterate(
     record_every: int = 0,
     progress: bool = False,
     desc: str = "",
-    max_abs: float = 1e8,
+    max_abs: float = DIVERGED_ABS,
     deadline: float | None = None,
 ) -> SampleResult:
     """Run ``x <- step(x, t)`` for t = 0..n_steps-1 with the shared bookkeeping.
@@ -371,9 +386,10 @@ def iterate(
         elapsed += time.perf_counter() - t0
         steps_done = t + 1
         bar.update(1)
-        if not bool(torch.isfinite(x).all()) or float(x.abs().max()) > max_abs:
+        why = divergence_reason(x, max_abs)
+        if why is not None:
             diverged = True
-            reason = f"non-finite or |x| > {max_abs:g} particles at step {t + 1}"
+            reason = f"{why} at step {t + 1}"
             break
         if record_every > 0 and (steps_done % record_every == 0 or steps_done == n_steps):
             frames.append(x.clone())

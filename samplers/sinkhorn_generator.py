@@ -23,7 +23,14 @@ from common import random
 from common.geometry import median_sq_distance
 from common.progress import finish
 from datasets.base import Target
-from samplers.base import RunRequest, SamplerError, SampleResult, check_deadline, register_sampler
+from samplers.base import (
+    RunRequest,
+    SamplerError,
+    SampleResult,
+    check_deadline,
+    divergence_reason,
+    register_sampler,
+)
 from samplers.core.neural_nets import (
     TRAINING_DEFAULTS,
     Adam,
@@ -202,14 +209,14 @@ class SinkhornGenerator(NeuralSampler):
             )
             x = self.whitening.inverse(net(z).to(torch.float64)).to(x0.dtype)
         elapsed = time.perf_counter() - t0
-        finite = bool(torch.isfinite(x).all())
+        why = divergence_reason(x)
         info: dict[str, Any] = {
             "steps": 0,
             "n_steps_ignored": run.n_steps,
-            "diverged": not finite,
+            "diverged": why is not None,
             "step_seconds": elapsed,
         }
-        if not finite:
-            info["diverged_reason"] = "generator produced non-finite particles"
+        if why is not None:
+            info["diverged_reason"] = f"generator produced {why}"
         traj = x[None].clone() if run.record_every > 0 else None
         return SampleResult(x, traj, np.asarray([elapsed], dtype=float), info)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
-from samplers.base import RunRequest, Sampler, SamplerError, SampleResult
+from samplers.base import RunRequest, Sampler, SamplerError, SampleResult, divergence_reason
 
 
 def one_shot_result(run: RunRequest, draw: Callable[[int], Tensor], **info: Any) -> SampleResult:
@@ -23,13 +23,16 @@ def one_shot_result(run: RunRequest, draw: Callable[[int], Tensor], **info: Any)
     x = draw(run.x0.shape[0]).to(device=run.x0.device, dtype=run.x0.dtype)
     elapsed = time.perf_counter() - t0
     traj = x[None].clone() if run.record_every > 0 else None
+    why = divergence_reason(x)
     out = {
         "steps": 0,
         "n_steps_ignored": run.n_steps,
-        "diverged": False,
+        "diverged": why is not None,
         "step_seconds": elapsed,
         **info,
     }
+    if why is not None:
+        out["diverged_reason"] = f"{why} drawn"
     return SampleResult(x, traj, np.asarray([elapsed], dtype=float), out)
 
 

@@ -47,3 +47,14 @@ def test_kde_draws_have_the_median_rule_spread_around_training_points():
     # every draw sits within a few bandwidths of a training point (P(|xi| > 6) ~ 1e-8 in 2-D)
     assert float(d.max()) < 6 * s.h
     assert abs(float(x.mean(0).norm()) - float(TRAIN.mean(0).norm())) < 0.2
+
+
+def test_one_shot_draws_are_read_for_divergence_like_steps():
+    """A one-shot sampler has no step loop, so a KDE at scale 1e300 returned particles near
+    1e300 marked not diverged; the step loop's rule (non-finite or |x| > 1e8) now applies."""
+    target = correlated_gaussian_2d()
+    train = target.sample(50, seed=0)
+    wild = get_sampler("kde", scale=1e300).fit(train, target).run(train[:5], 1, seed=0)
+    assert wild.diverged and wild.info["diverged_reason"] == "|x| > 1e+08 particles drawn"
+    tame = get_sampler("kde").fit(train, target).run(train[:5], 1, seed=0)
+    assert not tame.diverged and "diverged_reason" not in tame.info

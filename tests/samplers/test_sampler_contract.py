@@ -65,6 +65,7 @@ def test_deterministic_for_a_fixed_seed(name):
         (torch.zeros(4, 3, dtype=torch.float64), "dimension"),
         (torch.zeros(0, 2, dtype=torch.float64), "zero particles"),
         (torch.zeros(4, 2, dtype=torch.int64), "float"),
+        (torch.zeros(4, 2, dtype=torch.float16), "float32 or float64, got dtype torch.float16"),
         (torch.zeros(8, dtype=torch.float64), "shape"),
     ],
 )
