@@ -229,7 +229,9 @@ def sinkhorn_divergence(
         raise MetricError(f"unknown method {method!r}; expected one of {METHODS}")
     if path not in PATHS:
         raise MetricError(f"unknown path {path!r}; expected one of {PATHS}")
-    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
+    if isinstance(eps, bool) or not (
+        isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0
+    ):
         raise MetricError(f"eps must be a positive finite number, got {eps!r}")
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise MetricError(f"max_iter must be an int >= 1, got {max_iter!r}")

@@ -238,6 +238,8 @@ class Sampler(ABC):
 
         ``train`` may be a NumPy or CuPy (DLPack) array. ``deadline`` (a
         ``time.perf_counter()`` value) is seen by :func:`check_deadline` in long fits."""
+        if not isinstance(target, Target):
+            raise SamplerError(f"{self.name}: target must be a Target, got {type(target).__name__}")
         train = as_torch(train)
         if not isinstance(train, Tensor) or train.ndim != 2 or train.shape[0] < 2:
             shape = tuple(train.shape) if isinstance(train, Tensor) else type(train).__name__

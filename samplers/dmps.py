@@ -304,6 +304,12 @@ class DMPS(Sampler):
                 kind = kernel_kind_for(X.shape[0])
         if kind not in ("dense", "sparse"):
             raise SamplerError(f"dmps: kernel must be 'auto', 'dense' or 'sparse', got {kind!r}")
+        if kind == "dense" and p["solver"] in ("lanczos", "block"):
+            chosen = "" if p["kernel"] == "dense" else f" ('auto' chose it at N = {X.shape[0]})"
+            raise SamplerError(
+                f"dmps: solver {p['solver']!r} runs on the sparse kernel (kernel='sparse'); the "
+                f"dense kernel{chosen} takes solver 'auto', 'dense' or 'topk'"
+            )
         extra: dict[str, Any] = {"kernel": kind, "bandwidth_rule": p["bandwidth_rule"]}
         if X.shape[0] < n_offered:  # the dense kernel on a seeded subset (auto_kernel_plan)
             extra.update(n_landmarks=X.shape[0], n_train_offered=n_offered)

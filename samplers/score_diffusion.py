@@ -23,7 +23,13 @@ from common import random
 from common.progress import finish
 from datasets.base import Target
 from samplers.base import RunRequest, SamplerError, SampleResult, check_deadline, register_sampler
-from samplers.core.neural_nets import TRAINING_DEFAULTS, Adam, NeuralSampler, seeded_mlp
+from samplers.core.neural_nets import (
+    LR_FINAL_FRACTION,
+    TRAINING_DEFAULTS,
+    Adam,
+    NeuralSampler,
+    seeded_mlp,
+)
 from samplers.params import Boolean, OneOf, Positive, Seed
 
 
@@ -117,11 +123,12 @@ class ScoreDiffusion(NeuralSampler):
         **TRAINING_DEFAULTS,
     }
     positive_int = ("width", "depth", "n_freq", "iterations", "batch_size")
-    positive_float = ("lr", "lr_final_fraction", "beta_min", "beta_max", "t_min")
+    positive_float = ("lr", "beta_min", "beta_max", "t_min")
 
     param_specs = {
         **{k: Positive(int) for k in positive_int},
         **{k: Positive() for k in positive_float},
+        "lr_final_fraction": LR_FINAL_FRACTION,
         "solver": OneOf("sde", "ode"),
         "sample_steps": Positive(int, also=(None,)),
         "seed": Seed(),

@@ -32,6 +32,7 @@ from samplers.base import (
     register_sampler,
 )
 from samplers.core.neural_nets import (
+    LR_FINAL_FRACTION,
     TRAINING_DEFAULTS,
     Adam,
     NeuralSampler,
@@ -101,13 +102,14 @@ class SinkhornGenerator(NeuralSampler):
         "plateau_every",
         "plateau_patience",
     )
-    positive_float = ("lr", "lr_final_fraction", "eps_fraction", "sinkhorn_tol", "plateau_rel_tol")
+    positive_float = ("lr", "eps_fraction", "sinkhorn_tol", "plateau_rel_tol")
 
     param_specs = {
         **{k: Positive(int) for k in positive_int},
         **{k: Positive() for k in positive_float},
         "latent_dim": Positive(int, also=(None,)),
         "sinkhorn_scaling": Interval(0.0, 1.0, lo_open=True, hi_open=True),
+        "lr_final_fraction": LR_FINAL_FRACTION,
         "seed": Seed(),
         "dtype": OneOf("float64", "float32"),
         "fit_progress": Boolean(),

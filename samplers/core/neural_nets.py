@@ -16,10 +16,14 @@ from tqdm.auto import tqdm
 
 from common.random import make_generator
 from samplers.base import Sampler, SamplerError
+from samplers.params import Interval
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 #: the last defaults of every neural baseline: training seed, precision, training bar
 TRAINING_DEFAULTS: dict[str, Any] = {"seed": 0, "dtype": "float64", "fit_progress": False}
+#: the cosine schedule decays lr to lr * lr_final_fraction (:func:`cosine_lr`): in (0, 1],
+#: above 1 the rate would grow through training
+LR_FINAL_FRACTION = Interval(0.0, 1.0, lo_open=True)
 
 
 def seeded_mlp(

@@ -166,8 +166,9 @@ def test_sinkhorn_bad_input(x, y, match):
 
 def test_sinkhorn_bad_eps_and_method():
     x = _cloud(10, 2, 0)
-    with pytest.raises(MetricError, match="eps must be a positive"):
-        sinkhorn_divergence(x, x, eps=0.0)
+    for eps in (0.0, True):  # True was read as eps = 1
+        with pytest.raises(MetricError, match="eps must be a positive"):
+            sinkhorn_divergence(x, x, eps=eps)
     with pytest.raises(MetricError, match="unknown method"):
         sinkhorn_divergence(x, x, eps=0.1, method="greenkhorn")
     for max_iter in (2.5, None, 0, True):

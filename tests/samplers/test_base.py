@@ -113,3 +113,18 @@ def test_numpy_scalars_are_read_as_the_numbers_they_hold():
     assert torch.equal(a, b.particles)
     with pytest.raises(SamplerError, match="seed must be an int >= 0 and <= 4294967295"):
         sampler_class("kmeans")(seed=2**63)  # scikit-learn's limit, refused when made
+
+
+def test_fit_needs_a_target_and_rules_cover_schedules_and_solvers():
+    """fit(train, None) raised AttributeError; lr_final_fraction > 1 made the learning rate
+    grow (particles reached ~4e7); solver 'lanczos' on the dense kernel said only "unknown
+    solver" although the sparse kernel takes it."""
+    target = correlated_gaussian_2d()
+    train = target.sample(40, seed=0)
+    with pytest.raises(SamplerError, match="target must be a Target, got NoneType"):
+        sampler_class("ula")().fit(train, None)
+    for name in ("sinkhorn_generator", "score_diffusion"):
+        with pytest.raises(SamplerError, match="lr_final_fraction must be .* <= 1"):
+            sampler_class(name)(lr_final_fraction=2.0)
+    with pytest.raises(SamplerError, match="runs on the sparse kernel"):
+        sampler_class("dmps")(solver="lanczos", kernel="dense").fit(train, target)
