@@ -324,6 +324,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     out_dir = Path(args.out) / args.suite
     report = load_rows(out_dir / ROWS_FILE)
     if not report.rows:
+        if not report.clean:  # a file, but nothing in it could be read
+            raise UsageError(
+                f"no readable rows in {out_dir / ROWS_FILE}: {'; '.join(report.problems())}"
+            )
         raise UsageError(f"no rows in {out_dir / ROWS_FILE}; run the suite first")
     if not report.clean:
         log(f"warning: {out_dir / ROWS_FILE}: {'; '.join(report.problems())}; they are ignored")

@@ -221,3 +221,13 @@ def test_help_does_not_import_heavy_libraries():
     assert out.returncode == 0, out.stderr
     assert "HEAVY []" in out.stdout
     assert "suites:" in out.stdout and "manifolds" in out.stdout
+
+
+def test_leaderboard_of_unreadable_rows_says_why(tmp_path, capsys):
+    """A runs.jsonl whose every line is unreadable said "run the suite first"."""
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "runs.jsonl").write_text('garbage\n{"a": 1}\n')
+    err = _refused(["leaderboard", "--suite", "x", "--out", str(tmp_path)], capsys)
+    assert "no readable rows" in err and "unreadable lines [1]" in err
+    err = _refused(["leaderboard", "--suite", "y", "--out", str(tmp_path)], capsys)
+    assert "run the suite first" in err
