@@ -51,6 +51,7 @@ returns the previous iterate, not NaN, when its standard iterations break down, 
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import torch
@@ -230,7 +231,7 @@ def sinkhorn_divergence(
     if path not in PATHS:
         raise MetricError(f"unknown path {path!r}; expected one of {PATHS}")
     if isinstance(eps, bool) or not (
-        isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0
+        isinstance(eps, numbers.Real) and math.isfinite(eps) and eps > 0
     ):
         raise MetricError(f"eps must be a positive finite number, got {eps!r}")
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
