@@ -245,14 +245,14 @@ class Sampler(ABC):
             shape = tuple(train.shape) if isinstance(train, Tensor) else type(train).__name__
             raise SamplerError(f"{self.name}: train must be an (N >= 2, d) tensor, got {shape}")
         check_particles(train, target.dim, what="train")
+        missing = self.unmet_needs(target)
+        if missing:
+            raise SamplerError(f"{self.name}: target {target.name!r} lacks {missing}")
         if bool((train == train[:1]).all()):
             raise SamplerError(
                 f"{self.name}: all {train.shape[0]} training points are equal: no spread to "
                 "fit a kernel bandwidth, a score or a transport to"
             )
-        missing = self.unmet_needs(target)
-        if missing:
-            raise SamplerError(f"{self.name}: target {target.name!r} lacks {missing}")
         self.target = target
         self.train = train
         t0 = time.perf_counter()
