@@ -445,7 +445,7 @@ def critical_difference_figure(suite_dir: Path, df: pd.DataFrame, metric: str) -
     if not metric_spec(metric).ranked:
         return None
     ranking = rank_summary(df, metric)  # the table's ranked samplers and columns, no others
-    ranks, cd, n = ranking.average, ranking.cd, len(ranking.columns)
+    ranks, cd, n = ranking.average, ranking.cd, ranking.n_units
     k = len(ranks)
     if k < 2 or n < 1:
         return None
@@ -482,7 +482,8 @@ def critical_difference_figure(suite_dir: Path, df: pd.DataFrame, metric: str) -
             ax.plot([values[i], values[j]], [-0.4 - 0.25 * g] * 2, color="k", lw=3)
     ax.axis("off")
     ax.set_title(
-        f"{metric}: average ranks over the table's {n} ranked columns (Nemenyi, alpha = 0.05)",
+        f"{metric}: average ranks over {len(ranking.columns)} ranked columns, {n} targets "
+        "(Nemenyi, alpha = 0.05)",
         fontsize=9,
     )
     path = _save(fig, suite_dir / FIG_DIR / f"critical_difference_{_slug(metric)}.png")

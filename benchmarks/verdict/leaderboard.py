@@ -447,7 +447,8 @@ def rank_summary(df: pd.DataFrame, metric: str) -> RankTable:
     states = states.reindex(columns=columns_of(df))
     means = _means(df, metric).reindex(index=states.index)
     copying = copying_frame(df).reindex(index=states.index, columns=states.columns)
-    return rank_table(means, states, copying.fillna(False), spec.lower_is_better)
+    units = df.drop_duplicates("column").set_index("column")["target"].astype(str).to_dict()
+    return rank_table(means, states, copying.fillna(False), spec.lower_is_better, units=units)
 
 
 def verdicts(df: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -611,10 +612,12 @@ def comparison_section(df: pd.DataFrame, metric: str, figure: str | None = None)
     ]
     if not ranking.average.empty:
         lines.append(
-            f"Average ranks over the table's {len(ranking.columns)} ranked columns (1 = best; "
-            "copying cells rank after clean ones, failed cells last; Nemenyi critical "
-            f"difference CD = {ranking.cd:.2f} at alpha = 0.05 for {len(ranking.average)} "
-            "samplers, Demšar 2006): "
+            f"Average ranks over the table's {len(ranking.columns)} ranked columns, "
+            f"{ranking.n_units} independent targets (a target's init columns share its data, "
+            "so their ranks are averaged first; 1 = best; copying cells rank after clean "
+            "ones, failed cells last; Nemenyi critical difference CD = "
+            f"{ranking.cd:.2f} at alpha = 0.05 for {len(ranking.average)} samplers over "
+            f"{ranking.n_units} targets, Demšar 2006): "
             + ", ".join(f"{k} {r:.2f}" for k, r in ranking.average.items())
             + "."
         )
