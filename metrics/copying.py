@@ -58,8 +58,9 @@ from metrics.sinkhorn import sinkhorn_divergence
 
 COPYING_THRESHOLD = -3.0
 """C_T below -3 flags data-copying: C_T is about N(0, 1) for fresh samples at every k, so a
-fresh-sample run is flagged with probability Phi(-3) = 0.13 % (checked by simulation in
-``tests/metrics/test_copying.py``), while copies of training points give C_T ~ -sqrt(3 n)."""
+fresh-sample run is flagged with probability Phi(-3) = 0.13 % (C_T's null distribution is
+checked by simulation in ``tests/metrics/test_readings.py``), while copies of training points
+give C_T ~ -sqrt(3 n)."""
 
 MIN_GENERATED = 20
 """Pi_tau: cells with fewer generated points are skipped (tau = 20 / m, as in Meehan et al.;

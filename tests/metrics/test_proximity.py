@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from scipy import stats
 
 import metrics.proximity as proximity
 from metrics.base import MetricError, get_metric
@@ -47,6 +48,12 @@ def test_fresh_samples_are_flagged_at_the_stated_level():
     # 300 draws is 0.06; of the sd, 0.04): 4 and 5 standard errors of room
     assert abs(float(z.mean())) < 0.25
     assert 0.8 < float(z.std()) < 1.2
+    # the flag's level rests on the left tail being normal, which 300 draws cannot show at
+    # -3 (a 1 % flag rate would pass the count above 65 % of the time): the tail at the
+    # one-sided 5 % point, 15 +- 2.5 binomial sd (9.4) of 300 (measured 9), and the whole
+    # distribution against N(0, 1) by Kolmogorov-Smirnov at 1 % (measured p = 0.89)
+    assert 6 <= int((z < -1.645).sum()) <= 24
+    assert stats.kstest(z.numpy(), "norm").pvalue > 0.01
 
 
 def test_an_under_dispersed_sample_is_not_read_as_copying_though_c_t_reads_it_so():

@@ -1,6 +1,6 @@
 """The edmd_kswgd sampler, variant="notebook" (the reference notebook's construction): descent
 from a cap, the sign convention, fit facts, bad input, the step safeguard. The Koopman-Markov
-variant (the default) is tested in ``tests/test_edmd_koopman_markov.py``.
+variant (the default) is tested in ``tests/samplers/test_edmd_koopman_markov.py``.
 
 Target: a 2-D mixture of two Gaussians (means (+-1.2, 0), sd 0.4), 400 training points; 100
 particles start in a cap x_1 > 1.5 inside the right mode. The discrepancy is the energy
