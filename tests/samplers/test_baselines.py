@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from sklearn.cluster import KMeans as SKKMeans
 
@@ -58,3 +59,22 @@ def test_one_shot_draws_are_read_for_divergence_like_steps():
     assert wild.diverged and wild.info["diverged_reason"] == "|x| > 1e+08 particles drawn"
     tame = get_sampler("kde").fit(train, target).run(train[:5], 1, seed=0)
     assert not tame.diverged and "diverged_reason" not in tame.info
+
+
+def test_kde_is_the_median_rule_mixture_by_its_bandwidth_and_covariance():
+    """Independent of the implementation: h^2 from all pairs by numpy (torch's median is the
+    lower middle value of an even count, taken the same way here), and the draws' covariance
+    against the mixture's, cov(T) + h^2 I, entry by entry within 4 standard errors of a
+    4,000-draw sample covariance (sqrt((C_ii C_jj + C_ij^2) / m); measured 0.5-1.7). A KDE
+    that copied its training points (h = 0) misses the diagonal by 7.6 and 9 errors."""
+    import math
+
+    s = get_sampler("kde").fit(TRAIN, TARGET)
+    x = TRAIN.numpy()
+    d2 = np.sort(((x[:, None] - x[None]) ** 2).sum(-1)[np.triu_indices(len(x), 1)])
+    h2 = d2[(len(d2) - 1) // 2] / (2 * math.log(len(x) + 1))
+    assert s.h**2 == pytest.approx(h2, rel=1e-12)
+    draws = s.run(_x0(4000), 1, seed=3).particles.numpy()
+    mixture = np.cov(x.T, bias=True) + h2 * np.eye(2)
+    se = np.sqrt((np.outer(np.diag(mixture), np.diag(mixture)) + mixture**2) / len(draws))
+    assert (np.abs(np.cov(draws.T) - mixture) < 4 * se).all()
