@@ -297,6 +297,20 @@ def test_energy_distance_matches_scipy_in_1d():
     assert energy_distance(x, x.clone()).value == pytest.approx(0.0, abs=1e-12)
 
 
+def test_energy_distance_in_3d_matches_a_double_loop():
+    """Above 1-D the Euclidean and L1 norms differ: the V-statistic 2 E|X-Y| - E|X-X'| -
+    E|Y-Y'| by an explicit double loop over pairs (math.dist), independent of the metric's
+    product-form distances."""
+    x, y = _cloud(12, 3, 35), _cloud(9, 3, 36, shift=0.4)
+    xs, ys = x.tolist(), y.tolist()
+
+    def mean_dist(a: list, b: list) -> float:
+        return sum(math.dist(p, q) for p in a for q in b) / (len(a) * len(b))
+
+    ref = 2 * mean_dist(xs, ys) - mean_dist(xs, xs) - mean_dist(ys, ys)
+    assert energy_distance(x, y).value == pytest.approx(ref, rel=1e-9)
+
+
 def test_memorisation_ratio():
     train, reference, fresh = _cloud(300, 2, 40), _cloud(300, 2, 41), _cloud(200, 2, 42)
     copied = train[:200] + 1e-3 * _cloud(200, 2, 43)
