@@ -90,6 +90,20 @@ def test_sinkhorn_matches_brute_force_log_domain(fraction, method):
     assert res.value == pytest.approx(ref, rel=1e-6, abs=1e-9)
 
 
+def test_generalisation_gap_is_the_ratio_of_two_brute_force_divergences():
+    """gap = S_eps(x, train) / S_eps(x, reference), each S by the independent log-domain
+    Sinkhorn above (train as large as the reference, so nothing is subsampled); rel 1e-4:
+    the metric's solves stop at marginal error 1e-5 (DEFAULT_TOL)."""
+    from metrics.copying import generalisation_gap
+
+    x, train, ref = _cloud(40, 2, 41), _cloud(30, 2, 42, shift=0.3), _cloud(30, 2, 43)
+    eps = relative_eps(ref, 0.1)
+    res = generalisation_gap(x, train, ref, eps=eps)
+    assert res.converged and res.info["n_train_used"] == 30
+    ref_gap = _brute_divergence(x, train, eps, 1500) / _brute_divergence(x, ref, eps, 1500)
+    assert res.value == pytest.approx(ref_gap, rel=1e-4)
+
+
 def test_sinkhorn_auto_switches_to_log_domain_for_small_eps():
     x, y = _cloud(40, 2, 5), _cloud(30, 2, 6, shift=0.7)
     big = sinkhorn_divergence(x, y, eps=relative_eps(y, 0.5))
