@@ -333,3 +333,43 @@ def test_neural_bad_params_and_unfitted(name: str) -> None:
     target = GaussianTarget(torch.zeros(2), torch.eye(2))
     with pytest.raises(SamplerError, match="NaN"):
         get_sampler(name).fit(torch.full((10, 2), float("nan"), dtype=F64), target)
+
+
+class _ExactGaussianEps(torch.nn.Module):
+    """The exact noise prediction when the whitened data are N(mu, S): the VP marginal at t is
+    N(alpha_t mu, alpha_t^2 S + sigma_t^2 I), so eps*(z, t) = -sigma_t score =
+    sigma_t (alpha_t^2 S + sigma_t^2 I)^-1 (z - alpha_t mu). One float64 parameter tells the
+    sampler the network's dtype and device."""
+
+    def __init__(self, schedule: VPSchedule, mu: torch.Tensor, cov: torch.Tensor) -> None:
+        super().__init__()
+        self.schedule, self.mu, self.cov = schedule, mu, cov
+        self.anchor = torch.nn.Parameter(torch.zeros((), dtype=F64))
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        alpha, sigma = self.schedule.alpha(t[:1])[0], self.schedule.sigma(t[:1])[0]
+        marginal = alpha**2 * self.cov + sigma**2 * torch.eye(len(self.mu), dtype=F64)
+        return sigma * torch.linalg.solve(marginal, (z - alpha * self.mu).T).T
+
+
+@pytest.mark.parametrize("solver", ["sde", "ode"])
+def test_reverse_integrator_with_the_exact_score_draws_the_gaussian(solver):
+    """The sampler's reverse SDE / probability-flow ODE, driven by the closed-form score of a
+    Gaussian instead of a network, must return that Gaussian (in the whitened space): mean and
+    covariance within 4 standard errors of 20,000 draws (mean sqrt(S_ii / m) <= 0.007, cov
+    sqrt((S_ii S_jj + S_ij^2) / m) <= 0.01). Measured at 400 steps: <= 0.008 off in the mean,
+    <= 0.021 in the covariance (the ODE's error is its fixed start's sample covariance). A
+    drift without the 1/2 of the ODE, or an SDE without its noise, collapses the covariance
+    (off by 1.0, measured on a copy of the loop)."""
+    target = GaussianTarget(torch.zeros(2), torch.eye(2))
+    mu = torch.tensor([0.5, -1.0], dtype=F64)
+    cov = torch.tensor([[1.0, 0.6], [0.6, 0.8]], dtype=F64)
+    sampler = get_sampler("score_diffusion", iterations=1, solver=solver, sample_steps=400)
+    sampler.fit(target.sample(200, seed=0), target)
+    sampler.net = _ExactGaussianEps(sampler.schedule, mu, cov)
+    m = 20_000
+    z = sampler.whitening.forward(sampler.run(torch.zeros(m, 2, dtype=F64), 400, seed=0).particles)
+    se_mean = torch.sqrt(torch.diagonal(cov) / m)
+    se_cov = torch.sqrt((torch.outer(torch.diagonal(cov), torch.diagonal(cov)) + cov**2) / m)
+    assert ((z.mean(0) - mu).abs() < 4 * se_mean).all()
+    assert ((torch.cov(z.T) - cov).abs() < 4 * se_cov).all()
