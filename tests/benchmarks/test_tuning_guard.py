@@ -151,10 +151,10 @@ def test_the_copying_margin_keeps_a_chosen_setting_from_being_flagged():
     tuning reads 3 repetitions. Model: a setting's z is N(mu, 1) per repetition and seed
     (independent draws; the next test checks the spread on real samples). Over every mu,
     a setting the registered rule lets through must be flagged by the leaderboard with
-    probability <= 5 % (metrics.proximity.GUARD_MEAN_Z says 3.4 %); a vote of the 3
-    repetitions at -3 lets 25 % through (the premise: why the margin). The price: a setting
-    independent of its training split (mu = 0) is passed over at most 0.3 % of the time
-    (Phi(-2 sqrt 3) = 0.03 %), one with a mild pull (mu = -1.5) about 19 % of the time."""
+    probability 3.4 % (metrics.proximity.GUARD_MEAN_Z; bound: + 4 simulation errors); a vote
+    of the 3 repetitions at -3 lets 25 % through (the premise: why the margin). The price: a
+    setting independent of its training split (mu = 0) is passed over Phi(-2 sqrt 3) = 0.03 %
+    of the time (bound: + 4 errors), one with a mild pull (mu = -1.5) about 19 %."""
     rule, vote = _copying_rule(), GuardRule("train_proximity", -3.0)
     assert rule.flag_below == -3.0 and rule.guard_below == -2.0
     rng = np.random.default_rng(1)
@@ -177,14 +177,16 @@ def test_the_copying_margin_keeps_a_chosen_setting_from_being_flagged():
         worst_rule, worst_vote = max(worst_rule, through_rule), max(worst_vote, through_vote)
         if mu == 0.0:
             print(f"passed over at typical z 0: {passed_over:.4f}")
-            assert passed_over <= 0.003
+            assert passed_over <= 0.0003 + 4 * np.sqrt(0.0003 / draws)  # 0.07 %; measured 0.03 %
         if mu == -1.5:
             print(f"passed over at typical z -1.5: {passed_over:.3f}")
             assert 0.15 <= passed_over <= 0.23  # 0.193 by the normal model
     print(
         f"worst rate let through and then flagged: margin {worst_rule:.3f}, vote {worst_vote:.3f}"
     )
-    assert worst_rule <= 0.05
+    # the stated 3.4 % plus 4 simulation standard errors (0.13 points each at 20,000 draws:
+    # the worst of 21 mu values is itself biased up a little); measured 3.4 %
+    assert worst_rule <= 0.034 + 4 * np.sqrt(0.034 * 0.966 / draws)
     assert worst_vote >= 0.2
 
 
