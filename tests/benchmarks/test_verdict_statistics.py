@@ -199,6 +199,37 @@ def test_rank_column_puts_copying_after_clean_and_failures_last() -> None:
     assert r["bad"] == 1.0 and r["copy"] == 3.0
 
 
+def test_pairwise_verdicts_hold_the_family_wise_level_by_simulation() -> None:
+    """Four exchangeable samplers on 4 targets of different scales x 2 init columns holding
+    the same value (a sampler that ignores x0) x 5 seeds, with a shared (target, seed) effect:
+    any "a better" / "b better" among the 6 Holm-corrected pairs is a family-wise error.
+    Bound 5 % + 2.5 simulation errors (1.09 points at 400 tables) = 7.7 %; measured 4.3 %
+    (300 tables). Counting the init columns as units would pair each value with its copy."""
+    rng = np.random.default_rng(5)
+    errors, n_sim = 0, 400
+    for _ in range(n_sim):
+        rows = []
+        for target, scale in [("t1", 1.0), ("t2", 10.0), ("t3", 0.1), ("t4", 5.0)]:
+            for rep in range(5):
+                shared = rng.normal()
+                for sampler in "abcd":
+                    v = scale * (1 + 0.1 * shared + 0.1 * rng.normal())
+                    rows += [
+                        {
+                            "sampler": sampler,
+                            "target": target,
+                            "init": i,
+                            "rep": rep,
+                            "value": v,
+                            "column": f"{target} / {i}",
+                        }
+                        for i in ("g", "c")
+                    ]
+        table = pairwise_table(pd.DataFrame(rows), lower_is_better=True)
+        errors += bool((table.verdict != "no difference").any())
+    assert errors / n_sim <= 0.05 + 2.5 * np.sqrt(0.05 * 0.95 / n_sim)
+
+
 def test_cell_verdict_rule() -> None:
     kw = {"state": OK, "copying": False, "guard_calls": []}
     assert cell_verdict(headline_call="tie", **kw) == "≈ exact"
