@@ -229,3 +229,45 @@ def test_runs_flag_themselves_through_sampler_info(tmp_path) -> None:
         assert "[clip z 2/5]" in leaderboard_table(df, "score_x").loc["bad", "t1"]
         md = write_leaderboard(rows, tmp_path, "tiny", "cmd", headline="score_x").read_text()
         assert "bad on t1: clip z 2/5" in md
+
+
+def test_a_guard_metric_beyond_its_tolerance_makes_the_cell_worse() -> None:
+    """The support-error path of the verdict: ``wide`` and ``near`` match exact on the headline
+    (the same value per seed, a tie) but sit off the support by 0.06 and 0.02 (with 0.005
+    seed noise) where exact sits on it; the guard's tolerance is 0.03, so only ``wide`` is
+    worse than exact (paired t on d - 0.03: mean 0.03 over a sd of ~0.005 at 5 seeds), and
+    ``near`` stays indistinguishable."""
+    rng = np.random.default_rng(4)
+    rows = []
+    for rep in range(5):
+        base = 1.0 + 0.05 * rng.normal()
+        for sampler, off in [("exact", 0.0), ("wide", 0.06), ("near", 0.02)]:
+            noise = 0.0 if sampler == "exact" else 0.005 * rng.normal()
+            for metric, value in (("score_g", base), ("support_g", off + noise)):
+                rows.append(
+                    {
+                        "sampler": sampler,
+                        "target": "t1",
+                        "init": "gaussian",
+                        "rep": rep,
+                        "metric": metric,
+                        "value": value,
+                        "status": "ok",
+                        "converged": True,
+                        "message": "",
+                        "fit_seconds": 0.1,
+                        "sample_seconds": 0.2,
+                        "n_particles": 10,
+                        "n_steps": 5,
+                        "n_train": 20,
+                        "n_reference": 20,
+                    }
+                )
+    with METRICS.scoped():
+        register_metric("score_g", description="a test score")(lambda ctx: MetricResult(0.0))
+        register_metric("support_g", ranked=False, guards_verdict=True, verdict_tolerance=0.03)(
+            lambda ctx: MetricResult(0.0)
+        )
+        calls = verdicts(rows_frame(rows), "score_g")
+    assert calls.at["wide", "t1"] == "worse"
+    assert calls.at["near", "t1"] == "≈ exact"
