@@ -196,8 +196,11 @@ def test_generator_learns_gaussian_moments(trained_generator, gaussian_and_train
     res = trained_generator.run(x0, 50, seed=1)
     x = res.particles
     assert x.shape == (3000, 2) and x.dtype == F64
-    assert torch.allclose(x.mean(0), target.mean, atol=0.12)
-    assert torch.allclose(torch.cov(x.T), target.cov, atol=0.25)
+    # 4 standard errors of 3,000 draws (mean 0.018, covariance entries 0.026) plus the
+    # training's own error: measured 0.028 in the mean, 0.069 in the covariance. A generator
+    # at 0.75 x the covariance (entries 0.15-0.25 off) fails.
+    assert torch.allclose(x.mean(0), target.mean, atol=0.08)
+    assert torch.allclose(torch.cov(x.T), target.cov, atol=0.12)
     info = res.info
     assert info["steps"] == 0 and info["n_steps_ignored"] == 50
     assert info["fit_seconds"] > 0 and "sample_seconds" in info
@@ -272,7 +275,9 @@ def test_diffusion_score_matches_analytic(trained_diffusion, gaussian_and_train,
     exact = -(z - m) @ torch.linalg.inv(c)
     learned = model.score(z, t)
     rel = float((((learned - exact) ** 2).sum(1).mean() / (exact**2).sum(1).mean()).sqrt())
-    assert rel < 0.25
+    # measured 0.089, 0.137, 0.040, 0.013 at t = 0.05, 0.1, 0.3, 0.6 (the score is steepest
+    # at small t); a score scaled by 0.8 reads 0.2
+    assert rel < 0.2
 
 
 @pytest.mark.parametrize("solver", ["sde", "ode"])
@@ -285,8 +290,11 @@ def test_diffusion_samples_match_gaussian_moments(
     res = model.run(torch.zeros(2000, 2, dtype=F64), 100, seed=2)
     x = res.particles
     assert x.shape == (2000, 2) and not res.diverged
-    assert torch.allclose(x.mean(0), target.mean, atol=0.1)
-    assert torch.allclose(torch.cov(x.T), target.cov, atol=0.15)
+    # about 3 standard errors of 2,000 draws (mean 0.022, covariance entries 0.032), the
+    # network's error included: measured 0.006 / 0.044 (sde), 0.015 / 0.056 (ode). A sampler
+    # at 0.85 x the covariance (entries 0.09-0.15 off) fails.
+    assert torch.allclose(x.mean(0), target.mean, atol=0.07)
+    assert torch.allclose(torch.cov(x.T), target.cov, atol=0.1)
     assert res.info["n_score_evals"] == 100 * 2000 and res.info["solver"] == solver
 
 
