@@ -123,6 +123,8 @@ def test_descent_lowers_ksd_from_shifted_start(params):
     sampler = get_sampler("ksd_descent", **params).fit(target.sample(50, seed=1), target)
     res = sampler.run(x0, n_steps, seed=0)
     assert not res.diverged
+    # from a start 2 sd away: 95 % of the initial KSD^2 gone, and the mean of 100 particles
+    # within 0.25 of 0 (2.5 x the 0.1 standard error of i.i.d. draws; the start is 2 off)
     assert res.info["ksd2_final"] < 0.05 * res.info["ksd2_init"]
     assert res.particles.mean(0).abs().max() < 0.25
     assert res.info["score_source"] == "exact"

@@ -87,6 +87,9 @@ def test_flow_lowers_mmd_and_matches_target_moments():
     for params in ({}, {"momentum": 0.5}, {"gradient": "sliced", "n_projections": 64}):
         res = get_sampler("mmd_flow", **params).fit(train, target).run(x0, 150, seed=0)
         assert not res.diverged
+        # the flow targets the empirical training measure: 95 % of the initial MMD^2 gone,
+        # and 150 particles' mean / covariance within about 2 standard errors of the
+        # training split's (0.08 ~ 2 x sqrt(1 / 150), 0.1 ~ 2 x sqrt(2 / 150) x 0.6)
         assert res.info["mmd2_final"] < 0.05 * res.info["mmd2_init"], params
         torch.testing.assert_close(res.particles.mean(0), train.mean(0), atol=0.08, rtol=0)
         torch.testing.assert_close(torch.cov(res.particles.T), torch.cov(train.T), atol=0.1, rtol=0)

@@ -34,6 +34,8 @@ def test_ula_correlated_gaussian_mean_and_covariance():
     sampler = get_sampler("ula", step_size=0.01).fit(target.sample(100, seed=0), target)
     x0 = torch.zeros(3000, 2, dtype=torch.float64)
     out = sampler.run(x0, 800, seed=3).particles
+    # 3,000 independent chains at h = 0.01 (ULA's bias ~ h / 2, 0.5 %): about 3 standard
+    # errors (mean 0.018, covariance entries 0.026); measured 0.025 and 0.033
     assert torch.allclose(out.mean(0), target.mean, atol=0.06)
     assert torch.allclose(torch.cov(out.T), target.cov, atol=0.08)
 
@@ -79,6 +81,10 @@ def test_svgd_recovers_gaussian_moments():
     sampler = get_sampler("svgd").fit(target.sample(100, seed=0), target)
     x0 = torch.randn(200, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     out = sampler.run(x0, 400, seed=0).particles
+    # 200 interacting particles (SVGD places them more evenly than i.i.d. draws, whose
+    # errors would be 0.07 / 0.1): measured 0.009 in the mean and 0.055 in the covariance,
+    # which finite-particle SVGD under-spreads; a run stuck near x0 ~ N(0, I) misses the
+    # covariance's 0.6 correlation by 0.6
     assert torch.allclose(out.mean(0), target.mean, atol=0.05)
     assert torch.allclose(torch.cov(out.T), target.cov, atol=0.12)
 
