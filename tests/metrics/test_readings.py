@@ -288,3 +288,27 @@ def test_small_inputs_are_named_not_left_to_scikit_learn() -> None:
     big = torch.randn(200, 2, generator=gen, dtype=torch.float64)
     with pytest.raises(MetricError, match="data_copying needs >= 4 training points"):
         data_copying_statistic(big, big[:2], big, k=4)
+
+
+def test_class_tv_reads_the_classes_of_the_particles_in_original_units() -> None:
+    """The metric relays the target's image report on the particles mapped back to original
+    units: a stub target whose 'classifier' is the sign of the first original coordinate and
+    whose standardisation shifts by 10. Particles at z = -9.5 (original +0.5) are all class
+    1; real frequencies 1/2 each give TV = 1/2, which reading z itself (class 0) would not."""
+    import copy
+
+    from datasets import StandardisedTarget, get_target
+    from metrics.base import MetricContext
+
+    class Labelled(type(get_target("gaussian_2d"))):
+        def image_report(self, x: torch.Tensor) -> dict:
+            q = np.bincount((x[:, 0] > 0).long().numpy(), minlength=2) / x.shape[0]
+            tv = 0.5 * float(np.abs(q - 0.5).sum())
+            return {"class_tv": tv, "class_kl": 0.0, "classes_missing": [], "class_counts": q}
+
+    base = copy.copy(get_target("gaussian_2d"))  # never the registry's object
+    base.__class__ = Labelled
+    target = StandardisedTarget(base, torch.full((2,), 10.0), torch.ones(2))
+    particles = torch.full((8, 2), -9.5, dtype=torch.float64)
+    ctx = MetricContext(particles, particles.clone(), target=target)
+    assert get_metric("class_tv")(ctx).value == pytest.approx(0.5)
