@@ -10,6 +10,7 @@ import random
 import numpy as np
 
 from benchmarks.verdict.leaderboard import SUITE_FILE, write_leaderboard
+from tests.helpers.leaderboard_rows import metric_row
 
 
 def _rows() -> list[dict]:
@@ -22,25 +23,8 @@ def _rows() -> list[dict]:
             for rep in range(4):
                 for k, sampler in enumerate(("exact", "alpha", "late", "beta", "gamma", "zeta")):
                     for metric in ("score_y", "other_x"):
-                        rows.append(
-                            {
-                                "sampler": sampler,
-                                "target": target,
-                                "init": init,
-                                "rep": rep,
-                                "metric": metric,
-                                "value": 1.0 + 0.1 * k + 0.2 * rng.normal(),
-                                "status": "ok",
-                                "converged": True,
-                                "message": "",
-                                "fit_seconds": 0.1,
-                                "sample_seconds": 0.2,
-                                "n_particles": 10,
-                                "n_steps": 5,
-                                "n_train": 20,
-                                "n_reference": 20,
-                            }
-                        )
+                        value = 1.0 + 0.1 * k + 0.2 * rng.normal()
+                        rows.append(metric_row(sampler, target, init, rep, metric, value))
     return rows
 
 

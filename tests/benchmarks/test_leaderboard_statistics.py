@@ -17,6 +17,7 @@ from benchmarks.verdict.leaderboard import (
     write_leaderboard,
 )
 from metrics.base import METRICS, MetricResult, register_metric
+from tests.helpers.leaderboard_rows import metric_row
 
 
 def _rows() -> list[dict]:
@@ -34,25 +35,7 @@ def _rows() -> list[dict]:
                 ("copier", base + 0.2 + 0.05 * rng.normal(), -5.0),
             ]:
                 for metric, value in (("score_x", score), ("copy_test_x", test)):
-                    rows.append(
-                        {
-                            "sampler": sampler,
-                            "target": target,
-                            "init": "gaussian",
-                            "rep": rep,
-                            "metric": metric,
-                            "value": value,
-                            "status": "ok",
-                            "converged": True,
-                            "message": "",
-                            "fit_seconds": 0.1,
-                            "sample_seconds": 0.2,
-                            "n_particles": 10,
-                            "n_steps": 5,
-                            "n_train": 20,
-                            "n_reference": 20,
-                        }
-                    )
+                    rows.append(metric_row(sampler, target, "gaussian", rep, metric, value))
     return rows
 
 
@@ -244,25 +227,7 @@ def test_a_guard_metric_beyond_its_tolerance_makes_the_cell_worse() -> None:
         for sampler, off in [("exact", 0.0), ("wide", 0.06), ("near", 0.02)]:
             noise = 0.0 if sampler == "exact" else 0.005 * rng.normal()
             for metric, value in (("score_g", base), ("support_g", off + noise)):
-                rows.append(
-                    {
-                        "sampler": sampler,
-                        "target": "t1",
-                        "init": "gaussian",
-                        "rep": rep,
-                        "metric": metric,
-                        "value": value,
-                        "status": "ok",
-                        "converged": True,
-                        "message": "",
-                        "fit_seconds": 0.1,
-                        "sample_seconds": 0.2,
-                        "n_particles": 10,
-                        "n_steps": 5,
-                        "n_train": 20,
-                        "n_reference": 20,
-                    }
-                )
+                rows.append(metric_row(sampler, "t1", "gaussian", rep, metric, value))
     with METRICS.scoped():
         register_metric("score_g", description="a test score")(lambda ctx: MetricResult(0.0))
         register_metric("support_g", ranked=False, guards_verdict=True, verdict_tolerance=0.03)(
