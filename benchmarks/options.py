@@ -58,17 +58,22 @@ def check_non_negative_int(value: Any, shown: str | None = None) -> int:
     return value
 
 
-def check_sample_size(value: Any, shown: str | None = None) -> int:
+def _is_sample_size(value: Any) -> bool:
     """An integer >= 2: a split (training, reference) smaller than two points has no spread
     to standardise by and no pair for a kernel or a divergence."""
-    if not _is_int(value) or value < 2:
+    return _is_int(value) and value >= 2
+
+
+def check_sample_size(value: Any, shown: str | None = None) -> int:
+    """An integer >= 2 (:func:`_is_sample_size`)."""
+    if not _is_sample_size(value):
         raise UsageError(f"expected an integer >= 2, got {shown or repr(value)}")
     return value
 
 
 def check_train_size(value: Any, shown: str | None = None) -> int | str:
-    """An integer >= 2 (:func:`check_sample_size`) or ``'all'``."""
-    if value != "all" and (not _is_int(value) or value < 2):
+    """An integer >= 2 (:func:`_is_sample_size`) or ``'all'``."""
+    if value != "all" and not _is_sample_size(value):
         raise UsageError(f"expected an integer >= 2 or 'all', got {shown or repr(value)}")
     return value
 
@@ -157,13 +162,9 @@ def seed_list(text: str) -> tuple[int, ...]:
 
 
 def name_list(text: str) -> tuple[str, ...]:
-    """argparse type: comma-separated distinct names (at least one)."""
-    names = tuple(t.strip() for t in text.split(",") if t.strip())
-    if not names:
-        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
-    if len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(f"expected distinct names, got {text!r}")
-    return names
+    """argparse type: comma-separated distinct names (at least one; :func:`check_name_list`)."""
+    parse = lambda t: tuple(p.strip() for p in t.split(",") if p.strip())  # noqa: E731
+    return _argtype(text, parse, check_name_list, "expected comma-separated names")
 
 
 def existing_dir(text: str) -> Path:

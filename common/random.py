@@ -13,6 +13,8 @@ device fails ("Expected a 'cuda' device type for generator"); these helpers neve
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import Tensor
 
@@ -21,6 +23,15 @@ Device = torch.device | str | None
 #: the largest seed every library here accepts (NumPy and scikit-learn stop at 2**32 - 1;
 #: torch goes further); the harness derives 31-bit seeds (``derive_seed``)
 SEED_MAX = 2**32 - 1
+
+
+def is_seed(value: object) -> bool:
+    """True for an integer (Python or NumPy, not a bool) in [0, SEED_MAX]."""
+    return (
+        isinstance(value, numbers.Integral)
+        and not isinstance(value, bool)
+        and 0 <= int(value) <= SEED_MAX
+    )
 
 
 def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:

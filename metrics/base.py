@@ -54,15 +54,14 @@ class MetricContext:
         """NumPy and DLPack clouds are viewed as torch tensors (no copy), as ``check_clouds``
         does, so a metric may call tensor methods on any field before validating it."""
         from common.interop import as_torch
-        from common.random import SEED_MAX
+        from common.random import is_seed
 
         for name in ("particles", "reference", "train"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, as_torch(value))
-        seed = self.seed
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
-            raise MetricError(f"seed must be an int in [0, 2**32 - 1], got {seed!r}")
+        if not is_seed(self.seed):
+            raise MetricError(f"seed must be an int in [0, 2**32 - 1], got {self.seed!r}")
 
 
 MetricFn = Callable[[MetricContext], MetricResult]

@@ -236,7 +236,7 @@ def sinkhorn_divergence(
         raise MetricError(f"eps must be a positive finite number, got {eps!r}")
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise MetricError(f"max_iter must be an int >= 1, got {max_iter!r}")
-    if not (isinstance(tol, (int, float)) and tol > 0):
+    if isinstance(tol, bool) or not (isinstance(tol, numbers.Real) and tol > 0):
         raise MetricError(f"tol must be a number > 0, got {tol!r}")
     x, y = check_clouds(x, y)
     eps = float(eps)

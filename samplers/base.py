@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from common.interop import as_torch
 from common.progress import finish, show
-from common.random import SEED_MAX, make_generator
+from common.random import is_seed, make_generator
 from common.registry import Registry
 from datasets.base import Target
 from samplers.params import ParamSpec, param_errors
@@ -283,10 +283,9 @@ class Sampler(ABC):
         for what, value in (("n_steps", n_steps), ("record_every", record_every)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise SamplerError(f"{self.name}: {what} must be an int >= 0, got {value!r}")
-        seed = seed.item() if isinstance(seed, np.integer) else seed
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        if not is_seed(seed):
             raise SamplerError(f"{self.name}: seed must be an int in [0, 2**32 - 1], got {seed!r}")
-        gen = make_generator(seed)  # on the CPU whatever x0's device: see common.random
+        gen = make_generator(int(seed))  # on the CPU whatever x0's device: see common.random
         request = RunRequest(x0, n_steps, gen, record_every, progress, self.name)
         t0 = time.perf_counter()
         with deadline_scope(deadline):

@@ -12,10 +12,8 @@ forward pass: m = x0.shape[0] particles G(z), z drawn from the run's seeded gene
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -28,7 +26,6 @@ from samplers.base import (
     SamplerError,
     SampleResult,
     check_deadline,
-    divergence_reason,
     register_sampler,
 )
 from samplers.core.neural_nets import (
@@ -39,6 +36,7 @@ from samplers.core.neural_nets import (
     PlateauStopper,
     seeded_mlp,
 )
+from samplers.core.one_shot import one_shot_result
 from samplers.core.sinkhorn_loss import sinkhorn_divergence
 from samplers.params import Boolean, Interval, OneOf, Positive, Seed
 
@@ -199,26 +197,18 @@ class SinkhornGenerator(NeuralSampler):
         }
 
     def _run(self, run: RunRequest) -> SampleResult:
+        """One pass of m latent draws through the generator (``one_shot_result``: a zero-step
+        result, read for divergence like a step)."""
         assert self.net is not None and self.whitening is not None
         x0 = run.x0
-        t0 = time.perf_counter()
         param = next(self.net.parameters())
         net = self.net.to(x0.device)
-        m = x0.shape[0]
-        with torch.no_grad():
-            z = random.randn(
-                m, self.latent_dim, generator=run.gen, device=x0.device, dtype=param.dtype
-            )
-            x = self.whitening.inverse(net(z).to(torch.float64)).to(x0.dtype)
-        elapsed = time.perf_counter() - t0
-        why = divergence_reason(x)
-        info: dict[str, Any] = {
-            "steps": 0,
-            "n_steps_ignored": run.n_steps,
-            "diverged": why is not None,
-            "step_seconds": elapsed,
-        }
-        if why is not None:
-            info["diverged_reason"] = f"generator produced {why}"
-        traj = x[None].clone() if run.record_every > 0 else None
-        return SampleResult(x, traj, np.asarray([elapsed], dtype=float), info)
+
+        def draw(m: int) -> Tensor:
+            with torch.no_grad():
+                z = random.randn(
+                    m, self.latent_dim, generator=run.gen, device=x0.device, dtype=param.dtype
+                )
+                return self.whitening.inverse(net(z).to(torch.float64))
+
+        return one_shot_result(run, draw)
