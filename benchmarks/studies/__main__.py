@@ -3,6 +3,7 @@
     python -m benchmarks.studies --list        # each study's refresh command and its files
     python -m benchmarks.studies --all         # rerun every study (slow: tens of minutes)
     python -m benchmarks.studies --only NAME   # rerun the studies whose module is NAME
+    python -m benchmarks.studies --all --skip dmps_more_data   # all but the hours-long one
 
 :data:`STUDIES` names, for every result file of a study under ``results/``, the command that
 produces it (module, arguments, environment). ``tests/benchmarks/test_studies.py`` checks
@@ -284,15 +285,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     what.add_argument("--list", action="store_true", help="print every refresh command")
     what.add_argument("--all", action="store_true", help="rerun every study")
     what.add_argument("--only", metavar="MODULE", help="rerun the studies of one module")
+    p.add_argument(
+        "--skip",
+        metavar="MODULE",
+        action="append",
+        default=[],
+        help="leave out the studies of this module (repeatable), e.g. the hours-long "
+        "dmps_more_data",
+    )
     args = p.parse_args(argv)
+    modules = sorted({s.module for s in STUDIES})
+    unknown = sorted(set(args.skip) - set(modules))
+    if unknown:
+        p.error(f"unknown study {unknown[0]!r} in --skip; known: {', '.join(modules)}")
     if args.list:
         for study in STUDIES:
             print(f"{study.command}    # {', '.join(study.outputs)}")
         return 0
-    chosen = [s for s in STUDIES if args.all or s.module == args.only]
-    if not chosen:
-        modules = sorted({s.module for s in STUDIES})
+    if args.only is not None and args.only not in modules:
         p.error(f"unknown study {args.only!r}; known: {', '.join(modules)}")
+    chosen = [
+        s for s in STUDIES if (args.all or s.module == args.only) and s.module not in args.skip
+    ]
+    if not chosen:
+        p.error("--skip leaves no study to run")
     failed = []
     t_all = time.perf_counter()
     for k, study in enumerate(chosen, start=1):

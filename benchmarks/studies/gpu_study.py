@@ -35,6 +35,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from benchmarks.execution.provenance import produced_by
+
 if TYPE_CHECKING:  # torch is imported where the device is chosen
     import torch
 
@@ -60,7 +62,9 @@ REPO = Path(__file__).resolve().parents[2]
 class Study:
     """Output folder, clock, budgets and the header every file carries."""
 
-    def __init__(self, out: Path, device: str, quick: bool, total_s: float) -> None:
+    def __init__(
+        self, out: Path, device: str, quick: bool, total_s: float, commit: str | None = None
+    ) -> None:
         import torch
 
         self.dir = out / "gpu"
@@ -73,11 +77,14 @@ class Study:
         else:
             name = f"CPU only ({platform.processor() or platform.machine()})"
         self.device_name = name
-        self.command = "python -m benchmarks.studies.gpu_study " + shlex.join(sys.argv[1:])
+        self.command = (
+            "python -m benchmarks.studies.gpu_study " + shlex.join(sys.argv[1:])
+        ).strip()
         self.header = (
-            f"Produced by: `{self.command}` (from `scripts/gpu_check.sh` on the device)\n"
+            produced_by(self.command, commit or _commit())
+            + " (from `scripts/gpu_check.sh` on the device)\n"
             f"Device: {name}; torch {torch.__version__}; {os.cpu_count()} CPU cores; "
-            f"commit {_commit()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n"
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n"
         )
         self.summary: dict[str, str] = {}
         (self.dir / "log.txt").write_text(self.header)
@@ -588,6 +595,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (dry run)")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"subset of {PARTS}")
     parser.add_argument("--total-s", type=float, default=TOTAL_S, help="whole-run budget")
+    parser.add_argument(
+        "--commit",
+        default=None,
+        help="the commit the files name (default: HEAD's; the device's copy may have no git)",
+    )
     args = parser.parse_args(argv)
     parts = [p for p in args.parts.split(",") if p]
     unknown = set(parts) - set(PARTS)
@@ -597,7 +609,7 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda but torch sees no CUDA device")
-    study = Study(args.out, args.device, args.quick, args.total_s)
+    study = Study(args.out, args.device, args.quick, args.total_s, args.commit)
     study.log(f"device {study.device_name}; parts {parts}")
     fns = {
         "pytest": lambda b: part_pytest(study, b),

@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.execution.environment import REPO_ROOT, git_commit
+from benchmarks.execution.environment import REPO_ROOT
+from benchmarks.execution.provenance import produced_by
 
 COMMAND = "python -m benchmarks.studies.load_sensitivity"
 RUNS = {
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Suite wall time, quiet and beside a CPU-bound load",
         "",
-        f"Produced by: `{COMMAND}` (git {git_commit()}, {os.cpu_count()} cores, "
+        produced_by(COMMAND) + f" ({os.cpu_count()} cores, "
         f"{args.load} busy-loop processes as the load, default settings: 1 thread per run).",
         "",
         "| run | quiet s | load avg (1 min) | loaded s | load avg (1 min) | loaded / quiet |",

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from benchmarks.execution.environment import blas_summary, git_commit
+from benchmarks.execution.environment import blas_summary
+from benchmarks.execution.provenance import produced_by
 from common.geometry import relative_eps
 from datasets.base import StandardisedTarget, Target, get_target
 from metrics import get_metric
@@ -61,8 +62,7 @@ def write_table(rows: list[tuple], args: argparse.Namespace) -> None:
     lines = [
         "# Neural baselines: training time vs quality",
         "",
-        f"Produced by: `{COMMAND}` (git {git_commit()}, torch threads {args.threads}, "
-        f"BLAS {blas_summary()}).",
+        produced_by(COMMAND) + f" (torch threads {args.threads}, BLAS {blas_summary()}).",
         f"n_train={args.n_train}, n_ref={args.n_ref}, m={args.m} generated, diffusion reverse "
         f"steps={args.steps}; standardised targets (train statistics); metric: `metrics.sinkhorn`, "
         "eps = target.metric_eps_fraction x median squared distance of the reference. "

@@ -83,3 +83,65 @@ def test_refresh_all_enumerates_every_study_in_order(monkeypatch, capsys):
     listed = capsys.readouterr().out.splitlines()
     assert [line.split("    # ")[0] for line in listed] == [s.command for s in ran]
     assert all(f"python -m {s.full_module}" in s.command for s in ran)
+
+
+#: "Produced by: `COMMAND` at commit C" with C a clean commit (no ``+dirty``)
+_PRODUCED_AT = re.compile(r"^Produced by: `[^`\n]+` at commit [0-9a-f]{7,40}(?![+0-9a-f])", re.M)
+
+#: study outputs made before their writers named the commit; each is refreshed by its own
+#: study (``python -m benchmarks.studies --list``), which then names it: strict, so a refreshed
+#: file that names its commit fails here until it leaves this list
+_MADE_BEFORE_COMMITS_WERE_NAMED = {
+    # hours on 2 cores (issue 24's spec: every size for seeds 0-2); made at 5c37c96
+    "results/dmps/more_data.md",
+}
+
+
+def _study_outputs() -> list[str]:
+    from benchmarks.studies.__main__ import STUDIES
+
+    return sorted({out for s in STUDIES for out in s.outputs if (REPO / out).exists()})
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        pytest.param(
+            out,
+            marks=pytest.mark.xfail(
+                strict=True, reason="made before its writer named the commit; refresh it"
+            ),
+        )
+        if out in _MADE_BEFORE_COMMITS_WERE_NAMED
+        else out
+        for out in _study_outputs()
+    ],
+)
+def test_every_study_result_names_the_clean_commit_that_made_it(output):
+    """Committed results name the commit that made them, from a clean tree: a result file
+    whose "Produced by" line names no commit (or a dirty one) cannot be traced to code."""
+    text = (REPO / output).read_text(encoding="utf-8")
+    assert _PRODUCED_AT.search(text), f"{output}: no 'Produced by: `...` at commit C' line"
+
+
+def test_the_provenance_pattern_reads_what_produced_by_writes():
+    from benchmarks.execution.provenance import produced_by
+
+    assert _PRODUCED_AT.search(produced_by("python -m x --y 1", "0123456789ab") + " (notes)")
+    assert not _PRODUCED_AT.search(produced_by("python -m x", "0123456789ab+dirty"))
+    assert not _PRODUCED_AT.search("Produced by: `python -m x` (git 0123456789ab)")
+
+
+def test_skip_leaves_out_a_module_and_refuses_unknown_names(monkeypatch, capsys):
+    import benchmarks.studies.__main__ as refresh
+
+    ran = []
+    monkeypatch.setattr(refresh, "run_study", lambda study: ran.append(study) or 0)
+    assert refresh.main(["--all", "--skip", "dmps_more_data", "--skip", "gpu_study"]) == 0
+    assert ran == [s for s in refresh.STUDIES if s.module not in {"dmps_more_data", "gpu_study"}]
+    with pytest.raises(SystemExit) as err:
+        refresh.main(["--all", "--skip", "no_such_study"])
+    assert err.value.code == 2
+    assert "no_such_study" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        refresh.main(["--only", "dmps_more_data", "--skip", "dmps_more_data"])
