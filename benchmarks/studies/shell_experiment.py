@@ -86,7 +86,7 @@ def run_target(name: str, seed: int, args: argparse.Namespace, curves: dict) -> 
     for label, params in variants.items():
         if params.get("step_size") == "ref":
             params = {"step_size": REFERENCE_STEP[name] / eps_kernel}
-        sampler = get_sampler("dmps", n_modes=None, **params).fit(train, target)
+        sampler = get_sampler("dmps", n_modes=train.shape[0], **params).fit(train, target)
         t0 = time.perf_counter()
         res = sampler.run(x0, args.steps, seed=seed, record_every=args.record_every)
         wall = time.perf_counter() - t0
