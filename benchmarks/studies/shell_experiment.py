@@ -148,7 +148,7 @@ def figure(curves: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", type=int, default=500)
     parser.add_argument("--particles", type=int, default=500)
@@ -158,7 +158,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("results/dmps"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
@@ -183,7 +183,7 @@ def main() -> None:
         .reset_index()
     )
     figure(curves, args.out / "shell_experiment.png")
-    cmd = " ".join([COMMAND, *sys.argv[1:]])
+    cmd = " ".join([COMMAND, *(sys.argv[1:] if argv is None else argv)])
     text = [
         "# DMPS sphere-shell experiment (reference code's set-up)",
         "",
