@@ -334,6 +334,13 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     env = read_environment(out_dir)
     path = write_leaderboard(report.rows, out_dir, args.suite, None, env)
     print(path.read_text(encoding="utf-8"))
+    if args.diagnostics:  # e.g. the latents' decoded grids, from the rows' saved particles
+        from benchmarks.diagnostics import write_diagnostics
+        from datasets.latents import data_root_setting
+
+        with data_root_setting(args.data_root):
+            written = write_diagnostics(out_dir, report.rows)
+        log(f"diagnostics: {len(written)} files written in {out_dir}")
     return 0
 
 
@@ -474,6 +481,13 @@ def build_parser() -> argparse.ArgumentParser:
     lb = sub.add_parser("leaderboard", help="rebuild a leaderboard from recorded rows")
     lb.add_argument("--suite", required=True)
     lb.add_argument("--out", default=RUNS_ROOT, help=f"output root (default: {RUNS_ROOT})")
+    lb.add_argument(
+        "--diagnostics",
+        action="store_true",
+        help="also rewrite the family diagnostics a run writes (the latents' decoded image "
+        "grids and images.md) from the rows and their saved particles",
+    )
+    add_data_root_option(lb)
     lb.set_defaults(func=cmd_leaderboard)
     rp = sub.add_parser("report", help="figures for every suite and a static index.html")
     rp.add_argument("--out", default="results", help="results root (default: results)")

@@ -56,9 +56,11 @@ def write_latent_images(out_dir: Path, rows: list[dict[str, Any]]) -> list[Path]
     first_init = latent[0]["init"]
     lines = header_lines(latent)
     command = original_command(out_dir)
+    commits = sorted({str(r["commit"]) for r in latent if r.get("commit")})
+    made_at = f" at commit {', '.join(commits)}" if commits else ""
     lines[1:1] = [
         "",
-        f"Produced by: `{command or 'python -m benchmarks report'}` (grids from its rows)",
+        f"Produced by: `{command or 'python -m benchmarks report'}`{made_at} (grids from its rows)",
     ]
     tv: dict[tuple[str, str], list[float]] = {}
     for r in rows:

@@ -161,6 +161,31 @@ def test_mnist_latent_rows_are_ok_and_record_their_data(monkeypatch, tmp_path) -
     assert "![kde](grids/digits_latent__kde.png)" in redrawn  # the other targets still drawn
 
 
+def test_leaderboard_diagnostics_redraws_the_grids_from_the_rows(monkeypatch, tmp_path) -> None:
+    """``leaderboard --diagnostics`` rewrites what the run wrote beside its rows (images.md,
+    the decoded grids) from the rows and saved particles alone, naming the run's command and
+    the commit of its rows; a plain ``leaderboard`` leaves them alone."""
+    from benchmarks.__main__ import main
+
+    with tiny_image_models(monkeypatch, tmp_path):
+        suite = LATENTS.with_overrides(seeds=(0,), n_particles=40, n_steps=3)
+        run_suite(suite, out_root=tmp_path / "runs", samplers=["kde"], progress=False)
+        out = tmp_path / "runs" / LATENTS.name
+        first = (out / "images.md").read_text()
+        commits = {r["commit"] for r in load_rows(out / "runs.jsonl").rows}
+        (out / "images.md").unlink()
+        grid = out / "grids" / "digits_latent__kde.png"
+        grid.unlink()
+        argv = ["leaderboard", "--suite", LATENTS.name, "--out", str(tmp_path / "runs")]
+        assert main(argv) == 0
+        assert not (out / "images.md").exists()
+        assert main([*argv, "--diagnostics"]) == 0
+        again = (out / "images.md").read_text()
+    assert again == first and grid.stat().st_size > 0
+    (commit,) = commits
+    assert f"` at commit {commit} (grids from its rows)" in again
+
+
 def test_leaderboard_names_each_targets_data_and_flags_a_mix() -> None:
     from benchmarks.verdict.leaderboard import data_sources_line
 

@@ -177,7 +177,7 @@ def test_the_copying_margin_keeps_a_chosen_setting_from_being_flagged():
         worst_rule, worst_vote = max(worst_rule, through_rule), max(worst_vote, through_vote)
         if mu == 0.0:
             print(f"passed over at typical z 0: {passed_over:.4f}")
-            assert passed_over <= 0.0003 + 4 * np.sqrt(0.0003 / draws)  # 0.07 %; measured 0.03 %
+            assert passed_over <= 0.0003 + 4 * np.sqrt(0.0003 / draws)  # 0.08 %; measured 0.03 %
         if mu == -1.5:
             print(f"passed over at typical z -1.5: {passed_over:.3f}")
             assert 0.15 <= passed_over <= 0.23  # 0.193 by the normal model
