@@ -26,7 +26,7 @@ from datasets.base import StandardisedTarget, Target, get_target
 from metrics import get_metric
 from samplers import get_sampler
 
-COMMAND = "PYTHONPATH=. python -m benchmarks.studies.neural_training"
+COMMAND = "python -m benchmarks.studies.neural_training"
 
 
 TARGETS = ("gaussian_2d", "ring8", "two_moons")
