@@ -6,7 +6,7 @@ diffusion-map kernel) plus the total; median over ``--repeats`` fits with differ
 seeds. Sizes are modest on purpose (the machine is shared). Writes
 ``results/edmd/fit_scaling.csv`` and ``results/edmd/fit_scaling.md``.
 
-Run: ``OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH=. python -m benchmarks.studies.scaling_edmd``
+Run: ``OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python -m benchmarks.studies.scaling_edmd``
 """
 
 from __future__ import annotations
@@ -29,9 +29,7 @@ from benchmarks.presentation.tables import markdown_table  # noqa: E402
 from datasets.base import StandardisedTarget, get_target  # noqa: E402
 from samplers import get_sampler  # noqa: E402
 
-COMMAND = (
-    "OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH=. python -m benchmarks.studies.scaling_edmd"
-)
+COMMAND = "OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python -m benchmarks.studies.scaling_edmd"
 PARTS = ("pairs_seconds", "dictionary_seconds", "eig_seconds", "kernel_seconds")
 
 
