@@ -4,7 +4,8 @@
     python -m benchmarks.studies.parallel_timing --suites smoke,mixtures --jobs 2 -- --seeds 0
 
 Each suite runs twice through the CLI in fresh temporary folders (``python -m benchmarks run
---suite S --no-progress [extra args]``): serially and with ``--jobs N``. The table in
+--suite S --no-progress [extra args]``): serially (``--jobs 1``; ``run``'s default is one
+worker per usable core) and with ``--jobs N``. The table in
 ``results/harness/parallel_timing.md`` gives both wall times (the whole command, imports
 included), the speed-up, the number of rows and how many rows differ in anything but
 wall-time fields (``runner.TIMING_FIELDS``), with the largest metric difference. Serial runs
@@ -80,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         "(beyond wall times) | max abs value difference |",
         "|---|---|---|---|---|---|---|",
     ]
-    serial_extra = list(args.extra)
+    # --jobs 1: without it `run` starts one worker per usable core, and "serial" would not be
+    serial_extra = [*args.extra, "--jobs", "1"]
     if args.serial_threads:
         serial_extra += ["--threads", str(args.serial_threads)]
     with tempfile.TemporaryDirectory() as tmp:
