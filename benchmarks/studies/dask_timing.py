@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             out = Path(tmp) / mode
             startup = None
             if mode == "serial":
-                wall = _run(out, base)
+                wall = _run(out, [*base, "--jobs", "1"])  # run's default: a worker per core
             elif mode == "jobs":
                 wall = _run(out, [*base, "--jobs", "2"])
             elif mode in ("dask_processes", "dask_threads"):
