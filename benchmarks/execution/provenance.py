@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import shlex
 import sys
@@ -27,6 +28,18 @@ def command_line(argv: list[str] | None = None) -> str:
     ``sys.argv[1:]``), shell-quoted: what a result file names as its producer."""
     args = sys.argv[1:] if argv is None else argv
     return "python -m benchmarks " + " ".join(shlex.quote(a) for a in args)
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+"""The environment variables a study's command line names when they are set."""
+
+
+def study_command(module: str, argv: list[str] | None = None) -> str:
+    """``VAR=value ... python -m module args``: a study's command line as run, with the thread
+    variables of :data:`THREAD_VARIABLES` that are set (``argv`` default ``sys.argv[1:]``)."""
+    env = [f"{k}={os.environ[k]}" for k in THREAD_VARIABLES if k in os.environ]
+    args = sys.argv[1:] if argv is None else argv
+    return " ".join([*env, "python", "-m", module, *(shlex.quote(a) for a in args)])
 
 
 def produced_by(command: str, commit: str | None = None) -> str:

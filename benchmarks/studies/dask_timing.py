@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from benchmarks.execution.environment import REPO_ROOT, environment
-from benchmarks.execution.provenance import produced_by
+from benchmarks.execution.provenance import produced_by, study_command
 from benchmarks.execution.store import ROWS_FILE, load_rows
 from benchmarks.studies.parallel_timing import compare
 
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         _probe_unit(args.probe_unit == "relax")
         return 0
     base = ["--suite", SUITE, "--targets", args.targets, "--samplers", args.samplers, *SUBSET]
-    command = "python -m benchmarks.studies.dask_timing " + " ".join(argv or sys.argv[1:])
+    command = study_command("benchmarks.studies.dask_timing", argv)
     env = environment()
     threads = {k: os.environ.get(k, "unset") for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     results = []

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import platform
-import sys
 import time
 from collections.abc import Callable
 from functools import partial
@@ -25,7 +23,7 @@ import numpy as np
 import ot
 import torch
 
-from benchmarks.execution.provenance import produced_by
+from benchmarks.execution.provenance import produced_by, study_command
 from common.geometry import relative_eps
 from metrics.sinkhorn import DEFAULT_MAX_ITER, DEFAULT_TOL, sinkhorn_divergence
 
@@ -74,10 +72,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    threads = " ".join(
-        f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ
-    )
-    command = f"{threads} python -m benchmarks.studies.metric_speed " + " ".join(sys.argv[1:])
+    command = study_command("benchmarks.studies.metric_speed")
     rows = []
     for n in args.sizes:
         x, y = clouds(n)

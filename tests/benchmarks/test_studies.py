@@ -145,3 +145,44 @@ def test_skip_leaves_out_a_module_and_refuses_unknown_names(monkeypatch, capsys)
     assert "no_such_study" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         refresh.main(["--only", "dmps_more_data", "--skip", "dmps_more_data"])
+
+
+def _command_tokens(command: str) -> list[str]:
+    """A command's words. A suite run's are compared as a multiset without the environment
+    (``run`` records its own argv, options in its own order, ``--jobs`` added:
+    ``provenance.command_line``; the thread variables it ran under are in its rows)."""
+    words = command.split()
+    if words[words.index("python") :][:4] == ["python", "-m", "benchmarks", "run"]:
+        return sorted(w for w in words[words.index("python") :] if w not in {"--jobs", "2"})
+    return words
+
+
+def test_each_result_names_the_refresh_command_that_makes_it():
+    """The command in a study output's "Produced by" line is the one
+    ``python -m benchmarks.studies --list`` gives for that file, so the command written
+    next to the numbers is the command that refreshes them."""
+    from benchmarks.studies.__main__ import STUDIES
+
+    pattern = re.compile(r"^Produced by: `([^`\n]+)`", re.M)
+    wrong = []
+    for out in _study_outputs():
+        if out in _MADE_BEFORE_COMMITS_WERE_NAMED:
+            continue
+        named = pattern.search((REPO / out).read_text(encoding="utf-8"))
+        commands = [s.command for s in STUDIES if out in s.outputs]
+        if not named or _command_tokens(named.group(1)) not in [
+            _command_tokens(c) for c in commands
+        ]:
+            wrong.append(f"{out}: names {named and named.group(1)!r}, made by {commands}")
+    assert not wrong, wrong
+
+
+def test_study_command_names_the_thread_variables_that_are_set(monkeypatch):
+    from benchmarks.execution.provenance import study_command
+
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    assert study_command("m.x", ["--a", "1 2"]) == "python -m m.x --a '1 2'"
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert study_command("m.x", []) == "OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 python -m m.x"
