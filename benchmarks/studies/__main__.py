@@ -242,6 +242,8 @@ STUDIES: tuple[Study, ...] = (
         (*_WHOLE_RUN, *_ALL, *_CURVE, "--out", f"{_WHOLE}/n60000_steps3000", "--no-particles"),
     ),
     Study("timing_summary", ("results/benchmarks/summary.md",), ("--run",)),
+    # DMPS's dense and sparse fits at N = 20,000 and 60,000 (about 15 minutes)
+    Study("timing_summary", ("results/benchmarks/summary.md",), ("--spectral",)),
     Study(
         "gpu_study",
         tuple(f"results/gpu/{f}.md" for f in ("summary", "smoke", "manifolds", "metric", "dmps")),

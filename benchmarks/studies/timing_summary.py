@@ -4,8 +4,9 @@
     python -m benchmarks.studies.timing_summary --spectral   # the DMPS benchmarks, then summarise
     python -m benchmarks.studies.timing_summary          # summarise results/benchmarks/*.json
 
-``--run`` executes ``pytest tests/bench/test_bench_samplers.py --benchmark-only
---benchmark-json results/benchmarks/samplers.json`` first (see that module for the sizes).
+``--run`` first executes ``pytest tests/bench/test_bench_X.py --benchmark-only
+--benchmark-json results/benchmarks/X.json`` for the samplers, baselines, latents and metrics
+benchmarks (:data:`RUN_FILES`; see those modules for the sizes).
 One table per benchmark group: median and mean ± std of the wall time per call, rounds,
 sizes and device, with the machine and versions each file was recorded on.
 """
@@ -19,19 +20,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.execution.environment import REPO_ROOT
+from benchmarks.execution.environment import REPO_ROOT, git_commit
 from benchmarks.execution.provenance import produced_by
 
 DEFAULT_DIR = REPO_ROOT / "results" / "benchmarks"
-BENCH_FILE = "tests/bench/test_bench_samplers.py"
-SPECTRAL_FILES = ("tests/bench/test_bench_dmps.py", "tests/bench/test_bench_sparse_dmps.py")
-"""``--spectral``: DMPS's dense and sparse fits (N = 20,000 and 60,000) and transport steps,
-into ``spectral.json`` (about 15 minutes on 2 cores)."""
+RUN_FILES = {
+    "samplers.json": ("tests/bench/test_bench_samplers.py",),
+    "baselines.json": ("tests/bench/test_bench_baselines.py",),
+    "latents.json": ("tests/bench/test_bench_latents.py",),
+    "metrics.json": ("tests/bench/test_bench_metrics.py",),
+}
+"""``--run``: each JSON file and the benchmark modules it records (minutes on 2 cores)."""
+SPECTRAL_FILES = {
+    "spectral.json": ("tests/bench/test_bench_dmps.py", "tests/bench/test_bench_sparse_dmps.py")
+}
+"""``--spectral``: DMPS's dense and sparse fits (N = 20,000 and 60,000) and transport steps
+(about 15 minutes on 2 cores)."""
 MADE_BY = {
-    "samplers.json": f"pytest {BENCH_FILE} --benchmark-only "
-    "--benchmark-json results/benchmarks/samplers.json",
-    "spectral.json": f"pytest {' '.join(SPECTRAL_FILES)} --benchmark-only "
-    "--benchmark-json results/benchmarks/spectral.json",
+    name: f"pytest {' '.join(tests)} --benchmark-only --benchmark-json results/benchmarks/{name}"
+    for name, tests in {**RUN_FILES, **SPECTRAL_FILES}.items()
 }
 """The command behind each JSON file this module runs (shown in the summary)."""
 
@@ -89,8 +96,12 @@ def summarise(files: list[Path], command: str) -> str:
         lines += [
             f"## {path.name}",
             "",
-            f"- recorded: {data.get('datetime', '?')}, commit {str(ci.get('id', '?'))[:12]}"
-            f"{' (dirty)' if ci.get('dirty') else ''}",
+            f"- recorded: {data.get('datetime', '?')}, commit "
+            + (
+                str(ci["code_commit"])  # dirty only where code differed (git_commit's rule)
+                if "code_commit" in ci
+                else f"{str(ci.get('id', '?'))[:12]}{' (dirty)' if ci.get('dirty') else ''}"
+            ),
             *([f"- made by: `{MADE_BY[path.name]}`"] if path.name in MADE_BY else []),
             f"- machine: {cpu.get('brand_raw', mi.get('processor', '?'))}, "
             f"{cpu.get('count', '?')} cores, Python {mi.get('python_version', '?')}, "
@@ -121,6 +132,15 @@ def summarise(files: list[Path], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def record_code_commit(path: Path, commit: str) -> None:
+    """Add ``commit_info.code_commit`` (:func:`~benchmarks.execution.environment.git_commit`:
+    ``+dirty`` only when code outside ``results/`` differs) to a pytest-benchmark JSON file,
+    whose own ``dirty`` counts the results written by the studies run before it."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data.setdefault("commit_info", {})["code_commit"] = commit
+    path.write_text(json.dumps(data, indent=4) + "\n", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.studies.timing_summary", description=__doc__
@@ -134,17 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     args.dir.mkdir(parents=True, exist_ok=True)
     flags = [f for f, on in (("--run", args.run), ("--spectral", args.spectral)) if on]
     command = " ".join(["python -m benchmarks.studies.timing_summary", *flags])
-    runs = [(args.run, [BENCH_FILE], "samplers.json")]
-    runs += [(args.spectral, list(SPECTRAL_FILES), "spectral.json")]
-    for wanted, tests, name in runs:
-        if not wanted:
-            continue
+    runs = {**(RUN_FILES if args.run else {}), **(SPECTRAL_FILES if args.spectral else {})}
+    for name, tests in runs.items():
+        code_commit = git_commit()  # before the run writes its JSON into results/
         cmd = [sys.executable, "-m", "pytest", *tests, "--benchmark-only"]
         cmd += ["--benchmark-json", str(args.dir / name), "-q"]
         rc = subprocess.call(cmd, cwd=REPO_ROOT)
         if rc != 0:
             print(f"timing suite failed (exit {rc}): {' '.join(tests)}", file=sys.stderr)
             return rc
+        record_code_commit(args.dir / name, code_commit)
     files = sorted(args.dir.glob("*.json"))
     out = args.dir / "summary.md"
     out.write_text(summarise(files, command), encoding="utf-8")

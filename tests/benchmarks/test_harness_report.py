@@ -161,3 +161,29 @@ def test_timing_summary_from_pytest_benchmark_json(tmp_path):
     )
     assert "TestCPU, 2 cores" in md and "commit abcdef123456" in md
     assert "- made by: `pytest tests/bench/test_bench_samplers.py --benchmark-only" in md
+
+
+def test_timing_summary_run_records_the_code_commit_and_runs_every_quick_file(
+    tmp_path, monkeypatch
+):
+    """``--run`` runs the four quick benchmark files, each into its JSON, and stamps each with
+    the code commit taken before it ran (pytest-benchmark's own ``dirty`` also counts result
+    files written by earlier studies); the summary shows that commit."""
+    import benchmarks.studies.timing_summary as ts
+
+    ran: list[str] = []
+
+    def fake_call(cmd, cwd=None):
+        path = Path(cmd[cmd.index("--benchmark-json") + 1])
+        ran.append(path.name)
+        data = {"commit_info": {"id": "abcdef1234567890", "dirty": True}, "benchmarks": []}
+        path.write_text(json.dumps(data))
+        return 0
+
+    monkeypatch.setattr(ts.subprocess, "call", fake_call)
+    monkeypatch.setattr(ts, "git_commit", lambda: "0123456789ab")
+    assert ts.main(["--dir", str(tmp_path), "--run"]) == 0
+    assert ran == ["samplers.json", "baselines.json", "latents.json", "metrics.json"]
+    md = (tmp_path / "summary.md").read_text()
+    assert md.count("commit 0123456789ab\n") == 4 and "(dirty)" not in md
+    assert "- made by: `pytest tests/bench/test_bench_metrics.py --benchmark-only" in md
