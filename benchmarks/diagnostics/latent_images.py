@@ -17,7 +17,7 @@ import torch
 
 from benchmarks.diagnostics import DIAGNOSTICS
 from benchmarks.execution.data import prepare
-from benchmarks.execution.provenance import original_command
+from benchmarks.execution.provenance import original_command, produced_by
 from benchmarks.execution.store import atomic_write_text
 
 #: decoded particles drawn per grid (fewer when a run has fewer particles)
@@ -56,12 +56,10 @@ def write_latent_images(out_dir: Path, rows: list[dict[str, Any]]) -> list[Path]
     first_init = latent[0]["init"]
     lines = header_lines(latent)
     command = original_command(out_dir)
-    commits = sorted({str(r["commit"]) for r in latent if r.get("commit")})
-    made_at = f" at commit {', '.join(commits)}" if commits else ""
-    lines[1:1] = [
-        "",
-        f"Produced by: `{command or 'python -m benchmarks report'}`{made_at} (grids from its rows)",
-    ]
+    commits = ", ".join(sorted({str(r["commit"]) for r in latent if r.get("commit")}))
+    producer = command or "python -m benchmarks report"
+    line = produced_by(producer, commits) if commits else f"Produced by: `{producer}`"
+    lines[1:1] = ["", line + " (grids from its rows)"]
     tv: dict[tuple[str, str], list[float]] = {}
     for r in rows:
         if r.get("metric") == "class_tv" and r.get("status") == "ok":

@@ -81,8 +81,7 @@ class Study:
             "python -m benchmarks.studies.gpu_study " + shlex.join(sys.argv[1:])
         ).strip()
         self.header = (
-            produced_by(self.command, commit or _commit())
-            + " (from `scripts/gpu_check.sh` on the device)\n"
+            produced_by(self.command, commit) + " (from `scripts/gpu_check.sh` on the device)\n"
             f"Device: {name}; torch {torch.__version__}; {os.cpu_count()} CPU cores; "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n"
         )
@@ -124,20 +123,6 @@ class Study:
             "| part | status | seconds | headline |\n|---|---|---|---|\n" + rows + "\n\n"
             f"Total so far: {time.perf_counter() - self.t0:.1f} s.",
         )
-
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        return out.stdout.strip() or "unknown (no git here)"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown (no git here)"
 
 
 def _sync(device: str) -> None:
