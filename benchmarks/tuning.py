@@ -65,9 +65,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.execution.data import prepare, validation_split
+from benchmarks.execution.data import PreparedTarget, prepare, validation_split
 from benchmarks.execution.environment import environment
-from benchmarks.execution.runner import _params
+from benchmarks.execution.runner import EXACT, _params
 from benchmarks.execution.seeding import derive_seed
 from benchmarks.execution.shared_runs import run_inits
 from benchmarks.execution.store import atomic_write_text
@@ -148,14 +148,11 @@ Outcome = tuple[float, str, dict[str, Any]]
 :func:`benchmarks.tuning_guard.trial_readings`)."""
 
 
-def score_setting(
-    suite: Suite, sampler: str, target: str, rep: int, params: dict[str, Any], n_validation: int
-) -> dict[str, Outcome]:
-    """Fit ``sampler`` with ``params`` on the training split of (target, rep), run it from
-    each init's x0 and score against the validation split: init -> (score, status,
-    readings), the readings being the run's own flags and the values of the suite's flag
-    metrics, read with the validation split as the held-out sample
-    (:func:`benchmarks.tuning_guard.trial_readings`)."""
+def _validation_data(
+    suite: Suite, target: str, rep: int, n_validation: int
+) -> tuple[PreparedTarget, torch.Tensor, float]:
+    """(prepared data, validation split (n_validation, d), its Sinkhorn scale) of one
+    (target, rep): what every tuning score of that repetition reads."""
     data = prepare(
         target,
         rep,
@@ -174,7 +171,60 @@ def score_setting(
         n_validation,
         suite.suite_seed,
     )
-    scale = relative_eps(val, data.target.metric_eps_fraction)
+    return data, val, relative_eps(val, data.target.metric_eps_fraction)
+
+
+def _validation_context(
+    suite: Suite,
+    target: str,
+    rep: int,
+    particles: torch.Tensor,
+    data: PreparedTarget,
+    val: torch.Tensor,
+    scale: float,
+) -> MetricContext:
+    """The metric context of a tuning score: ``particles`` (n, d) against the validation
+    split, with the repetition's metric seed (the same for every setting of the rep)."""
+    return MetricContext(
+        particles=particles,
+        reference=val,
+        train=data.train,
+        scale=scale,
+        seed=derive_seed(suite.suite_seed, "tune-metric", target, rep),
+        target=data.target,
+    )
+
+
+def start_scores(suite: Suite, target: str, rep: int, n_validation: int) -> dict[str, float]:
+    """The sign-adjusted headline score (lower is better) of every init's start cloud x0 and
+    of the ``exact`` row (fresh i.i.d. target samples) of (target, rep) against the
+    validation split, read as a trial's are: what a setting is compared with when the guard
+    asks whether its runs ended further from the target than they started
+    (:func:`benchmarks.tuning_guard.start_ceilings`). +inf where the metric fails."""
+    data, val, scale = _validation_data(suite, target, rep, n_validation)
+    metric = get_metric(suite.headline_metric)
+    sign = 1.0 if metric.lower_is_better else -1.0
+    clouds = {**{i: data.x0[i] for i in suite.inits}, EXACT: data.exact}
+    out: dict[str, float] = {}
+    for name, cloud in clouds.items():
+        ctx = _validation_context(suite, target, rep, cloud.to(torch.float64), data, val, scale)
+        try:
+            value = float(metric(ctx).value)
+        except Exception:
+            value = math.nan
+        out[name] = sign * value if math.isfinite(value) else math.inf
+    return out
+
+
+def score_setting(
+    suite: Suite, sampler: str, target: str, rep: int, params: dict[str, Any], n_validation: int
+) -> dict[str, Outcome]:
+    """Fit ``sampler`` with ``params`` on the training split of (target, rep), run it from
+    each init's x0 and score against the validation split: init -> (score, status,
+    readings), the readings being the run's own flags and the values of the suite's flag
+    metrics, read with the validation split as the held-out sample
+    (:func:`benchmarks.tuning_guard.trial_readings`)."""
+    data, val, scale = _validation_data(suite, target, rep, n_validation)
     metric = get_metric(suite.headline_metric)
     sign = 1.0 if metric.lower_is_better else -1.0
     guards = flag_metrics(suite.metrics, data.target)
@@ -197,14 +247,7 @@ def score_setting(
             if res.diverged or not bool(torch.isfinite(x).all()):
                 out[init] = (math.inf, "diverged", no_readings(guards))
                 continue
-            ctx = MetricContext(
-                particles=x,
-                reference=val,
-                train=data.train,
-                scale=scale,
-                seed=derive_seed(suite.suite_seed, "tune-metric", target, rep),
-                target=data.target,
-            )
+            ctx = _validation_context(suite, target, rep, x, data, val, scale)
             value = float(metric(ctx).value)
             score = sign * value if math.isfinite(value) else math.inf
             out[init] = (score, "ok", trial_readings(res, ctx, guards))
@@ -344,11 +387,19 @@ def tune_suite(
     ]
     log(f"tuning {suite.name}: {len(done)} trials reused")
 
+    starts = {
+        target: [start_scores(suite, target, rep, n_val) for rep in suite.seeds]
+        for target in suite.targets
+    }
     ledger = GuardLedger(
         {
             target: guard_rules(flag_metrics(suite.metrics, get_target(target)))
             for target in suite.targets
-        }
+        },
+        start_scores={
+            target: {name: [s[name] for s in per_rep] for name in per_rep[0]}
+            for target, per_rep in starts.items()
+        },
     )
 
     fits_run = [0]
@@ -400,6 +451,7 @@ def tune_suite(
             means,
             lambda p: [done[trial_key(sampler, target, init, r, p)] for r in suite.seeds],
             ledger.rules[target],
+            ledger.start_ceilings[target][init],
         )
 
     def read_guard() -> None:

@@ -41,6 +41,9 @@ from typing import Any
 from metrics.base import Metric, MetricContext, metrics_for
 from samplers.base import SampleResult
 
+EXACT_ROW = "exact"
+"""The key of the exact row's scores among a target's start scores."""
+
 FLAGS_FIELD = "flags"
 """Trial-record field: every flag label of the trial's run (its own, then the flag metrics')."""
 
@@ -152,13 +155,15 @@ class GuardedChoice:
     settings that scored better than the choice; fallback: True when every setting is
     guarded; lenient: True when the choice is then the best setting that the leaderboard's
     own rule (no margin) does not flag, False when it flags them all too and the
-    best-scoring setting stands."""
+    best-scoring setting stands; above_ceiling: in a fallback, the finite settings whose mean
+    score lies above the start ceiling (guarded without being read)."""
 
     setting: dict[str, Any] | None
     unread: list[dict[str, Any]] = field(default_factory=list)
     passed_over: list[dict[str, Any]] = field(default_factory=list)
     fallback: bool = False
     lenient: bool = False
+    above_ceiling: list[dict[str, Any]] = field(default_factory=list)
 
 
 def guarded_choice(
@@ -166,6 +171,7 @@ def guarded_choice(
     means: Sequence[float],
     records_of: Callable[[dict[str, Any]], list[dict[str, Any]]],
     rules: Sequence[GuardRule] = (),
+    ceiling: float = math.inf,
 ) -> GuardedChoice:
     """The best setting (lowest mean score, earlier first on ties) of ``settings`` that is not
     guarded (:func:`is_guarded` of ``records_of(setting)`` under ``rules``); walks down the
@@ -174,13 +180,20 @@ def guarded_choice(
     own rule, without the margin) lets through, else the best-scoring one (a fallback
     either way: the margin must not turn a choice the leaderboard reads as clean into the
     strongest copier). A setting that failed on every repetition (+inf) is never read: it
-    cannot be chosen over a finite one."""
+    cannot be chosen over a finite one. While some setting scores at or below ``ceiling``
+    (:func:`start_ceiling`), the settings above it (their runs end further from the target
+    than they started) are guarded under both readings without being read, so they are never
+    chosen; where every setting lies above it, the ceiling cannot tell them apart and is
+    not used."""
     order = sorted(range(len(settings)), key=lambda i: (means[i], i))
+    finite = [i for i in order if math.isfinite(means[i])]
+    below = [i for i in finite if means[i] <= ceiling]  # a prefix of the ranking
+    if not below:  # no setting beats its start: the ceiling cannot tell them apart
+        below = finite
+    above = [settings[i] for i in finite[len(below) :]]
     passed: list[dict[str, Any]] = []
-    for i in order:
+    for i in below:
         setting = settings[i]
-        if not math.isfinite(means[i]):
-            break
         records = records_of(setting)
         if not all(is_read(r, rules) for r in records):
             return GuardedChoice(None, unread=[setting], passed_over=passed)
@@ -188,22 +201,69 @@ def guarded_choice(
             return GuardedChoice(setting, passed_over=passed)
         passed.append(setting)
     best = settings[order[0]]
-    if not (passed and best in passed):  # no finite setting: the first (+inf) stands
-        return GuardedChoice(best, passed_over=passed)
-    for k, setting in enumerate(passed):  # every finite setting is guarded (all were read)
+    if not finite:  # no finite setting: the first (+inf) stands
+        return GuardedChoice(best)
+    for k, setting in enumerate(passed):  # every setting below the ceiling is guarded
         if not is_guarded(records_of(setting), rules, lenient=True):
-            return GuardedChoice(setting, passed_over=passed[:k], fallback=True, lenient=True)
-    return GuardedChoice(best, passed_over=passed[1:], fallback=True)
+            return GuardedChoice(
+                setting, passed_over=passed[:k], fallback=True, lenient=True, above_ceiling=above
+            )
+    return GuardedChoice(
+        best, passed_over=[*passed, *above][1:], fallback=True, above_ceiling=above
+    )
+
+
+START_CEILING_EXACT_FACTOR = 5.0
+"""The noise floor of the start ceiling, in multiples of an exact sample's mean validation
+score: a setting whose runs score within this factor of fresh i.i.d. target samples is never
+read as ending further from the target than it started. The score of an exact sample is
+noisy where it is small (300 particles against 1,000 validation points, per repetition:
+sd 0.8 of the mean on the circle, up to 0.85 on unbalanced2, 0.4 on uniform_square,
+measured); the factor keeps the chance that a setting as good as exact, from an exact-like
+start, lies above the ceiling at a mean of 3 repetitions below 1 % (simulated in
+tests/benchmarks/test_tuning_guard_ceiling.py: about 0.5 % on the circle; a factor of 3
+gives 3.7 % there)."""
+
+
+def start_ceiling(start_mean: float, exact_mean: float) -> float:
+    """The score a setting's mean must not exceed to be chosen while another clears:
+    max(mean score of the start clouds x0, ``START_CEILING_EXACT_FACTOR`` x the exact row's
+    mean score), both sign-adjusted means over the tuning repetitions on the validation
+    split (:func:`benchmarks.tuning.start_scores`). A setting above it ends its runs further
+    from the target than its start, beyond an exact sample's noise: not moving at all would
+    have scored better. +inf (no ceiling) where either score is not finite."""
+    if not (math.isfinite(start_mean) and math.isfinite(exact_mean)):
+        return math.inf
+    return max(float(start_mean), START_CEILING_EXACT_FACTOR * float(exact_mean))
 
 
 RULE_TEXT = (
     "a setting is not chosen while an unguarded one exists when a strict majority of its "
     "tuning repetitions carries a run flag, or when a flag metric on the validation split "
     "reads its repetitions as flagged (mean below the metric's guard_below, else a strict "
-    "majority below flag_below); when every setting is guarded, the best one the "
-    "leaderboard's own rule (a strict majority below flag_below) lets through is chosen, "
-    "else the best-scoring one (benchmarks.tuning_guard)"
+    "majority below flag_below), or when its mean score is above its start ceiling (the "
+    "start clouds' mean score on the validation split, at least 5 x the exact row's: its "
+    "runs end further from the target than they started; not applied where every setting "
+    "is above it); when every setting is guarded, "
+    "the best one the leaderboard's own rule (a strict majority below flag_below) lets "
+    "through and that is not above the ceiling is chosen, else the best-scoring one "
+    "(benchmarks.tuning_guard)"
 )
+
+
+def _mean(values: Sequence[float]) -> float:
+    """Mean of ``values`` (+inf when empty or when one is not finite)."""
+    vals = [float(v) for v in values]
+    if not vals or not all(math.isfinite(v) for v in vals):
+        return math.inf
+    return sum(vals) / len(vals)
+
+
+class _CeilingMap(dict):
+    """init -> start ceiling; +inf for an init without start scores."""
+
+    def __missing__(self, key: str) -> float:
+        return math.inf
 
 
 @dataclass
@@ -217,11 +277,26 @@ class GuardLedger:
     the run sensitive to the last bit)."""
 
     rules: dict[str, list[GuardRule]]
+    start_scores: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     passed_over: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = field(default_factory=dict)
     fallbacks: list[list[str]] = field(default_factory=list)
     margin_relaxed: list[list[str]] = field(default_factory=list)
+    above_start: list[list[str]] = field(default_factory=list)
     trials_read_again: int = 0
     scores_moved_on_reading: int = 0
+
+    @property
+    def start_ceilings(self) -> dict[str, dict[str, float]]:
+        """target -> init -> :func:`start_ceiling` of the start scores' means over the
+        repetitions (+inf where a target has none recorded)."""
+        out: dict[str, dict[str, float]] = {}
+        for target in self.rules:
+            scores = self.start_scores.get(target, {})
+            exact = _mean(scores.get(EXACT_ROW, []))
+            out[target] = _CeilingMap(
+                {i: start_ceiling(_mean(v), exact) for i, v in scores.items() if i != EXACT_ROW}
+            )
+        return out
 
     def reread(self, before: float, after: float) -> bool:
         """Count one trial read again, recorded with score ``before`` and now ``after``;
@@ -242,6 +317,8 @@ class GuardLedger:
             (self.margin_relaxed if made.lenient else self.fallbacks).append(
                 [sampler, target, init]
             )
+            if made.above_ceiling:
+                self.above_start.append([sampler, target, init])
         if not (made.passed_over or made.fallback):
             return ""
         why = ""
@@ -251,6 +328,8 @@ class GuardLedger:
                 if made.lenient
                 else " (all flagged: best kept)"
             )
+            if made.above_ceiling:
+                why += f"; {len(made.above_ceiling)} above the start ceiling"
         return f", guard passed over {len(made.passed_over)} flagged{why}"
 
     def warning(self) -> str | None:
@@ -271,9 +350,13 @@ class GuardLedger:
         return {
             "rule": RULE_TEXT,
             "rules": {t: [asdict(r) for r in rs] for t, rs in self.rules.items()},
+            "start_ceiling_exact_factor": START_CEILING_EXACT_FACTOR,
+            "start_scores": self.start_scores,
+            "start_ceilings": self.start_ceilings,
             "passed_over": self.passed_over,
             "fallbacks": self.fallbacks,
             "margin_relaxed": self.margin_relaxed,
+            "above_start": self.above_start,
             "trials_read_again": self.trials_read_again + int(earlier.get("trials_read_again", 0)),
             "scores_moved_on_reading": self.scores_moved_on_reading
             + int(earlier.get("scores_moved_on_reading", 0)),

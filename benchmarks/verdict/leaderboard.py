@@ -136,6 +136,9 @@ def coverage_section(out_dir: Path) -> list[str]:
             if "margin_relaxed" in guard:
                 relaxed = [f for f in guard["margin_relaxed"] if f[0] == sampler]
                 rows[sampler]["guard: margin relaxed"] = len(relaxed)
+            if "above_start" in guard:
+                above = [f for f in guard["above_start"] if f[0] == sampler]
+                rows[sampler]["guard: above start ceiling excluded"] = len(above)
     table = pd.DataFrame(rows).T
     table.index.name = "sampler"
     return [
@@ -155,6 +158,16 @@ def coverage_section(out_dir: Path) -> list[str]:
             "by the leaderboard's own rule (the best-scoring one stands), and those where no "
             "setting cleared the margin and the best one the leaderboard's rule lets through "
             "was chosen (margin relaxed; `benchmarks.tuning_guard`)."
+            + (
+                " Where every setting was guarded, settings whose runs ended further from the "
+                "target than they started (mean validation score above the start ceiling: "
+                "the start clouds' score, at least "
+                f"{guard.get('start_ceiling_exact_factor', 5):g} x the exact row's) were "
+                "excluded, so they never stand in for a guarded setting that beats its start "
+                "(above start ceiling excluded: the (target, init) choices where that happened)."
+                if "above_start" in guard
+                else ""
+            )
             if guard is not None
             else ""
         ),

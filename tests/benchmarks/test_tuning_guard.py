@@ -36,6 +36,18 @@ def toy():
         yield
 
 
+@pytest.fixture
+def no_start_ceiling(monkeypatch):
+    """Tune without the start ceiling. The toy's gaussian start is an exact draw of its
+    target, so every shifted setting ends above the ceiling and the copier would be chosen
+    (tests/benchmarks/test_tuning_guard_ceiling.py); these tests read the copying guard."""
+
+    def unscored(suite, target, rep, n_validation):
+        return {name: math.inf for name in (*suite.inits, "exact")}
+
+    monkeypatch.setattr(tuning, "start_scores", unscored)
+
+
 SUITE = Suite(
     name="_test_guard",
     targets=(TARGET,),
@@ -59,7 +71,7 @@ def _mean(result, sampler, params):
     return float(np.mean(scores))
 
 
-def test_a_copying_setting_is_not_chosen(toy, tmp_path):
+def test_a_copying_setting_is_not_chosen(toy, no_start_ceiling, tmp_path):
     """Without the guard the copies (shift 0) win: 40 training points are as near the
     validation split as 40 fresh draws. The copying test flags them on every repetition
     (z about -sqrt(40) = -6.3 < -3), so the choice is the best unflagged setting."""
@@ -96,17 +108,21 @@ def test_a_setting_that_flags_its_own_runs_is_not_chosen(toy, tmp_path):
     assert chosen == {"scale": 1.0}
 
 
-def _eager_choice(means, guarded, flagged=None):
-    """Brute force: the best unguarded finite setting, else the best finite one the lenient
-    reading (``flagged``) lets through, else the best overall."""
+def _eager_choice(means, guarded, flagged=None, ceiling=math.inf):
+    """Brute force: among the finite settings at or below ``ceiling`` (all finite ones when
+    none is), the best unguarded one, else the best one the lenient reading (``flagged``)
+    lets through, else the best of them; the best overall when none is finite."""
     flagged = guarded if flagged is None else flagged
     finite = [i for i in range(len(means)) if math.isfinite(means[i])]
-    ok = [i for i in finite if not guarded[i]] or [i for i in finite if not flagged[i]]
-    pool = ok or list(range(len(means)))
+    candidates = [i for i in finite if means[i] <= ceiling] or finite
+    ok = [i for i in candidates if not guarded[i]] or [i for i in candidates if not flagged[i]]
+    pool = ok or candidates or list(range(len(means)))
     return min(pool, key=lambda i: (means[i], i))
 
 
 def test_the_lazy_walk_equals_the_brute_force_rule():
+    """The lazy walk (reads only what the choice reaches) equals the rule applied to every
+    setting, with and without a start ceiling."""
     rng = np.random.default_rng(0)
     rules = [GuardRule("z", -3.0, -2.0), GuardRule("vote", -3.0)]
     for _ in range(2000):
@@ -115,6 +131,7 @@ def test_the_lazy_walk_equals_the_brute_force_rule():
         reps = 3
         flags = rng.random((n, reps)) < rng.random() / 2
         z = rng.normal(rng.uniform(-4, 0), 1, size=(n, reps, 2))
+        ceiling = float(rng.choice([math.inf, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3]))
         settings = [{"k": i} for i in range(n)]
         records = {
             i: [
@@ -124,7 +141,7 @@ def test_the_lazy_walk_equals_the_brute_force_rule():
             ]
             for i in range(n)
         }  # fmt: skip
-        made = guarded_choice(settings, means, lambda p, r=records: r[p["k"]], rules)
+        made = guarded_choice(settings, means, lambda p, r=records: r[p["k"]], rules, ceiling)
         run_flagged = [2 * flags[i].sum() > reps for i in range(n)]
         voted = [2 * (z[i, :, 1] < -3.0).sum() > reps for i in range(n)]
         guarded = [run_flagged[i] or z[i, :, 0].mean() < -2.0 or voted[i] for i in range(n)]
@@ -133,11 +150,16 @@ def test_the_lazy_walk_equals_the_brute_force_rule():
         ]
         assert guarded == [is_guarded(records[i], rules) for i in range(n)]
         assert flagged == [is_guarded(records[i], rules, lenient=True) for i in range(n)]
-        want = _eager_choice(means, guarded, flagged)
+        want = _eager_choice(means, guarded, flagged, ceiling)
         assert made.setting == settings[want]
+        assert means[want] <= ceiling or not any(m <= ceiling for m in means)
         finite = [i for i in range(n) if math.isfinite(means[i])]
-        assert made.fallback == (bool(finite) and all(guarded[i] for i in finite))
+        candidates = [i for i in finite if means[i] <= ceiling] or finite
+        assert made.fallback == (bool(candidates) and all(guarded[i] for i in candidates))
         assert made.lenient == (made.fallback and not flagged[want])
+        if made.fallback:
+            above = sorted(set(finite) - set(candidates), key=lambda i: (means[i], i))
+            assert made.above_ceiling == [settings[i] for i in above]  # in ranking order
 
 
 def _copying_rule() -> GuardRule:
@@ -253,7 +275,7 @@ def test_when_no_setting_clears_the_margin_the_leaderboards_rule_chooses(toy, tm
     assert cells[" guard: every setting flagged "].strip() == "0"
 
 
-def test_flags_are_read_only_where_the_choice_reaches_them(toy, tmp_path):
+def test_flags_are_read_only_where_the_choice_reaches_them(toy, no_start_ceiling, tmp_path):
     """A tuned.json made before the guard (no flags in its trials) continued with
     ``continued=True``: only the settings that score at least as well as the guarded choice
     run again, and the choice equals that of a tuning made with the guard from the start."""

@@ -103,6 +103,24 @@ class BlurredTight(BlurredTrain):
     search_limits = {"blur": (0.1, 0.2)}
 
 
+class StayAtStart(sbase.Sampler):
+    """Returns its start x0 unchanged (``pull`` = 0) or moved towards the training points'
+    mean by the fraction ``pull``: its ``pull=0`` trial scores what the start itself scores."""
+
+    name = "_test_stay"
+    defaults = {"pull": 0.0}
+    param_specs = {"pull": Number()}
+    search_space = {"pull": (0.0, 0.5)}
+
+    def _fit(self, train, target):
+        return None
+
+    def _run(self, run):
+        pull = float(self.params["pull"])
+        centre = self.train.mean(0).to(run.x0)
+        return one_shot_result(run, lambda m: run.x0 + pull * (centre - run.x0))
+
+
 @contextlib.contextmanager
 def toy_registry() -> Iterator[None]:
     """:data:`TARGET` and the samplers above registered for the block only (data caches
@@ -115,7 +133,7 @@ def toy_registry() -> Iterator[None]:
     validation_split.cache_clear()
     with dbase.TARGETS.scoped(), sbase.SAMPLERS.scoped() as samplers:
         dbase.register_target(TARGET, "mixtures")(gauss)
-        for cls in (ShiftedTrain, EdgeShift, SelfFlagging, BlurredTrain, BlurredTight):
+        for cls in (ShiftedTrain, EdgeShift, SelfFlagging, BlurredTrain, BlurredTight, StayAtStart):
             samplers.add(cls.name, cls)
         yield
     prepare.cache_clear()
