@@ -392,7 +392,9 @@ def _set_aside(
     their particle files to ``particles.<label>-<time>/`` (both git-ignored), rewrite the rows
     file without them; (rows kept, the set-aside file). A rerun whose settings changed
     writes its particles under another name, so none of the old files is left behind
-    unreferenced."""
+    unreferenced. A file a kept row still names stays: a sampler that ignores x0 runs once
+    for all inits and its rows share one file, and a tuned setting may change for one init
+    only."""
     kept = [r for r in rows if r["config_key"] not in again]
     stamp = f"{label}-{time.strftime('%Y%m%d-%H%M%S')}"
     aside = rows_path.with_name(f"runs.{stamp}.jsonl")
@@ -400,7 +402,10 @@ def _set_aside(
     write_rows(aside, moved)
     write_rows(rows_path, kept)
     folder = rows_path.parent
+    still_named = {r.get("particles_file") for r in kept}
     for name in sorted({r["particles_file"] for r in moved if r.get("particles_file")}):
+        if name in still_named:
+            continue
         source = folder / name
         if source.is_file():
             target = folder / f"particles.{stamp}" / Path(name).name

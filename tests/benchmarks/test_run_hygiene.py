@@ -369,6 +369,34 @@ def test_resume_after_a_tuned_setting_changed_runs_the_cell_again_without_a_seco
     assert len(list((out / "tiny").glob("runs.superseded-*.jsonl"))) == 1
 
 
+def test_a_setting_changed_for_one_init_keeps_the_particles_the_other_init_shares(tmp_path, plugin):
+    """KDE ignores x0, so one run serves both inits and their rows name one particle file.
+    A re-tune that changes its setting for one init only supersedes that init's rows; the
+    file the other init's kept rows name must stay (it was moved aside with the superseded
+    rows, and the report then failed on the missing file)."""
+    suite = hp.tiny_suite_file(
+        tmp_path / "tiny.json", samplers=["kde"], inits=["gaussian", "support"]
+    )
+    out = tmp_path / "res"
+    base = ["run", "--suite-file", str(suite), "--out", str(out), "--no-progress", "--jobs", "1"]
+    assert main(base) == 0
+    rows_path = out / "tiny" / ROWS_FILE
+    before = [r for r in load_rows(rows_path).rows if r["sampler"] == "kde"]
+    shared = {r["particles_file"] for r in before if r["init"] == "support"}
+    assert shared == {r["particles_file"] for r in before if r["init"] == "gaussian"}
+    tuned = tmp_path / "tuned.json"
+    chosen = {"kde": {hp.TARGET: {"gaussian": {"scale": 0.5}}}}
+    tuned.write_text(json.dumps({"seeds": [1000], "chosen": chosen}))
+    assert main([*base, "--resume", "--tuned", str(tuned)]) == 0
+    every = load_rows(rows_path).rows
+    assert all((out / "tiny" / r["particles_file"]).is_file() for r in every)
+    after = [r for r in every if r["sampler"] == "kde"]
+    support = [r for r in after if r["init"] == "support"]
+    assert support == [r for r in before if r["init"] == "support"]  # kept as they were
+    gaussian = {r["particles_file"] for r in after if r["init"] == "gaussian"}
+    assert gaussian.isdisjoint(shared)  # the new setting's run wrote its own files
+
+
 def test_a_folder_run_with_another_folders_tuning_shows_that_tuning(tmp_path, plugin):
     """``run --tuned PATH --out OTHER`` (a newcomer's ``runs/`` with the committed tuning):
     suite.json records where the settings came from, and the leaderboard's tuning coverage
