@@ -159,12 +159,13 @@ def coverage_section(out_dir: Path) -> list[str]:
             "setting cleared the margin and the best one the leaderboard's rule lets through "
             "was chosen (margin relaxed; `benchmarks.tuning_guard`)."
             + (
-                " Where every setting was guarded, settings whose runs ended further from the "
-                "target than they started (mean validation score above the start ceiling: "
-                "the start clouds' score, at least "
-                f"{guard.get('start_ceiling_exact_factor', 5):g} x the exact row's) were "
-                "excluded, so they never stand in for a guarded setting that beats its start "
-                "(above start ceiling excluded: the (target, init) choices where that happened)."
+                " Settings whose runs ended further from the target than they started (mean "
+                "validation score above the start ceiling: the start clouds' score, at least "
+                f"{guard.get('start_ceiling_exact_factor', 5):g} x the exact row's) are "
+                "guarded too while any setting scores below the ceiling, so they never stand "
+                "in for guarded settings that beat their start; the last column counts the "
+                "choices where every setting below the ceiling was guarded and settings above "
+                "it were passed over."
                 if "above_start" in guard
                 else ""
             )

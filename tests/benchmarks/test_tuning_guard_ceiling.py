@@ -15,6 +15,7 @@ import benchmarks.tuning as tuning
 from benchmarks.suites import Suite, get_suite
 from benchmarks.tuning import start_scores, tune_suite
 from benchmarks.tuning_guard import START_CEILING_EXACT_FACTOR, start_ceiling
+from benchmarks.verdict.leaderboard import coverage_section
 from metrics.base import get_metric
 from tests.helpers.tuning_toys import TARGET, toy_registry
 
@@ -92,6 +93,12 @@ def test_a_setting_worse_than_its_start_is_no_escape_from_the_copying_guard(toy,
     assert result["chosen"]["_test_shifted"][TARGET]["gaussian"] == {"shift": 0.0}
     assert ["_test_shifted", TARGET, "gaussian"] in result["guard"]["above_start"]
     assert ["_test_shifted", TARGET, "gaussian"] in result["guard"]["fallbacks"]
+    # the leaderboard's tuning section states the ceiling and counts the choice
+    section = "\n".join(coverage_section(tmp_path))
+    assert "above the start ceiling" in section and "at least 5 x the exact row's" in section
+    header, _, row = [ln for ln in section.splitlines() if ln.startswith("|")][:3]
+    cells = dict(zip(header.split("|"), row.split("|"), strict=True))
+    assert cells[" guard: above start ceiling excluded "].strip() == "1"
 
 
 def test_where_every_setting_is_worse_than_its_start_the_copying_guard_chooses_as_before(
