@@ -116,3 +116,31 @@ def test_committed_rows_are_reproduced_at_head(folder: Path, restore_threads: No
                 f"{fix}"
             )
     assert compared > 0, f"{folder.name}: no re-run row matched a committed row; {fix}"
+
+
+@pytest.mark.parametrize("folder", _suite_folders(), ids=lambda p: str(p.relative_to(RESULTS)))
+def test_committed_leaderboards_are_what_their_rows_give_at_head(
+    folder: Path, tmp_path: Path
+) -> None:
+    """A folder's leaderboard.md (above its environment section) and leaderboard.csv are a
+    pure function of the files beside them (rows, suite.json, run.json, tuned.json): rebuilt
+    by this commit's code in a copy, they must read the same. A changed table or caption, or
+    a tuned.json continued while its rows needed no run (``run --resume``: nothing to run),
+    leaves them stale; ``python -m benchmarks leaderboard --suite S --out results`` rewrites
+    them."""
+    import shutil
+
+    from benchmarks.verdict.leaderboard import write_leaderboard
+
+    copy = tmp_path / folder.name
+    copy.mkdir()
+    for path in folder.iterdir():
+        if path.is_file() and path.suffix in (".json", ".jsonl"):
+            shutil.copy(path, copy / path.name)
+    suite = json.loads((folder / "suite.json").read_text(encoding="utf-8"))["name"]
+    write_leaderboard(load_rows(copy / ROWS_FILE).rows, copy, suite, None)
+    fix = f"rewrite it: python -m benchmarks leaderboard --suite {suite} --out {folder.parent}"
+    for name in ("leaderboard.md", "leaderboard.csv"):
+        committed = (folder / name).read_text(encoding="utf-8").split("\n## Environment")[0]
+        rebuilt = (copy / name).read_text(encoding="utf-8").split("\n## Environment")[0]
+        assert rebuilt == committed, f"results/{folder.relative_to(RESULTS)}/{name} is stale; {fix}"
