@@ -58,7 +58,7 @@ from benchmarks.execution.store import (
 )
 from benchmarks.options import CannotRun
 from benchmarks.suites import Suite
-from benchmarks.verdict.leaderboard import SUITE_FILE, write_leaderboard
+from benchmarks.verdict.leaderboard import SUITE_FILE, coverage_section, write_leaderboard
 from common.progress import show
 from samplers.base import available_samplers
 
@@ -223,9 +223,17 @@ def _run_locked(
                 log(line)
             board = out_dir / "leaderboard.md"
             if not (todo or resumed.rescores or repaired or len(rows) != n_read) and board.exists():
-                # idempotent: a continuation with nothing to do leaves the folder as it was
-                log("resume: nothing to run, score or set aside; the folder is left as it was")
-                return board
+                # idempotent: a continuation with nothing to do leaves the folder as it was,
+                # but for a leaderboard whose tuning section tuned.json no longer gives
+                if tuning_section_current(out_dir, board):
+                    log("resume: nothing to run, score or set aside; the folder is left as it was")
+                    return board
+                log("resume: nothing to run; tuned.json changed since the leaderboard was "
+                    "written (tune --continue): leaderboard rewritten")  # fmt: skip
+                return write_leaderboard(
+                    in_plan_order(rows, specs), out_dir, suite.name, None,
+                    read_environment(out_dir), suite.headline_metric,
+                )  # fmt: skip
         if resume or retry_failed or rerun:  # the kept rows' environment stays on record
             env = continued_environment(read_environment(out_dir), env)
         atomic_write_text(out_dir / ENVIRONMENT_FILE, json.dumps(env, indent=2))
@@ -444,6 +452,14 @@ def superseded_configs(rows: list[dict], specs: Sequence[RunSpec]) -> set[str]:
         if key is not None and r["config_key"] != key:
             out.add(r["config_key"])
     return out
+
+
+def tuning_section_current(out_dir: Path, board: Path) -> bool:
+    """True when ``board`` (a leaderboard.md) holds the tuning-coverage section that the
+    folder's tuned settings give now (:func:`~benchmarks.verdict.leaderboard.coverage_section`;
+    a folder without one has nothing to hold)."""
+    section = "\n".join(coverage_section(out_dir))
+    return not section or section in board.read_text(encoding="utf-8")
 
 
 def _set_superseded_aside(

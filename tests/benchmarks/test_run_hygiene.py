@@ -397,6 +397,41 @@ def test_a_setting_changed_for_one_init_keeps_the_particles_the_other_init_share
     assert gaussian.isdisjoint(shared)  # the new setting's run wrote its own files
 
 
+def test_resume_with_nothing_to_run_rewrites_a_leaderboard_whose_tuning_changed(
+    tmp_path, plugin, capsys
+):
+    """``tune --continue`` may rewrite tuned.json without moving a choice (the guard's new
+    records, wider coverage): ``run --resume`` then has nothing to run, but the leaderboard's
+    tuning section must follow tuned.json; once it does, a resume leaves the folder alone."""
+    out = tmp_path / "res"
+    folder = out / "tiny"
+    folder.mkdir(parents=True)
+    chosen = {"svgd": {hp.TARGET: {"gaussian": {"step_size": 0.05}}}}
+
+    def tuned(tried: int) -> None:
+        space = {"step_size": [0.1, 0.05]}
+        coverage = {"svgd": {hp.TARGET: {"settings_tried": tried, "space_size": 2, "space": space}}}
+        (folder / "tuned.json").write_text(
+            json.dumps({"seeds": [1000], "budget": 2, "chosen": chosen, "coverage": coverage})
+        )
+
+    tuned(1)
+    assert main(_argv(tmp_path, out)) == 0
+    board = folder / "leaderboard.md"
+    assert "| svgd | 1/2 (50 %) |" in board.read_text()
+    rows = (folder / ROWS_FILE).read_bytes()
+    tuned(2)  # the same choice, a wider coverage
+    capsys.readouterr()
+    assert main(_argv(tmp_path, out, "--resume")) == 0
+    assert "leaderboard rewritten" in capsys.readouterr().err
+    assert "| svgd | 2/2 (100 %) |" in board.read_text()
+    assert (folder / ROWS_FILE).read_bytes() == rows  # nothing ran
+    written = board.read_bytes()
+    assert main(_argv(tmp_path, out, "--resume")) == 0
+    assert "the folder is left as it was" in capsys.readouterr().err
+    assert board.read_bytes() == written
+
+
 def test_a_folder_run_with_another_folders_tuning_shows_that_tuning(tmp_path, plugin):
     """``run --tuned PATH --out OTHER`` (a newcomer's ``runs/`` with the committed tuning):
     suite.json records where the settings came from, and the leaderboard's tuning coverage
