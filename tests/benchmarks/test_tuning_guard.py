@@ -13,7 +13,6 @@ import pytest
 import torch
 
 import benchmarks.tuning as tuning
-from benchmarks.suites import Suite
 from benchmarks.tuning import tune_suite
 from benchmarks.tuning_guard import (
     FLAGS_FIELD,
@@ -27,7 +26,7 @@ from benchmarks.tuning_guard import (
 from benchmarks.verdict.leaderboard import coverage_section
 from metrics.base import get_metric
 from metrics.proximity import train_proximity
-from tests.helpers.tuning_toys import TARGET, toy_registry
+from tests.helpers.tuning_toys import TARGET, guard_suite, toy_registry
 
 
 @pytest.fixture
@@ -48,18 +47,7 @@ def no_start_ceiling(monkeypatch):
     monkeypatch.setattr(tuning, "start_scores", unscored)
 
 
-SUITE = Suite(
-    name="_test_guard",
-    targets=(TARGET,),
-    n_particles=40,
-    n_steps=3,
-    n_train=60,
-    n_reference=60,
-    seeds=(0, 1, 2),
-    inits=("gaussian",),
-    # data_copying is listed, so train_proximity (which joins it) is the suite's flag metric
-    metrics=("sinkhorn", "data_copying"),
-)
+SUITE = guard_suite("_test_guard")
 
 quiet = {"log": lambda m: None}
 

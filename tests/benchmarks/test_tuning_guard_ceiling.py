@@ -12,24 +12,14 @@ import pytest
 import torch
 
 import benchmarks.tuning as tuning
-from benchmarks.suites import Suite, get_suite
+from benchmarks.suites import get_suite
 from benchmarks.tuning import start_scores, tune_suite
 from benchmarks.tuning_guard import START_CEILING_EXACT_FACTOR, start_ceiling
 from benchmarks.verdict.leaderboard import coverage_section
 from metrics.base import get_metric
-from tests.helpers.tuning_toys import TARGET, toy_registry
+from tests.helpers.tuning_toys import TARGET, guard_suite, toy_registry
 
-SUITE = Suite(
-    name="_test_ceiling",
-    targets=(TARGET,),
-    n_particles=40,
-    n_steps=3,
-    n_train=60,
-    n_reference=60,
-    seeds=(0, 1, 2),
-    inits=("gaussian",),
-    metrics=("sinkhorn", "data_copying"),
-)
+SUITE = guard_suite("_test_ceiling")
 
 quiet = {"log": lambda m: None}
 

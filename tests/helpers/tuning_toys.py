@@ -11,6 +11,7 @@ import torch
 import datasets.base as dbase
 import samplers.base as sbase
 from benchmarks.execution.data import prepare, validation_split
+from benchmarks.suites import Suite
 from samplers.core.one_shot import one_shot_result
 from samplers.params import Number
 from tests.helpers.gaussian import GaussianTarget
@@ -119,6 +120,22 @@ class StayAtStart(sbase.Sampler):
         pull = float(self.params["pull"])
         centre = self.train.mean(0).to(run.x0)
         return one_shot_result(run, lambda m: run.x0 + pull * (centre - run.x0))
+
+
+def guard_suite(name: str) -> Suite:
+    """A 3-repetition suite on :data:`TARGET` whose flag metric is the copying test:
+    data_copying is listed, so train_proximity (which joins it) is the suite's flag metric."""
+    return Suite(
+        name=name,
+        targets=(TARGET,),
+        n_particles=40,
+        n_steps=3,
+        n_train=60,
+        n_reference=60,
+        seeds=(0, 1, 2),
+        inits=("gaussian",),
+        metrics=("sinkhorn", "data_copying"),
+    )
 
 
 @contextlib.contextmanager
