@@ -144,3 +144,18 @@ def test_committed_leaderboards_are_what_their_rows_give_at_head(
         committed = (folder / name).read_text(encoding="utf-8").split("\n## Environment")[0]
         rebuilt = (copy / name).read_text(encoding="utf-8").split("\n## Environment")[0]
         assert rebuilt == committed, f"results/{folder.relative_to(RESULTS)}/{name} is stale; {fix}"
+
+
+def test_every_committed_html_page_renders_its_markdown_at_head() -> None:
+    """``python -m benchmarks report`` renders every markdown file under results/ to an HTML
+    page beside it; a markdown file refreshed without the report leaves its page stale."""
+    from benchmarks.presentation.report import _title, markdown_to_html
+
+    stale = [
+        str(md.relative_to(REPO_ROOT))
+        for md in sorted(RESULTS.rglob("*.md"))
+        if not md.with_suffix(".html").is_file()
+        or md.with_suffix(".html").read_text(encoding="utf-8")
+        != markdown_to_html(md.read_text(encoding="utf-8"), _title(md))
+    ]
+    assert not stale, f"stale or missing HTML pages: {stale}; python -m benchmarks report"
