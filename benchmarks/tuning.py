@@ -17,7 +17,10 @@ the earlier setting, the default first) among the settings the **guard** lets th
 split by the suite's flag metric on the validation split, read over the repetitions by the
 metric's guard rule, or a run flag such as a binding step cap in a majority of repetitions)
 is chosen only when every setting is; then the best setting the leaderboard's own rule lets
-through is chosen, else the best-scoring one.
+through is chosen, else the best-scoring one. A setting whose mean score is above its start
+ceiling (the start clouds' own validation score, at least 5 x the exact row's:
+:func:`start_scores`, :func:`benchmarks.tuning_guard.start_ceiling`) is guarded too, unless
+every setting is.
 
 Tuning runs on its own repetitions (:data:`TUNING_REPS`, seeds that no leaderboard
 evaluates): the training splits, starts and sampler seeds a setting is chosen on are never
@@ -67,7 +70,7 @@ import torch
 
 from benchmarks.execution.data import PreparedTarget, prepare, validation_split
 from benchmarks.execution.environment import environment
-from benchmarks.execution.runner import EXACT, _params
+from benchmarks.execution.runner import _params
 from benchmarks.execution.seeding import derive_seed
 from benchmarks.execution.shared_runs import run_inits
 from benchmarks.execution.store import atomic_write_text
@@ -81,6 +84,7 @@ from benchmarks.search_widening import (
 from benchmarks.suites import Suite
 from benchmarks.tuning_cli import TUNING_REPS as _CLI_TUNING_REPS
 from benchmarks.tuning_guard import (
+    EXACT_ROW,
     GuardedChoice,
     GuardLedger,
     flag_metrics,
@@ -200,11 +204,11 @@ def start_scores(suite: Suite, target: str, rep: int, n_validation: int) -> dict
     of the ``exact`` row (fresh i.i.d. target samples) of (target, rep) against the
     validation split, read as a trial's are: what a setting is compared with when the guard
     asks whether its runs ended further from the target than they started
-    (:func:`benchmarks.tuning_guard.start_ceilings`). +inf where the metric fails."""
+    (:func:`benchmarks.tuning_guard.start_ceiling`). +inf where the metric fails."""
     data, val, scale = _validation_data(suite, target, rep, n_validation)
     metric = get_metric(suite.headline_metric)
     sign = 1.0 if metric.lower_is_better else -1.0
-    clouds = {**{i: data.x0[i] for i in suite.inits}, EXACT: data.exact}
+    clouds = {**{i: data.x0[i] for i in suite.inits}, EXACT_ROW: data.exact}
     out: dict[str, float] = {}
     for name, cloud in clouds.items():
         ctx = _validation_context(suite, target, rep, cloud.to(torch.float64), data, val, scale)

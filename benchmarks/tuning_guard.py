@@ -25,6 +25,14 @@ into the strongest copier; only when that rule flags them all too does the best-
 stand. ``flags`` keeps every trial's labels (run flags and the metrics' own per-run
 flags) for reading.
 
+A setting is also guarded, under both readings, when its mean score lies above the cell's
+**start ceiling** (:func:`start_ceiling`): the mean score of the start clouds x0 on the
+validation split, or ``START_CEILING_EXACT_FACTOR`` x the exact row's where that is higher
+(a noise floor for starts that are themselves exact-like). Its runs end further from the
+target than they started, so it must not stand in for guarded settings that beat their
+start (MMD flow at momentum 0.99 on circle/cap never reached the data and read as clean).
+Where every setting lies above the ceiling, the ceiling is not applied.
+
 The choice needs the readings only of the settings that score at least as well as it, so
 trials recorded before a reading existed are run again only where the choice reaches them:
 :func:`guarded_choice` names them, and the tuner runs them (the same seeds give the same
@@ -42,7 +50,8 @@ from metrics.base import Metric, MetricContext, metrics_for
 from samplers.base import SampleResult
 
 EXACT_ROW = "exact"
-"""The key of the exact row's scores among a target's start scores."""
+"""The key of the exact row's scores among a target's start scores (the runner's name of
+the row: ``benchmarks.execution.runner.EXACT``)."""
 
 FLAGS_FIELD = "flags"
 """Trial-record field: every flag label of the trial's run (its own, then the flag metrics')."""

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import benchmarks.tuning as tuning
+from benchmarks.execution.runner import EXACT
 from benchmarks.suites import get_suite
 from benchmarks.tuning import start_scores, tune_suite
 from benchmarks.tuning_guard import START_CEILING_EXACT_FACTOR, start_ceiling
@@ -55,6 +56,7 @@ def test_start_scores_are_what_a_run_that_stays_at_its_start_scores(toy, tmp_pat
     recomputed from the prepared data with the metric called by hand."""
     result = tune_suite(SUITE, ["_test_stay"], tmp_path, budget=2, **quiet)
     recorded = result["guard"]["start_scores"][TARGET]
+    assert set(recorded) == {"gaussian", EXACT}  # every init, and the runner's exact row
     stay = [t for t in result["trials"] if t["params"] == {}]
     assert [t["score"] for t in sorted(stay, key=lambda t: t["rep"])] == pytest.approx(
         recorded["gaussian"], rel=1e-12
