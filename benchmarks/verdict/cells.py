@@ -20,10 +20,15 @@ import pandas as pd
 SKIPPED, OUTSIDE, FAILED, OK = "skipped", "outside", "failed", "ok"
 
 
+def usable_mask(g: pd.DataFrame) -> pd.Series:
+    """Per run of ``g``: True when its value is usable (status ok, converged, finite)."""
+    values = pd.to_numeric(g["value"], errors="coerce")
+    return (g["status"] == "ok") & g["converged"].astype(bool) & np.isfinite(values)
+
+
 def usable(g: pd.DataFrame) -> pd.DataFrame:
     """The runs of ``g`` with a usable value (status ok, converged, finite)."""
-    values = pd.to_numeric(g["value"], errors="coerce")
-    return g[(g["status"] == "ok") & g["converged"].astype(bool) & np.isfinite(values)]
+    return g[usable_mask(g)]
 
 
 def cell_state(g: pd.DataFrame) -> str:

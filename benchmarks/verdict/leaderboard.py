@@ -16,20 +16,22 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from benchmarks.execution.provenance import original_command, refresh_commands
 from benchmarks.execution.store import atomic_path, atomic_write_text
 from benchmarks.options import TUNED_FILE
 from benchmarks.presentation.tables import markdown_table
-from benchmarks.verdict.cells import cell_states, usable
+from benchmarks.verdict.cells import cell_states, usable, usable_mask
 from benchmarks.verdict.intervals import t_interval
 from benchmarks.verdict.paired import pairwise_table
 from benchmarks.verdict.ranks import RankTable, rank_table
-from benchmarks.verdict.yardstick import VERDICT_MARKS, cell_verdict, versus_exact
+from benchmarks.verdict.yardstick import VERDICT_MARKS, cell_verdict, per_seed_table, versus_exact
 from metrics.base import Metric, MetricError, MetricResult, get_metric
 
 EXACT = "exact"
@@ -399,14 +401,24 @@ def copying_frame(df: pd.DataFrame) -> pd.DataFrame:
 
 def summarise(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     """One row per (sampler, column): mean, std, 95 % t interval, counts of ok/failed runs,
-    status text, first message, mean wall seconds."""
+    status text, first message, mean wall seconds. One pass over numpy columns (a
+    leaderboard summarises every metric several times; per-group pandas filtering was
+    half its time); the values are those of :func:`_ok` per group, in rep order."""
     d = df[df["metric"] == metric]
+    ok = usable_mask(d).to_numpy()
+    values = pd.to_numeric(d["value"], errors="coerce").to_numpy(dtype=float)
+    reps = d["rep"].to_numpy() if "rep" in d else None
+    statuses = d["status"].to_numpy()
+    messages = d["message"].to_numpy()
+    walls = d["wall_seconds"].to_numpy(dtype=float)
     out = []
-    for (sampler, column), g in d.groupby(["sampler", "column"], sort=False):
-        good = _ok(g).sort_values("rep") if "rep" in g else _ok(g)
-        vals = pd.to_numeric(good["value"]).to_numpy(dtype=float)
-        statuses = g["status"].value_counts().to_dict()
+    for (sampler, column), idx in d.groupby(["sampler", "column"], sort=False).indices.items():
+        good = idx[ok[idx]]
+        if reps is not None:
+            good = good[np.argsort(reps[good], kind="quicksort")]
+        vals = values[good]
         lo, hi = t_interval(vals)
+        counts = Counter(statuses[idx].tolist())
         out.append(
             {
                 "sampler": sampler,
@@ -416,10 +428,10 @@ def summarise(df: pd.DataFrame, metric: str) -> pd.DataFrame:
                 "ci_low": lo,
                 "ci_high": hi,
                 "n_ok": int(len(vals)),
-                "n_runs": int(len(g)),
-                "statuses": ",".join(f"{k}:{v}" for k, v in sorted(statuses.items())),
-                "message": next((m for m in g["message"] if m), ""),
-                "wall_seconds": float(g["wall_seconds"].mean()),
+                "n_runs": int(len(idx)),
+                "statuses": ",".join(f"{k}:{v}" for k, v in sorted(counts.items())),
+                "message": next((m for m in messages[idx] if m), ""),
+                "wall_seconds": float(pd.Series(walls[idx]).mean()),
             }
         )
     return pd.DataFrame(out)
@@ -478,6 +490,7 @@ def verdicts(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     guards = [metric_spec(m) for m in sorted(df["metric"].unique())]
     guards = [g for g in guards if g.guards_verdict and g.name != metric]
     out = pd.DataFrame(index=states.index, columns=states.columns, dtype=object)
+    table = per_seed_table(df[df["metric"].isin([metric, *(g.name for g in guards)])])
     for sampler in states.index:
         if sampler == EXACT:
             continue
@@ -485,7 +498,7 @@ def verdicts(df: pd.DataFrame, metric: str) -> pd.DataFrame:
             state = states.at[sampler, column]
             if pd.isna(state):
                 continue
-            call = versus_exact(df, metric, sampler, column, sign)
+            call = versus_exact(df, metric, sampler, column, sign, table=table)
             guard_calls = [
                 versus_exact(
                     df,
@@ -494,6 +507,7 @@ def verdicts(df: pd.DataFrame, metric: str) -> pd.DataFrame:
                     column,
                     1.0 if g.lower_is_better else -1.0,
                     tolerance=g.verdict_tolerance,
+                    table=table,
                 )
                 for g in guards
             ]

@@ -48,6 +48,23 @@ def per_seed(df: pd.DataFrame, metric: str, sampler: str, column: str) -> pd.Ser
     return pd.to_numeric(g["value"]).groupby(g["rep"]).mean()
 
 
+SeedTable = dict[tuple[str, str, str], pd.Series]
+"""(metric, sampler, column) -> :func:`per_seed` of that cell."""
+
+
+def per_seed_table(df: pd.DataFrame) -> SeedTable:
+    """:func:`per_seed` of every (metric, sampler, column) of ``df`` in one pass (a
+    leaderboard reads hundreds of cells; filtering the frame per cell dominated its time)."""
+    g = usable(df)
+    values = pd.to_numeric(g["value"])
+    keys = [g["metric"].astype(str), g["sampler"].astype(str), g["column"].astype(str)]
+    means = values.groupby([*keys, g["rep"]], sort=True).mean()
+    return {
+        (str(m), str(s), str(c)): cell.droplevel([0, 1, 2]).rename_axis("rep")
+        for (m, s, c), cell in means.groupby(level=[0, 1, 2], sort=False)
+    }
+
+
 def versus_exact(
     df: pd.DataFrame,
     metric: str,
@@ -57,11 +74,18 @@ def versus_exact(
     *,
     tolerance: float = 0.0,
     alpha: float = ALPHA,
+    table: SeedTable | None = None,
 ) -> str:
     """The paired call of (sampler, column) against the exact row of the same column on
-    ``metric``: d = sign * (v - exact) - tolerance over the seeds both have."""
-    v = per_seed(df, metric, sampler, column)
-    e = per_seed(df, metric, EXACT, column)
+    ``metric``: d = sign * (v - exact) - tolerance over the seeds both have (``table``: the
+    :func:`per_seed_table` of ``df``, when the caller reads many cells)."""
+    if table is None:
+        v = per_seed(df, metric, sampler, column)
+        e = per_seed(df, metric, EXACT, column)
+    else:
+        empty = pd.Series(dtype=float)
+        v = table.get((metric, sampler, column), empty)
+        e = table.get((metric, EXACT, column), empty)
     both = v.index.intersection(e.index)
     if len(both) < 2:
         return "n/a"

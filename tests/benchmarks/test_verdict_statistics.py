@@ -238,3 +238,28 @@ def test_cell_verdict_rule() -> None:
     assert cell_verdict(headline_call="better", **{**kw, "copying": True}) == "copying"
     assert cell_verdict(headline_call="better", **{**kw, "guard_calls": ["worse"]}) == "worse"
     assert cell_verdict(headline_call="tie", **{**kw, "state": FAILED}) == "failed"
+
+
+def test_the_one_pass_seed_table_equals_the_per_cell_filter():
+    """``per_seed_table`` (one groupby, what the leaderboard reads) against ``per_seed`` (one
+    filter per cell, the definition) on every cell of a committed suite, failed, diverged
+    and unconverged runs included."""
+    from pathlib import Path
+
+    from benchmarks.execution.store import load_rows
+    from benchmarks.verdict.leaderboard import rows_frame
+    from benchmarks.verdict.yardstick import per_seed, per_seed_table
+
+    df = rows_frame(load_rows(Path("results/bounded/runs.jsonl")).rows, None)
+    table = per_seed_table(df)
+    cells = df[["metric", "sampler", "column"]].drop_duplicates().itertuples(index=False)
+    n = 0
+    for metric, sampler, column in cells:
+        want = per_seed(df, metric, sampler, column)
+        got = table.get((metric, sampler, column))
+        if want.empty:
+            assert got is None
+            continue
+        pd.testing.assert_series_equal(got, want, check_names=False, check_exact=True)
+        n += 1
+    assert n == len(table) > 100  # every key of the table was compared, and many were
