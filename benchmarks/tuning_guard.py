@@ -227,7 +227,7 @@ START_CEILING_EXACT_FACTOR = 5.0
 score: a setting whose runs score within this factor of fresh i.i.d. target samples is never
 read as ending further from the target than it started. The score of an exact sample is
 noisy where it is small (300 particles against 1,000 validation points, per repetition:
-sd 0.8 of the mean on the circle, up to 0.85 on unbalanced2, 0.4 on uniform_square,
+sd 0.8 of the mean on the circle, up to 0.85 on unbalanced2, 0.4-0.6 on uniform_square,
 measured); the factor keeps the chance that a setting as good as exact, from an exact-like
 start, lies above the ceiling at a mean of 3 repetitions below 1 % (simulated in
 tests/benchmarks/test_tuning_guard_ceiling.py: about 0.5 % on the circle; a factor of 3

@@ -112,7 +112,7 @@ def test_where_every_setting_is_worse_than_its_start_the_copying_guard_chooses_a
 #: targets whose exact score is noisiest relative to its mean at the suites' sizes
 #: (300 particles against 1,000 validation points; sd per repetition as a share of the
 #: mean, measured): the circle (0.8), unbalanced2 (0.5-0.85, a heavy right tail) and
-#: uniform_square (0.4), where the support start is itself an exact draw
+#: uniform_square (0.4-0.6), where the support start is itself an exact draw
 NOISY = (("manifolds", "circle"), ("mixtures", "unbalanced2"), ("bounded", "uniform_square"))
 
 
