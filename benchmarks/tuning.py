@@ -455,7 +455,7 @@ def tune_suite(
             means,
             lambda p: [done[trial_key(sampler, target, init, r, p)] for r in suite.seeds],
             ledger.rules[target],
-            ledger.start_ceilings[target][init],
+            ledger.ceiling(target, init),
         )
 
     def read_guard() -> None:

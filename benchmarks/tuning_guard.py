@@ -41,6 +41,7 @@ score; the rerun adds the readings).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -251,7 +252,8 @@ RULE_TEXT = (
     "tuning repetitions carries a run flag, or when a flag metric on the validation split "
     "reads its repetitions as flagged (mean below the metric's guard_below, else a strict "
     "majority below flag_below), or when its mean score is above its start ceiling (the "
-    "start clouds' mean score on the validation split, at least 5 x the exact row's: its "
+    "start clouds' mean score on the validation split, at least "
+    f"{START_CEILING_EXACT_FACTOR:g} x the exact row's: its "
     "runs end further from the target than they started; not applied where every setting "
     "is above it); when every setting is guarded, "
     "the best one the leaderboard's own rule (a strict majority below flag_below) lets "
@@ -266,13 +268,6 @@ def _mean(values: Sequence[float]) -> float:
     if not vals or not all(math.isfinite(v) for v in vals):
         return math.inf
     return sum(vals) / len(vals)
-
-
-class _CeilingMap(dict):
-    """init -> start ceiling; +inf for an init without start scores."""
-
-    def __missing__(self, key: str) -> float:
-        return math.inf
 
 
 @dataclass
@@ -294,18 +289,21 @@ class GuardLedger:
     trials_read_again: int = 0
     scores_moved_on_reading: int = 0
 
-    @property
+    @functools.cached_property
     def start_ceilings(self) -> dict[str, dict[str, float]]:
         """target -> init -> :func:`start_ceiling` of the start scores' means over the
-        repetitions (+inf where a target has none recorded)."""
+        repetitions (computed once: the start scores do not change during a tuning)."""
         out: dict[str, dict[str, float]] = {}
-        for target in self.rules:
-            scores = self.start_scores.get(target, {})
+        for target, scores in self.start_scores.items():
             exact = _mean(scores.get(EXACT_ROW, []))
-            out[target] = _CeilingMap(
-                {i: start_ceiling(_mean(v), exact) for i, v in scores.items() if i != EXACT_ROW}
-            )
+            out[target] = {
+                i: start_ceiling(_mean(v), exact) for i, v in scores.items() if i != EXACT_ROW
+            }
         return out
+
+    def ceiling(self, target: str, init: str) -> float:
+        """The start ceiling of (target, init); +inf where no start scores were recorded."""
+        return self.start_ceilings.get(target, {}).get(init, math.inf)
 
     def reread(self, before: float, after: float) -> bool:
         """Count one trial read again, recorded with score ``before`` and now ``after``;

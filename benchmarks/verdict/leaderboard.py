@@ -498,16 +498,15 @@ def verdicts(df: pd.DataFrame, metric: str) -> pd.DataFrame:
             state = states.at[sampler, column]
             if pd.isna(state):
                 continue
-            call = versus_exact(df, metric, sampler, column, sign, table=table)
+            call = versus_exact(table, metric, sampler, column, sign)
             guard_calls = [
                 versus_exact(
-                    df,
+                    table,
                     g.name,
                     sampler,
                     column,
                     1.0 if g.lower_is_better else -1.0,
                     tolerance=g.verdict_tolerance,
-                    table=table,
                 )
                 for g in guards
             ]

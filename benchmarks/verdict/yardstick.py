@@ -66,7 +66,7 @@ def per_seed_table(df: pd.DataFrame) -> SeedTable:
 
 
 def versus_exact(
-    df: pd.DataFrame,
+    table: SeedTable,
     metric: str,
     sampler: str,
     column: str,
@@ -74,18 +74,13 @@ def versus_exact(
     *,
     tolerance: float = 0.0,
     alpha: float = ALPHA,
-    table: SeedTable | None = None,
 ) -> str:
     """The paired call of (sampler, column) against the exact row of the same column on
-    ``metric``: d = sign * (v - exact) - tolerance over the seeds both have (``table``: the
-    :func:`per_seed_table` of ``df``, when the caller reads many cells)."""
-    if table is None:
-        v = per_seed(df, metric, sampler, column)
-        e = per_seed(df, metric, EXACT, column)
-    else:
-        empty = pd.Series(dtype=float)
-        v = table.get((metric, sampler, column), empty)
-        e = table.get((metric, EXACT, column), empty)
+    ``metric``: d = sign * (v - exact) - tolerance over the seeds both have, read from the
+    rows' :func:`per_seed_table`."""
+    empty = pd.Series(dtype=float)
+    v = table.get((metric, sampler, column), empty)
+    e = table.get((metric, EXACT, column), empty)
     both = v.index.intersection(e.index)
     if len(both) < 2:
         return "n/a"
