@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmarks {run,tune,list,leaderboard,report}``.
+"""Command line: ``python -m benchmarks {run,tune,verify,list,leaderboard,report}``.
 
 python -m benchmarks run --suite manifolds      # one worker per core; summary at the end
 python -m benchmarks run --suite smoke --samplers ula,svgd --seeds 0,1 --out /tmp/res
@@ -9,11 +9,12 @@ python -m benchmarks run --suite manifolds --resume
 python -m benchmarks tune --suite manifolds --seeds 0,1,2   # -> runs/manifolds/tuned.json
 python -m benchmarks list
 python -m benchmarks leaderboard --suite manifolds
+python -m benchmarks verify results/manifolds   # committed rows made again, bit for bit?
 python -m benchmarks report            # figures + results/index.html for every suite
 
 Exit status: 0 done; 2 refused command line; 3 (run) a requested target had every run
-skipped because its data are not on disk (stderr names the files and the fix); 130
-interrupted (finished rows are kept).
+skipped because its data are not on disk (stderr names the files and the fix); 4 (verify)
+a committed folder did not reproduce; 130 interrupted (finished rows are kept).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from benchmarks.options import (
     RUNS_ROOT,
     USAGE_STATUS,
     UsageError,
+    check_device,
     check_names,
     check_params,
     name_list,
@@ -50,6 +52,7 @@ from benchmarks.tuning_cli import (
     add_tuned_options,
     with_tuned,
 )
+from benchmarks.verify_cli import add_verify_parser
 from common.progress import PROGRESS_ENV
 
 # Everything that imports torch, POT, pandas or scikit-learn is imported inside the command
@@ -77,16 +80,6 @@ def _load_suite(args: argparse.Namespace) -> Any:
         raise UsageError(exc.args[0]) from None
     except SuiteFileError as exc:
         raise UsageError(str(exc)) from None
-
-
-def _check_device(device: str) -> None:
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UsageError("--device cuda requested but torch sees no CUDA device")
-    elif device != "cpu":
-        raise UsageError(f"--device {device!r}: expected cpu, cuda or cuda:K")
 
 
 def _checked_suite(args: argparse.Namespace) -> tuple[Any, list[str]]:
@@ -161,7 +154,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     suite, names = _checked_suite(args)
     if args.train_size is not None:
         suite = suite.with_overrides(n_train=args.train_size)
-    _check_device(args.device)
+    check_device(args.device)
     suite = with_tuned(suite, args.tuned, args.untuned)
     argv = sys.argv[1:]
     if args.jobs is None:
@@ -469,6 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     _add_run_parser(sub)
     add_tune_parser(sub)
+    add_verify_parser(sub)
     ls = sub.add_parser("list", help="list suites, samplers, targets, metrics")
     ls.add_argument(
         "parts",

@@ -161,6 +161,34 @@ def seed_list(text: str) -> tuple[int, ...]:
     return _argtype(text, parse, check_seeds, "expected comma-separated integers >= 0 (e.g. 0,1,2)")
 
 
+def seeds_or_all(text: str) -> tuple[int, ...] | str:
+    """argparse type: ``all`` or comma-separated distinct integers >= 0 (``verify --seeds``)."""
+    return text if text == "all" else seed_list(text)
+
+
+def tolerance(text: str) -> float:
+    """argparse type: a finite number >= 0 (a comparison's rtol or atol)."""
+    return _argtype(text, float, check_tolerance, "expected a number >= 0")
+
+
+def check_tolerance(value: Any, shown: str | None = None) -> float:
+    """A finite number >= 0."""
+    if not _is_number(value) or not math.isfinite(value) or value < 0:
+        raise UsageError(f"expected a finite number >= 0, got {shown or repr(value)}")
+    return float(value)
+
+
+def check_device(device: str) -> None:
+    """``cpu``, or ``cuda``/``cuda:K`` where torch sees a CUDA device (imports torch)."""
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda requested but torch sees no CUDA device")
+    elif device != "cpu":
+        raise UsageError(f"--device {device!r}: expected cpu, cuda or cuda:K")
+
+
 def name_list(text: str) -> tuple[str, ...]:
     """argparse type: comma-separated distinct names (at least one; :func:`check_name_list`)."""
     parse = lambda t: tuple(p.strip() for p in t.split(",") if p.strip())  # noqa: E731

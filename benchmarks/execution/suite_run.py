@@ -95,7 +95,9 @@ def run_suite(
 ) -> Path:
     """Execute ``suite`` and return the path of its leaderboard markdown file.
 
-    ``jobs``: local worker processes (joblib/loky); ``scheduler``: address of a Dask
+    ``samplers``: the samplers to run beside the ``exact`` row (None: the suite's, else
+    every registered one; ``[]``: the exact row alone). ``jobs``: local worker processes
+    (joblib/loky); ``scheduler``: address of a Dask
     scheduler (takes precedence); ``imports``: plug-in modules imported in every process;
     ``threads``: torch threads per worker (default 1 in workers); ``timeout``: wall-time
     limit of fit + sampling per run (status ``timeout``); ``curve_every``: record the first
@@ -105,7 +107,7 @@ def run_suite(
     set aside: a refresh of the methods whose code changed, the others' rows kept);
     ``executor``: a custom serial unit function returning rows (tests). One run at a time
     per folder: a second one exits with :class:`FolderLocked` naming the holder."""
-    names = samplers or list(suite.samplers or available_samplers())
+    names = list(samplers) if samplers is not None else list(suite.samplers or available_samplers())
     out_dir = out_root / suite.name
     rows_path = out_dir / ROWS_FILE
     # provenance first: nothing in the folder has moved yet, so the commit's +dirty mark

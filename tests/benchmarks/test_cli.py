@@ -208,7 +208,7 @@ def test_help_does_not_import_heavy_libraries():
     """``--help`` and ``list suites`` answer without torch, POT, scikit-learn or pandas."""
     code = (
         "import runpy, sys\n"
-        "for argv in (['--help'], ['run', '--help'], ['list', 'suites']):\n"
+        "for argv in (['--help'], ['run', '--help'], ['verify', '--help'], ['list', 'suites']):\n"
         "    sys.argv = ['benchmarks', *argv]\n"
         "    try:\n"
         "        runpy.run_module('benchmarks', run_name='__main__')\n"

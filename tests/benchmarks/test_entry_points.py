@@ -91,7 +91,7 @@ def test_top_level_help_lists_every_subcommand_and_run_every_init(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     text = capsys.readouterr().out
-    assert "{run,tune,list,leaderboard,report}" in text and "Exit status" in text
+    assert "{run,tune,verify,list,leaderboard,report}" in text and "Exit status" in text
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     text = " ".join(capsys.readouterr().out.split())

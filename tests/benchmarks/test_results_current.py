@@ -1,7 +1,9 @@
 """The committed suite results are current at HEAD: for every committed suite folder, one
 cheap cell (the first target, the first seed, the ``exact`` row and DMPS, the method whose
 numbers change most with the code) is re-run with the suite recorded beside the rows
-(``suite.json``, tuned settings included) and compared bit for bit with the committed rows.
+(``suite.json``, tuned settings included) by ``python -m benchmarks verify``'s code and
+compared bit for bit with the committed rows and particles. ``python -m benchmarks verify
+--all --seeds 0`` does the same for every sampler (minutes).
 A failure names the suite and the command that refreshes it. Folders of the named suites
 (``benchmarks.suites.SUITES``) are checked; study runs with their own suite files
 (``results/dmps/...``, ``results/edmd/...``) are refreshed through
@@ -10,47 +12,25 @@ A failure names the suite and the command that refreshes it. Folders of the name
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
 from benchmarks.execution.environment import REPO_ROOT
-from benchmarks.execution.parallel import with_threads
 from benchmarks.execution.provenance import original_command
-from benchmarks.execution.runner import execute_unit, plan
 from benchmarks.execution.store import ROWS_FILE, load_rows
-from benchmarks.suites import SUITES, Suite
+from benchmarks.execution.verify import suite_folders, suite_from_record, verify_folder
+from benchmarks.presentation.verification import difference_lines
 
 RESULTS = REPO_ROOT / "results"
-#: the samplers re-run per suite (where the suite ran them): exact (data, splits, metrics)
-#: and DMPS (the spectral code, the transport, the step rule)
-CHECKED = ("exact", "dmps")
-
-
-def _suite_folders() -> list[Path]:
-    return sorted(
-        p.parent
-        for p in RESULTS.rglob(ROWS_FILE)
-        if (p.parent / "suite.json").exists()
-        and json.loads((p.parent / "suite.json").read_text(encoding="utf-8")).get("name") in SUITES
-    )
-
-
-def _suite(folder: Path) -> Suite:
-    raw = json.loads((folder / "suite.json").read_text(encoding="utf-8"))
-    known = {f.name for f in fields(Suite)}
-    kw = {k: v for k, v in raw.items() if k in known}
-    for k in ("targets", "seeds", "inits", "metrics", "samplers"):
-        if kw.get(k) is not None:
-            kw[k] = tuple(kw[k])
-    return Suite(**kw)
+#: the samplers re-run per suite (where the suite ran them) beside the exact row (data,
+#: splits, metrics): DMPS (the spectral code, the transport, the step rule)
+CHECKED = ("dmps",)
 
 
 @pytest.fixture
 def restore_threads():
-    """``with_threads`` pins this process to one thread; give the other tests theirs back."""
+    """A run pins this process to one thread; give the other tests theirs back."""
     import torch
 
     before = torch.get_num_threads()
@@ -58,67 +38,35 @@ def restore_threads():
     torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("folder", _suite_folders(), ids=lambda p: str(p.relative_to(RESULTS)))
-def test_committed_rows_are_reproduced_at_head(folder: Path, restore_threads: None) -> None:
-    rows = load_rows(folder / ROWS_FILE).rows
-    suite = _suite(folder)
-    ran = {r["sampler"] for r in rows}
-    committed = {
-        (r["config_key"], r["init"], r["metric"]): r
-        for r in rows
-        if r["target"] == suite.targets[0] and r["rep"] == suite.seeds[0]
-    }
-    specs = [
-        s
-        for s in plan(
-            suite, [n for n in CHECKED if n != "exact" and n in ran], save_particles=False
-        )
-        if s.target == suite.targets[0] and s.rep == suite.seeds[0]
-    ]
-    if not specs or not committed:
-        pytest.skip(f"{folder.name}: no cell to re-run")
+@pytest.mark.parametrize(
+    "folder", suite_folders(RESULTS), ids=lambda p: str(p.relative_to(RESULTS))
+)
+def test_committed_rows_are_reproduced_at_head(
+    folder: Path, tmp_path: Path, restore_threads: None
+) -> None:
+    """``python -m benchmarks verify`` on one cheap cell: every field of every row but wall
+    times and the environment, and the saved particles, bit for bit (a row rescored from
+    float32 particles within ``RESCORED_ATOL``)."""
+    suite = suite_from_record(folder)
+    ran = {r["sampler"] for r in load_rows(folder / ROWS_FILE).rows}
+    found = verify_folder(
+        folder,
+        tmp_path / "verify",
+        samplers=[n for n in CHECKED if n in ran] or ["exact"],
+        targets=suite.targets[:1],
+    )
     fix = f"refresh it: {original_command(folder) or 'python -m benchmarks run --suite ...'}"
-    compared = 0
-    for spec in specs:
-        # the runner's thread rule (one torch and BLAS thread a unit): a reduction over two
-        # threads differs in the last bits
-        for row in with_threads(execute_unit, spec, threads=1).rows:
-            key = (row["config_key"], row["init"], row["metric"])
-            if key not in committed:
-                continue
-            old = committed[key]
-            compared += 1
-            # a row scored later from the saved float32 particles (``--resume`` after a metric
-            # was added, metric_info "rescored_from") differs from this float64 run by the
-            # particles' rounding (6e-8 relative): a nearest-neighbour distance of 0.05 at a
-            # radius of 1 moves ~1e-6 relative, a z of the copying test ~3e-5; 1e-3 allows that
-            rescored = "rescored_from" in str(old.get("metric_info", ""))
-            close = (
-                rescored
-                and isinstance(row["value"], float)
-                and isinstance(old["value"], float)
-                and math.isclose(row["value"], old["value"], rel_tol=0.0, abs_tol=1e-3)
-            )
-            same = row["status"] == old["status"] and (
-                close
-                or row["value"] == old["value"]
-                or (row["value"] is None and old["value"] is None)
-                or (
-                    isinstance(row["value"], float)
-                    and isinstance(old["value"], float)
-                    and math.isnan(row["value"])
-                    and math.isnan(old["value"])
-                )
-            )
-            assert same, (
-                f"results/{folder.relative_to(RESULTS)} is stale at HEAD: {key} was "
-                f"{old['status']} {old['value']!r}, is now {row['status']} {row['value']!r}; "
-                f"{fix}"
-            )
-    assert compared > 0, f"{folder.name}: no re-run row matched a committed row; {fix}"
+    assert found.rows.compared > 0, f"{folder.name}: no re-run row matched a committed row; {fix}"
+    assert found.reproduced, (
+        f"results/{folder.relative_to(RESULTS)} is stale at HEAD:\n"
+        + "\n".join(difference_lines(found))
+        + f"\n{fix}"
+    )
 
 
-@pytest.mark.parametrize("folder", _suite_folders(), ids=lambda p: str(p.relative_to(RESULTS)))
+@pytest.mark.parametrize(
+    "folder", suite_folders(RESULTS), ids=lambda p: str(p.relative_to(RESULTS))
+)
 def test_committed_leaderboards_are_what_their_rows_give_at_head(
     folder: Path, tmp_path: Path
 ) -> None:

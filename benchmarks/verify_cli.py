@@ -1,0 +1,185 @@
+"""``python -m benchmarks verify``: do the committed rows come out again at this commit?
+
+    python -m benchmarks verify results/manifolds                 # its first seed
+    python -m benchmarks verify results/untuned/latents --seeds 0,1 --data-root DIR
+    python -m benchmarks verify --all --seeds 0 --report results/harness/reproduction.md
+    python -m benchmarks verify results/mixtures --rtol 1e-6      # another machine's rounding
+
+Each folder's recorded suite (``suite.json``) runs again into a scratch folder under
+``--work`` (default ``runs/verify``; emptied by the next verification) and its rows and
+particles are compared with the committed ones (:mod:`benchmarks.execution.verify`).
+Exit status: 0 every folder reproduced; 4 a row or a particle file differs, is missing or
+is extra (each named on stdout); 2 refused command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmarks.options import (
+    RUNS_ROOT,
+    UsageError,
+    check_device,
+    existing_dir,
+    name_list,
+    positive_int,
+    seeds_or_all,
+    tolerance,
+)
+from benchmarks.tuning_cli import add_data_root_option
+from common.progress import PROGRESS_ENV
+
+#: exit status of ``verify`` when a folder did not reproduce
+DIFFERS_STATUS = 4
+#: default scratch root of ``verify`` (git-ignored)
+VERIFY_ROOT = f"{RUNS_ROOT}/verify"
+
+
+def add_verify_parser(sub: Any) -> None:
+    v = sub.add_parser(
+        "verify",
+        help="run committed suite folders again and compare their rows",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    v.add_argument("folders", nargs="*", type=existing_dir, help="suite folders (results/<suite>)")
+    v.add_argument(
+        "--all",
+        action="store_true",
+        help="every folder under --results made by a named suite (tuned and untuned)",
+    )
+    v.add_argument("--results", default="results", help="root searched by --all (default: results)")
+    v.add_argument(
+        "--seeds",
+        type=seeds_or_all,
+        help="seeds to run again, or 'all' (default: each suite's first seed)",
+    )
+    v.add_argument("--samplers", type=name_list, help="only these samplers (default: all ran)")
+    v.add_argument("--targets", type=name_list, help="only these targets (default: all)")
+    v.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda[:k]")
+    v.add_argument(
+        "--jobs", type=positive_int, help="worker processes (default: one per usable core)"
+    )
+    add_data_root_option(v)
+    v.add_argument(
+        "--work",
+        default=VERIFY_ROOT,
+        help=f"scratch root of the re-runs (default: {VERIFY_ROOT}; emptied per folder by the "
+        "next verification)",
+    )
+    v.add_argument(
+        "--rtol", type=tolerance, default=0.0, help="relative tolerance on values (default 0)"
+    )
+    v.add_argument(
+        "--atol", type=tolerance, default=0.0, help="absolute tolerance on values (default 0)"
+    )
+    v.add_argument("--report", type=Path, help="also write a markdown report here")
+    v.add_argument("--no-progress", action="store_true", help="hide every progress bar")
+    v.set_defaults(func=cmd_verify)
+
+
+def _scratch_name(folder: Path) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(folder).strip("/")) or "folder"
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def _folders(args: argparse.Namespace) -> list[Path]:
+    from benchmarks.execution.verify import suite_folders
+
+    folders = list(args.folders)
+    if args.all:
+        root = Path(args.results)
+        if not root.is_dir():
+            raise UsageError(f"--results {root}: not a folder")
+        folders += suite_folders(root)
+    if not folders:
+        raise UsageError("name one or more suite folders, or --all")
+    return list(dict.fromkeys(folders))
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from benchmarks.execution.environment import environment_settings, git_commit
+    from benchmarks.execution.provenance import command_line, produced_by
+    from benchmarks.execution.store import ROWS_FILE, atomic_write_text, load_rows
+    from benchmarks.execution.verify import suite_from_record, verify_folder
+    from benchmarks.presentation.run_summary import usable_cores
+    from benchmarks.presentation.verification import (
+        difference_lines,
+        load_average,
+        markdown_report,
+        summary_line,
+    )
+    from datasets.latents import data_root_setting
+
+    folders = _folders(args)
+    work = Path(args.work)
+    for folder in folders:  # every refusal before any run
+        if _inside(work, folder):
+            raise UsageError(f"--work {work} is inside the committed folder {folder}")
+        try:
+            suite = suite_from_record(folder)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        ran = {r.get("sampler") for r in load_rows(folder / ROWS_FILE).rows}
+        unknown = sorted(set(args.samplers or ()) - ran)
+        if unknown:
+            raise UsageError(f"{folder}: no rows of sampler(s) {unknown}; it ran {sorted(ran)}")
+        unknown = sorted(set(args.targets or ()) - set(suite.targets))
+        if unknown:
+            raise UsageError(
+                f"{folder}: target(s) {unknown} not in its suite {list(suite.targets)}"
+            )
+        if args.seeds not in (None, "all") and set(args.seeds) - set(suite.seeds):
+            raise UsageError(
+                f"{folder}: seed(s) {sorted(set(args.seeds) - set(suite.seeds))} not among "
+                f"its suite's {list(suite.seeds)}"
+            )
+    check_device(args.device)
+    command = command_line(sys.argv[1:]) if sys.argv[1:2] == ["verify"] else ""
+    head = produced_by(command or "python -m benchmarks verify", git_commit())
+    load_before = load_average()
+    results = []
+    settings = {PROGRESS_ENV: "0" if args.no_progress else None}
+    with environment_settings(settings), data_root_setting(args.data_root):
+        for folder in folders:
+            suite = suite_from_record(folder)
+            seeds = suite.seeds if args.seeds == "all" else args.seeds
+            try:
+                found = verify_folder(
+                    folder,
+                    work / _scratch_name(folder),
+                    seeds=seeds,
+                    samplers=args.samplers,
+                    targets=args.targets,
+                    device=args.device,
+                    jobs=args.jobs or usable_cores(),
+                    progress=not args.no_progress,
+                    rtol=args.rtol,
+                    atol=args.atol,
+                    command=command,
+                )
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+            results.append(found)
+            print(summary_line(found), flush=True)
+            for line in difference_lines(found):
+                print(line, flush=True)
+    if args.report is not None:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        text = markdown_report(
+            results, head, load_before=load_before, rtol=args.rtol, atol=args.atol
+        )
+        atomic_write_text(args.report, text)
+        print(f"report: {args.report}")
+    return 0 if all(v.reproduced for v in results) else DIFFERS_STATUS

@@ -1,0 +1,245 @@
+"""``python -m benchmarks verify``: a committed folder's rows are made again and compared.
+
+The comparison rule is checked on hand-made rows (what counts as identical, close,
+different, missing and extra); the whole command on a small real suite folder, first
+untouched (every row identical), then with one committed value, one particle file and one
+tuned setting changed by hand (each one found and named, exit status 4)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks.__main__ import main
+from benchmarks.execution.store import ROWS_FILE, load_rows, write_rows
+from benchmarks.execution.suite_run import run_suite
+from benchmarks.execution.verify import (
+    RESCORED_ATOL,
+    compare_particles,
+    compare_rows,
+    prepare_scratch,
+    suite_folders,
+    suite_from_record,
+    verify_folder,
+)
+from benchmarks.suites import SUITES
+from benchmarks.verify_cli import DIFFERS_STATUS
+
+
+def _row(key: str = "k1", metric: str = "sinkhorn", value: float = 0.25, **kw) -> dict:
+    base = {
+        "config_key": key,
+        "metric": metric,
+        "value": value,
+        "status": "ok",
+        "sampler": "ula",
+        "target": "ring8",
+        "rep": 0,
+        "fit_seconds": 1.0,
+        "sample_seconds": 2.0,
+        "commit": "aaaa",
+        "blas": "openblas x1",
+        "torch": "2.0",
+        "pot": "0.9",
+        "device": "cpu",
+        "metric_info": json.dumps({"eps": 0.1, "solve_seconds": 0.3}),
+        "sampler_info": "{}",
+    }
+    return {**base, **kw}
+
+
+def test_times_and_environment_do_not_count_but_are_reported():
+    old = [_row()]
+    new = [
+        _row(
+            fit_seconds=9.0,
+            commit="bbbb",
+            blas="mkl x1",
+            torch="2.1",
+            metric_info=json.dumps({"eps": 0.1, "solve_seconds": 7.0}),
+        )
+    ]
+    found = compare_rows(old, new)
+    assert (found.identical, found.compared, found.reproduced) == (1, 1, True)
+    # the commit always moves and is not an environment difference; torch is one
+    assert found.environment == {"torch": ("2.0", "2.1")}
+
+
+def test_a_value_one_ulp_apart_is_different_unless_a_tolerance_is_given():
+    bumped = math.nextafter(0.25, 1.0)
+    exact = compare_rows([_row()], [_row(value=bumped)])
+    assert exact.identical == 0 and len(exact.different) == 1 and not exact.reproduced
+    assert "value 0.25 -> 0.25000000000000006" in exact.different[0][1]
+    loose = compare_rows([_row()], [_row(value=bumped)], rtol=1e-12)
+    assert len(loose.close) == 1 and loose.reproduced
+    assert loose.worst["sinkhorn"] == pytest.approx(2.2e-16, rel=0.01)
+    # a tolerance never excuses a moved field other than the value
+    moved = compare_rows([_row()], [_row(value=bumped, status="diverged")], rtol=1.0)
+    assert len(moved.different) == 1 and "status" in moved.different[0][1]
+
+
+def test_nan_equals_nan_and_missing_and_extra_keys_are_named():
+    old = [_row("a", value=float("nan")), _row("b"), _row("c")]
+    new = [_row("a", value=float("nan")), _row("b"), _row("d")]
+    found = compare_rows(old, new)
+    assert found.identical == 2
+    assert found.missing == [("c", "sinkhorn")] and found.extra == [("d", "sinkhorn")]
+    assert not found.reproduced
+
+
+def test_a_row_rescored_from_float32_particles_may_move_by_the_rescored_tolerance():
+    info = json.dumps({"eps": 0.1, "rescored_from": "particles/x.npz"})
+    old = [_row(metric_info=info)]
+    within = compare_rows(old, [_row(value=0.25 + 0.5 * RESCORED_ATOL)])
+    assert len(within.close) == 1 and within.reproduced
+    beyond = compare_rows(old, [_row(value=0.25 + 2 * RESCORED_ATOL)])
+    assert len(beyond.different) == 1
+    # a row scored in its run gets no such allowance
+    assert len(compare_rows([_row()], [_row(value=0.25 + 0.5 * RESCORED_ATOL)]).different) == 1
+
+
+def test_negative_tolerances_are_refused():
+    with pytest.raises(ValueError, match="tolerances"):
+        compare_rows([], [], rtol=-1.0)
+
+
+def test_particle_files_are_compared_array_by_array(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        (d / "particles").mkdir(parents=True)
+    x = np.arange(6, dtype=np.float32).reshape(3, 2)
+    np.savez(a / "particles/same.npz", x=x)
+    np.savez(b / "particles/same.npz", x=x.copy())
+    np.savez(a / "particles/moved.npz", x=x)
+    np.savez(b / "particles/moved.npz", x=x + np.float32(0.5))
+    np.savez(b / "particles/gone.npz", x=x)
+    found = compare_particles(
+        a, b, ["particles/same.npz", "particles/moved.npz", "particles/gone.npz"]
+    )
+    assert found.identical == 1
+    assert found.different == [("particles/moved.npz", 0.5)]
+    assert found.missing == ["particles/gone.npz"]
+
+
+def test_a_scratch_folder_not_made_by_verify_is_never_emptied(tmp_path):
+    keep = tmp_path / "mine"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="not made by verify"):
+        prepare_scratch(keep)
+    assert (keep / "notes.txt").read_text() == "keep me"
+    scratch = tmp_path / "scratch"
+    prepare_scratch(scratch)
+    (scratch / "old.jsonl").write_text("{}")
+    prepare_scratch(scratch)  # made by verify: emptied
+    assert not (scratch / "old.jsonl").exists()
+
+
+@pytest.fixture
+def committed(tmp_path):
+    """A small real suite folder: the smoke suite's exact and ULA on ring8, both inits."""
+    threads = torch.get_num_threads()
+    suite = replace(SUITES["smoke"], targets=("ring8",), tuned={"ula": {"ring8": {"cap": {}}}})
+    run_suite(suite, out_root=tmp_path / "results", samplers=["exact", "ula"], progress=False)
+    torch.set_num_threads(threads)
+    return tmp_path / "results" / "smoke"
+
+
+def test_an_untouched_folder_reproduces_row_for_row(committed, tmp_path):
+    assert suite_folders(tmp_path / "results") == [committed]
+    assert suite_from_record(committed).targets == ("ring8",)
+    found = verify_folder(committed, tmp_path / "work")
+    n_rows = len(load_rows(committed / ROWS_FILE).rows)
+    assert found.reproduced and found.rows.identical == n_rows > 0
+    assert found.particles.identical >= 2 and not found.particles.different
+
+
+def test_one_sampler_is_checked_with_the_exact_row_and_exact_alone_runs_alone(committed, tmp_path):
+    rows = load_rows(committed / ROWS_FILE).rows
+    per = {n: sum(r["sampler"] == n for r in rows) for n in ("exact", "ula")}
+    ula = verify_folder(committed, tmp_path / "a", samplers=["ula"])
+    assert ula.reproduced and ula.rows.identical == per["exact"] + per["ula"]
+    exact = verify_folder(committed, tmp_path / "b", samplers=["exact"])
+    assert exact.reproduced and exact.rows.identical == per["exact"]
+    made = {r["sampler"] for r in load_rows(exact.scratch / ROWS_FILE).rows}
+    assert made == {"exact"}
+
+
+def test_a_changed_value_particle_file_or_setting_is_found_and_named(committed, tmp_path, capsys):
+    rows = load_rows(committed / ROWS_FILE).rows
+    victim = next(r for r in rows if r["sampler"] == "ula" and r["metric"] == "sinkhorn")
+    victim["value"] = victim["value"] * (1 + 1e-12)
+    write_rows(committed / ROWS_FILE, rows)
+    npz = committed / victim["particles_file"]
+    with np.load(npz) as f:
+        arrays = {k: f[k] for k in f.files}
+    first = next(iter(arrays))
+    arrays[first] = arrays[first] + np.float32(1e-3)
+    np.savez(npz, **arrays)
+    argv = ["verify", str(committed), "--work", str(tmp_path / "work"), "--no-progress"]
+    assert main(argv) == DIFFERS_STATUS
+    out = capsys.readouterr().out
+    assert "DIFFERS" in out and victim["config_key"] in out
+    assert f"particles differing: {victim['particles_file']}" in out
+    # a tuned setting changed after the run plans other configurations: missing and extra
+    record = json.loads((committed / "suite.json").read_text())
+    record["tuned"] = {"ula": {"ring8": {"gaussian": {"step_size": 0.01}}}}
+    (committed / "suite.json").write_text(json.dumps(record))
+    found = verify_folder(committed, tmp_path / "work2", samplers=["ula"])
+    assert found.rows.missing and found.rows.extra and not found.reproduced
+
+
+def test_the_report_names_its_command_commit_and_counts(committed, tmp_path):
+    report = tmp_path / "reproduction.md"
+    argv = [
+        "verify",
+        "--all",
+        "--results",
+        str(tmp_path / "results"),
+        "--work",
+        str(tmp_path / "w"),
+    ]
+    assert main([*argv, "--no-progress", "--report", str(report)]) == 0
+    text = report.read_text()
+    n_rows = len(load_rows(committed / ROWS_FILE).rows)
+    assert text.startswith("# Committed suite results, run again\n\nProduced by: `")
+    assert f"**{n_rows} of {n_rows} rows identical** over 1 folders" in text
+    assert "## Differences" not in text
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--seeds", "7"], "seed(s) [7] not among"),
+        (["--samplers", "svgd"], "no rows of sampler(s) ['svgd']"),
+        (["--targets", "circle"], "target(s) ['circle'] not in its suite"),
+    ],
+)
+def test_bad_options_are_refused_before_any_run(committed, tmp_path, capsys, extra, message):
+    work = tmp_path / "work"
+    assert main(["verify", str(committed), "--work", str(work), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not work.exists()
+
+
+def test_a_negative_tolerance_is_refused_by_the_parser(committed, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["verify", str(committed), "--rtol", "-1"])
+    assert stop.value.code == 2
+    assert "expected a finite number >= 0" in capsys.readouterr().err
+
+
+def test_a_folder_without_a_suite_record_or_a_work_folder_inside_it_is_refused(
+    committed, tmp_path, capsys
+):
+    assert main(["verify", str(tmp_path)]) == 2
+    assert "no suite.json" in capsys.readouterr().err
+    assert main(["verify", str(committed), "--work", str(committed / "w")]) == 2
+    assert "inside the committed folder" in capsys.readouterr().err
+    assert main(["verify"]) == 2
+    assert "or --all" in capsys.readouterr().err
