@@ -11,6 +11,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 INIT_SCHEMES = ("gaussian", "cap", "support")
+#: the yardstick row every suite plans beside its samplers: m fresh i.i.d. target samples
+#: scored like a sampler's particles (what a perfect sampler achieves)
+EXACT = "exact"
 
 
 #: repetitions of the headline suites (manifolds, mixtures, bounded)

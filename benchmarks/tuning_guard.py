@@ -47,10 +47,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from benchmarks.suites import EXACT as EXACT_ROW
 from metrics.base import Metric, MetricContext, metrics_for
 from samplers.base import SampleResult
 
-EXACT_ROW = "exact"
 """The key of the exact row's scores among a target's start scores (the runner's name of
 the row: ``benchmarks.execution.runner.EXACT``)."""
 

@@ -50,12 +50,11 @@ from benchmarks.execution.seeding import derive_seed
 from benchmarks.execution.shared_runs import reuse_rows, run_inits
 from benchmarks.execution.starts import label_bad_start
 from benchmarks.execution.tuned_plan import tuned_groups
-from benchmarks.suites import Suite
+from benchmarks.suites import EXACT, Suite
 from datasets.base import DataMissingError, get_target
 from metrics.base import Metric, MetricContext, get_metric, metrics_for
 from samplers.base import DeadlineExceeded, SampleResult, sampler_class
 
-EXACT = "exact"
 TIMEOUT = "timeout"
 #: Row fields that legitimately differ between two executions of the same unit: wall
 #: times, and the BLAS thread set-up of the process that ran it. Every other field, values

@@ -184,15 +184,53 @@ def compare_rows(
             ):
                 out.close.append((key, rel))
                 continue
-        what = [f"value {a.get('value')!r} -> {b.get('value')!r}"] if "value" not in others else []
-        what += [f"{k} {_short(a.get(k))} -> {_short(b.get(k))}" for k in others]
+        moved = not _same(a.get("value"), b.get("value"))
+        what = [f"value {a.get('value')!r} -> {b.get('value')!r}"] if moved else []
+        for k in others:
+            what += _field_differences(k, a.get(k), b.get(k))
         out.different.append((key, "; ".join(what)))
     return out
 
 
-def _short(value: Any, width: int = 60) -> str:
+def _field_differences(name: str, old: Any, new: Any) -> list[str]:
+    """'name old -> new' for a field, one entry per differing key of a dict field (e.g.
+    ``sampler_info.diverged_reason``), long texts cut around where they part."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [
+            f"{name}.{k} {_short(old.get(k), new.get(k))} -> {_short(new.get(k), old.get(k))}"
+            for k in sorted(set(old) | set(new))
+            if not _same(old.get(k), new.get(k))
+        ]
+    return [f"{name} {_short(old, new)} -> {_short(new, old)}"]
+
+
+def _short(value: Any, other: Any, width: int = 70) -> str:
+    """``value`` as JSON, cut to about ``width`` characters from a little before the first
+    character where it differs from ``other``."""
     text = json.dumps(value, sort_keys=True, default=str)
-    return text if len(text) <= width else text[: width - 3] + "..."
+    if len(text) <= width:
+        return text
+    twin = json.dumps(other, sort_keys=True, default=str)
+    start = next(
+        (i for i, (x, y) in enumerate(zip(text, twin, strict=False)) if x != y),
+        min(len(text), len(twin)),
+    )
+    start = max(0, start - 15)
+    cut = text[start : start + width]
+    return ("..." if start else "") + cut + ("..." if start + width < len(text) else "")
+
+
+def row_label(key: Key) -> str:
+    """A readable name of a (config_key, metric) key: 'sampler target/init rep R [metric]'
+    with its parameters; the raw key where it is not the harness's JSON."""
+    config, metric = key
+    try:
+        c = json.loads(config)
+        params = json.dumps(c.get("params") or {}, sort_keys=True)
+        text = f"{c['sampler']} {c['target']}/{c['init']} rep {c['rep']}"
+        return f"{text} {params} [{metric}]" if params != "{}" else f"{text} [{metric}]"
+    except (ValueError, KeyError, TypeError):
+        return f"{config} [{metric}]"
 
 
 @dataclass

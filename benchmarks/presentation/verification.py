@@ -9,7 +9,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks.execution.verify import FolderVerification
+from benchmarks.execution.verify import FolderVerification, row_label
 
 #: differences listed per folder and kind before "... and N more"
 SHOWN = 10
@@ -49,10 +49,10 @@ def difference_lines(v: FolderVerification, shown: int = SHOWN) -> list[str]:
     """Each difference of one folder (at most ``shown`` per kind), then the environment."""
     out: list[str] = []
     kinds = (
-        ("different", [f"{k[0]} [{k[1]}]: {what}" for k, what in v.rows.different]),
-        ("missing from the re-run", [f"{k[0]} [{k[1]}]" for k in v.rows.missing]),
-        ("made by the re-run only", [f"{k[0]} [{k[1]}]" for k in v.rows.extra]),
-        ("close", [f"{k[0]} [{k[1]}]: relative {rel:.1e}" for k, rel in v.rows.close]),
+        ("different", [f"{row_label(k)}: {what}" for k, what in v.rows.different]),
+        ("missing from the re-run", [row_label(k) for k in v.rows.missing]),
+        ("made by the re-run only", [row_label(k) for k in v.rows.extra]),
+        ("close", [f"{row_label(k)}: relative {rel:.1e}" for k, rel in v.rows.close]),
         ("particles differing", [f"{f}: max |diff| {d:.2e}" for f, d in v.particles.different]),
         ("particles missing", list(v.particles.missing)),
     )

@@ -27,6 +27,7 @@ from benchmarks.execution.provenance import original_command, refresh_commands
 from benchmarks.execution.store import atomic_path, atomic_write_text
 from benchmarks.options import TUNED_FILE
 from benchmarks.presentation.tables import markdown_table
+from benchmarks.suites import EXACT
 from benchmarks.verdict.cells import cell_states, usable, usable_mask
 from benchmarks.verdict.intervals import t_interval
 from benchmarks.verdict.paired import pairwise_table
@@ -34,7 +35,6 @@ from benchmarks.verdict.ranks import RankTable, rank_table
 from benchmarks.verdict.yardstick import VERDICT_MARKS, cell_verdict, per_seed_table, versus_exact
 from metrics.base import Metric, MetricError, MetricResult, get_metric
 
-EXACT = "exact"
 SUITE_FILE = "suite.json"
 
 VERDICT_CAPTION = (

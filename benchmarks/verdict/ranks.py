@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from benchmarks.suites import EXACT
 from benchmarks.verdict.cells import FAILED, OUTSIDE, SKIPPED
 
 ALPHA = 0.05
@@ -92,7 +93,7 @@ def rank_table(
     copying: pd.DataFrame,
     lower_is_better: bool,
     *,
-    exclude: tuple[str, ...] = ("exact",),
+    exclude: tuple[str, ...] = (EXACT,),
     units: dict[str, str] | None = None,
 ) -> RankTable:
     """The declared ranking (module docstring) of sampler x column ``means`` with the cell

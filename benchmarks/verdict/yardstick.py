@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from benchmarks.suites import EXACT
 from benchmarks.verdict.cells import FAILED, OK, usable
 from benchmarks.verdict.paired import ALPHA, paired_call
-
-EXACT = "exact"
 
 #: what each verdict is shown as in a leaderboard cell, and its caption
 VERDICT_MARKS = {

@@ -83,6 +83,28 @@ def test_a_value_one_ulp_apart_is_different_unless_a_tolerance_is_given():
     assert len(moved.different) == 1 and "status" in moved.different[0][1]
 
 
+def test_a_changed_message_is_named_where_it_parts_not_only_by_its_field():
+    reason = "non-finite or |x| > 1e+08 particles at step 1"
+    old = _row(
+        value=float("nan"),
+        status="diverged",
+        message=f"start outside support (21 of 300 x0 points): {reason}",
+        sampler_info=json.dumps({"diverged_reason": reason}),
+    )
+    new = {
+        **old,
+        "message": old["message"].replace(" or |x| > 1e+08", ""),
+        "sampler_info": json.dumps({"diverged_reason": "non-finite particles at step 1"}),
+    }
+    ((key, what),) = compare_rows([old], [new]).different
+    assert "value" not in what  # NaN and NaN: the value did not move
+    assert (
+        'sampler_info.diverged_reason "non-finite or |x| > 1e+08 particles at step 1" -> '
+        '"non-finite particles at step 1"' in what
+    )
+    assert "message ...s): non-finite or |x|" in what
+
+
 def test_nan_equals_nan_and_missing_and_extra_keys_are_named():
     old = [_row("a", value=float("nan")), _row("b"), _row("c")]
     new = [_row("a", value=float("nan")), _row("b"), _row("d")]
@@ -184,7 +206,8 @@ def test_a_changed_value_particle_file_or_setting_is_found_and_named(committed, 
     argv = ["verify", str(committed), "--work", str(tmp_path / "work"), "--no-progress"]
     assert main(argv) == DIFFERS_STATUS
     out = capsys.readouterr().out
-    assert "DIFFERS" in out and victim["config_key"] in out
+    assert "DIFFERS" in out
+    assert f"different: ula ring8/{victim['init']} rep 0 [sinkhorn]: value " in out
     assert f"particles differing: {victim['particles_file']}" in out
     # a tuned setting changed after the run plans other configurations: missing and extra
     record = json.loads((committed / "suite.json").read_text())
