@@ -43,6 +43,7 @@ from benchmarks.execution.locking import folder_lock
 from benchmarks.execution.parallel import BackendUnavailable, completed_units, connect, with_threads
 from benchmarks.execution.provenance import record_run
 from benchmarks.execution.runner import RunSpec, UnitOutput, expected_metrics, plan, rescore
+from benchmarks.execution.shared_runs import SHARED_FIELD, run_inits
 from benchmarks.execution.store import (
     CURVES_FILE,
     ROWS_FILE,
@@ -441,17 +442,24 @@ def _set_sampler_rows_aside(
 def superseded_configs(rows: list[dict], specs: Sequence[RunSpec]) -> set[str]:
     """The configurations of ``rows`` that the plan ``specs`` now runs differently: same
     (sampler, target, repetition, init), another configuration key (a tuned setting that
-    changed, a suite option that changed). Kept, they would stand beside the new run's rows
-    as a second run of the same cell."""
-    planned = {
-        (spec.sampler, spec.target, spec.rep, init): spec.config_key(init)
-        for spec in specs
-        for init in spec.inits
-    }
+    changed, a suite option that changed), or rows copied from another init's run
+    (``x0_shared_from``, a sampler that ignores x0) that the plan no longer runs together
+    with theirs (a setting changed for that other init only): kept, they would name a run
+    of another setting as theirs. A fresh run of the plan makes the same rows."""
+    planned: dict[tuple, tuple[str, str | None]] = {}
+    for spec in specs:
+        ran = run_inits(spec.sampler, spec.inits)
+        for init in spec.inits:
+            shared = None if init in ran else ran[0]
+            planned[(spec.sampler, spec.target, spec.rep, init)] = (spec.config_key(init), shared)
     out = set()
     for r in rows:
-        key = planned.get((r.get("sampler"), r.get("target"), r.get("rep"), r.get("init")))
-        if key is not None and r["config_key"] != key:
+        plan_of = planned.get((r.get("sampler"), r.get("target"), r.get("rep"), r.get("init")))
+        if plan_of is None:
+            continue
+        key, shared = plan_of
+        copied_from = r.get(SHARED_FIELD)
+        if r["config_key"] != key or (copied_from is not None and copied_from != shared):
             out.add(r["config_key"])
     return out
 

@@ -18,7 +18,7 @@ import torch
 from benchmarks.__main__ import main
 from benchmarks.execution.environment import git_commit
 from benchmarks.execution.locking import folder_lock
-from benchmarks.execution.runner import SCALE_GUARD, scale_excess
+from benchmarks.execution.runner import SCALE_GUARD, scale_excess, without_timing
 from benchmarks.execution.store import ROWS_FILE, atomic_path, atomic_write_text, load_rows, repair
 from tests.helpers import harness_plugin as hp
 
@@ -369,11 +369,14 @@ def test_resume_after_a_tuned_setting_changed_runs_the_cell_again_without_a_seco
     assert len(list((out / "tiny").glob("runs.superseded-*.jsonl"))) == 1
 
 
-def test_a_setting_changed_for_one_init_keeps_the_particles_the_other_init_shares(tmp_path, plugin):
-    """KDE ignores x0, so one run serves both inits and their rows name one particle file.
-    A re-tune that changes its setting for one init only supersedes that init's rows; the
-    file the other init's kept rows name must stay (it was moved aside with the superseded
-    rows, and the report then failed on the missing file)."""
+def test_a_setting_changed_for_one_init_reruns_the_init_that_shared_its_run(tmp_path, plugin):
+    """KDE ignores x0, so one run serves both inits: the second init's rows are copies of the
+    first's (``x0_shared_from``) and name its particle file. A re-tune that changes the
+    setting of the first init only supersedes its rows, and the copies too: kept, they would
+    name a run of another setting as theirs (a fresh run makes the second init its own run,
+    and ``verify`` found the difference in a committed folder). After ``--resume`` the folder
+    holds what a fresh run with the new settings holds, and every file a row names exists
+    (the shared file was once moved aside while a kept row still named it)."""
     suite = hp.tiny_suite_file(
         tmp_path / "tiny.json", samplers=["kde"], inits=["gaussian", "support"]
     )
@@ -384,17 +387,24 @@ def test_a_setting_changed_for_one_init_keeps_the_particles_the_other_init_share
     before = [r for r in load_rows(rows_path).rows if r["sampler"] == "kde"]
     shared = {r["particles_file"] for r in before if r["init"] == "support"}
     assert shared == {r["particles_file"] for r in before if r["init"] == "gaussian"}
+    assert {r.get("x0_shared_from") for r in before if r["init"] == "support"} == {"gaussian"}
     tuned = tmp_path / "tuned.json"
     chosen = {"kde": {hp.TARGET: {"gaussian": {"scale": 0.5}}}}
     tuned.write_text(json.dumps({"seeds": [1000], "chosen": chosen}))
     assert main([*base, "--resume", "--tuned", str(tuned)]) == 0
     every = load_rows(rows_path).rows
     assert all((out / "tiny" / r["particles_file"]).is_file() for r in every)
-    after = [r for r in every if r["sampler"] == "kde"]
-    support = [r for r in after if r["init"] == "support"]
-    assert support == [r for r in before if r["init"] == "support"]  # kept as they were
-    gaussian = {r["particles_file"] for r in after if r["init"] == "gaussian"}
-    assert gaussian.isdisjoint(shared)  # the new setting's run wrote its own files
+    fresh_out = tmp_path / "fresh"
+    fresh = [*base[:4], str(fresh_out), *base[5:], "--tuned", str(tuned)]
+    assert main(fresh) == 0
+    made = load_rows(fresh_out / "tiny" / ROWS_FILE).rows
+    key = lambda r: (r["config_key"], r["metric"])  # noqa: E731
+    resumed = {key(r): without_timing(r) for r in every}
+    assert resumed == {key(r): without_timing(r) for r in made}
+    support = [r for r in every if r["sampler"] == "kde" and r["init"] == "support"]
+    assert {r.get("x0_shared_from") for r in support} == {None}  # its own run now
+    assert {r["particles_file"] for r in support}.isdisjoint(shared)
+    assert not any((out / "tiny" / name).exists() for name in shared)  # set aside, not left
 
 
 def test_resume_with_nothing_to_run_rewrites_a_leaderboard_whose_tuning_changed(
