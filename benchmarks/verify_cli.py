@@ -9,7 +9,8 @@ Each folder's recorded suite (``suite.json``) runs again into a scratch folder u
 ``--work`` (default ``runs/verify``; emptied by the next verification) and its rows and
 particles are compared with the committed ones (:mod:`benchmarks.execution.verify`).
 Exit status: 0 every folder reproduced; 4 a row or a particle file differs, is missing or
-is extra (each named on stdout); 2 refused command line.
+is extra (each named on stdout); 3 nothing differed but a folder's data are not on disk
+(the files and the fix are named: --data-root, package); 2 refused command line.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.options import (
+    MISSING_DATA_STATUS,
     RUNS_ROOT,
     UsageError,
     check_device,
@@ -182,4 +184,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         )
         atomic_write_text(args.report, text)
         print(f"report: {args.report}")
-    return 0 if all(v.reproduced for v in results) else DIFFERS_STATUS
+    if all(v.reproduced for v in results):
+        return 0
+    if all(v.reproduced or v.data_missing for v in results):
+        return MISSING_DATA_STATUS  # nothing differed; some folders could not be checked
+    return DIFFERS_STATUS

@@ -284,10 +284,17 @@ class FolderVerification:
     seconds: float
     #: the commits named by the compared committed rows (oldest mention first)
     commits: tuple[str, ...] = ()
+    #: the re-run's missing-data report (targets whose data are not on disk, the fix): the
+    #: folder could not be checked; [] when every data set was found
+    data_missing: list[str] = field(default_factory=list)
 
     @property
     def reproduced(self) -> bool:
-        return self.rows.reproduced and not (self.particles.different or self.particles.missing)
+        return (
+            not self.data_missing
+            and self.rows.reproduced
+            and not (self.particles.different or self.particles.missing)
+        )
 
 
 def selected(
@@ -343,6 +350,7 @@ def verify_folder(
     import time
 
     from benchmarks.execution.suite_run import log, run_suite
+    from benchmarks.presentation.run_summary import missing_data_report
 
     folder = Path(folder)
     suite = suite_from_record(folder)
@@ -386,6 +394,7 @@ def verify_folder(
     }
     particles = compare_particles(folder, scratch / suite.name, files)
     commits = tuple(dict.fromkeys(str(r.get("commit")) for r in old if r.get("commit")))
+    missing = missing_data_report(rerun_rows)
     return FolderVerification(
-        folder, scratch / suite.name, seeds, rows, particles, seconds, commits
+        folder, scratch / suite.name, seeds, rows, particles, seconds, commits, missing
     )

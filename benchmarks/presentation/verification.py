@@ -30,6 +30,8 @@ def _worst(v: FolderVerification) -> str:
 def summary_line(v: FolderVerification) -> str:
     """One line: the verdict and the counts."""
     r, p = v.rows, v.particles
+    if v.data_missing:
+        return f"{_rel(v.folder)}: NOT CHECKED: its data are not on disk (below); {v.seconds:.0f} s"
     verdict = "reproduced" if v.reproduced else "DIFFERS"
     parts = [f"{r.identical} identical"]
     if r.close:
@@ -46,7 +48,10 @@ def summary_line(v: FolderVerification) -> str:
 
 
 def difference_lines(v: FolderVerification, shown: int = SHOWN) -> list[str]:
-    """Each difference of one folder (at most ``shown`` per kind), then the environment."""
+    """Each difference of one folder (at most ``shown`` per kind), then the environment;
+    the missing-data report instead where the re-run could not read its data."""
+    if v.data_missing:
+        return [f"  {line}" for line in v.data_missing]
     out: list[str] = []
     kinds = (
         ("different", [f"{row_label(k)}: {what}" for k, what in v.rows.different]),
@@ -102,15 +107,17 @@ def markdown_report(
         f"**{same} of {total} rows identical** over {len(results)} folders; "
         f"{sum(v.reproduced for v in results)} of {len(results)} folders reproduced.",
         "",
-        "| folder | seeds | committed at | rows | identical | close | different | missing "
-        "| extra | particles identical | largest relative value gap | re-run s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| folder | seeds | committed at | reproduced | rows | identical | close | different "
+        "| missing | extra | particles identical | largest relative value gap | re-run s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for v in results:
         r, p = v.rows, v.particles
         n_files = p.identical + len(p.different) + len(p.missing)
+        verdict = "not checked: data missing" if v.data_missing else "yes" if v.reproduced else "NO"
         lines.append(
             f"| {_rel(v.folder)} | {','.join(map(str, v.seeds))} | {', '.join(v.commits) or '-'} "
+            f"| {verdict} "
             f"| {r.compared} | {r.identical} | {len(r.close)} | {len(r.different)} "
             f"| {len(r.missing)} | {len(r.extra)} | {p.identical}/{n_files} | {_worst(v)} "
             f"| {v.seconds:.0f} |"

@@ -27,6 +27,7 @@ from benchmarks.execution.verify import (
     suite_from_record,
     verify_folder,
 )
+from benchmarks.options import MISSING_DATA_STATUS
 from benchmarks.suites import SUITES
 from benchmarks.verify_cli import DIFFERS_STATUS
 
@@ -233,6 +234,22 @@ def test_the_report_names_its_command_commit_and_counts(committed, tmp_path):
     assert text.startswith("# Committed suite results, run again\n\nProduced by: `")
     assert f"**{n_rows} of {n_rows} rows identical** over 1 folders" in text
     assert "## Differences" not in text
+
+
+def test_a_folder_whose_data_are_not_on_disk_is_reported_not_checked(committed, tmp_path, capsys):
+    """Without its data a re-run skips every run: that is no difference in the code, so the
+    folder is "not checked", the missing files and the fix are named, and the exit status
+    is run's missing-data status (3), not 4."""
+    record = json.loads((committed / "suite.json").read_text())
+    record["targets"] = ["fashion_mnist_latent"]
+    (committed / "suite.json").write_text(json.dumps(record))
+    empty = tmp_path / "no_data"
+    empty.mkdir()
+    argv = ["verify", str(committed), "--work", str(tmp_path / "w"), "--samplers", "exact"]
+    assert main([*argv, "--data-root", str(empty), "--no-progress"]) == MISSING_DATA_STATUS
+    out = capsys.readouterr().out
+    assert "NOT CHECKED: its data are not on disk" in out
+    assert "fashion_mnist_latent: " in out and "--data-root" in out
 
 
 @pytest.mark.parametrize(
