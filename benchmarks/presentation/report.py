@@ -1,9 +1,11 @@
 """Static HTML report: ``python -m benchmarks report`` -> ``<out>/index.html``.
 
 One page that reaches every result file under ``<out>``: for every suite folder (one with a
-``runs.jsonl``; also those under ``untuned/``, the suites at their defaults) it rebuilds the
-figures (``benchmarks.presentation.plots``) and lists the leaderboard, raw rows, environment,
-provenance (``run.json``) and figures (inline), the headline suites first; every markdown file
+``runs.jsonl``; also those under ``untuned/``, the suites at their defaults) it redraws the
+figures whose inputs changed (``benchmarks.presentation.plots``, through
+``figure_cache``: a second report on unchanged results draws nothing) and lists the
+leaderboard, raw rows, environment, provenance (``run.json``) and figures (inline), the
+headline suites first; every markdown file
 (leaderboards, decoded-image pages, study results) is rendered to HTML beside it and linked;
 the PNGs of studies are shown inline; and an index of every file closes the page. All links
 are relative, so the folder can be copied or served as is. No external assets. A line on
@@ -31,6 +33,7 @@ from benchmarks.execution.store import (
     load_rows,
 )
 from benchmarks.options import UNTUNED_DIR
+from benchmarks.presentation.figure_cache import DRAWN_FILE
 from benchmarks.verdict.leaderboard import run_environment, write_leaderboard
 
 INDEX = "index.html"
@@ -165,8 +168,9 @@ def render_markdown(root: Path) -> list[Path]:
     return done
 
 
-def _suite_section(root: Path, suite_dir: Path, figures: bool) -> str:
-    from benchmarks.presentation.plots import FIG_DIR, suite_figures
+def _suite_section(root: Path, suite_dir: Path, figures: bool, drawn: list[Path]) -> str:
+    from benchmarks.presentation.figure_cache import draw_suite_figures
+    from benchmarks.presentation.plots import FIG_DIR
 
     name = suite_dir.name
     label = _suite_label(root, suite_dir)
@@ -174,8 +178,9 @@ def _suite_section(root: Path, suite_dir: Path, figures: bool) -> str:
     env = read_environment(suite_dir)
     if not (suite_dir / "leaderboard.md").exists():
         write_leaderboard(rows, suite_dir, name, None, env)
-    if figures:
-        suite_figures(suite_dir, rows, load_curves(suite_dir / CURVES_FILE))
+    if figures:  # redrawn where their inputs changed (figure_cache)
+        if draw_suite_figures(suite_dir, rows, load_curves(suite_dir / CURVES_FILE))[1]:
+            drawn.append(suite_dir)
     rel = suite_dir.relative_to(root).as_posix()
     links = [_link(f"{rel}/leaderboard.html", "leaderboard")]
     for fname, text in (
@@ -243,9 +248,9 @@ def _study_section(root: Path, md_files: list[Path], suites: list[Path]) -> str:
     return "\n".join(parts)
 
 
-#: files of a run in progress (the folder's lock, unfinished row files): never results, never
-#: committed (.gitignore), so never linked
-TRANSIENT = (LOCK_FILE, HOLDER_FILE, "*.partial")
+#: files of a run in progress (the folder's lock, unfinished row files) and the figures' cache
+#: record: never results, never committed (.gitignore), so never linked
+TRANSIENT = (LOCK_FILE, HOLDER_FILE, "*.partial", DRAWN_FILE)
 
 
 def _listed(path: Path) -> bool:
@@ -281,16 +286,20 @@ def write_report(root: Path, *, figures: bool = True) -> Path:
     path = root / INDEX
     log(
         f"report: writing {path} ({len(suites)} suite{'' if len(suites) == 1 else 's'}"
-        + (", rebuilding their figures" if figures else "")
+        + (", redrawing the figures whose inputs changed" if figures else "")
         + ", HTML pages of every markdown file)"
     )
-    sections = [_suite_section(root, d, figures) for d in suites]
+    drawn: list[Path] = []
+    sections = [_suite_section(root, d, figures, drawn) for d in suites]
     if figures:  # harness runs inside study folders that keep figures (and may link them)
-        from benchmarks.presentation.plots import FIG_DIR, suite_figures
+        from benchmarks.presentation.figure_cache import draw_suite_figures
+        from benchmarks.presentation.plots import FIG_DIR
 
         for d in study_run_dirs(root, suites):
             if (d / FIG_DIR).is_dir():  # no new, uncommitted figure folders in a study
-                suite_figures(d, load_rows(d / ROWS_FILE).rows, load_curves(d / CURVES_FILE))
+                rows = load_rows(d / ROWS_FILE).rows
+                if draw_suite_figures(d, rows, load_curves(d / CURVES_FILE))[1]:
+                    drawn.append(d)
     md_files = render_markdown(root)
     head = [
         "<h1>particle-bench results</h1>",
@@ -308,5 +317,7 @@ def write_report(root: Path, *, figures: bool = True) -> Path:
         sections = ["<p>No suite results yet: run <code>python -m benchmarks run</code>.</p>"]
     sections += [_study_section(root, md_files, suites), _file_index(root)]
     atomic_write_text(path, _page("particle-bench results", "\n".join(head + sections)))
-    log(f"report: wrote {path} and {len(md_files)} HTML pages in {time.perf_counter() - t0:.1f} s")
+    redrawn = f"figures of {len(drawn)} folder(s) redrawn, the others current; " if figures else ""
+    seconds = time.perf_counter() - t0
+    log(f"report: wrote {path} and {len(md_files)} HTML pages ({redrawn}{seconds:.1f} s)")
     return path

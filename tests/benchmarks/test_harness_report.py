@@ -14,7 +14,9 @@ import pytest
 
 from benchmarks.__main__ import main
 from benchmarks.execution.locking import HOLDER_FILE, LOCK_FILE
+from benchmarks.execution.store import CURVES_FILE, ROWS_FILE, load_curves, load_rows, write_rows
 from benchmarks.execution.suite_run import run_suite
+from benchmarks.presentation.figure_cache import DRAWN_FILE
 from benchmarks.presentation.plots import project_2d
 from benchmarks.presentation.report import markdown_to_html, suite_dirs
 from tests.helpers import harness_plugin as hp
@@ -73,7 +75,7 @@ def test_report_links_and_images_resolve(tmp_path, plugin, capsys):
     every = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
     assert "tiny/.lock" in every
     assert every - set(links.hrefs) == {"index.html"} | {
-        f for f in every if Path(f).name in (LOCK_FILE, HOLDER_FILE)
+        f for f in every if Path(f).name in (LOCK_FILE, HOLDER_FILE, DRAWN_FILE)
     }
     assert not [h for h in links.hrefs if Path(h).name in (LOCK_FILE, HOLDER_FILE)]
     err = capsys.readouterr().err
@@ -89,6 +91,48 @@ def test_report_links_and_images_resolve(tmp_path, plugin, capsys):
     # the leaderboard page's own links (its critical-difference figure) resolve
     for ref in _links(tmp_path / "tiny" / "leaderboard.html").hrefs:
         assert (tmp_path / "tiny" / ref).is_file(), f"broken link {ref}"
+
+
+def test_a_second_report_draws_nothing_and_a_changed_row_redraws_its_suite(
+    tmp_path, plugin, capsys
+):
+    """Figures are redrawn only where what they are drawn from changed (figure_cache): a
+    second report on the same files leaves every figure untouched, a changed row (here one
+    value) redraws that suite's figures, and a removed figure is drawn again."""
+    suite = hp.tiny_suite(inits=("gaussian", "cap"))
+    run_suite(suite, out_root=tmp_path, progress=False, curve_every=2)
+    assert main(["report", "--out", str(tmp_path)]) == 0
+    assert "figures of 1 folder(s) redrawn" in capsys.readouterr().err
+    figures = sorted((tmp_path / "tiny" / "figures").glob("*.png"))
+    stamps = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in figures}
+    assert main(["report", "--out", str(tmp_path)]) == 0
+    assert "figures of 0 folder(s) redrawn" in capsys.readouterr().err
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in figures} == stamps
+    rows_path = tmp_path / "tiny" / ROWS_FILE
+    rows = load_rows(rows_path).rows
+    ok = next(r for r in rows if r["sampler"] != "exact" and r["status"] == "ok")
+    ok["value"] = ok["value"] * 2
+    write_rows(rows_path, rows)
+    assert main(["report", "--out", str(tmp_path)]) == 0
+    assert "figures of 1 folder(s) redrawn" in capsys.readouterr().err
+    assert any(p.stat().st_mtime_ns != stamps[p][0] for p in figures)
+    figures[0].unlink()
+    assert main(["report", "--out", str(tmp_path)]) == 0
+    assert "figures of 1 folder(s) redrawn" in capsys.readouterr().err
+    assert figures[0].is_file()
+
+
+def test_a_redraw_gives_the_same_files_as_the_first_drawing(tmp_path, plugin):
+    """The cache is only a shortcut: drawing is deterministic, so skipping it loses nothing."""
+    from benchmarks.presentation.plots import suite_figures
+
+    suite = hp.tiny_suite(inits=("gaussian", "cap"))
+    run_suite(suite, out_root=tmp_path, progress=False, curve_every=2)
+    folder = tmp_path / "tiny"
+    rows, curves = load_rows(folder / ROWS_FILE).rows, load_curves(folder / CURVES_FILE)
+    first = {p.name: p.read_bytes() for p in suite_figures(folder, rows, curves)}
+    again = {p.name: p.read_bytes() for p in suite_figures(folder, rows, curves)}
+    assert first == again and len(first) == 5
 
 
 def test_suites_listed_in_registry_order(tmp_path):
