@@ -104,7 +104,7 @@ def markdown_report(
         "(committed, not made again) and *extra* (made again, not committed) fail. Saved "
         "final particles are compared array by array.",
         "",
-        f"**{same} of {total} rows identical** over {len(results)} folders; "
+        f"**{same:,} of {total:,} rows identical** over {len(results)} folders; "
         f"{sum(v.reproduced for v in results)} of {len(results)} folders reproduced.",
         "",
         "| folder | seeds | committed at | reproduced | rows | identical | close | different "

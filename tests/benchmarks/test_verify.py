@@ -232,7 +232,7 @@ def test_the_report_names_its_command_commit_and_counts(committed, tmp_path):
     text = report.read_text()
     n_rows = len(load_rows(committed / ROWS_FILE).rows)
     assert text.startswith("# Committed suite results, run again\n\nProduced by: `")
-    assert f"**{n_rows} of {n_rows} rows identical** over 1 folders" in text
+    assert f"**{n_rows:,} of {n_rows:,} rows identical** over 1 folders" in text
     assert "## Differences" not in text
 
 
