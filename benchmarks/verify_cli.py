@@ -52,7 +52,8 @@ def add_verify_parser(sub: Any) -> None:
     v.add_argument(
         "--all",
         action="store_true",
-        help="every folder under --results made by a named suite (tuned and untuned)",
+        help="every folder under --results made by a named suite (tuned and untuned); with "
+        "--samplers, --targets or --seeds, those of its folders the names apply to",
     )
     v.add_argument("--results", default="results", help="root searched by --all (default: results)")
     v.add_argument(
@@ -114,6 +115,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from benchmarks.execution.environment import environment_settings, git_commit
     from benchmarks.execution.provenance import command_line, produced_by
     from benchmarks.execution.store import ROWS_FILE, atomic_write_text, load_rows
+    from benchmarks.execution.suite_run import log
     from benchmarks.execution.verify import suite_from_record, verify_folder
     from benchmarks.presentation.run_summary import usable_cores
     from benchmarks.presentation.verification import (
@@ -126,6 +128,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     folders = _folders(args)
     work = Path(args.work)
+    problems: dict[Path, list[str]] = {}
     for folder in folders:  # every refusal before any run
         if _inside(work, folder):
             raise UsageError(f"--work {work} is inside the committed folder {folder}")
@@ -134,19 +137,30 @@ def cmd_verify(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         ran = {r.get("sampler") for r in load_rows(folder / ROWS_FILE).rows}
+        said = problems.setdefault(folder, [])
         unknown = sorted(set(args.samplers or ()) - ran)
         if unknown:
-            raise UsageError(f"{folder}: no rows of sampler(s) {unknown}; it ran {sorted(ran)}")
+            said.append(f"{folder}: no rows of sampler(s) {unknown}; it ran {sorted(ran)}")
         unknown = sorted(set(args.targets or ()) - set(suite.targets))
         if unknown:
-            raise UsageError(
-                f"{folder}: target(s) {unknown} not in its suite {list(suite.targets)}"
-            )
+            said.append(f"{folder}: target(s) {unknown} not in its suite {list(suite.targets)}")
         if args.seeds not in (None, "all") and set(args.seeds) - set(suite.seeds):
-            raise UsageError(
+            said.append(
                 f"{folder}: seed(s) {sorted(set(args.seeds) - set(suite.seeds))} not among "
                 f"its suite's {list(suite.seeds)}"
             )
+    named = [f for f in folders if f in args.folders]
+    refused = [line for f in named for line in problems[f]]
+    if refused:  # a folder named on the command line takes every option as it is
+        raise UsageError(refused[0])
+    # --all: the folders every option applies to; none at all is a refusal
+    left_out = [f for f in folders if problems[f] and f not in named]
+    folders = [f for f in folders if f not in left_out]
+    if not folders:
+        raise UsageError(f"no folder has all of the options' names: {problems[left_out[0]][0]}")
+    if left_out:
+        log(f"verify: {len(left_out)} folder(s) left out, the options name what they lack: "
+            + ", ".join(str(f) for f in left_out))  # fmt: skip
     check_device(args.device)
     command = command_line(sys.argv[1:]) if sys.argv[1:2] == ["verify"] else ""
     head = produced_by(command or "python -m benchmarks verify", git_commit())

@@ -267,6 +267,23 @@ def test_bad_options_are_refused_before_any_run(committed, tmp_path, capsys, ext
     assert not work.exists()
 
 
+def test_all_leaves_out_the_folders_an_option_does_not_apply_to(committed, tmp_path, capsys):
+    other = tmp_path / "results" / "other"
+    other.mkdir()
+    for name in ("suite.json", ROWS_FILE):  # a second folder whose suite has another target
+        (other / name).write_bytes((committed / name).read_bytes())
+    record = json.loads((other / "suite.json").read_text())
+    record["targets"] = ["circle"]
+    (other / "suite.json").write_text(json.dumps(record))
+    argv = ["verify", "--all", "--results", str(tmp_path / "results"), "--no-progress"]
+    assert main([*argv, "--work", str(tmp_path / "w"), "--targets", "ring8"]) == 0
+    captured = capsys.readouterr()
+    assert "1 folder(s) left out" in captured.err and str(other) in captured.err
+    assert "smoke (seeds 0): reproduced" in captured.out
+    assert main([*argv, "--targets", "no_such_target"]) == 2
+    assert "no folder has all of the options' names" in capsys.readouterr().err
+
+
 def test_a_negative_tolerance_is_refused_by_the_parser(committed, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["verify", str(committed), "--rtol", "-1"])
