@@ -284,8 +284,8 @@ class FolderVerification:
     seconds: float
     #: the commits named by the compared committed rows (oldest mention first)
     commits: tuple[str, ...] = ()
-    #: the re-run's missing-data report (targets whose data are not on disk, the fix): the
-    #: folder could not be checked; [] when every data set was found
+    #: the re-run's missing-data report for the targets whose data the committed run had and
+    #: this machine lacks (the files, the fix): the folder could not be checked; [] if none
     data_missing: list[str] = field(default_factory=list)
 
     @property
@@ -350,7 +350,7 @@ def verify_folder(
     import time
 
     from benchmarks.execution.suite_run import log, run_suite
-    from benchmarks.presentation.run_summary import missing_data_report
+    from benchmarks.presentation.run_summary import missing_data, missing_data_report
 
     folder = Path(folder)
     suite = suite_from_record(folder)
@@ -394,7 +394,11 @@ def verify_folder(
     }
     particles = compare_particles(folder, scratch / suite.name, files)
     commits = tuple(dict.fromkeys(str(r.get("commit")) for r in old if r.get("commit")))
-    missing = missing_data_report(rerun_rows)
+    # data the committed run had and this machine lacks: the folder cannot be checked here
+    # (a target the committed run skipped for missing data too compares like any other)
+    had = set(missing_data(old))
+    lost = {t for t in missing_data(rerun_rows) if t not in had}
+    missing = missing_data_report([r for r in rerun_rows if r.get("target") in lost])
     return FolderVerification(
         folder, scratch / suite.name, seeds, rows, particles, seconds, commits, missing
     )

@@ -252,6 +252,24 @@ def test_a_folder_whose_data_are_not_on_disk_is_reported_not_checked(committed, 
     assert "fashion_mnist_latent: " in out and "--data-root" in out
 
 
+def test_a_target_the_committed_run_also_lacked_data_for_compares_like_any_other(tmp_path):
+    """The committed latents folders hold CIFAR-10's runs as skipped (its files are on no
+    registry here): a re-run that skips them too reproduces those rows; only data the
+    committed run had make a folder "not checked"."""
+    from datasets.latents import data_root_setting
+
+    threads = torch.get_num_threads()
+    empty = tmp_path / "no_data"
+    empty.mkdir()
+    suite = replace(SUITES["smoke"], targets=("fashion_mnist_latent",))
+    with data_root_setting(empty):
+        run_suite(suite, out_root=tmp_path / "results", samplers=["ula"], progress=False)
+        found = verify_folder(tmp_path / "results" / "smoke", tmp_path / "w")
+    torch.set_num_threads(threads)
+    assert {r["status"] for r in load_rows(found.scratch / ROWS_FILE).rows} == {"skipped"}
+    assert not found.data_missing and found.reproduced and found.rows.identical > 0
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
