@@ -35,9 +35,8 @@ import numpy as np
 from benchmarks.execution.runner import EXACT, TIMING_FIELDS, without_timing
 from benchmarks.execution.store import ROWS_FILE, load_rows
 from benchmarks.suites import SUITES, Suite
+from benchmarks.verdict.leaderboard import SUITE_FILE as SUITE_RECORD  # how the rows were made
 
-#: the file that says how the rows of a folder were made
-SUITE_RECORD = "suite.json"
 #: fields that say where a row was made, not what it holds: reported apart, never compared
 ENVIRONMENT_FIELDS = ("commit", "blas", "torch", "pot", "device")
 #: a committed row scored later from the saved float32 particles (``run --resume`` after a
