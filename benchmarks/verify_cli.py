@@ -16,7 +16,6 @@ is extra (each named on stdout); 3 nothing differed but a folder's data are not 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -85,10 +84,6 @@ def add_verify_parser(sub: Any) -> None:
     v.set_defaults(func=cmd_verify)
 
 
-def _scratch_name(folder: Path) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(folder).strip("/")) or "folder"
-
-
 def _inside(path: Path, root: Path) -> bool:
     try:
         path.resolve().relative_to(root.resolve())
@@ -114,7 +109,7 @@ def _folders(args: argparse.Namespace) -> list[Path]:
 def cmd_verify(args: argparse.Namespace) -> int:
     from benchmarks.execution.environment import environment_settings, git_commit
     from benchmarks.execution.provenance import command_line, produced_by
-    from benchmarks.execution.store import ROWS_FILE, atomic_write_text, load_rows
+    from benchmarks.execution.store import ROWS_FILE, atomic_write_text, file_slug, load_rows
     from benchmarks.execution.suite_run import log
     from benchmarks.execution.verify import suite_from_record, verify_folder
     from benchmarks.presentation.run_summary import usable_cores
@@ -129,11 +124,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     folders = _folders(args)
     work = Path(args.work)
     problems: dict[Path, list[str]] = {}
+    suites = {}
     for folder in folders:  # every refusal before any run
         if _inside(work, folder):
             raise UsageError(f"--work {work} is inside the committed folder {folder}")
         try:
-            suite = suite_from_record(folder)
+            suite = suites[folder] = suite_from_record(folder)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         ran = {r.get("sampler") for r in load_rows(folder / ROWS_FILE).rows}
@@ -169,12 +165,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     settings = {PROGRESS_ENV: "0" if args.no_progress else None}
     with environment_settings(settings), data_root_setting(args.data_root):
         for folder in folders:
-            suite = suite_from_record(folder)
-            seeds = suite.seeds if args.seeds == "all" else args.seeds
+            seeds = suites[folder].seeds if args.seeds == "all" else args.seeds
             try:
                 found = verify_folder(
                     folder,
-                    work / _scratch_name(folder),
+                    work / file_slug(str(folder)),
                     seeds=seeds,
                     samplers=args.samplers,
                     targets=args.targets,

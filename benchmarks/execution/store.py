@@ -22,6 +22,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterable, Iterator
@@ -44,6 +45,12 @@ STRING_FIELDS = ("suite", "target", "sampler", "config_key", "metric", "status",
 INT_FIELDS = ("rep", "seed", "n_particles", "n_steps", "n_reference")
 #: fields that must be numbers or null when present
 NUMBER_FIELDS = ("fit_seconds", "sample_seconds")
+
+
+def file_slug(text: str) -> str:
+    """``text`` as a file-name part: every run of characters other than letters, digits,
+    ``_``, ``.`` and ``-`` becomes ``_`` (ends stripped; ``x`` for nothing left)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
 
 
 def _is_number(v: Any) -> bool:

@@ -26,7 +26,6 @@ save it.
 from __future__ import annotations
 
 import math
-import re
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from benchmarks.execution.store import atomic_path  # noqa: E402
+from benchmarks.execution.store import atomic_path, file_slug  # noqa: E402
 from benchmarks.verdict.leaderboard import (  # noqa: E402
     EXACT,
     grid_labels,
@@ -54,10 +53,6 @@ from benchmarks.verdict.leaderboard import (  # noqa: E402
 FIG_DIR = "figures"
 #: wall times are drawn on a log axis, clipped below at this many seconds
 MIN_SECONDS = 1e-4
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
 
 
 def project_2d(reference: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
@@ -210,7 +205,7 @@ def particles_figure(suite_dir: Path, df: pd.DataFrame, target: str) -> Path | N
     fig = draw_particles(suite_dir, df, target)
     if fig is None:
         return None
-    return _save(fig, suite_dir / FIG_DIR / f"particles_{_slug(target)}.png")
+    return _save(fig, suite_dir / FIG_DIR / f"particles_{file_slug(target)}.png")
 
 
 def _unfinished_note(df: pd.DataFrame, target: str, metric: str, shown: set[str]) -> str:
@@ -353,7 +348,7 @@ def metric_vs_time_figure(
     fig = draw_metric_vs_time(df, curves, target, metric)
     if fig is None:
         return None
-    return _save(fig, suite_dir / FIG_DIR / f"metric_vs_time_{_slug(target)}.png")
+    return _save(fig, suite_dir / FIG_DIR / f"metric_vs_time_{file_slug(target)}.png")
 
 
 def draw_metric_vs_step(curves: pd.DataFrame, target: str, metric: str) -> plt.Figure | None:
@@ -402,7 +397,7 @@ def metric_vs_step_figure(
     fig = draw_metric_vs_step(curves, target, metric)
     if fig is None:
         return None
-    return _save(fig, suite_dir / FIG_DIR / f"metric_vs_step_{_slug(target)}.png")
+    return _save(fig, suite_dir / FIG_DIR / f"metric_vs_step_{file_slug(target)}.png")
 
 
 def heatmap_figure(suite_dir: Path, df: pd.DataFrame, metric: str) -> Path | None:
@@ -434,7 +429,7 @@ def heatmap_figure(suite_dir: Path, df: pd.DataFrame, metric: str) -> Path | Non
     ax.set_ylabel("")
     ax.set_title(f"{metric}, mean over seeds\n(lower is better; blank: no finished run)")
     ax.tick_params(labelsize=7)
-    return _save(fig, suite_dir / FIG_DIR / f"heatmap_{_slug(metric)}.png")
+    return _save(fig, suite_dir / FIG_DIR / f"heatmap_{file_slug(metric)}.png")
 
 
 def critical_difference_figure(suite_dir: Path, df: pd.DataFrame, metric: str) -> Path | None:
@@ -486,7 +481,7 @@ def critical_difference_figure(suite_dir: Path, df: pd.DataFrame, metric: str) -
         "(Nemenyi, alpha = 0.05)",
         fontsize=9,
     )
-    path = _save(fig, suite_dir / FIG_DIR / f"critical_difference_{_slug(metric)}.png")
+    path = _save(fig, suite_dir / FIG_DIR / f"critical_difference_{file_slug(metric)}.png")
     return path
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.execution.provenance import original_command, refresh_commands
-from benchmarks.execution.store import atomic_path, atomic_write_text
+from benchmarks.execution.store import atomic_path, atomic_write_text, file_slug
 from benchmarks.options import TUNED_FILE
 from benchmarks.presentation.tables import markdown_table
 from benchmarks.suites import EXACT
@@ -251,10 +251,6 @@ def settings_section(df: pd.DataFrame) -> list[str]:
         markdown_table(table.fillna("-"), index="sampler"),
         "",
     ]
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
 
 
 def suite_meta(out_dir: Path) -> dict[str, Any] | None:
@@ -788,7 +784,9 @@ def write_leaderboard(
                 + ".",
             ]
         md += [""] + settings_section(df) + coverage_section(out_dir)
-        md += comparison_section(df, headline, f"figures/critical_difference_{_slug(headline)}.png")
+        md += comparison_section(
+            df, headline, f"figures/critical_difference_{file_slug(headline)}.png"
+        )
         for metric in sorted(m for m in df["metric"].unique() if m != headline):
             md += [
                 f"## Secondary metric: {metric}",
