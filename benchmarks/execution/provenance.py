@@ -23,21 +23,40 @@ RUN_FILE = "run.json"
 _PRODUCED = re.compile(r"^Produced by: `(.+?)`(?: at commit [^\n]*)?\s*$", re.M)
 
 
-def command_line(argv: list[str] | None = None) -> str:
-    """The ``python -m benchmarks ...`` command of this process (``argv`` default
-    ``sys.argv[1:]``), shell-quoted: what a result file names as its producer."""
-    args = sys.argv[1:] if argv is None else argv
-    return "python -m benchmarks " + " ".join(shlex.quote(a) for a in args)
-
+CODE_PATH_VARIABLES = (
+    "ATEN_CPU_CAPABILITY",
+    "MKL_ENABLE_INSTRUCTIONS",
+    "MKL_CBWR",
+    "OPENBLAS_CORETYPE",
+    "NPY_DISABLE_CPU_FEATURES",
+)
+"""Environment variables that choose a CPU code path (instruction set) of torch, MKL,
+OpenBLAS or numpy. Set, they make the numerics round as on another CPU, so every command
+line a result file names carries those that are set."""
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 """The environment variables a study's command line names when they are set."""
 
 
+def _set(names: tuple[str, ...]) -> list[str]:
+    return [f"{k}={shlex.quote(os.environ[k])}" for k in names if os.environ.get(k)]
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """The ``python -m benchmarks ...`` command of this process (``argv`` default
+    ``sys.argv[1:]``), shell-quoted, after the code-path variables that are set
+    (:data:`CODE_PATH_VARIABLES`): what a result file names as its producer."""
+    args = sys.argv[1:] if argv is None else argv
+    return " ".join(
+        [*_set(CODE_PATH_VARIABLES), "python -m benchmarks", *(shlex.quote(a) for a in args)]
+    )
+
+
 def study_command(module: str, argv: list[str] | None = None) -> str:
     """``VAR=value ... python -m module args``: a study's command line as run, with the thread
-    variables of :data:`THREAD_VARIABLES` that are set (``argv`` default ``sys.argv[1:]``)."""
-    env = [f"{k}={os.environ[k]}" for k in THREAD_VARIABLES if k in os.environ]
+    variables of :data:`THREAD_VARIABLES` and the code-path variables that are set
+    (``argv`` default ``sys.argv[1:]``)."""
+    env = _set(THREAD_VARIABLES + CODE_PATH_VARIABLES)
     args = sys.argv[1:] if argv is None else argv
     return " ".join([*env, "python", "-m", module, *(shlex.quote(a) for a in args)])
 

@@ -8,10 +8,11 @@ the same (configuration, metric) key:
 
 - identical: every field but wall times and the environment (commit, BLAS, torch, POT,
   device) equal, ``value`` bit for bit (NaN equals NaN);
-- close: only ``value`` differs, by at most ``atol + rtol * |committed|`` (a tolerance for
-  another machine's rounding; 0 by default), or the committed row was scored later from
-  the saved float32 particles (``metric_info.rescored_from``) and is within
-  :data:`RESCORED_ATOL`;
+- close: only numbers differ (``value`` and those inside the info fields, e.g. the
+  solver's eps or marginal error), each by at most ``atol + rtol * |committed|`` (a
+  tolerance for another machine's rounding; 0 by default); or only ``value`` differs and
+  the committed row was scored later from the saved float32 particles
+  (``metric_info.rescored_from``), within :data:`RESCORED_ATOL`;
 - different: anything else (the fields that differ are named);
 - missing: committed for those seeds, samplers and targets, not made again (e.g. tuned
   settings that no longer plan the same configuration); extra: made again, not committed.
@@ -35,6 +36,7 @@ import numpy as np
 from benchmarks.execution.runner import EXACT, TIMING_FIELDS, without_timing
 from benchmarks.execution.store import ROWS_FILE, load_rows
 from benchmarks.suites import SUITES, Suite
+from benchmarks.verdict.agreement import VerdictComparison, compare_verdicts
 from benchmarks.verdict.leaderboard import SUITE_FILE as SUITE_RECORD  # how the rows were made
 
 #: fields that say where a row was made, not what it holds: reported apart, never compared
@@ -109,6 +111,26 @@ def _rescored(row: dict[str, Any]) -> bool:
     return "rescored_from" in str(row.get("metric_info", ""))
 
 
+def _within(old: Any, new: Any, rtol: float, atol: float) -> bool:
+    """``new`` equals ``old`` but for numbers (not booleans) that differ by at most
+    ``atol + rtol * |old|``, at any depth of dicts and lists (the info fields: another
+    machine's rounding moves an eps or a marginal error as it moves the value); NaN matches
+    NaN; texts, booleans, keys and lengths must be equal."""
+    if isinstance(old, bool) or isinstance(new, bool):
+        return _same(old, new)
+    if isinstance(old, (int, float)) and isinstance(new, (int, float)):
+        if _same(float(old), float(new)):
+            return True
+        return abs(float(new) - float(old)) <= atol + rtol * abs(float(old))
+    if isinstance(old, dict) and isinstance(new, dict):
+        return old.keys() == new.keys() and all(_within(old[k], new[k], rtol, atol) for k in old)
+    if isinstance(old, list) and isinstance(new, list):
+        return len(old) == len(new) and all(
+            _within(x, y, rtol, atol) for x, y in zip(old, new, strict=True)
+        )
+    return _same(old, new)
+
+
 def _relative(new: Any, old: Any) -> float:
     """|new - old| / |old| (|new - old| where old is 0; 0 where both are equal or NaN)."""
     if not (isinstance(new, (int, float)) and isinstance(old, (int, float))):
@@ -176,10 +198,10 @@ def compare_rows(
         if not others and _same(a.get("value"), b.get("value")):
             out.identical += 1
             continue
-        if not others and rel != math.inf:
+        if rel != math.inf and all(_within(a.get(k), b.get(k), rtol, atol) for k in others):
             diff = abs(float(b["value"]) - float(a["value"]))
-            if diff <= atol + rtol * abs(float(a["value"])) or (
-                _rescored(old[key]) and diff <= RESCORED_ATOL
+            if _within(a["value"], b["value"], rtol, atol) or (
+                not others and _rescored(old[key]) and diff <= RESCORED_ATOL
             ):
                 out.close.append((key, rel))
                 continue
@@ -237,13 +259,27 @@ class ParticleComparison:
     """Saved final particles of the re-run against the committed ones (same file name)."""
 
     identical: int = 0
+    #: (file, max |diff|): every array within the tolerance, not bit for bit
+    close: list[tuple[str, float]] = field(default_factory=list)
     different: list[tuple[str, float]] = field(default_factory=list)  # (file, max |diff|)
     missing: list[str] = field(default_factory=list)  # committed file absent
 
+    @property
+    def compared(self) -> int:
+        return self.identical + len(self.close) + len(self.different) + len(self.missing)
 
-def compare_particles(committed: Path, rerun: Path, files: Iterable[str]) -> ParticleComparison:
+
+def compare_particles(
+    committed: Path,
+    rerun: Path,
+    files: Iterable[str],
+    *,
+    rtol: float = 0.0,
+    atol: float = 0.0,
+) -> ParticleComparison:
     """Compare ``files`` (paths relative to each folder) array by array: identical when
-    every array has the same shape and bits (NaN equals NaN)."""
+    every array has the same shape and bits (NaN equals NaN); close when every element
+    differs by at most ``atol + rtol * |committed|`` (the rows' tolerance)."""
     out = ParticleComparison()
     for name in sorted(set(files)):
         old_path, new_path = committed / name, rerun / name
@@ -254,20 +290,74 @@ def compare_particles(committed: Path, rerun: Path, files: Iterable[str]) -> Par
             keys = sorted(set(a.files) | set(b.files))
             worst = 0.0
             same = set(a.files) == set(b.files)
+            within = same
             for k in keys if same else ():
                 x, y = a[k], b[k]
                 if x.shape != y.shape:
-                    same, worst = False, math.inf
+                    same = within = False
+                    worst = math.inf
                     break
                 if not np.array_equal(x, y, equal_nan=True):
                     same = False
+                    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+                    within = within and bool(
+                        np.allclose(y64, x64, rtol=rtol, atol=atol, equal_nan=True)
+                    )
                     with np.errstate(invalid="ignore"):
-                        gap = np.nanmax(np.abs(x.astype(np.float64) - y.astype(np.float64)))
+                        gap = np.nanmax(np.abs(x64 - y64))
                     worst = max(worst, float(gap))
         if same:
             out.identical += 1
+        elif within and (rtol > 0 or atol > 0):
+            out.close.append((name, worst))
         else:
             out.different.append((name, worst if keys else math.inf))
+    return out
+
+
+def _cell(row: dict[str, Any]) -> tuple[str, str]:
+    """(configuration key without its seed, metric): the runs one leaderboard cell holds."""
+    try:
+        config = json.loads(row["config_key"])
+        config.pop("rep", None)
+        return json.dumps(config, sort_keys=True), row["metric"]
+    except (ValueError, TypeError, AttributeError):
+        return str(row["config_key"]), row["metric"]
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def seed_noise(
+    committed: Iterable[dict[str, Any]], rerun: Iterable[dict[str, Any]]
+) -> dict[tuple[str, str], float]:
+    """(sampler, metric) -> the largest |re-run value - committed value| / sd, where sd is
+    the standard deviation (ddof 1) of the committed values of the same configuration over
+    its seeds: how far a re-run moved a value in units of the seed-to-seed spread the
+    leaderboard's intervals are built from. ``committed``: the folder's rows of every seed;
+    pairs without two finite values or a cell without two finite values are left out."""
+    committed = list(committed)
+    per_cell: dict[tuple[str, str], list[float]] = {}
+    by_key = {}
+    for r in committed:
+        by_key[(r["config_key"], r["metric"])] = r
+        v = _finite(r.get("value"))
+        if v is not None and r.get("status") == "ok":
+            per_cell.setdefault(_cell(r), []).append(v)
+    sd = {k: float(np.std(v, ddof=1)) for k, v in per_cell.items() if len(v) > 1}
+    out: dict[tuple[str, str], float] = {}
+    for r in rerun:
+        old = by_key.get((r["config_key"], r["metric"]))
+        a = _finite(old.get("value")) if old else None
+        b = _finite(r.get("value"))
+        spread = sd.get(_cell(r), 0.0)
+        if a is None or b is None or not spread > 0:
+            continue
+        key = (str(r.get("sampler")), str(r["metric"]))
+        out[key] = max(out.get(key, 0.0), abs(b - a) / spread)
     return out
 
 
@@ -286,6 +376,13 @@ class FolderVerification:
     #: the re-run's missing-data report for the targets whose data the committed run had and
     #: this machine lacks (the files, the fix): the folder could not be checked; [] if none
     data_missing: list[str] = field(default_factory=list)
+    #: (sampler, metric) -> largest value move in units of the seed spread (:func:`seed_noise`)
+    noise: dict[tuple[str, str], float] = field(default_factory=dict)
+    #: the headline verdict read from the committed rows and with the re-run rows in their
+    #: place; None where every compared row was identical (the same verdict by construction)
+    verdict: VerdictComparison | None = None
+    #: the suite's headline metric (what the leaderboard ranks)
+    headline: str = ""
 
     @property
     def reproduced(self) -> bool:
@@ -391,13 +488,26 @@ def verify_folder(
         for r in rerun_rows
         if r.get("particles_file") and (r["config_key"], r["metric"]) not in extra
     }
-    particles = compare_particles(folder, scratch / suite.name, files)
+    particles = compare_particles(folder, scratch / suite.name, files, rtol=rtol, atol=atol)
     commits = tuple(dict.fromkeys(str(r.get("commit")) for r in old if r.get("commit")))
     # data the committed run had and this machine lacks: the folder cannot be checked here
     # (a target the committed run skipped for missing data too compares like any other)
     had = set(missing_data(old))
     lost = {t for t in missing_data(rerun_rows) if t not in had}
     missing = missing_data_report([r for r in rerun_rows if r.get("target") in lost])
+    noise = seed_noise(committed_rows, rerun_rows)
+    same = rows.identical == rows.compared and not (rows.missing or rows.extra)
+    verdict = None if same else compare_verdicts(folder, committed_rows, rerun_rows)
     return FolderVerification(
-        folder, scratch / suite.name, seeds, rows, particles, seconds, commits, missing
+        folder,
+        scratch / suite.name,
+        seeds,
+        rows,
+        particles,
+        seconds,
+        commits,
+        missing,
+        noise,
+        verdict,
+        suite.headline or (suite.metrics[0] if suite.metrics else ""),
     )

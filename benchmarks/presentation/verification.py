@@ -9,6 +9,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from benchmarks.execution.provenance import CODE_PATH_VARIABLES
 from benchmarks.execution.verify import FolderVerification, row_label
 
 #: differences listed per folder and kind before "... and N more"
@@ -22,9 +23,55 @@ def _rel(folder: Path) -> str:
         return str(folder)
 
 
+def _move(x: float | None) -> str:
+    return "-" if x is None else "0" if x == 0 else f"{x:.2g}"
+
+
+def sampler_moves(results: Sequence[FolderVerification]) -> list[str]:
+    """Markdown: per sampler and folder, the largest move of a headline value in seed
+    sd; nothing where no value moved."""
+    moved = [v for v in results if any(x > 0 for x in v.noise.values())]
+    if not moved:
+        return []
+    samplers = sorted({s for v in moved for (s, m) in v.noise if m == v.headline})
+    lines = [
+        "",
+        "## Moves per sampler (headline metric, in seed sd)",
+        "",
+        "The largest |re-run - committed| headline value over a sampler's runs in a folder, "
+        "divided by the seed-to-seed standard deviation of its configuration; 0: every "
+        "value bit for bit.",
+        "",
+        "| sampler | " + " | ".join(_rel(v.folder) for v in moved) + " |",
+        "|---|" + "---|" * len(moved),
+    ]
+    for s in samplers:
+        cells = [_move(v.noise.get((s, v.headline))) for v in moved]
+        lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _worst(v: FolderVerification) -> str:
     finite = [x for x in v.rows.worst.values() if not math.isinf(x)]
     return f"{max(finite):.1e}" if finite else "-"
+
+
+def headline_noise(v: FolderVerification) -> float | None:
+    """The largest move of a headline value in units of its seed spread (None: no pair)."""
+    moves = [x for (_, metric), x in v.noise.items() if metric == v.headline]
+    return max(moves) if moves else None
+
+
+def verdict_text(v: FolderVerification) -> str:
+    """'same (rows identical)', 'same (96 cells, 45 pairs)' or '2 cells, 1 pair moved'."""
+    c = v.verdict
+    if c is None:
+        return "same (rows identical)"
+    if not c.metric:
+        return "-"
+    if c.same:
+        return f"same ({c.cells} cells, {c.pairs} pairs)"
+    return f"{len(c.changed)} of {c.cells} cells, {len(c.pairs_changed)} of {c.pairs} pairs moved"
 
 
 def summary_line(v: FolderVerification) -> str:
@@ -39,11 +86,15 @@ def summary_line(v: FolderVerification) -> str:
     for name, items in (("different", r.different), ("missing", r.missing), ("extra", r.extra)):
         if items:
             parts.append(f"{len(items)} {name}")
-    files = f"particles {p.identical}/{p.identical + len(p.different) + len(p.missing)} identical"
+    files = f"particles {p.identical}/{p.compared} identical" + (
+        f", {len(p.close)} close" if p.close else ""
+    )
     seeds = ",".join(str(s) for s in v.seeds)
+    noise = headline_noise(v)
+    moved = f"; largest {v.headline} move {noise:.2g} seed sd" if noise else ""
     return (
         f"{_rel(v.folder)} (seeds {seeds}): {verdict}: {r.compared} rows compared, "
-        f"{', '.join(parts)}; {files}; {v.seconds:.0f} s"
+        f"{', '.join(parts)}; {files}; verdict {verdict_text(v)}{moved}; {v.seconds:.0f} s"
     )
 
 
@@ -59,6 +110,7 @@ def difference_lines(v: FolderVerification, shown: int = SHOWN) -> list[str]:
         ("made by the re-run only", [row_label(k) for k in v.rows.extra]),
         ("close", [f"{row_label(k)}: relative {rel:.1e}" for k, rel in v.rows.close]),
         ("particles differing", [f"{f}: max |diff| {d:.2e}" for f, d in v.particles.different]),
+        ("particles close", [f"{f}: max |diff| {d:.2e}" for f, d in v.particles.close]),
         ("particles missing", list(v.particles.missing)),
     )
     for name, items in kinds:
@@ -66,9 +118,38 @@ def difference_lines(v: FolderVerification, shown: int = SHOWN) -> list[str]:
             out.append(f"  {name}: {line}")
         if len(items) > shown:
             out.append(f"  {name}: ... and {len(items) - shown} more")
+    c = v.verdict
+    if c is not None:
+        for sampler, column, was, now in c.changed:
+            out.append(f"  verdict: {sampler} {column}: {was or '-'} -> {now or '-'}")
+        for a, b, was, now in c.pairs_changed:
+            out.append(f"  paired call: {a} vs {b}: {was} -> {now}")
+        if c.order[0] != c.order[1]:
+            out.append(
+                f"  rank order: {', '.join(c.order[0])} -> {', '.join(c.order[1])} (largest "
+                f"average-rank shift {c.rank_shift:.2f}; critical difference "
+                f"{c.critical_difference:.2f})"
+            )
     for k, (was, now) in sorted(v.rows.environment.items()):
         out.append(f"  environment: {k} {was} (committed) -> {now} (re-run)")
     return out
+
+
+def code_path() -> str:
+    """The CPU and the instruction sets the numerics ran with: the CPU model, torch's
+    kernel capability and every code-path variable that is set."""
+    import torch
+
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            model = next((ln.split(":", 1)[1].strip() for ln in f if "model name" in ln), model)
+    except OSError:  # pragma: no cover (not on every platform)
+        pass
+    chosen = [f"{k}={os.environ[k]}" for k in CODE_PATH_VARIABLES if os.environ.get(k)]
+    return f"{model}; torch CPU kernels {torch.backends.cpu.get_cpu_capability()}; " + (
+        ", ".join(chosen) if chosen else "no code-path variable set"
+    )
 
 
 def load_average() -> str:
@@ -96,32 +177,42 @@ def markdown_report(
         "",
         f"Load average (1, 5, 15 min) before: {load_before}; after: {load_average()}.",
         "",
+        f"CPU code path: {code_path()}.",
+        "",
         "Each folder's suite (`suite.json`: targets, budgets, metrics, tuned settings) is run "
         "again for the seeds shown into a scratch folder, and every row is paired with the "
         "committed row of the same (configuration, metric). *identical*: every field but wall "
         "times and the environment equal, the value bit for bit; *close*: only the value "
         f"differs, within atol {atol:g} + rtol {rtol:g} x |committed|; *different*, *missing* "
         "(committed, not made again) and *extra* (made again, not committed) fail. Saved "
-        "final particles are compared array by array.",
+        "final particles are compared array by array. *verdict*: the headline metric's "
+        "leaderboard read from the committed rows and again with the re-run rows in their "
+        "place: every cell's mark against exact and flag marks, and every paired test's "
+        "call (`benchmarks.verdict.agreement`). *largest move*: the largest |re-run - "
+        "committed| headline value of a run, in units of the standard deviation of its "
+        "configuration's committed values over the seeds (the spread the intervals are "
+        "built from).",
         "",
         f"**{same:,} of {total:,} rows identical** over {len(results)} folders; "
         f"{sum(v.reproduced for v in results)} of {len(results)} folders reproduced.",
         "",
         "| folder | seeds | committed at | reproduced | rows | identical | close | different "
-        "| missing | extra | particles identical | largest relative value gap | re-run s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| missing | extra | particles identical | largest relative value gap | verdict "
+        "| largest move (seed sd) | re-run s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for v in results:
         r, p = v.rows, v.particles
-        n_files = p.identical + len(p.different) + len(p.missing)
+        files = f"{p.identical}/{p.compared}" + (f" ({len(p.close)} close)" if p.close else "")
         verdict = "not checked: data missing" if v.data_missing else "yes" if v.reproduced else "NO"
         lines.append(
             f"| {_rel(v.folder)} | {','.join(map(str, v.seeds))} | {', '.join(v.commits) or '-'} "
             f"| {verdict} "
             f"| {r.compared} | {r.identical} | {len(r.close)} | {len(r.different)} "
-            f"| {len(r.missing)} | {len(r.extra)} | {p.identical}/{n_files} | {_worst(v)} "
-            f"| {v.seconds:.0f} |"
+            f"| {len(r.missing)} | {len(r.extra)} | {files} | {_worst(v)} "
+            f"| {verdict_text(v)} | {_move(headline_noise(v))} | {v.seconds:.0f} |"
         )
+    lines += sampler_moves(results)
     notes = [(v, difference_lines(v)) for v in results]
     if any(d for _, d in notes):
         lines += ["", "## Differences", ""]

@@ -79,9 +79,39 @@ def test_a_value_one_ulp_apart_is_different_unless_a_tolerance_is_given():
     loose = compare_rows([_row()], [_row(value=bumped)], rtol=1e-12)
     assert len(loose.close) == 1 and loose.reproduced
     assert loose.worst["sinkhorn"] == pytest.approx(2.2e-16, rel=0.01)
-    # a tolerance never excuses a moved field other than the value
+    # a tolerance never excuses a moved text (status, message) or a moved flag
     moved = compare_rows([_row()], [_row(value=bumped, status="diverged")], rtol=1.0)
     assert len(moved.different) == 1 and "status" in moved.different[0][1]
+
+
+def test_a_tolerance_covers_the_numbers_inside_the_info_fields_too():
+    # measured with an AVX2 code path on this AVX-512 machine: every row whose value moved
+    # had its solver's eps, marginal errors and the like moved by the same rounding, so a
+    # tolerance on the value alone would call every such row different
+    def row(eps: float, value: float, flags: list, solver: str = "dense") -> dict:
+        info = {"eps": eps, "errors": {"xy": [eps / 10, 1e-6]}, "path": solver}
+        return _row(value=value, metric_info=json.dumps(info), sampler_info=json.dumps(
+            {"flags": flags, "converged": True}
+        ))  # fmt: skip
+
+    old = row(0.1, 0.25, [])
+    near = row(0.1 * (1 + 1e-9), 0.25 * (1 - 1e-9), [])
+    assert len(compare_rows([old], [near]).different) == 1  # bit for bit by default
+    assert len(compare_rows([old], [near], rtol=1e-8).close) == 1
+    assert len(compare_rows([old], [near], rtol=1e-10).different) == 1  # beyond the tolerance
+    # inside the info: a number beyond the tolerance, a text, a list's length or a flag fail
+    for other in (
+        row(0.1 * (1 + 1e-6), 0.25, []),
+        row(0.1, 0.25, [], solver="lazy"),
+        row(0.1, 0.25, ["clipped"]),
+    ):
+        assert len(compare_rows([old], [other], rtol=1e-8).different) == 1
+    shorter_info = {"eps": 0.1, "errors": {"xy": [0.01]}, "path": "dense"}
+    shorter = {**old, "metric_info": json.dumps(shorter_info)}
+    assert len(compare_rows([old], [shorter], rtol=1.0).different) == 1
+    # a boolean is not a number: True -> False is not within any tolerance
+    flipped = {**old, "sampler_info": json.dumps({"flags": [], "converged": False})}
+    assert len(compare_rows([old], [flipped], rtol=10.0, atol=10.0).different) == 1
 
 
 def test_a_changed_message_is_named_where_it_parts_not_only_by_its_field():
@@ -147,6 +177,16 @@ def test_particle_files_are_compared_array_by_array(tmp_path):
     assert found.identical == 1
     assert found.different == [("particles/moved.npz", 0.5)]
     assert found.missing == ["particles/gone.npz"]
+    # the rows' tolerance applies to the particles element by element: 0.5 on values 0..5
+    # is within atol 0.5, not within rtol 0.1 (the first element is 0)
+    names = ["particles/same.npz", "particles/moved.npz"]
+    loose = compare_particles(a, b, names, atol=0.5)
+    assert (loose.identical, loose.close, loose.different) == (
+        1,
+        [("particles/moved.npz", 0.5)],
+        [],
+    )
+    assert compare_particles(a, b, names, rtol=0.1).different == [("particles/moved.npz", 0.5)]
 
 
 def test_a_scratch_folder_not_made_by_verify_is_never_emptied(tmp_path):
