@@ -4,13 +4,19 @@
     python -m benchmarks verify results/untuned/latents --seeds 0,1 --data-root DIR
     python -m benchmarks verify --all --seeds 0 --report results/harness/reproduction.md
     python -m benchmarks verify results/mixtures --rtol 1e-6      # another machine's rounding
+    python -m benchmarks verify --all --seeds all --verdicts      # another CPU: calls hold?
 
 Each folder's recorded suite (``suite.json``) runs again into a scratch folder under
 ``--work`` (default ``runs/verify``; emptied by the next verification) and its rows and
 particles are compared with the committed ones (:mod:`benchmarks.execution.verify`).
-Exit status: 0 every folder reproduced; 4 a row or a particle file differs, is missing or
-is extra (each named on stdout); 3 nothing differed but a folder's data are not on disk
-(the files and the fix are named: --data-root, package); 2 refused command line.
+Every folder's headline leaderboard is also read again with the re-run rows in place of
+the committed ones: a cell's mark against exact, its flag marks or a paired test's call
+that moved is named (:mod:`benchmarks.verdict.agreement`).
+Exit status: 0 every folder reproduced (with --verdicts: every verdict held, whatever the
+rows' values); 4 a row or a particle file differs, is missing or is extra, or (with
+--verdicts) a verdict moved or a row is missing or extra (each named on stdout); 3 nothing
+differed but a folder's data are not on disk (the files and the fix are named: --data-root,
+package); 2 refused command line.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmarks.options import (
     MISSING_DATA_STATUS,
@@ -33,6 +39,9 @@ from benchmarks.options import (
 )
 from benchmarks.tuning_cli import add_data_root_option
 from common.progress import PROGRESS_ENV
+
+if TYPE_CHECKING:
+    from benchmarks.execution.verify import FolderVerification
 
 #: exit status of ``verify`` when a folder did not reproduce
 DIFFERS_STATUS = 4
@@ -78,6 +87,13 @@ def add_verify_parser(sub: Any) -> None:
     )
     v.add_argument(
         "--atol", type=tolerance, default=0.0, help="absolute tolerance on values (default 0)"
+    )
+    v.add_argument(
+        "--verdicts",
+        action="store_true",
+        help="judge by the verdict: exit 0 when every folder's headline verdict (marks, "
+        "flags, paired calls) reads the same with the re-run rows, even where values "
+        "differ (another CPU rounds differently; use --seeds all)",
     )
     v.add_argument("--report", type=Path, help="also write a markdown report here")
     v.add_argument("--no-progress", action="store_true", help="hide every progress bar")
@@ -193,8 +209,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
         )
         atomic_write_text(args.report, text)
         print(f"report: {args.report}")
-    if all(v.reproduced for v in results):
+
+    def passed(v: FolderVerification) -> bool:
+        return v.verdict_held if args.verdicts else v.reproduced
+
+    if all(passed(v) for v in results):
         return 0
-    if all(v.reproduced or v.data_missing for v in results):
+    if all(passed(v) or v.data_missing for v in results):
         return MISSING_DATA_STATUS  # nothing differed; some folders could not be checked
     return DIFFERS_STATUS

@@ -392,6 +392,17 @@ class FolderVerification:
             and not (self.particles.different or self.particles.missing)
         )
 
+    @property
+    def verdict_held(self) -> bool:
+        """The re-run made every committed row (values may differ) and the headline verdict
+        reads the same with its rows: what must hold on another machine."""
+        return (
+            not self.data_missing
+            and self.rows.compared > 0
+            and not (self.rows.missing or self.rows.extra)
+            and (self.verdict is None or self.verdict.same)
+        )
+
 
 def selected(
     rows: Iterable[dict[str, Any]],

@@ -194,7 +194,8 @@ def markdown_report(
         "built from).",
         "",
         f"**{same:,} of {total:,} rows identical** over {len(results)} folders; "
-        f"{sum(v.reproduced for v in results)} of {len(results)} folders reproduced.",
+        f"{sum(v.reproduced for v in results)} of {len(results)} folders reproduced; the "
+        f"verdict held in {sum(v.verdict_held for v in results)} of {len(results)}.",
         "",
         "| folder | seeds | committed at | reproduced | rows | identical | close | different "
         "| missing | extra | particles identical | largest relative value gap | verdict "

@@ -358,3 +358,42 @@ def test_a_folder_without_a_suite_record_or_a_work_folder_inside_it_is_refused(
     assert "inside the committed folder" in capsys.readouterr().err
     assert main(["verify"]) == 2
     assert "or --all" in capsys.readouterr().err
+
+
+@pytest.fixture
+def three_seeds(tmp_path):
+    """The smoke suite's exact and ULA on ring8 over three seeds (a verdict needs two)."""
+    threads = torch.get_num_threads()
+    suite = replace(SUITES["smoke"], targets=("ring8",), seeds=(0, 1, 2))
+    run_suite(suite, out_root=tmp_path / "results", samplers=["exact", "ula"], progress=False)
+    torch.set_num_threads(threads)
+    return tmp_path / "results" / "smoke"
+
+
+def test_verdicts_judges_by_the_calls_not_by_the_bits(three_seeds, tmp_path, capsys):
+    folder = three_seeds
+    rows = load_rows(folder / ROWS_FILE).rows
+    ula = [r for r in rows if r["sampler"] == "ula" and r["metric"] == "sinkhorn"]
+    ula[0]["value"] *= 1 + 1e-12  # as another CPU's rounding would move it
+    write_rows(folder / ROWS_FILE, rows)
+    argv = ["verify", str(folder), "--seeds", "all", "--no-progress"]
+    assert main([*argv, "--work", str(tmp_path / "w1")]) == DIFFERS_STATUS  # rows differ
+    assert main([*argv, "--work", str(tmp_path / "w2"), "--verdicts"]) == 0  # calls hold
+    out = capsys.readouterr().out
+    assert "verdict same (" in out
+
+    # committed ULA below exact by c (1 +- 1 %) in every seed, c half exact's smallest
+    # value: the paired t test over three seeds calls it better (t ~ 100 on 2 df); the
+    # re-run's real ULA is not better than exact draws
+    exact = {
+        (r["init"], r["rep"]): r["value"]
+        for r in rows
+        if r["sampler"] == "exact" and r["metric"] == "sinkhorn"
+    }
+    c = min(exact.values()) / 2
+    for r in ula:
+        r["value"] = exact[(r["init"], r["rep"])] - c * (1 + 0.01 * (-1) ** r["rep"])
+    write_rows(folder / ROWS_FILE, rows)
+    assert main([*argv, "--work", str(tmp_path / "w3"), "--verdicts"]) == DIFFERS_STATUS
+    moved = [ln for ln in capsys.readouterr().out.splitlines() if "verdict: ula" in ln]
+    assert moved and all(": better -> " in ln for ln in moved), moved
