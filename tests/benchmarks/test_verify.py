@@ -378,9 +378,18 @@ def test_verdicts_judges_by_the_calls_not_by_the_bits(three_seeds, tmp_path, cap
     write_rows(folder / ROWS_FILE, rows)
     argv = ["verify", str(folder), "--seeds", "all", "--no-progress"]
     assert main([*argv, "--work", str(tmp_path / "w1")]) == DIFFERS_STATUS  # rows differ
-    assert main([*argv, "--work", str(tmp_path / "w2"), "--verdicts"]) == 0  # calls hold
+    report = tmp_path / "r.md"
+    assert main([*argv, "--work", str(tmp_path / "w2"), "--verdicts", "--report", str(report)]) == 0
     out = capsys.readouterr().out
     assert "verdict same (" in out
+    text = report.read_text()
+    assert "0 of 1 folders reproduced; the verdict held in 1 of 1." in text
+    assert "CPU code path: " in text and "torch CPU kernels " in text
+    # the moved value, in seed sd: 1e-12 of a value over the spread of three seeds
+    moves = text.split("## Moves per sampler (headline metric, in seed sd)")[1]
+    (ula_line,) = [ln for ln in moves.splitlines() if ln.startswith("| ula |")]
+    assert 0 < float(ula_line.split("|")[2]) < 1e-9
+    assert "| exact | 0 |" in moves
 
     # committed ULA below exact by c (1 +- 1 %) in every seed, c half exact's smallest
     # value: the paired t test over three seeds calls it better (t ~ 100 on 2 df); the
