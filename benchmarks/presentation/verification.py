@@ -63,15 +63,25 @@ def headline_noise(v: FolderVerification) -> float | None:
 
 
 def verdict_text(v: FolderVerification) -> str:
-    """'same (rows identical)', 'same (96 cells, 45 pairs)' or '2 cells, 1 pair moved'."""
+    """'same (rows identical)', 'same (96 cells, 45 pairs)' or '2 of 96 cells, 1 of 45 pairs
+    moved', then '; flags moved in 1 cell' where a flag count moved."""
     c = v.verdict
     if c is None:
         return "same (rows identical)"
     if not c.metric:
         return "-"
     if c.same:
-        return f"same ({c.cells} cells, {c.pairs} pairs)"
-    return f"{len(c.changed)} of {c.cells} cells, {len(c.pairs_changed)} of {c.pairs} pairs moved"
+        text = f"same ({c.cells} cells, {c.pairs} pairs)"
+    else:
+        text = (
+            f"{len(c.changed)} of {c.cells} cells, {len(c.pairs_changed)} of {c.pairs} pairs moved"
+        )
+    n = len(c.flags_changed)
+    return text + (f"; flags moved in {n} cell{'s' * (n != 1)}" if n else "")
+
+
+def _p(x: float) -> str:
+    return "p -" if math.isnan(x) else f"p {x:.2g}"
 
 
 def summary_line(v: FolderVerification) -> str:
@@ -121,9 +131,15 @@ def difference_lines(v: FolderVerification, shown: int = SHOWN) -> list[str]:
     c = v.verdict
     if c is not None:
         for sampler, column, was, now in c.changed:
-            out.append(f"  verdict: {sampler} {column}: {was or '-'} -> {now or '-'}")
+            p_was, p_now = c.cell_p.get((sampler, column), (math.nan, math.nan))
+            out.append(f"  verdict: {sampler} {column}: {was} ({_p(p_was)}) -> {now} ({_p(p_now)})")
         for a, b, was, now in c.pairs_changed:
-            out.append(f"  paired call: {a} vs {b}: {was} -> {now}")
+            p_was, p_now = c.pair_p.get((a, b), (math.nan, math.nan))
+            out.append(
+                f"  paired call: {a} vs {b}: {was} (Holm {_p(p_was)}) -> {now} (Holm {_p(p_now)})"
+            )
+        for sampler, column, was, now in c.flags_changed:
+            out.append(f"  flags: {sampler} {column}: [{was or 'none'}] -> [{now or 'none'}]")
         if c.order[0] != c.order[1]:
             out.append(
                 f"  rank order: {', '.join(c.order[0])} -> {', '.join(c.order[1])} (largest "
@@ -187,8 +203,10 @@ def markdown_report(
         "(committed, not made again) and *extra* (made again, not committed) fail. Saved "
         "final particles are compared array by array. *verdict*: the headline metric's "
         "leaderboard read from the committed rows and again with the re-run rows in their "
-        "place: every cell's mark against exact and flag marks, and every paired test's "
-        "call (`benchmarks.verdict.agreement`). *largest move*: the largest |re-run - "
+        "place: every cell's mark against exact and every paired test's call (with their "
+        "p-values where one moved; a call near the 0.05 level can flip as it can with "
+        "another seed), and apart from them the flag counts such as 'copying 1/5' "
+        "(`benchmarks.verdict.agreement`). *largest move*: the largest |re-run - "
         "committed| headline value of a run, in units of the standard deviation of its "
         "configuration's committed values over the seeds (the spread the intervals are "
         "built from).",

@@ -23,6 +23,7 @@ Fidelity and novelty are read together by one declared rule, the cell's **verdic
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from benchmarks.suites import EXACT
@@ -64,6 +65,24 @@ def per_seed_table(df: pd.DataFrame) -> SeedTable:
     }
 
 
+def exact_differences(
+    table: SeedTable,
+    metric: str,
+    sampler: str,
+    column: str,
+    sign: float,
+    *,
+    tolerance: float = 0.0,
+) -> np.ndarray:
+    """d = sign * (v - exact) - tolerance (n,) over the seeds both (sampler, column) and the
+    exact row of the same column have on ``metric``, read from :func:`per_seed_table`."""
+    empty = pd.Series(dtype=float)
+    v = table.get((metric, sampler, column), empty)
+    e = table.get((metric, EXACT, column), empty)
+    both = v.index.intersection(e.index)
+    return (sign * (v[both] - e[both]) - tolerance).to_numpy(dtype=float)
+
+
 def versus_exact(
     table: SeedTable,
     metric: str,
@@ -75,15 +94,9 @@ def versus_exact(
     alpha: float = ALPHA,
 ) -> str:
     """The paired call of (sampler, column) against the exact row of the same column on
-    ``metric``: d = sign * (v - exact) - tolerance over the seeds both have, read from the
-    rows' :func:`per_seed_table`."""
-    empty = pd.Series(dtype=float)
-    v = table.get((metric, sampler, column), empty)
-    e = table.get((metric, EXACT, column), empty)
-    both = v.index.intersection(e.index)
-    if len(both) < 2:
-        return "n/a"
-    return paired_call((sign * (v[both] - e[both]) - tolerance).to_numpy(), alpha=alpha)
+    ``metric`` (:func:`exact_differences`; "n/a" for fewer than 2 shared seeds)."""
+    d = exact_differences(table, metric, sampler, column, sign, tolerance=tolerance)
+    return paired_call(d, alpha=alpha) if len(d) >= 2 else "n/a"
 
 
 def cell_verdict(*, state: str, copying: bool, headline_call: str, guard_calls: list[str]) -> str:

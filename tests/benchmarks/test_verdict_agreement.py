@@ -14,6 +14,7 @@ import json
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from benchmarks.execution.verify import seed_noise
 from benchmarks.verdict.agreement import compare_verdicts
@@ -88,6 +89,22 @@ def test_a_cell_whose_call_flips_is_named_with_both_readings(folder):
     ]
     # near won all 10 (target, seed) units against far; now they split
     assert found.pairs_changed == [("far", "near", "near better", "no difference")]
+    # the p-values behind the moved calls, against scipy's paired t test on the same seeds
+    far = {
+        b: {(r["target"], r["rep"]): r["value"] for r in rows if r["sampler"] == "far"}
+        for b, rows in (("before", committed), ("after", rerun))
+    }
+    for (_sampler, column), (p_before, p_after) in found.cell_p.items():
+        exact = [EXACT[column][rep] for rep in SEEDS]
+        for p, values in ((p_before, far["before"]), (p_after, far["after"])):
+            ref = stats.ttest_rel([values[(column, rep)] for rep in SEEDS], exact).pvalue
+            assert p == pytest.approx(ref, rel=1e-9)
+        assert p_before < 0.05 <= p_after
+    (p_holm_before, p_holm_after) = found.pair_p[("far", "near")]
+    # Wilcoxon over 10 units all one way: exact two-sided p = 2 / 2**10; one pair, no Holm
+    assert p_holm_before == pytest.approx(2 / 2**10) and p_holm_after > 0.05
+    # flag counts are apart from the verdicts (no flag metric here)
+    assert found.flags_changed == []
 
 
 def test_a_re_run_of_some_seeds_only_replaces_those_rows(folder):
@@ -112,3 +129,26 @@ def test_seed_noise_is_the_move_over_the_seed_spread_of_the_configuration():
     lone = [_row("kde", "t1", 0, 1.0)]
     assert seed_noise(lone, [_row("kde", "t1", 0, 2.0)]) == {}
     assert np.isfinite(list(seed_noise(committed, rerun).values())).all()
+
+
+def test_a_flag_count_that_moves_is_named_apart_from_the_verdict(folder):
+    # train_proximity flags a run at z < -3 ('copying k/n'); a cell reads copying only
+    # when a strict majority of its runs is flagged
+    def with_z(rows: list[dict], zs: list[float]) -> list[dict]:
+        extra = []
+        for r in rows:
+            if r["sampler"] == "near" and r["target"] == "t1":
+                z = dict(r, metric="train_proximity", value=zs[r["rep"]])
+                extra.append(z)
+        return rows + extra
+
+    base = _rows(b_offset=0.5)
+    committed = with_z(base, [0.1, -0.2, 0.3, 0.0, -0.5])
+    one = with_z(base, [-3.5, -0.2, 0.3, 0.0, -0.5])  # one run of five across the threshold
+    found = compare_verdicts(folder, committed, one)
+    assert found.flags_changed == [("near", "t1", "", "copying 1/5")]
+    assert found.same  # one flagged run of five is no copying verdict
+    most = with_z(base, [-3.5, -4.0, -3.2, 0.0, -0.5])  # three of five: the cell copies
+    found = compare_verdicts(folder, committed, most)
+    assert found.flags_changed == [("near", "t1", "", "copying 3/5")]
+    assert found.changed == [("near", "t1", "≈ exact", "copying")] and not found.same
