@@ -385,6 +385,7 @@ def test_verdicts_judges_by_the_calls_not_by_the_bits(three_seeds, tmp_path, cap
     text = report.read_text()
     assert "0 of 1 folders reproduced; the verdict held in 1 of 1." in text
     assert "CPU code path: " in text and "torch CPU kernels " in text
+    assert "*close*: only numbers differ (the value and those inside the info fields)" in text
     # the moved value, in seed sd: 1e-12 of a value over the spread of three seeds
     moves = text.split("## Moves per sampler (headline metric, in seed sd)")[1]
     (ula_line,) = [ln for ln in moves.splitlines() if ln.startswith("| ula |")]
