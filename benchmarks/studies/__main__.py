@@ -289,6 +289,30 @@ STUDIES: tuple[Study, ...] = (
             "results/harness/reproduction.md",
         ),
     ),
+    # then every seed of every folder again on the AVX2 code path (about 75 min on 2
+    # cores): how far another CPU's rounding moves the rows, and whether a verdict moves
+    Study(
+        "benchmarks",
+        ("results/harness/avx2_reproduction.md",),
+        (
+            "verify",
+            "--all",
+            "--seeds",
+            "all",
+            "--verdicts",
+            "--rtol",
+            "1e-6",
+            "--jobs",
+            "2",
+            "--data-root",
+            "/usr/share/datasets",
+            "--no-progress",
+            "--report",
+            "results/harness/avx2_reproduction.md",
+        ),
+        env=AVX2_CODE_PATH,
+        succeeds_with=(0, 4),
+    ),
 )
 
 

@@ -243,3 +243,21 @@ def test_the_avx2_code_path_takes_effect_in_a_fresh_interpreter():
     assert seen["torch"] == "AVX2"
     assert seen["numpy_v4"] is False  # numpy's AVX-512 group of loops is not dispatched
     assert seen["openblas"] and set(seen["openblas"]) == {"Haswell"}
+
+
+def test_a_study_that_measures_differences_succeeds_with_its_declared_statuses(monkeypatch):
+    """verify exits 4 when rows differ: for the study of another CPU's rounding that is the
+    measurement, not a failed refresh; any other status still fails it."""
+    import benchmarks.studies.__main__ as refresh
+
+    studies = refresh.STUDIES
+    study = next(s for s in studies if "avx2_reproduction" in " ".join(s.outputs))
+    assert study.succeeds_with == (0, 4) and study.env == refresh.AVX2_CODE_PATH
+    monkeypatch.setattr(refresh, "STUDIES", (study,))
+    for status, overall in ((0, 0), (4, 0), (1, 1), (2, 1)):
+        monkeypatch.setattr(refresh, "run_study", lambda s, code=status: code)
+        assert refresh.main(["--all"]) == overall
+    plain = next(s for s in studies if s.succeeds_with == (0,))
+    monkeypatch.setattr(refresh, "STUDIES", (plain,))
+    monkeypatch.setattr(refresh, "run_study", lambda s: 4)
+    assert refresh.main(["--all"]) == 1
