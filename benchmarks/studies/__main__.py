@@ -74,6 +74,9 @@ AVX2_CODE_PATH = {
     "OPENBLAS_CORETYPE": "Haswell",
     "NPY_DISABLE_CPU_FEATURES": "X86_V4,AVX512_ICL,AVX512_SPR",
 }
+_REPRODUCTION = "results/harness/reproduction.md"
+_AVX2_REPRODUCTION = "results/harness/avx2_reproduction.md"
+_VERIFY_RUN = ("--jobs", "2", "--data-root", "/usr/share/datasets", "--no-progress")
 _VARIANTS = "results/edmd/variants"
 _SPARSE = "results/dmps/sparse_vs_dense"
 _FASHION60K = "results/dmps/sparse_scaling_fashion60k.md"
@@ -271,44 +274,21 @@ STUDIES: tuple[Study, ...] = (
         env=_ONE_THREAD,
     ),
     # last: the committed suite folders (refreshed by ``run --out results``, not here) run
-    # again for seed 0, every sampler, and compared row for row (about 20 min on 2 cores)
+    # again for seed 0, every sampler, and compared row for row (about 16 min on 2 cores)
     Study(
         "benchmarks",
-        ("results/harness/reproduction.md",),
-        (
-            "verify",
-            "--all",
-            "--seeds",
-            "0",
-            "--jobs",
-            "2",
-            "--data-root",
-            "/usr/share/datasets",
-            "--no-progress",
-            "--report",
-            "results/harness/reproduction.md",
-        ),
+        (_REPRODUCTION,),
+        ("verify", "--all", "--seeds", "0", *_VERIFY_RUN, "--report", _REPRODUCTION),
     ),
-    # then every seed of every folder again on the AVX2 code path (about 75 min on 2
+    # then every seed of every folder again on the AVX2 code path (about 65 min on 2
     # cores): how far another CPU's rounding moves the rows, and whether a verdict moves
     Study(
         "benchmarks",
-        ("results/harness/avx2_reproduction.md",),
+        (_AVX2_REPRODUCTION,),
         (
-            "verify",
-            "--all",
-            "--seeds",
-            "all",
-            "--verdicts",
-            "--rtol",
-            "1e-6",
-            "--jobs",
-            "2",
-            "--data-root",
-            "/usr/share/datasets",
-            "--no-progress",
-            "--report",
-            "results/harness/avx2_reproduction.md",
+            *("verify", "--all", "--seeds", "all", "--verdicts", "--rtol", "1e-6"),
+            *_VERIFY_RUN,
+            *("--report", _AVX2_REPRODUCTION),
         ),
         env=AVX2_CODE_PATH,
         succeeds_with=(0, 4),
