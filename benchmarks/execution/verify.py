@@ -38,6 +38,7 @@ from benchmarks.execution.store import ROWS_FILE, load_rows
 from benchmarks.suites import SUITES, Suite
 from benchmarks.verdict.agreement import VerdictComparison, compare_verdicts
 from benchmarks.verdict.leaderboard import SUITE_FILE as SUITE_RECORD  # how the rows were made
+from benchmarks.verdict.leaderboard import headline_of
 
 #: fields that say where a row was made, not what it holds: reported apart, never compared
 ENVIRONMENT_FIELDS = ("commit", "blas", "torch", "pot", "device")
@@ -345,7 +346,8 @@ def seed_noise(
     for r in committed:
         by_key[(r["config_key"], r["metric"])] = r
         v = _finite(r.get("value"))
-        if v is not None and r.get("status") == "ok":
+        # the values the leaderboard's intervals use (``cells.usable_mask``)
+        if v is not None and r.get("status") == "ok" and r.get("converged", True):
             per_cell.setdefault(_cell(r), []).append(v)
     sd = {k: float(np.std(v, ddof=1)) for k, v in per_cell.items() if len(v) > 1}
     out: dict[tuple[str, str], float] = {}
@@ -520,5 +522,5 @@ def verify_folder(
         missing,
         noise,
         verdict,
-        suite.headline or (suite.metrics[0] if suite.metrics else ""),
+        headline_of(folder, committed_rows) or "",
     )

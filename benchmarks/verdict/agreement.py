@@ -95,12 +95,13 @@ def cell_readings(df: pd.DataFrame, metric: str) -> dict[Cell, str]:
     return out
 
 
-def exact_p(df: pd.DataFrame, metric: str, cell: Cell) -> float:
-    """The two-sided p-value of the paired t test of the cell against exact on ``metric``
-    (the test behind its headline call; NaN below two shared seeds)."""
+def exact_ps(df: pd.DataFrame, metric: str, cells: list[Cell]) -> list[float]:
+    """Per cell, the two-sided p-value of the paired t test against exact on ``metric``
+    (the test behind its headline call; NaN below two shared seeds), from one
+    :func:`per_seed_table` of the frame."""
     sign = 1.0 if metric_spec(metric).lower_is_better else -1.0
     table = per_seed_table(df[df["metric"] == metric])
-    return paired_t_p(exact_differences(table, metric, cell[0], cell[1], sign))
+    return [paired_t_p(exact_differences(table, metric, s, c, sign)) for s, c in cells]
 
 
 def paired_calls(df: pd.DataFrame, metric: str) -> dict[tuple[str, str], tuple[str, float]]:
@@ -149,10 +150,10 @@ def compare_verdicts(
     cells = sorted(set(old) | set(new))
     changed = [(s, c, old.get((s, c), "-"), new.get((s, c), "-")) for s, c in cells]
     changed = [x for x in changed if x[2] != x[3]]
-    cell_p = {
-        (s, c): (exact_p(before, metric, (s, c)), exact_p(after, metric, (s, c)))
-        for s, c, _, _ in changed
-    }
+    moved_cells = [(s, c) for s, c, _, _ in changed]
+    p_old = exact_ps(before, metric, moved_cells) if moved_cells else []
+    p_new = exact_ps(after, metric, moved_cells) if moved_cells else []
+    cell_p = {cell: (p_old[i], p_new[i]) for i, cell in enumerate(moved_cells)}
     flags_old, flags_new = flag_marks(before), flag_marks(after)
     flagged = sorted(set(flags_old) | set(flags_new))
     flags = [(s, c, flags_old.get((s, c), ""), flags_new.get((s, c), "")) for s, c in flagged]
